@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# spkid recipe: Clova AI's VoxSRC 2020 systems (Q/SAP, H/ASP, ECAPA-TDNN) end to end.
+#
+#   ./run.sh                                    whole pipeline on the generated mini corpus (CPU)
+#   ./run.sh --corpus voxceleb --stage 3 --systems "HA4 EA4" --gpus 8
+#
+# Stages (--stage N --stop-stage M):
+#   1 obtain corpora        2 prepare data dirs     3 train systems
+#   4 extract embeddings    5 score and metrics     6 fuse and write exp/RESULTS.md
+# A finished stage is skipped (its marker file is written last); --force true redoes it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=1
+stop_stage=6
+corpus=mini            # mini | voxceleb
+corpus_dir=            # default: corpus/<corpus>
+systems=               # default: $mini_systems or $voxceleb_systems
+mini_systems="Q4 H2 EA4"
+voxceleb_systems="HA4 EA4 EA5 HA6"
+nj=2                   # parallel jobs for generation, conversion and extraction
+gpus=0                 # GPUs per node for training and extraction (0 = CPU)
+nnodes=1
+node_rank=0
+master_addr=localhost
+seed=1
+extra_voices=false     # mini corpus: add mbrola voices (Debian contrib/non-free)
+force=false
+help_message="usage: ./run.sh [--stage N] [--stop-stage M] [--corpus mini|voxceleb] [--corpus-dir DIR]
+       [--systems \"HA4 EA4\"] [--nj N] [--gpus N] [--nnodes N --node-rank R --master-addr HOST]
+       [--seed S] [--extra-voices true] [--force true]"
+
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
+case $corpus in
+  mini|voxceleb) ;;
+  *) echo "run.sh: --corpus must be mini or voxceleb, not '$corpus'" >&2; exit 1 ;;
+esac
+
+setup_opts=""; $extra_voices && setup_opts="--extra-voices"
+utils/setup_env.sh $setup_opts
+. ./path.sh
+. utils/stage_lib.sh
+
+corpus_dir=${corpus_dir:-corpus/$corpus}
+if [ -z "$systems" ]; then
+  if [ "$corpus" = mini ]; then systems=$mini_systems; else systems=$voxceleb_systems; fi
+fi
+corpus_conf=""
+[ "$corpus" = mini ] && corpus_conf="--config conf/mini.conf"
+train_set=data/vox2_dev
+launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  if [ "$corpus" = mini ]; then
+    run_stage 1 "$corpus_dir/.done" \
+      local/make_mini_corpus.py --out "$corpus_dir" --nj $nj --seed $seed --extra-voices $extra_voices
+  else
+    run_stage 1 "$corpus_dir/.done" \
+      local/download_voxceleb.sh --corpus-dir "$corpus_dir" --nj $nj
+  fi
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  require "$corpus_dir/.done" 1 "obtain the $corpus corpus"
+  run_stage 2 data/.done \
+    local/prepare_data.py --corpus-dir "$corpus_dir" --data data
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  require data/.done 2 "prepare the data directories"
+  for sys in $systems; do
+    require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
+    run_stage 3 exp/$sys/.done.train \
+      steps/train.sh $launch_opts --config conf/$sys.conf $corpus_conf \
+        --train-data $train_set --aug-data data exp/$sys
+  done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for sys in $systems; do
+    require exp/$sys/.done.train 3 "train $sys"
+    for set in $(eval_sets data); do
+      run_stage 4 exp/$sys/embeddings/$set/.done \
+        steps/extract.sh --nj $nj --gpus $gpus exp/$sys data/$set
+    done
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  for sys in $systems; do
+    for set in $(eval_sets data); do
+      require exp/$sys/embeddings/$set/.done 4 "extract $sys embeddings of data/$set"
+      run_stage 5 exp/$sys/scores/$set/.done \
+        steps/score.sh exp/$sys data/$set
+    done
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  for sys in $systems; do
+    for set in $(eval_sets data); do
+      require exp/$sys/scores/$set/.done 5 "score $sys on data/$set"
+    done
+  done
+  run_stage 6 exp/.done.results \
+    steps/fuse_and_report.sh --config conf/fusion.conf --systems "$systems" data exp
+  echo "run.sh: results in exp/RESULTS.md"
+fi

@@ -1,0 +1,201 @@
+"""Kaldi-style options, typed by dataclasses.
+
+A conf file holds one ``--option=value`` per line; ``#`` starts a comment. A step takes
+``--config A.conf --config B.conf`` (later wins) and options on the command line override both.
+Every option is a field of a dataclass: one name, one type, one default, one help text
+(``field(default=..., metadata={"help": ..., "choices": (...)})``). An unknown or malformed
+option is an error naming the file and line; nothing is ignored.
+
+    model, run, rest = parse_options([ModelOptions, RunOptions], argv, positional=["exp_dir"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from spkid.errors import SpkidError
+from spkid.fileio import atomic_write
+
+
+class ConfigError(SpkidError):
+    pass
+
+
+def option_name(field_name: str) -> str:
+    """``lr_step`` -> ``--lr-step``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def _field_table(types: Sequence[type]) -> dict[str, tuple[type, dataclasses.Field, type]]:
+    """Map ``--option`` to (dataclass, field, python type); option names must be unique."""
+    table: dict[str, tuple[type, dataclasses.Field, type]] = {}
+    for cls in types:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            name = option_name(f.name)
+            if name in table:
+                raise TypeError(f"option {name} is defined by both {table[name][0].__name__} and {cls.__name__}")
+            table[name] = (cls, f, hints[f.name])
+    return table
+
+
+def convert_value(value: str, typ: type, f: dataclasses.Field, where: str) -> Any:
+    """Parse ``value`` as ``typ``; ``where`` names the file and line (or 'command line')."""
+    name = option_name(f.name)
+    if typ is bool:
+        if value not in ("true", "false"):
+            raise ConfigError(f"{where}: {name} takes true or false, not '{value}'")
+        out: Any = value == "true"
+    elif typ is int:
+        try:
+            out = int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {name} takes an integer, not '{value}'") from None
+    elif typ is float:
+        try:
+            out = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {name} takes a number, not '{value}'") from None
+    elif typ is str:
+        out = value
+    else:
+        raise TypeError(f"option {name}: unsupported type {typ}")
+    choices = f.metadata.get("choices")
+    if choices is not None and out not in choices:
+        raise ConfigError(f"{where}: {name}={value} is not one of: {', '.join(map(str, choices))}")
+    return out
+
+
+def _unknown(name: str, where: str, table: dict) -> ConfigError:
+    close = difflib.get_close_matches(name, list(table), n=1)
+    hint = f"; did you mean {close[0]}?" if close else f"; known options: {' '.join(sorted(table))}"
+    return ConfigError(f"{where}: unknown option {name}{hint}")
+
+
+def read_conf_lines(path: str | os.PathLike) -> list[tuple[str, str, str]]:
+    """Read a conf file into (option, value, 'file:line') triples, checking the syntax only."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            where = f"{path}:{lineno}"
+            if not line.startswith("--") or "=" not in line:
+                raise ConfigError(f"{where}: expected '--option=value', got '{line}'")
+            name, value = line.split("=", 1)
+            if name == "--config":
+                raise ConfigError(f"{where}: --config cannot be nested inside a conf file; pass both files to the step")
+            out.append((name.strip(), value.strip(), where))
+    return out
+
+
+def parse_options(
+    types: Sequence[type],
+    argv: Sequence[str],
+    positional: Sequence[str] = (),
+    prog: str = "",
+    description: str = "",
+) -> list:
+    """Parse ``argv`` into one instance of each dataclass in ``types``, followed by the list of
+    positional arguments (exactly ``len(positional)`` of them, named in help and errors)."""
+    table = _field_table(types)
+    from_confs: dict[str, tuple[str, str]] = {}  # option -> (value, where)
+    from_cli: dict[str, tuple[str, str]] = {}
+    positionals: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-h", "--help"):
+            print(format_help(types, positional, prog, description))
+            raise SystemExit(0)
+        if arg.startswith("--") and len(arg) > 2:
+            if "=" in arg:
+                name, value = arg.split("=", 1)
+                i += 1
+            else:
+                name = arg
+                if i + 1 >= len(args):
+                    raise ConfigError(f"command line: option {name} needs a value")
+                value = args[i + 1]
+                i += 2
+            if name == "--config":
+                for opt, val, where in read_conf_lines(value):
+                    if opt not in table:
+                        raise _unknown(opt, where, table)
+                    from_confs[opt] = (val, where)
+                continue
+            if name not in table:
+                raise _unknown(name, "command line", table)
+            from_cli[name] = (value, "command line")
+        else:
+            positionals.append(arg)
+            i += 1
+    if len(positionals) != len(positional):
+        want = " ".join(p.upper() for p in positional) or "no positional arguments"
+        raise ConfigError(f"expected {want}, got {len(positionals)} argument(s): {' '.join(positionals) or '(none)'}")
+
+    values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
+    for name, (value, where) in {**from_confs, **from_cli}.items():
+        cls, f, typ = table[name]
+        values[cls][f.name] = convert_value(value, typ, f, where)
+    return [cls(**values[cls]) for cls in types] + [positionals]
+
+
+def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str = "", description: str = "") -> str:
+    lines = [f"usage: {prog or 'step'} [--config FILE]... [--option=value]... {' '.join(p.upper() for p in positional)}".rstrip()]
+    if description:
+        lines += ["", description.strip()]
+    lines += ["", "Options (later --config files win; the command line wins over all):"]
+    for cls in types:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            kind = hints[f.name].__name__
+            choices = f.metadata.get("choices")
+            kind = "|".join(map(str, choices)) if choices else kind
+            lines.append(f"  {option_name(f.name)}={format_value(default)}  ({kind}) {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def to_conf_lines(*instances: Any) -> list[str]:
+    return [f"{option_name(f.name)}={format_value(getattr(obj, f.name))}"
+            for obj in instances for f in dataclasses.fields(obj)]
+
+
+def write_resolved(path: str | os.PathLike, *instances: Any, header: str = "") -> None:
+    """Write every option of ``instances`` as a conf file that reproduces them (atomically)."""
+    with atomic_write(path) as f:
+        if header:
+            for line in header.strip().splitlines():
+                f.write(f"# {line}\n")
+        for line in to_conf_lines(*instances):
+            f.write(line + "\n")
+
+
+def read_resolved(path: str | os.PathLike, types: Sequence[type]) -> list:
+    """Read back a conf written by :func:`write_resolved` (or any conf) into ``types``;
+    an option that ``types`` do not define is an error, as everywhere else."""
+    table = _field_table(types)
+    values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
+    for name, value, where in read_conf_lines(path):
+        if name not in table:
+            raise _unknown(name, where, table)
+        cls, f, typ = table[name]
+        values[cls][f.name] = convert_value(value, typ, f, where)
+    return [cls(**values[cls]) for cls in types]

@@ -1,0 +1,265 @@
+"""Kaldi data directories: wav.scp, utt2spk, spk2utt, utt2dur, segments and trial lists.
+
+Plain sorted text files (``LC_ALL=C`` order, which is Python's code-point order) that a person
+can ``head``, ``wc -l`` and ``diff``. Readers name the file and line of any malformed entry;
+:func:`validate_data_dir` checks a whole directory before hours of training depend on it.
+
+Trial lists live in ``<data-dir>/trials/<name>``, one ``<enroll-utt> <test-utt>
+target|nontarget`` per line; VoxCeleb's ``1|0 a.wav b.wav`` lists are read too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from spkid.errors import SpkidError
+from spkid.fileio import atomic_write
+
+MAX_REPORTED = 10
+
+
+class DataDirError(SpkidError):
+    pass
+
+
+def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    if not path.is_file():
+        raise DataDirError(f"{path} not found")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if line:
+                yield lineno, line
+
+
+def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, str]:
+    """Read ``<key> <rest of line>``; duplicate keys and short lines are errors (file:line).
+
+    ``ncols``: if given, the exact number of whitespace-separated fields each line must have."""
+    path = Path(path)
+    out: dict[str, str] = {}
+    for lineno, line in _lines(path):
+        parts = line.split(maxsplit=1)
+        if len(parts) < 2:
+            raise DataDirError(f"{path}:{lineno}: expected '<key> <value>', got '{line}'")
+        if ncols is not None and len(line.split()) != ncols:
+            raise DataDirError(f"{path}:{lineno}: expected {ncols} fields, got '{line}'")
+        key, value = parts
+        if key in out:
+            raise DataDirError(f"{path}:{lineno}: duplicate key '{key}'; each must appear once "
+                               f"(fix: LC_ALL=C sort -u -k1,1 {path})")
+        out[key] = value
+    return out
+
+
+def write_table(path: str | os.PathLike, table: Mapping[str, object]) -> None:
+    """Write ``<key> <value>`` lines sorted by key (C order), atomically."""
+    with atomic_write(path) as f:
+        for key in sorted(table):
+            value = table[key]
+            if isinstance(value, (list, tuple)):
+                value = " ".join(map(str, value))
+            f.write(f"{key} {value}\n")
+
+
+def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
+    """utt -> file path, or a shell command ending in '|' (run only when allowed, see spkid.audio)."""
+    return read_table(path)
+
+
+def read_utt2spk(path: str | os.PathLike) -> dict[str, str]:
+    return read_table(path, ncols=2)
+
+
+def read_spk2utt(path: str | os.PathLike) -> dict[str, list[str]]:
+    return {spk: utts.split() for spk, utts in read_table(path).items()}
+
+
+def read_utt2dur(path: str | os.PathLike) -> dict[str, float]:
+    path = Path(path)
+    out = {}
+    for utt, value in read_table(path, ncols=2).items():
+        try:
+            dur = float(value)
+        except ValueError:
+            raise DataDirError(f"{path}: utterance {utt}: duration '{value}' is not a number") from None
+        if not dur > 0:
+            raise DataDirError(f"{path}: utterance {utt}: duration {value} must be positive")
+        out[utt] = dur
+    return out
+
+
+def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        out.setdefault(utt2spk[utt], []).append(utt)
+    return out
+
+
+def utt_id_from_path(path: str) -> str:
+    """VoxCeleb list path -> utterance id: 'id10270/x6uYqmx31kE/00001.wav' -> 'id10270/x6uYqmx31kE/00001'."""
+    stem, ext = os.path.splitext(path)
+    return stem if ext.lower() in (".wav", ".flac", ".m4a") else path
+
+
+@dataclass
+class Trials:
+    """A trial list: parallel arrays of enrolment ids, test ids and labels (1 target, 0 non-target)."""
+
+    enroll: list[str]
+    test: list[str]
+    labels: np.ndarray  # int8, 1 = target
+
+    def __len__(self) -> int:
+        return len(self.enroll)
+
+    @property
+    def utterances(self) -> set[str]:
+        return set(self.enroll) | set(self.test)
+
+
+def read_trials(path: str | os.PathLike) -> Trials:
+    """Read Kaldi ``enroll test target|nontarget`` or VoxCeleb ``1|0 a.wav b.wav`` trials."""
+    path = Path(path)
+    enroll, test, labels = [], [], []
+    for lineno, line in _lines(path):
+        f = line.split()
+        if len(f) != 3:
+            raise DataDirError(f"{path}:{lineno}: expected 3 fields ('enroll test target|nontarget' "
+                               f"or '1|0 a.wav b.wav'), got '{line}'")
+        if f[2] in ("target", "nontarget"):
+            enroll.append(f[0]), test.append(f[1]), labels.append(f[2] == "target")
+        elif f[0] in ("1", "0"):
+            enroll.append(utt_id_from_path(f[1])), test.append(utt_id_from_path(f[2])), labels.append(f[0] == "1")
+        else:
+            raise DataDirError(f"{path}:{lineno}: cannot tell the label in '{line}': the Kaldi form ends "
+                               f"in target|nontarget, the VoxCeleb form starts with 1|0")
+    return Trials(enroll, test, np.asarray(labels, dtype=np.int8))
+
+
+def write_trials(path: str | os.PathLike, trials: Trials) -> None:
+    """Write Kaldi-format trials, keeping the list's order (trial lists are not re-sorted)."""
+    with atomic_write(path) as f:
+        for e, t, lab in zip(trials.enroll, trials.test, trials.labels):
+            f.write(f"{e} {t} {'target' if lab else 'nontarget'}\n")
+
+
+@dataclass
+class DataDir:
+    """A loaded data directory."""
+
+    path: Path
+    wav_scp: dict[str, str]
+    utt2spk: dict[str, str]
+    spk2utt: dict[str, list[str]]
+    utt2dur: dict[str, float] | None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DataDir":
+        path = Path(path)
+        if not path.is_dir():
+            raise DataDirError(f"data directory {path} not found: run the data preparation stage first "
+                               f"(./run.sh --stage 2 --stop-stage 2)")
+        utt2spk = read_utt2spk(path / "utt2spk")
+        spk2utt = read_spk2utt(path / "spk2utt") if (path / "spk2utt").exists() else utt2spk_to_spk2utt(utt2spk)
+        utt2dur = read_utt2dur(path / "utt2dur") if (path / "utt2dur").exists() else None
+        return cls(path, read_wav_scp(path / "wav.scp"), utt2spk, spk2utt, utt2dur)
+
+    @property
+    def utts(self) -> list[str]:
+        return sorted(self.wav_scp)
+
+    def trial_lists(self) -> dict[str, Path]:
+        tdir = self.path / "trials"
+        return {p.name: p for p in sorted(tdir.iterdir()) if p.is_file()} if tdir.is_dir() else {}
+
+    def write(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_table(self.path / "wav.scp", self.wav_scp)
+        write_table(self.path / "utt2spk", self.utt2spk)
+        write_table(self.path / "spk2utt", utt2spk_to_spk2utt(self.utt2spk))
+        if self.utt2dur is not None:
+            write_table(self.path / "utt2dur", {u: f"{d:.3f}" for u, d in self.utt2dur.items()})
+
+
+def _check_sorted_unique(path: Path, problems: list[str]) -> list[str]:
+    keys: list[str] = []
+    prev = None
+    for lineno, line in _lines(path):
+        key = line.split(maxsplit=1)[0]
+        if prev is not None and key <= prev:
+            what = "duplicate" if key == prev else "not sorted"
+            problems.append(f"{path}:{lineno}: {what} key '{key}' after '{prev}' "
+                            f"(fix: LC_ALL=C sort -u -k1,1 {path} -o {path})")
+            break
+        prev = key
+        keys.append(key)
+    return keys
+
+
+def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True) -> list[str]:
+    """Check a data directory; return a list of problems (empty when valid).
+
+    Checks: required files present; each file sorted (C order) with unique keys; wav.scp,
+    utt2spk, spk2utt and utt2dur describe the same utterances; audio files exist; every
+    utterance of every trial list under trials/ is in wav.scp."""
+    path = Path(path)
+    problems: list[str] = []
+    if not path.is_dir():
+        return [f"{path}: not a directory (run the data preparation stage first)"]
+    for name in ("wav.scp", "utt2spk"):
+        if not (path / name).is_file():
+            problems.append(f"{path}/{name}: missing; every data directory needs wav.scp and utt2spk")
+    if problems:
+        return problems
+    sorted_keys = {}
+    for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur"):
+        if (path / name).is_file():
+            sorted_keys[name] = _check_sorted_unique(path / name, problems)
+    if problems:
+        return problems
+    try:
+        d = DataDir.load(path)
+    except DataDirError as e:
+        return [str(e)]
+
+    def compare(a: set, b: set, name_a: str, name_b: str) -> None:
+        for utt in sorted(a - b)[:MAX_REPORTED]:
+            problems.append(f"{path}/{name_a}: utterance '{utt}' is missing from {path}/{name_b}")
+
+    compare(set(d.wav_scp), set(d.utt2spk), "wav.scp", "utt2spk")
+    compare(set(d.utt2spk), set(d.wav_scp), "utt2spk", "wav.scp")
+    if (path / "spk2utt").is_file():
+        if d.spk2utt != utt2spk_to_spk2utt(d.utt2spk):
+            problems.append(f"{path}/spk2utt: does not match utt2spk "
+                            f"(fix: utils/utt2spk_to_spk2utt.py {path}/utt2spk > {path}/spk2utt)")
+    if d.utt2dur is not None:
+        compare(set(d.wav_scp), set(d.utt2dur), "wav.scp", "utt2dur")
+    if check_audio:
+        missing = [u for u, p in d.wav_scp.items() if not p.rstrip().endswith("|") and not os.path.isfile(p)]
+        for utt in missing[:MAX_REPORTED]:
+            problems.append(f"{path}/wav.scp: utterance '{utt}': audio file {d.wav_scp[utt]} not found")
+        if len(missing) > MAX_REPORTED:
+            problems.append(f"{path}/wav.scp: ... and {len(missing) - MAX_REPORTED} more missing audio files")
+    if check_trials:
+        for name, tpath in d.trial_lists().items():
+            try:
+                trials = read_trials(tpath)
+            except DataDirError as e:
+                problems.append(str(e))
+                continue
+            absent = []
+            for i, (e, t) in enumerate(zip(trials.enroll, trials.test), 1):
+                for utt in (e, t):
+                    if utt not in d.wav_scp:
+                        absent.append((i, utt))
+            for lineno, utt in absent[:MAX_REPORTED]:
+                problems.append(f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/wav.scp")
+            if len(absent) > MAX_REPORTED:
+                problems.append(f"{tpath}: ... and {len(absent) - MAX_REPORTED} more trial utterances not in wav.scp")
+    return problems

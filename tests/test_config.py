@@ -1,0 +1,90 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from spkid.config import ConfigError, parse_options, read_resolved, write_resolved
+from spkid.options import SYSTEM_OPTIONS, LossOptions, ModelOptions, TrainOptions
+
+
+@dataclasses.dataclass
+class Run:
+    nj: int = dataclasses.field(default=1, metadata={"help": "jobs"})
+    out: str = dataclasses.field(default="", metadata={"help": "output"})
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults_are_the_papers():
+    model, loss, train, _ = parse_options([ModelOptions, LossOptions, TrainOptions], [])
+    assert (loss.margin, loss.scale, train.lr, train.weight_decay) == (0.2, 30.0, 0.001, 5e-5)
+    assert model.embed_bn is False and train.train_frames == 200
+
+
+def test_later_config_wins_and_command_line_overrides_all(tmp_path):
+    a = write(tmp_path, "a.conf", "# system\n--loss=ap  # metric\n--lr=0.01\n--embed-bn=true\n")
+    b = write(tmp_path, "b.conf", "--lr=0.02\n\n--epochs=3\n")
+    model, loss, train, pos = parse_options(
+        [ModelOptions, LossOptions, TrainOptions],
+        ["--config", a, f"--config={b}", "--epochs", "7", "exp/X"], positional=["exp_dir"])
+    assert loss.loss == "ap" and model.embed_bn is True
+    assert train.lr == 0.02 and train.epochs == 7 and pos == ["exp/X"]
+    # the command line wins even when it comes before a --config
+    _, _, train, _ = parse_options([ModelOptions, LossOptions, TrainOptions], ["--epochs=9", "--config", b])
+    assert train.epochs == 9
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("--lr=0.1\n--lr-stpe=3\n", "a.conf:2: unknown option --lr-stpe; did you mean --lr-step?"),
+    ("lr=0.1\n", "a.conf:1: expected '--option=value'"),
+    ("--epochs=ten\n", "a.conf:1: --epochs takes an integer, not 'ten'"),
+    ("--embed-bn=yes\n", "a.conf:1: --embed-bn takes true or false"),
+    ("--loss=triplet\n", "a.conf:1: --loss=triplet is not one of"),
+    ("--config=other.conf\n", "a.conf:1: --config cannot be nested"),
+])
+def test_bad_conf_lines_name_file_and_line(tmp_path, text, fragment):
+    a = write(tmp_path, "a.conf", text)
+    with pytest.raises(ConfigError) as e:
+        parse_options(SYSTEM_OPTIONS, ["--config", a])
+    assert fragment in str(e.value)
+
+
+def test_bad_command_line(tmp_path):
+    with pytest.raises(ConfigError, match="command line: unknown option --bogus"):
+        parse_options([Run], ["--bogus=1"])
+    with pytest.raises(ConfigError, match="needs a value"):
+        parse_options([Run], ["--nj"])
+    with pytest.raises(ConfigError, match="expected EXP_DIR"):
+        parse_options([Run], [], positional=["exp_dir"])
+    with pytest.raises(ConfigError, match="not found"):
+        parse_options([Run], ["--config", str(tmp_path / "missing.conf")])
+
+
+def test_option_names_must_be_unique():
+    with pytest.raises(TypeError, match="defined by both"):
+        parse_options([Run, Run], [])
+
+
+def test_resolved_round_trip(tmp_path):
+    a = write(tmp_path, "a.conf", "--trunk=ECAPA\n--loss=ap_softmax\n--lr-decay=0.5\n--augment=true\n")
+    opts = parse_options(SYSTEM_OPTIONS, ["--config", a])[:-1]
+    write_resolved(tmp_path / "exp" / "config.conf", *opts, header="resolved")
+    back = read_resolved(tmp_path / "exp" / "config.conf", SYSTEM_OPTIONS)
+    assert back == opts
+    text = (tmp_path / "exp" / "config.conf").read_text()
+    assert text.startswith("# resolved\n") and "--augment=true\n" in text
+    with pytest.raises(ConfigError, match="unknown option --trunk"):
+        read_resolved(tmp_path / "exp" / "config.conf", [Run])
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        parse_options(SYSTEM_OPTIONS, ["--help"], prog="train.py")
+    out = capsys.readouterr().out
+    for cls in SYSTEM_OPTIONS:
+        for f in dataclasses.fields(cls):
+            assert "--" + f.name.replace("_", "-") + "=" in out

@@ -1,0 +1,111 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from spkid.datadir import (DataDir, DataDirError, Trials, read_table, read_trials, read_utt2dur,
+                           utt2spk_to_spk2utt, validate_data_dir, write_trials)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data" / "set"
+    utts = {"id00001/sessA/00001": "id00001", "id00001/sessA/00002": "id00001", "id00002/sessB/00001": "id00002"}
+    wavs = {}
+    for utt in utts:
+        p = tmp_path / "wav" / f"{utt}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, np.zeros(1600, dtype=np.float32), 16000)
+        wavs[utt] = str(p)
+    DataDir(d, wavs, utts, utt2spk_to_spk2utt(utts), {u: 0.1 for u in utts}).write()
+    (d / "trials").mkdir()
+    (d / "trials" / "O").write_text("id00001/sessA/00001 id00001/sessA/00002 target\n"
+                                    "id00001/sessA/00001 id00002/sessB/00001 nontarget\n")
+    return d
+
+
+def test_valid_dir(tmp_path):
+    d = make_dir(tmp_path)
+    assert validate_data_dir(d) == []
+    loaded = DataDir.load(d)
+    assert loaded.spk2utt == {"id00001": ["id00001/sessA/00001", "id00001/sessA/00002"],
+                              "id00002": ["id00002/sessB/00001"]}
+    assert list(loaded.trial_lists()) == ["O"]
+
+
+def test_unsorted_file_named_with_fix(tmp_path):
+    d = make_dir(tmp_path)
+    lines = (d / "utt2spk").read_text().splitlines()
+    (d / "utt2spk").write_text("\n".join(reversed(lines)) + "\n")
+    problems = validate_data_dir(d)
+    assert any(f"{d}/utt2spk:2: not sorted" in p and "LC_ALL=C sort" in p for p in problems)
+
+
+def test_missing_speaker_and_audio_and_trial_utt(tmp_path):
+    d = make_dir(tmp_path)
+    (d / "utt2spk").write_text("id00001/sessA/00001 id00001\nid00001/sessA/00002 id00001\n")
+    (d / "spk2utt").write_text("id00001 id00001/sessA/00001 id00001/sessA/00002\n")
+    (tmp_path / "wav" / "id00001" / "sessA" / "00002.wav").unlink()
+    with open(d / "trials" / "O", "a") as f:
+        f.write("id00001/sessA/00001 id09999/x/00001 nontarget\n")
+    problems = "\n".join(validate_data_dir(d))
+    assert f"{d}/wav.scp: utterance 'id00002/sessB/00001' is missing from {d}/utt2spk" in problems
+    assert "audio file" in problems and "00002.wav not found" in problems
+    assert f"{d}/trials/O:3: utterance 'id09999/x/00001' is not in {d}/wav.scp" in problems
+
+
+def test_spk2utt_mismatch_and_duplicates(tmp_path):
+    d = make_dir(tmp_path)
+    (d / "spk2utt").write_text("id00001 id00001/sessA/00001\nid00002 id00002/sessB/00001\n")
+    assert any("spk2utt: does not match utt2spk" in p for p in validate_data_dir(d))
+    (d / "utt2spk").write_text("a x\na y\n")
+    assert any("duplicate key 'a'" in p for p in validate_data_dir(d))
+
+
+def test_missing_files(tmp_path):
+    assert "not a directory" in validate_data_dir(tmp_path / "nope")[0]
+    (tmp_path / "empty").mkdir()
+    assert any("wav.scp: missing" in p for p in validate_data_dir(tmp_path / "empty"))
+    with pytest.raises(DataDirError, match="run the data preparation stage"):
+        DataDir.load(tmp_path / "nope")
+
+
+def test_read_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "utt2dur"
+    p.write_text("a 1.5\nb\n")
+    with pytest.raises(DataDirError, match=r"utt2dur:2: expected '<key> <value>'"):
+        read_table(p)
+    p.write_text("a 1.5\nb -2\n")
+    with pytest.raises(DataDirError, match="utterance b: duration -2 must be positive"):
+        read_utt2dur(p)
+
+
+def test_trials_both_formats(tmp_path):
+    vox = tmp_path / "veri.txt"
+    vox.write_text("1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav\n"
+                   "0 id10270/x6uYqmx31kE/00001.wav id10300/ize_eiCFEg0/00003.wav\n")
+    t = read_trials(vox)
+    assert t.enroll == ["id10270/x6uYqmx31kE/00001"] * 2
+    assert t.test == ["id10270/8jEAjG6SegY/00008", "id10300/ize_eiCFEg0/00003"]
+    assert t.labels.tolist() == [1, 0]
+    write_trials(tmp_path / "kaldi", t)
+    assert (tmp_path / "kaldi").read_text().splitlines()[1].endswith(" nontarget")
+    back = read_trials(tmp_path / "kaldi")
+    assert back.enroll == t.enroll and back.test == t.test and back.labels.tolist() == [1, 0]
+    (tmp_path / "bad").write_text("a b maybe\n")
+    with pytest.raises(DataDirError, match="bad:1: cannot tell the label"):
+        read_trials(tmp_path / "bad")
+
+
+def test_cli_exit_codes(tmp_path):
+    d = make_dir(tmp_path)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([sys.executable, ROOT / "utils/validate_data_dir.py", str(d)], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    (d / "wav.scp").write_text("zzz /nonexistent.wav\n")
+    bad = subprocess.run([sys.executable, ROOT / "utils/validate_data_dir.py", str(d)], capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "wav.scp" in bad.stderr

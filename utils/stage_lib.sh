@@ -1,0 +1,48 @@
+# Helpers for run.sh's stage blocks (sourced). They keep each block to one readable call.
+
+# run_stage N MARKER CMD [ARGS...]: run CMD unless MARKER exists (or --force true); write
+# MARKER last, so an interrupted stage is simply run again. Output goes to the terminal and
+# to <dir of MARKER>/log/stage<N>.log.
+run_stage() {
+  local n=$1 marker=$2; shift 2
+  if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
+    echo "stage $n: $marker exists, skipping (--force true redoes it)"
+    return 0
+  fi
+  if [ ! -f "$1" ]; then
+    echo "run.sh: stage $n is not implemented yet ($1 is missing)" >&2
+    exit 1
+  fi
+  local logdir
+  logdir=$(dirname "$marker")/log
+  mkdir -p "$logdir"
+  rm -f "$marker"
+  echo "stage $n: $*"
+  if ! "$@" 2>&1 | tee "$logdir/stage$n.log"; then
+    echo "run.sh: stage $n failed; see $logdir/stage$n.log" >&2
+    exit 1
+  fi
+  touch "$marker"
+}
+
+# require MARKER N WHAT: stop with the stage to run first when an input stage is not finished.
+require() {
+  if [ ! -f "$1" ]; then
+    echo "run.sh: $1 is missing: $3 first (./run.sh --stage $2 --stop-stage $2 with the same options)" >&2
+    exit 1
+  fi
+}
+
+# require_file FILE HINT
+require_file() {
+  [ -f "$1" ] || { echo "run.sh: $1 not found: $2" >&2; exit 1; }
+}
+
+# eval_sets DATA: the data directories that hold trial lists (DATA/<set>/trials/*).
+eval_sets() {
+  local d
+  for d in "$1"/*/trials; do
+    [ -d "$d" ] && basename "$(dirname "$d")"
+  done
+  return 0
+}

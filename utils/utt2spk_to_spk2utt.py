@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""utt2spk (file or '-') -> spk2utt on stdout, as Kaldi's utils/utt2spk_to_spk2utt.pl."""
+import sys
+
+from spkid.cli import run_main
+from spkid.datadir import read_utt2spk, utt2spk_to_spk2utt
+
+
+def main(argv):
+    if len(argv) != 1:
+        print("usage: utt2spk_to_spk2utt.py UTT2SPK > SPK2UTT", file=sys.stderr)
+        return 2
+    src = "/dev/stdin" if argv[0] == "-" else argv[0]
+    for spk, utts in utt2spk_to_spk2utt(read_utt2spk(src)).items():
+        print(spk, " ".join(utts))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Check Kaldi data directories: sorted unique lists, matching utterances, audio present,
+every trial utterance known. Prints each problem with its file and line and the fix.
+
+    utils/validate_data_dir.py [--no-audio] [--no-trials] DATA_DIR [DATA_DIR ...]
+"""
+import argparse
+import sys
+
+from spkid.datadir import validate_data_dir
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--no-audio", action="store_true", help="skip the check that audio files exist")
+    p.add_argument("--no-trials", action="store_true", help="skip trial-list checks")
+    p.add_argument("dirs", nargs="+")
+    a = p.parse_args()
+    bad = 0
+    for d in a.dirs:
+        problems = validate_data_dir(d, check_audio=not a.no_audio, check_trials=not a.no_trials)
+        for msg in problems:
+            print(f"validate_data_dir: {msg}", file=sys.stderr)
+        if problems:
+            bad += 1
+        else:
+            print(f"validate_data_dir: {d}: OK")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
