@@ -46,8 +46,8 @@ corpus_dir=${corpus_dir:-corpus/$corpus}
 if [ -z "$systems" ]; then
   if [ "$corpus" = mini ]; then systems=$mini_systems; else systems=$voxceleb_systems; fi
 fi
-corpus_conf=""
-[ "$corpus" = mini ] && corpus_conf="--config conf/mini.conf"
+# The mini corpus shrinks every system to fit a CPU: conf/mini.conf, then conf/mini_<trunk>.conf.
+mini_confs() { echo "--config conf/mini.conf --config conf/mini_$(conf_value conf/$1.conf trunk).conf"; }
 train_set=data/vox2_dev
 launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
 
@@ -72,7 +72,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for sys in $systems; do
     require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
     run_stage 3 exp/$sys/.done.train \
-      steps/train.sh $launch_opts --config conf/$sys.conf $corpus_conf \
+      steps/train.sh $launch_opts --config conf/$sys.conf $([ $corpus = mini ] && mini_confs $sys) \
         --train-data $train_set --aug-data data exp/$sys
   done
 fi

@@ -46,3 +46,8 @@ eval_sets() {
   done
   return 0
 }
+
+# conf_value FILE OPTION: the value of --OPTION=... in a Kaldi-style conf file (last one wins).
+conf_value() {
+  sed -n "s/^--$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1
+}
