@@ -179,7 +179,7 @@ def make_fake_corpus(tmp: Path) -> FakeCorpus:
     VoxCeleb2 dev (m4a) in 8 parts with one corrupt file, MUSAN tar.gz, RIRS_NOISES zip, the
     three cleaned VoxCeleb1 lists, a VoxSRC 2020 list with its audio, and an md5 list."""
     tmp.mkdir(parents=True, exist_ok=True)
-    vox1_dev = {f"id1000{s}/sess{s}{k}/0000{n}": 200 + 40 * s + 7 * k + n for s in (1, 2) for k in "ab" for n in (1, 2)}
+    vox1_dev = {f"id1000{s}/sess{s}{'ab'[k]}/0000{n}": 200 + 40 * s + 7 * k + n for s in (1, 2) for k in (0, 1) for n in (1, 2)}
     vox1_test = {f"id1027{s}/test{s}/0000{n}": 500 + 30 * s + n for s in (0, 1) for n in (1, 2)}
     files: dict[str, bytes] = {}
     dev_zip = zip_bytes({f"wav/{u}.wav": wav_bytes(f, seed=f) for u, f in vox1_dev.items()})
