@@ -27,7 +27,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -349,6 +349,22 @@ def _write_member(src: BinaryIO, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def _members(archive: Path) -> Iterator[tuple[str, int, Callable[[], BinaryIO]]]:
+    """(name, size, open) of each regular file of a zip or tar archive, in archive order."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if not info.is_dir():
+                    yield info.filename, info.file_size, lambda info=info: zf.open(info)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive, "r:*") as tf:
+            for member in tf:
+                if member.isfile():
+                    yield member.name, member.size, lambda member=member: tf.extractfile(member)
+    else:
+        raise DownloadError(f"{archive} is neither a zip nor a tar archive: delete it and download it again")
+
+
 def extract(archive: str | os.PathLike, dest_root: str | os.PathLike,
             select: Callable[[str], str | None], progress: bool = True) -> tuple[int, int]:
     """Extract the members of a zip or tar archive for which ``select(member_name)`` returns a
@@ -357,39 +373,18 @@ def extract(archive: str | os.PathLike, dest_root: str | os.PathLike,
     archive, dest_root = Path(archive), Path(dest_root)
     written = skipped = 0
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in tqdm(zf.infolist(), desc=f"unzip {archive.name}", unit="file",
-                                 disable=not progress, leave=False):
-                    rel = None if info.is_dir() else select(info.filename)
-                    if rel is None:
-                        continue
-                    target = dest_root / _safe_relpath(rel, archive, info.filename)
-                    if target.is_file() and target.stat().st_size == info.file_size:
-                        skipped += 1
-                        continue
-                    with zf.open(info) as src:
-                        _write_member(src, target)
-                    written += 1
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive, "r:*") as tf, tqdm(desc=f"untar {archive.name}", unit="file",
-                                                          disable=not progress, leave=False) as bar:
-                for member in tf:
-                    bar.update(1)
-                    rel = select(member.name) if member.isfile() else None
-                    if rel is None:
-                        continue
-                    target = dest_root / _safe_relpath(rel, archive, member.name)
-                    if target.is_file() and target.stat().st_size == member.size:
-                        skipped += 1
-                        continue
-                    src = tf.extractfile(member)
-                    assert src is not None  # a regular file always has data
-                    with src:
-                        _write_member(src, target)
-                    written += 1
-        else:
-            raise DownloadError(f"{archive} is neither a zip nor a tar archive: delete it and download it again")
+        for name, size, open_member in tqdm(_members(archive), desc=f"extract {archive.name}", unit="file",
+                                            disable=not progress, leave=False):
+            rel = select(name)
+            if rel is None:
+                continue
+            target = dest_root / _safe_relpath(rel, archive, name)
+            if target.is_file() and target.stat().st_size == size:
+                skipped += 1
+                continue
+            with open_member() as src:
+                _write_member(src, target)
+            written += 1
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         raise DownloadError(f"cannot extract {archive}: {e}; delete it (and its .md5 file) and run again "
                             f"to download it anew") from None
