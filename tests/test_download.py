@@ -188,3 +188,24 @@ def test_published_md5_table_is_well_formed():
                                                                     for a in arcs for p in a.parts}
     assert names | set(TRIAL_LISTS) == set(PUBLISHED_MD5)
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in PUBLISHED_MD5.values())
+
+
+def test_voxsrc_from_local_list_and_audio_directory(tmp_path):
+    audio = tmp_path / "mine" / "voxsrc19"
+    (audio / "a").mkdir(parents=True)
+    (audio / "a" / "x.wav").write_bytes(b"RIFF")
+    (audio / "a" / "y.wav").write_bytes(b"RIFF")
+    lst = tmp_path / "v19.txt"
+    lst.write_text("1 a/x.wav a/y.wav\n")
+    opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), components="voxsrc19,voxsrc20", voxsrc19_list=str(lst),
+                         voxsrc19_audio=str(audio), quiet=True)
+    logs = []
+    Stage1(opts, log=logs.append).run()
+    assert (tmp_path / "c" / "lists" / "voxsrc2019_test.txt").read_text() == lst.read_text()
+    assert (tmp_path / "c" / "voxsrc2019" / "wav" / "a" / "y.wav").is_file()
+    assert any(m.startswith("voxsrc20: no source given") for m in logs)
+
+    lst.write_text("1 a/x.wav a/missing.wav\n")
+    opts.corpus_dir = str(tmp_path / "d")
+    with pytest.raises(Exception, match=r"1 of the 2 files of .*voxsrc2019_test.txt are not under .*a/missing.wav"):
+        Stage1(opts, log=logs.append).run()
