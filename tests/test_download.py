@@ -1,4 +1,5 @@
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,13 @@ def test_voxsrc_from_local_list_and_audio_directory(tmp_path):
     opts.corpus_dir = str(tmp_path / "d")
     with pytest.raises(Exception, match=r"1 of the 2 files of .*voxsrc2019_test.txt are not under .*a/missing.wav"):
         Stage1(opts, log=logs.append).run()
+
+
+def test_cli_refuses_credentials_in_a_conf_file(tmp_path):
+    conf = tmp_path / "download.conf"
+    conf.write_text("--nj=2\n--vox-key=abc\n")
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([str(root / "local" / "download_corpora.py"), "--config", str(conf), "--corpus-dir",
+                        str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and f"{conf}:2: --vox-key must not be in a file" in p.stderr
+    assert "abc" not in p.stderr
