@@ -128,7 +128,7 @@ class ObtainOptions:
     timeout: float = field(default=60.0, metadata={"help": "seconds without data before a transfer is retried"})
     keep_parts: bool = field(default=False, metadata={"help": "keep the parts once their concatenation is verified"})
     keep_archives: bool = field(default=True, metadata={"help": "keep archives after extraction (to re-extract offline)"})
-    keep_m4a: bool = field(default=True, metadata={"help": "keep VoxCeleb2's m4a files after conversion"})
+    keep_m4a: bool = field(default=True, metadata={"help": "keep the m4a files extracted here after conversion (a --vox2-m4a-dir is never removed)"})
     max_convert_failures: int = field(default=0, metadata={
         "help": "m4a files allowed to fail conversion (named at the end either way) before stage 1 fails"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars"})
@@ -403,7 +403,7 @@ class Stage1:
                         f"{self._marker('vox2_dev_aac.zip.extracted')} and run again), or accept them with "
                         f"--max-convert-failures {len(result.failed)} (they are then left out of training)")
                 self.log(text)
-            elif not self.o.keep_m4a:
+            elif not self.o.keep_m4a and not self.o.vox2_m4a_dir:  # never a user's own copy
                 shutil.rmtree(self.m4a_dir)
         utts = find_files(wav_root, ".wav")
         self._report("voxceleb2", len(utts))
