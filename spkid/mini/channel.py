@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 from scipy import signal
+from scipy.fft import next_fast_len
 
 SR = 16000
 
@@ -48,12 +49,13 @@ def fit_length(x: np.ndarray, max_samples: int, fade: int = 800) -> np.ndarray:
 
 def pink_noise(rng: np.random.Generator, n: int, exponent: float = 1.0) -> np.ndarray:
     """Noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown, -1 blue), unit RMS."""
-    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    f = np.arange(n // 2 + 1, dtype=np.float64)
+    m = next_fast_len(n)   # an FFT of a length with a large prime factor is slow
+    spec = rng.standard_normal(m // 2 + 1) + 1j * rng.standard_normal(m // 2 + 1)
+    f = np.arange(m // 2 + 1, dtype=np.float64)
     f[0] = 1.0
     spec *= f ** (-exponent / 2)
     spec[0] = 0
-    y = np.fft.irfft(spec, n)
+    y = np.fft.irfft(spec, m)[:n]
     return (y / (np.sqrt(np.mean(y ** 2)) + 1e-12)).astype(np.float32)
 
 
