@@ -1,0 +1,34 @@
+import soundfile as sf
+
+from fake_voxceleb import m4a_bytes
+from spkid.convert import convert_tree, describe_failures, find_files
+
+
+def test_convert_tree_parallel_resumable_and_names_failures(tmp_path):
+    src, dst = tmp_path / "aac", tmp_path / "wav"
+    good = m4a_bytes(tmp_path, 440, seconds=0.6)
+    rels = ["id00001/a/00001.m4a", "id00001/a/00002.m4a", "id00002/b/00001.m4a"]
+    for rel in rels:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(good)
+    (src / "id00002/b/00002.m4a").write_bytes(b"\x00" * 300)  # corrupt
+    failures = tmp_path / "failures.txt"
+
+    res = convert_tree(src, dst, nj=2, progress=False, failures_file=failures)
+    assert (res.converted, res.skipped) == (3, 0)
+    assert [rel for rel, _ in res.failed] == ["id00002/b/00002.m4a"]
+    assert find_files(dst, ".wav") == [r.replace(".m4a", ".wav") for r in rels]
+    assert not list(dst.rglob(".*.tmp"))
+    info = sf.info(str(dst / "id00001/a/00001.wav"))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert abs(info.duration - 0.6) < 0.05
+    text = describe_failures(res, src, failures)
+    assert str(src / "id00002/b/00002.m4a") in text and "1 file(s) failed" in text and str(failures) in text
+    assert failures.read_text().startswith(str(src / "id00002/b/00002.m4a") + "\t")
+
+    res2 = convert_tree(src, dst, nj=2, progress=False, failures_file=failures)  # resumes: only the bad one again
+    assert (res2.converted, res2.skipped, len(res2.failed)) == (0, 3, 1)
+    (src / "id00002/b/00002.m4a").write_bytes(good)  # fixed by the user
+    res3 = convert_tree(src, dst, nj=1, progress=False, failures_file=failures)
+    assert (res3.converted, res3.skipped, res3.failed) == (1, 3, [])
+    assert not failures.exists()
