@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput of each trunk: training (forward + backward) and inference samples/s.
 
-    python bench/models.py                       # CPU, fp32, a few iterations
+    python bench/models.py                       # CPU, fp32, 2 iterations (minutes on 2 cores)
     python bench/models.py --device=cuda         # CUDA with fp16 autocast and channels-last
     python bench/models.py --trunks=ECAPA --iters=20 --amp=bf16
 
@@ -37,8 +37,8 @@ class BenchOptions:
     channels: str = _opt("", "override the widths of every trunk timed (empty = the paper's)")
     batch_size: int = _opt(32, "utterances per batch")
     samples: int = _opt(32240, "samples per utterance (32,240 = the 2.015-s training crop)")
-    iters: int = _opt(3, "timed iterations per measurement")
-    warmup: int = _opt(1, "untimed iterations first")
+    iters: int = _opt(0, "timed iterations per measurement (0 = 2 on CPU, 20 on CUDA)")
+    warmup: int = _opt(-1, "untimed iterations first (-1 = 1 on CPU, 5 on CUDA)")
     device: str = _opt("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
     amp: str = _opt("fp16", "autocast precision on CUDA (CPU always runs fp32)", ("fp16", "bf16", "none"))
     channels_last: bool = _opt(True, "channels-last memory format for the ResNets on CUDA")
@@ -80,9 +80,12 @@ def main(argv: Sequence[str]) -> int:
                             description="Training and inference throughput of each trunk.")
     if opts.device == "cuda" and not torch.cuda.is_available():
         raise SpkidError("--device=cuda but no CUDA device is visible; use --device=cpu")
-    if opts.iters < 1 or opts.batch_size < 1:
-        raise SpkidError("--iters and --batch-size must be positive")
+    if opts.iters < 0 or opts.batch_size < 1:
+        raise SpkidError("--iters must be 0 (automatic) or more and --batch-size positive")
     device = torch.device("cuda" if opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available()) else "cpu")
+    on_cuda = device.type == "cuda"
+    iters = opts.iters or (20 if on_cuda else 2)
+    warmup = opts.warmup if opts.warmup >= 0 else (5 if on_cuda else 1)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "none": None}[opts.amp] if device.type == "cuda" else None
@@ -98,15 +101,15 @@ def main(argv: Sequence[str]) -> int:
     torch.manual_seed(0)
     wave = (0.1 * torch.randn(opts.batch_size, opts.samples)).clamp(-1, 1).to(device)
     header = f"{'trunk':<6}  {'params':>11}  {'train samples/s':>15}  {'infer samples/s':>15}  {'device':<6}  precision"
-    print(f"batch {opts.batch_size} x {opts.samples} samples, {opts.iters} timed iterations after {opts.warmup} warm-up")
+    print(f"batch {opts.batch_size} x {opts.samples} samples, {iters} timed iterations after {warmup} warm-up")
     print(header)
     results = []
     for t in trunks:
         model = build_model(ModelOptions(trunk=t, channels=opts.channels)).to(device)
         if device.type == "cuda" and opts.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        train = time_model(model, wave, True, opts.iters, opts.warmup, amp_dtype)
-        infer = time_model(model, wave, False, opts.iters, opts.warmup, amp_dtype)
+        train = time_model(model, wave, True, iters, warmup, amp_dtype)
+        infer = time_model(model, wave, False, iters, warmup, amp_dtype)
         results.append((t, train, infer))
         print(f"{t:<6}  {trunk_parameters(model):>11,}  {train:>15.1f}  {infer:>15.1f}  {device.type:<6}  {precision}", flush=True)
     fastest = max(results, key=lambda r: r[2])
