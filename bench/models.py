@@ -24,11 +24,8 @@ from spkid.models import TRUNKS, build_model, trunk_parameters
 from spkid.options import ModelOptions
 
 
-def _opt(default, help: str, choices=None):
-    meta = {"help": help}
-    if choices is not None:
-        meta["choices"] = tuple(choices)
-    return field(default=default, metadata=meta)
+def _opt(default, help: str, *choices):
+    return field(default=default, metadata={"help": help, **({"choices": choices} if choices else {})})
 
 
 @dataclass
@@ -39,8 +36,8 @@ class BenchOptions:
     samples: int = _opt(32240, "samples per utterance (32,240 = the 2.015-s training crop)")
     iters: int = _opt(0, "timed iterations per measurement (0 = 2 on CPU, 20 on CUDA)")
     warmup: int = _opt(-1, "untimed iterations first (-1 = 1 on CPU, 5 on CUDA)")
-    device: str = _opt("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
-    amp: str = _opt("fp16", "autocast precision on CUDA (CPU always runs fp32)", ("fp16", "bf16", "none"))
+    device: str = _opt("auto", "auto: CUDA when present, else CPU", "auto", "cpu", "cuda")
+    amp: str = _opt("fp16", "autocast precision on CUDA (CPU always runs fp32)", "fp16", "bf16", "none")
     channels_last: bool = _opt(True, "channels-last memory format for the ResNets on CUDA")
     threads: int = _opt(0, "CPU threads (0 = PyTorch's default)")
 

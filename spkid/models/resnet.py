@@ -61,10 +61,17 @@ class SEBasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-def make_stage(in_ch: int, out_ch: int, blocks: int, stride: int) -> nn.Sequential:
-    layers = [SEBasicBlock(in_ch, out_ch, stride)]
-    layers += [SEBasicBlock(out_ch, out_ch) for _ in range(blocks - 1)]
-    return nn.Sequential(*layers)
+def make_stages(channels: tuple[int, ...], strides: tuple[int, ...]) -> list[nn.Sequential]:
+    """The four stages of SE basic blocks (3, 4, 6, 3); the first block of a stage changes
+    the width and applies the stride."""
+    stages = []
+    in_ch = channels[0]
+    for out_ch, blocks, stride in zip(channels, BLOCKS, strides):
+        layers = [SEBasicBlock(in_ch, out_ch, stride)]
+        layers += [SEBasicBlock(out_ch, out_ch) for _ in range(blocks - 1)]
+        stages.append(nn.Sequential(*layers))
+        in_ch = out_ch
+    return stages
 
 
 class AddChannel(nn.Module):
@@ -105,10 +112,7 @@ class ResNetQSAP(nn.Module):
         self.conv1 = nn.Conv2d(1, c[0], 7, stride=(2, 1), padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(c[0])
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = make_stage(c[0], c[0], BLOCKS[0], 1)
-        self.layer2 = make_stage(c[0], c[1], BLOCKS[1], 2)
-        self.layer3 = make_stage(c[1], c[2], BLOCKS[2], 2)
-        self.layer4 = make_stage(c[2], c[3], BLOCKS[3], 1)
+        self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(c, (1, 2, 2, 1))
         self.collapse = MeanFrequency()
         self.pool = SelfAttentivePooling(c[3])
         self.fc = nn.Linear(self.pool.out_dim, embed_dim)
@@ -133,10 +137,7 @@ class ResNetHASP(nn.Module):
         self.conv1 = nn.Conv2d(1, c[0], 3, stride=1, padding=1, bias=True)
         self.relu = nn.ReLU(inplace=True)
         self.bn1 = nn.BatchNorm2d(c[0])
-        self.layer1 = make_stage(c[0], c[0], BLOCKS[0], 1)
-        self.layer2 = make_stage(c[0], c[1], BLOCKS[1], 2)
-        self.layer3 = make_stage(c[1], c[2], BLOCKS[2], 2)
-        self.layer4 = make_stage(c[2], c[3], BLOCKS[3], 2)
+        self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(c, (1, 2, 2, 2))
         self.flatten = FlattenFrequency()
         self.pool = AttentiveStatsPooling(c[3] * (n_mels // 8))
         self.fc = nn.Linear(self.pool.out_dim, embed_dim)
