@@ -354,6 +354,29 @@ class Trainer:
     def _snapshot_buffers(self) -> None:
         self._buffer_snapshot = [b.detach().clone() for b in self._float_buffers()]
 
+    def step(self, batch: dict, device_augment=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on ``batch``, without waiting for the device. Returns the detached
+        fp32 loss and accuracy as device tensors. A non-finite gradient (and so a non-finite
+        loss) makes the fused Adam kernel skip the update, on the device."""
+        dev = self.d.device
+        wave = batch["wave"].to(dev, non_blocking=True)
+        labels = batch["label"].to(dev, non_blocking=True)
+        if device_augment is not None:
+            wave = device_augment(wave, batch)
+        with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            loss, acc = self.forward(wave, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler.is_enabled():
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)  # fused Adam: the scaler hands it found_inf, no sync
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.found_inf = nonfinite_grads(self.params)
+            self.optimizer.step()
+            del self.optimizer.found_inf
+        return loss.detach().float(), acc.detach().float()
+
     def train_epoch(self, data, epoch: int) -> EpochStats:
         """One pass over ``data.loader``; returns the epoch's mean loss and accuracy over all ranks."""
         dev = self.d.device
@@ -394,29 +417,13 @@ class Trainer:
             last_read = step
 
         for batch in data.loader:
-            wave = batch["wave"].to(dev, non_blocking=True)
-            labels = batch["label"].to(dev, non_blocking=True)
-            if data.device_augment is not None:
-                wave = data.device_augment(wave, batch)
-            with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                loss, acc = self.forward(wave, labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler.is_enabled():
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)  # fused Adam: skips on inf/NaN without a sync
-                self.scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.found_inf = nonfinite_grads(self.params)
-                self.optimizer.step()
-                del self.optimizer.found_inf
-            finite = torch.isfinite(loss.detach())
+            loss, acc = self.step(batch, data.device_augment)
+            finite = torch.isfinite(loss)
             slot = steps - last_read
             bad[slot] = ~finite
             recent[slot] = batch["utts"]
             zero = torch.zeros((), device=dev)
-            sums += torch.stack([torch.where(finite, loss.detach().float(), zero),
-                                 torch.where(finite, acc.detach().float(), zero), finite.float()])
+            sums += torch.stack([torch.where(finite, loss, zero), torch.where(finite, acc, zero), finite.float()])
             steps += 1
             utts += len(batch["utts"])
             if job.log_utts:
