@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Train one system with torchrun: one process per GPU of this node, DDP across GPUs and nodes
+# (NCCL); with --gpus 0, --cpu-procs CPU processes (gloo).
+#
+#   steps/train.sh --gpus 8 --config conf/HA4.conf --train-data data/vox2_dev --aug-data data exp/HA4
+#   steps/train.sh --gpus 8 --nnodes 2 --node-rank 0 --master-addr node1 ...   (same on node1 with --node-rank 1)
+#
+# The launcher options below may appear anywhere; every other argument goes to steps/train.py
+# (steps/train.py --help lists them). Several nodes need exp/ on a shared file system.
+set -euo pipefail
+. "$(cd "$(dirname "$0")/.." && pwd)/path.sh"
+
+gpus=0             # processes (one per GPU) on this node; 0 = CPU
+nnodes=1
+node_rank=0
+master_addr=localhost
+master_port=29500  # rendezvous port on --master-addr (several nodes only; one node picks a free port)
+cpu_procs=1        # with --gpus 0: CPU processes (gloo), e.g. 2 to test DDP
+help_message="usage: steps/train.sh [--gpus N] [--nnodes N --node-rank R --master-addr HOST [--master-port P]]
+                      [--cpu-procs N] [steps/train.py options] EXP_DIR
+  --gpus N         processes, one per GPU, on this node (0 = CPU; default $gpus)
+  --nnodes N       nodes taking part (default $nnodes); run the same command on each node
+  --node-rank R    this node's index, 0..N-1 (default $node_rank)
+  --master-addr H  host name of node 0 (default $master_addr)
+  --master-port P  port on node 0 for the rendezvous (default $master_port)
+  --cpu-procs N    with --gpus 0: CPU processes, DDP over gloo (default $cpu_procs)
+Other options (--config conf/SYS.conf, --train-data DIR, ...): see steps/train.py --help"
+
+launch=()
+rest=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --gpus|--nnodes|--node-rank|--master-addr|--master-port|--cpu-procs)
+      [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+      launch+=("$1" "$2"); shift 2 ;;
+    --gpus=*|--nnodes=*|--node-rank=*|--master-addr=*|--master-port=*|--cpu-procs=*|--help|-h)
+      launch+=("$1"); shift ;;
+    *) rest+=("$1"); shift ;;
+  esac
+done
+set -- ${launch[@]+"${launch[@]}"}
+. "$SPKID_ROOT/utils/parse_options.sh"
+
+for v in gpus nnodes node_rank cpu_procs master_port; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} takes a whole number, not '${!v}'" >&2; exit 1; }
+done
+if [ "$gpus" -gt 0 ]; then
+  nproc=$gpus; device=cuda
+else
+  [ "$cpu_procs" -ge 1 ] || { echo "$0: --cpu-procs must be at least 1" >&2; exit 1; }
+  nproc=$cpu_procs; device=cpu
+fi
+if [ "$nnodes" -gt 1 ]; then
+  [ "$node_rank" -lt "$nnodes" ] || { echo "$0: --node-rank $node_rank is not below --nnodes $nnodes" >&2; exit 1; }
+  rendezvous=(--nnodes="$nnodes" --node-rank="$node_rank" --master-addr="$master_addr" --master-port="$master_port")
+else
+  rendezvous=(--standalone)
+fi
+
+exec torchrun "${rendezvous[@]}" --nproc-per-node="$nproc" --max-restarts=0 \
+  "$SPKID_ROOT/steps/train.py" --device "$device" ${rest[@]+"${rest[@]}"}

@@ -1,0 +1,281 @@
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spkid.config import read_resolved, write_resolved
+from spkid.datadir import DataDir
+from spkid.dataset import build_train_data
+from spkid.errors import SpkidError
+from spkid.models import build_model
+from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
+from spkid.synthetic import make_train_dir
+from spkid.trainer import (Dist, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
+                           load_latest_checkpoint, nonfinite_grads, save_atomic)
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+TINY_MODEL = ["--trunk=Q_SAP", "--channels=4,8,8,8", "--n-mels=16", "--embed-dim=16"]
+TINY_TRAIN = ["--train-frames=20", "--num-workers=0", "--augment=false", "--max-seg-per-spk=500"]
+
+torch.set_num_threads(1)
+
+
+def _load_step(name: str):
+    spec = importlib.util.spec_from_file_location(f"step_{name}", ROOT / "steps" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+train_step = _load_step("train")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    make_train_dir(root, num_speakers=6, utts_per_speaker=4, seconds=(1.0, 2.0), seed=3)
+    return root / "data" / "train"
+
+
+def tiny_options(**train):
+    model = ModelOptions(trunk="Q_SAP", channels="4,8,8,8", n_mels=16, embed_dim=16)
+    t = TrainOptions(train_frames=20, num_workers=0, augment=False, batch_size=8, epochs=2, seed=5)
+    for k, v in train.items():
+        setattr(t, k, v)
+    return model, t
+
+
+# ---------------------------------------------------------------- checkpoints and configs
+
+def test_truncated_checkpoint_is_skipped(tmp_path, caplog):
+    save_atomic({"epoch": 1, "w": torch.arange(3)}, checkpoint_path(tmp_path, 1))
+    save_atomic({"epoch": 2, "w": torch.arange(4)}, checkpoint_path(tmp_path, 2))
+    newest = checkpoint_path(tmp_path, 2)
+    newest.write_bytes(newest.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="spkid.train"):
+        state = load_latest_checkpoint(tmp_path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.arange(3))
+    assert "epoch_0002.pt" in caplog.text and "unreadable" in caplog.text
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+    assert load_latest_checkpoint(tmp_path / "nothing") is None
+
+
+def test_config_differences(tmp_path):
+    system = [ModelOptions(), LossOptions(), TrainOptions(), EvalOptions()]
+    write_resolved(tmp_path / "config.conf", *system)
+    assert config_differences(tmp_path / "config.conf", system) == []
+    changed = [ModelOptions(trunk="ECAPA"), LossOptions(), TrainOptions(lr=0.01, epochs=9, num_workers=1),
+               EvalOptions(p_target=0.01)]
+    # More epochs, other workers or evaluation options do not change what was trained.
+    assert config_differences(tmp_path / "config.conf", changed) == ["--trunk: H_ASP -> ECAPA", "--lr: 0.001 -> 0.01"]
+
+
+def test_amp_dtype_and_nonfinite_flag():
+    assert amp_dtype(TrainOptions(amp="fp16"), torch.device("cpu")) is None
+    assert amp_dtype(TrainOptions(amp="bf16"), torch.device("cuda", 0)) is torch.bfloat16
+    assert amp_dtype(TrainOptions(amp="none"), torch.device("cuda", 0)) is None
+    p = torch.nn.Parameter(torch.zeros(3))
+    p.grad = torch.tensor([1.0, 2.0, 3.0])
+    assert nonfinite_grads([p]).item() == 0.0
+    p.grad[1] = float("nan")
+    assert nonfinite_grads([p]).item() == 1.0
+
+
+# ---------------------------------------------------------------- the step
+
+class ListData:
+    """A stand-in for TrainData with fixed batches, to inject a non-finite batch."""
+
+    def __init__(self, batches):
+        self.batches = batches
+        self.device_augment = None
+        self.batches_per_epoch = len(batches)
+        self.loader = batches
+
+    def set_epoch(self, epoch):
+        pass
+
+
+def _batch(name: str, wave: torch.Tensor) -> dict:
+    return {"wave": wave, "label": torch.tensor([0, 0, 1, 1]), "utts": [f"{name}-{i}" for i in range(4)]}
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+DEVICE_AMP = [("cpu", "none"), pytest.param("cuda", "fp16", marks=CUDA), pytest.param("cuda", "bf16", marks=CUDA)]
+
+
+def _dist(device: str) -> Dist:
+    return CPU if device == "cpu" else Dist(0, 1, 0, torch.device("cuda", 0))
+
+
+@pytest.mark.parametrize("device,amp", DEVICE_AMP)
+def test_nonfinite_loss_is_reported_and_skipped(tmp_path, caplog, device, amp):
+    model, train = tiny_options(epochs=1, amp=amp)
+    job = TrainJob(model, LossOptions(loss="ap_softmax"), train, EvalOptions(), tmp_path, log_interval=2, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=_dist(device))
+    g = torch.Generator().manual_seed(0)
+    good = _batch("good", 0.1 * torch.randn(4, 3440, generator=g))
+    poisoned = good["wave"].clone()
+    poisoned[2, 100] = float("nan")
+    bad = _batch("bad", poisoned)
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    with caplog.at_level(logging.WARNING, logger="spkid.train"):
+        stats = trainer.train_epoch(ListData([bad]), epoch=1)
+    # Nothing moved: weights, BatchNorm statistics, Adam's step count.
+    after = trainer.net.state_dict()
+    for k, v in before.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        assert torch.equal(v, after[k]), k
+    assert all(int(s["step"]) == 0 for s in trainer.optimizer.state.values())
+    assert stats.skipped == 1 and stats.steps == 1
+    assert "non-finite loss" in caplog.text and "bad-0 bad-1 bad-2 bad-3" in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="spkid.train"):
+        stats = trainer.train_epoch(ListData([good, bad, good]), epoch=2)
+    assert stats.steps == 3 and stats.skipped == 1
+    if amp != "fp16":  # (fp16 may also skip a good step while the scaler finds its scale)
+        assert all(int(s["step"]) == 2 for s in trainer.optimizer.state.values())
+    assert all(torch.isfinite(v).all() for v in trainer.net.state_dict().values() if v.is_floating_point())
+    assert "epoch 2 step 2: non-finite loss" in caplog.text and "bad-0" in caplog.text
+    assert torch.isfinite(torch.tensor(stats.loss))
+
+
+@CUDA
+@pytest.mark.parametrize("amp", ["fp16", "bf16", "none"])
+@pytest.mark.parametrize("trunk,channels,loss", [("Q_SAP", "4,8,8,8", "ap_softmax"), ("H_ASP", "4,8,8,8", "aam_softmax"),
+                                                 ("ECAPA", "32", "am_softmax")])
+def test_cuda_step_does_not_synchronise(tmp_path, amp, trunk, channels, loss):
+    model, train = tiny_options(amp=amp)
+    model.trunk, model.channels = trunk, channels
+    job = TrainJob(model, LossOptions(loss=loss), train, EvalOptions(), tmp_path, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=_dist("cuda"))
+    convs = [p for p in trainer.net.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    batch = {"wave": (0.1 * torch.randn(4, 3440)).pin_memory(), "label": torch.tensor([0, 0, 1, 1]).pin_memory(),
+             "utts": ["a", "b", "c", "d"]}
+    trainer.step(batch)  # warm-up: cuDNN autotuning, lazy optimizer and scaler state
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            loss_value, acc = trainer.step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss_value).item() and 0 <= acc.item() <= 1
+
+
+@pytest.mark.slow
+def test_loss_decreases(corpus, tmp_path):
+    """200 steps of a tiny model on six tone-like speakers lower the loss well below chance."""
+    model, train = tiny_options(epochs=50, batch_size=6, lr=0.005)
+    model.n_mels = 32
+    data = build_train_data(DataDir.load(corpus), None, train, 1, 0, 1, CPU.device)
+    job = TrainJob(model, LossOptions(loss="softmax"), train, EvalOptions(), tmp_path, quiet=True)
+    trainer = Trainer(job, data.num_speakers, CPU)
+    losses, accs, steps = [], [], 0
+    for epoch in range(1, train.epochs + 1):
+        data.set_epoch(epoch)
+        stats = trainer.train_epoch(data, epoch)
+        losses.append(stats.loss)
+        accs.append(stats.accuracy)
+        steps += stats.steps
+    assert steps >= 200
+    assert sum(losses[:5]) / 5 > 1.7  # ~ln 6 at the start
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+    assert sum(accs[-5:]) / 5 > 0.4, accs  # chance is 1/6
+
+
+# ---------------------------------------------------------------- the step script
+
+def _run_train(corpus: Path, exp: Path, *extra: str) -> None:
+    rc = train_step.main([*TINY_MODEL, *TINY_TRAIN, "--loss=ap_softmax", "--batch-size=8", "--seed=7",
+                          "--lr-step=1", "--lr-decay=0.5", f"--train-data={corpus}", "--quiet=true",
+                          "--log-interval=3", *extra, str(exp)])
+    assert rc == 0
+
+
+def test_resume_gives_the_same_weights(corpus, tmp_path, capsys):
+    _run_train(corpus, tmp_path / "straight", "--epochs=2")
+    _run_train(corpus, tmp_path / "resumed", "--epochs=1")
+    assert not (tmp_path / "resumed" / "checkpoints" / "epoch_0002.pt").exists()
+    _run_train(corpus, tmp_path / "resumed", "--epochs=2")
+    out = capsys.readouterr().out
+    assert "epoch 2 of 2" in out and "final.pt" in out
+
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "epoch_0002.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "epoch_0002.pt", weights_only=True)
+    for part in ("model", "loss"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert a["scheduler"] == b["scheduler"] and a["scheduler"]["_last_lr"] == [0.00025]
+    for s, t in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(s["exp_avg_sq"], t["exp_avg_sq"])
+    assert "resuming after epoch 1" in (tmp_path / "resumed" / "log" / "train.log").read_text()
+
+    # final.pt loads into the model that config.conf describes.
+    final = torch.load(tmp_path / "resumed" / "final.pt", weights_only=True)
+    assert final["epoch"] == 2 and final["num_speakers"] == 6
+    model_opts = read_resolved(tmp_path / "resumed" / "config.conf", SYSTEM_OPTIONS)[0]
+    build_model(model_opts).load_state_dict(final["model"])
+
+    # A finished run is not retrained; a changed option is refused, naming it and the fix.
+    _run_train(corpus, tmp_path / "resumed", "--epochs=2")
+    assert "nothing left to train" in capsys.readouterr().out
+    with pytest.raises(SpkidError, match=r"--lr: 0.001 -> 0.002.*--config .*config.conf"):
+        _run_train(corpus, tmp_path / "resumed", "--epochs=3", "--lr=0.002")
+
+
+def test_missing_train_data_is_an_error(tmp_path):
+    with pytest.raises(SpkidError, match="--train-data"):
+        train_step.main([str(tmp_path / "exp")])
+
+
+# ---------------------------------------------------------------- DDP via steps/train.sh
+
+def _train_sh(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(ROOT / "steps" / "train.sh"), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_train_sh_checks_its_options(tmp_path):
+    r = _train_sh("--gpus", "two", str(tmp_path))
+    assert r.returncode != 0 and "--gpus takes a whole number" in r.stderr
+    r = _train_sh("--nnodes", "2", "--node-rank", "2", str(tmp_path))
+    assert r.returncode != 0 and "--node-rank 2 is not below --nnodes 2" in r.stderr
+    r = _train_sh("--help")
+    assert r.returncode == 0 and "--cpu-procs" in r.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp(corpus, tmp_path):
+    exp = tmp_path / "exp"
+    r = _train_sh("--cpu-procs", "2", *TINY_MODEL, *TINY_TRAIN, "--loss=ap", "--batch-size=8", "--epochs=2",
+                  "--log-utts=true", "--quiet=true", f"--train-data={corpus}", str(exp))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "epochs 1-2 of 2" in r.stdout
+    seen = {}
+    for rank in (0, 1):
+        for line in (exp / "log" / f"utts.rank{rank}.txt").read_text().splitlines():
+            epoch, utt = line.split()
+            seen.setdefault((int(epoch), rank), []).append(utt)
+    for epoch in (1, 2):
+        r0, r1 = seen[(epoch, 0)], seen[(epoch, 1)]
+        assert r0 and len(r0) == len(r1)
+        # Disjoint ranks, and no utterance twice in one epoch (crops of one utterance are one draw).
+        assert not set(r0) & set(r1)
+        assert len(set(r0) | set(r1)) == len(r0) + len(r1)
+    state = torch.load(exp / "checkpoints" / "epoch_0002.pt", weights_only=True)
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+    assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
+    assert (exp / "final.pt").is_file() and (exp / "log" / "train.log").is_file()
