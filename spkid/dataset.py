@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from spkid.audio import SAMPLE_RATE, AudioError, audio_info, read_audio
-from spkid.augment import CATEGORY, AugDraw, BatchAugmenter, augment_utterance, draw_augmentation
+from spkid.augment import AugDraw, BatchAugmenter, augment_utterance, draw_augmentation
 from spkid.datadir import DataDir, DataDirError, read_table, read_utt2dur, read_wav_scp
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +5,6 @@ import soundfile as sf
 import torch
 
 import spkid.dataset as dataset
-from spkid.datadir import DataDir
 from spkid.dataset import (AugmentSource, WindowBank, build_train_data, crop_samples, read_crop,
                            wrap_crop)
 from spkid.errors import SpkidError
