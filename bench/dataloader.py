@@ -33,11 +33,11 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-from bench.datapipe_common import batches_forever, opt, resolve_device, synthetic_data, time_training
+from bench.datapipe_common import SourceOptions, bench_data, batches_forever, opt, setup_device, time_training
 from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS, BatchAugmenter
 from spkid.cli import run_main
 from spkid.config import parse_options
-from spkid.datadir import DataDir, read_wav_scp
+from spkid.datadir import read_wav_scp
 from spkid.dataset import AUG_DIRS, RIR_DIR, build_train_data, collate, crop_samples
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
@@ -49,16 +49,9 @@ class BenchOptions:
     batch_size: int = opt(32, "utterances per batch (device half and DataLoader)")
     workers: int = opt(2, "DataLoader workers for the loader measurement (0 skips it)")
     train_frames: int = opt(200, "crop length in frames (200 = 2.015 s)")
-    device: str = opt("auto", "device of the batched augmentation and the training steps", ("auto", "cpu", "cuda"))
     train_steps: int = opt(2, "training steps for the data-loading share (0 skips it; needs spkid.models)")
     trunk: str = opt("Q_SAP", "trunk of those training steps")
-    threads: int = opt(0, "CPU threads of this process (0 = PyTorch's default; 1 on a loaded machine)")
-    train_data: str = opt("", "a training data dir to read instead of synthetic audio")
-    aug_data: str = opt("", "the dir holding musan_{noise,music,speech} and rirs (with --train-data)")
     speakers: int = opt(64, "synthetic speakers")
-    files: int = opt(64, "distinct synthetic audio files")
-    seconds: str = opt("4,12", "synthetic utterance lengths: min,max seconds (VoxCeleb2 averages ~8 s)")
-    musan_seconds: str = opt("20,60", "synthetic MUSAN file lengths: min,max seconds (real music/speech files run minutes)")
 
 
 class PlainAugmentedCrops:
@@ -105,23 +98,14 @@ def crops_per_second(fn, n: int) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    opts, _ = parse_options([BenchOptions], argv, prog="bench/dataloader.py",
-                            description="Augmented training crops/s per worker against a plain numpy/scipy loader.")
-    device = resolve_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    opts, src, _ = parse_options([BenchOptions, SourceOptions], argv, prog="bench/dataloader.py",
+                                 description="Augmented training crops/s per worker against a plain numpy/scipy loader.")
+    device = setup_device(src)
     if opts.crops < 1 or opts.batch_size < 1:
         raise SpkidError("--crops and --batch-size must be positive")
     frames = crop_samples(opts.train_frames)
     with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
-        if opts.train_data:
-            if not opts.aug_data:
-                raise SpkidError("--train-data needs --aug-data (the dir holding musan_* and rirs)")
-            train_dir, aug_dir = DataDir.load(opts.train_data), Path(opts.aug_data)
-        else:
-            t0 = time.perf_counter()
-            train_dir, aug_dir = synthetic_data(Path(tmp), opts.speakers, opts.files, opts.seconds, opts.musan_seconds)
-            print(f"synthetic data: {len(train_dir.utts)} utterances, {opts.files} files, in {time.perf_counter() - t0:.1f} s")
+        train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers)
         train = TrainOptions(batch_size=opts.batch_size, train_frames=opts.train_frames, augment=True,
                              batched_augment=False, num_workers=0, seed=1)
         worker = build_train_data(train_dir, aug_dir, train, 1, 0, 1, device)

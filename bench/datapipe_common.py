@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +23,41 @@ def opt(default, help: str, choices=None):
     return field(default=default, metadata=meta)
 
 
+@dataclass
+class SourceOptions:
+    """Where a benchmark runs and what it reads (synthetic audio unless --train-data is given)."""
+
+    device: str = opt("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
+    threads: int = opt(0, "CPU threads of this process (0 = PyTorch's default; 1 on a loaded machine)")
+    train_data: str = opt("", "a training data dir to read instead of synthetic audio")
+    aug_data: str = opt("", "the dir holding musan_{noise,music,speech} and rirs (with --train-data)")
+    files: int = opt(64, "distinct synthetic audio files (listed round-robin under all utterance ids)")
+    seconds: str = opt("4,12", "synthetic utterance lengths: min,max seconds (VoxCeleb2 averages ~8 s)")
+    musan_seconds: str = opt("20,60", "synthetic MUSAN file lengths: min,max seconds (real music/speech files run minutes)")
+
+
+def setup_device(src: SourceOptions) -> torch.device:
+    """The device to time on (CPU threads set as asked)."""
+    if src.threads:
+        torch.set_num_threads(src.threads)
+    if src.device == "cuda" and not torch.cuda.is_available():
+        raise SpkidError("--device=cuda but no CUDA device is visible; use --device=cpu")
+    return torch.device("cuda" if src.device == "cuda" or (src.device == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def bench_data(src: SourceOptions, root: Path, speakers: int) -> tuple[DataDir, Path]:
+    """The training dir and the augmentation dir: the given ones, or synthetic ones written under ``root``."""
+    if src.train_data:
+        if not src.aug_data:
+            raise SpkidError("--train-data needs --aug-data (the dir holding musan_* and rirs)")
+        return DataDir.load(src.train_data), Path(src.aug_data)
+    t0 = time.perf_counter()
+    out = synthetic_data(root, speakers, src.files, src.seconds, src.musan_seconds)
+    print(f"synthetic data: {len(out[0].utts)} utterances of {speakers} speakers ({src.files} audio files) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
 def batches_forever(data: TrainData) -> Iterator[dict]:
     """The loader's batches across epochs (a short synthetic epoch must not end a measurement)."""
     for epoch in itertools.count():
@@ -39,7 +74,7 @@ def time_training(data: TrainData, model: torch.nn.Module, head: torch.nn.Module
                   steps: int, warmup: int, amp_dtype: torch.dtype | None) -> tuple[float, float]:
     """(utterances/s, share of step time spent waiting for the loader) over ``steps`` steps."""
     params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3, weight_decay=5e-5)
+    optim = torch.optim.Adam(params, lr=1e-3, weight_decay=5e-5)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     model.train(), head.train()
     batches = batches_forever(data)
@@ -55,9 +90,9 @@ def time_training(data: TrainData, model: torch.nn.Module, head: torch.nn.Module
             wave = data.device_augment(wave, batch)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             loss, _ = head(model(wave), label)
-        opt.zero_grad(set_to_none=True)
+        optim.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.step(opt)
+        scaler.step(optim)
         scaler.update()
         _sync(device)
         t2 = time.perf_counter()
@@ -82,11 +117,4 @@ def synthetic_data(root: Path, speakers: int, files: int, seconds: str, musan_se
                            max_files=files)
     aug = make_aug_dirs(root, num_clips=6, clip_seconds=_pair(musan_seconds, "--musan-seconds"), num_rirs=40)
     return train, aug
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SpkidError("--device=cuda but no CUDA device is visible; use --device=cpu")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
-
 

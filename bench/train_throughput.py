@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from bench.datapipe_common import opt, resolve_device, synthetic_data, time_training
+from bench.datapipe_common import SourceOptions, bench_data, opt, setup_device, time_training
 from spkid.cli import run_main
 from spkid.config import parse_options
-from spkid.datadir import DataDir
 from spkid.dataset import build_train_data
 from spkid.errors import SpkidError
 from spkid.losses import build_loss
@@ -48,23 +46,14 @@ class BenchOptions:
     steps: int = opt(3, "timed training steps per measurement")
     warmup: int = opt(2, "untimed steps first (worker start-up, cuDNN autotuning)")
     workers: int = opt(0, "DataLoader workers; 0 = min(8, CPU cores)")
-    device: str = opt("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
     amp: str = opt("fp16", "autocast precision on CUDA (CPU always runs fp32)", ("fp16", "bf16", "none"))
-    threads: int = opt(0, "CPU threads of the training process (0 = PyTorch's default)")
-    train_data: str = opt("", "a training data dir to read instead of synthetic audio")
-    aug_data: str = opt("", "the dir holding musan_{noise,music,speech} and rirs (with --train-data)")
     speakers: int = opt(0, "synthetic speakers; 0 = enough for two batches' worth of distinct speakers")
-    files: int = opt(64, "distinct synthetic audio files (listed round-robin under all utterance ids)")
-    seconds: str = opt("4,12", "synthetic utterance lengths: min,max seconds (VoxCeleb2 averages ~8 s)")
-    musan_seconds: str = opt("20,60", "synthetic MUSAN file lengths: min,max seconds")
 
 
 def main(argv: Sequence[str]) -> int:
-    opts, _ = parse_options([BenchOptions], argv, prog="bench/train_throughput.py",
-                            description="End-to-end training utterances/s per trunk, batched vs per-utterance augmentation.")
-    device = resolve_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    opts, src, _ = parse_options([BenchOptions, SourceOptions], argv, prog="bench/train_throughput.py",
+                                 description="End-to-end training utterances/s per trunk, batched vs per-utterance augmentation.")
+    device = setup_device(src)
     if opts.steps < 1 or opts.warmup < 0:
         raise SpkidError("--steps must be positive and --warmup non-negative")
     trunks = [t.strip() for t in opts.trunks.split(",") if t.strip()]
@@ -81,16 +70,7 @@ def main(argv: Sequence[str]) -> int:
         torch.backends.cudnn.benchmark = True
 
     with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
-        if opts.train_data:
-            if not opts.aug_data:
-                raise SpkidError("--train-data needs --aug-data (the dir holding musan_* and rirs)")
-            train_dir, aug_dir = DataDir.load(opts.train_data), Path(opts.aug_data)
-        else:
-            t0 = time.perf_counter()
-            train_dir, aug_dir = synthetic_data(Path(tmp), opts.speakers or 2 * batch // m, opts.files,
-                                                opts.seconds, opts.musan_seconds)
-            print(f"synthetic data: {len(train_dir.utts)} utterances of {len(train_dir.spk2utt)} speakers "
-                  f"in {time.perf_counter() - t0:.1f} s")
+        train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers or 2 * batch // m)
         print(f"device {device.type}, batch {batch} (M={m}), {workers} workers, {opts.steps} timed steps after "
               f"{opts.warmup} warm-up, {'fp32' if amp_dtype is None else opts.amp + ' autocast'}")
         print(f"{'trunk':<6}  {'augmentation':<26}  {'utt/s':>8}  {'wait':>6}")

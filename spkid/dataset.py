@@ -329,6 +329,5 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
     workers = train.num_workers
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                        prefetch_factor=4 if workers > 0 else None,
                         generator=torch.Generator().manual_seed(train.seed))
     return TrainData(loader, sampler, dataset, spk2idx, BatchAugmenter() if mode == AUG_BATCHED else None)
