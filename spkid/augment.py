@@ -135,14 +135,15 @@ def augment_batch(wave: torch.Tensor, clips: torch.Tensor, clip_owner: torch.Ten
 
     wave (B, T); clips (N, T) with clip_owner (N,) the row of ``wave`` each clip is added to and
     clip_snr (N,) its SNR in dB; rir (R, L) L2-normalised RIRs (zero-padded) with rir_owner (R,)
-    the rows they reverberate. All on one device; returns a new (B, T) float32 tensor."""
+    the rows they reverberate. All on one device; returns a new (B, T) float32 tensor (fp32 even under autocast)."""
     frames = wave.shape[-1]
-    out = wave.float().clone()
-    if rir.shape[0]:
-        out[rir_owner] = fft_convolve(wave[rir_owner], rir, frames)
-    if clips.shape[0]:
-        gain = torch.sqrt(10.0 ** ((_power_db_t(wave)[clip_owner] - _power_db_t(clips) - clip_snr.double()) / 10.0))
-        out.index_add_(0, clip_owner, clips.float() * gain.float()[:, None])
+    with torch.autocast(wave.device.type, enabled=False):
+        out = wave.float().clone()
+        if rir.shape[0]:
+            out[rir_owner] = fft_convolve(wave[rir_owner], rir, frames)
+        if clips.shape[0]:
+            gain = torch.sqrt(10.0 ** ((_power_db_t(wave)[clip_owner] - _power_db_t(clips) - clip_snr.double()) / 10.0))
+            out.index_add_(0, clip_owner, clips.float() * gain.float()[:, None])
     return out
 
 

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from spkid.audio import SAMPLE_RATE, AudioError, audio_info, read_audio
-from spkid.augment import CATEGORY, AugDraw, BatchAugmenter, augment_utterance, draw_augmentation
+from spkid.augment import AugDraw, BatchAugmenter, augment_utterance, draw_augmentation
 from spkid.datadir import DataDir, DataDirError, read_table, read_utt2dur, read_wav_scp
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
@@ -329,6 +329,5 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
     workers = train.num_workers
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                        prefetch_factor=4 if workers > 0 else None,
                         generator=torch.Generator().manual_seed(train.seed))
     return TrainData(loader, sampler, dataset, spk2idx, BatchAugmenter() if mode == AUG_BATCHED else None)

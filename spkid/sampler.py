@@ -97,13 +97,13 @@ class SpeakerBatchSampler:
                                f"speakers with >= {m} utterances each, but the data has {usable} "
                                f"(fix: --batch-size={max(m, usable // (world_size * m) * world_size * m)} or less)")
         self.epoch = 0
-        self._plan: tuple[int, list[list[Item]]] | None = None
+        self._plan: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def global_batches(self) -> list[list[Item]]:
-        """This epoch's global batches (all ranks), each a speaker-major list of (index, seed)."""
+    def plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's global batches as (dataset indices, item seeds), each (num_batches, batch_size)."""
         if self._plan is not None and self._plan[0] == self.epoch:
             return self._plan[1]
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -119,19 +119,22 @@ class SpeakerBatchSampler:
         all_utts = np.concatenate(tuple_utts)
         all_spk = np.concatenate(tuple_spk)
         packed = pack_tuples(all_spk, rng.permutation(len(all_spk)), self.speakers_per_batch)
-        seeds = rng.integers(0, 2**63 - 1, size=(len(packed), self.batch_size), dtype=np.int64)
-        batches = []
-        for b, members in enumerate(packed):
-            idx = all_utts[members].reshape(-1)
-            batches.append(list(zip(idx.tolist(), seeds[b].tolist())))
-        self._plan = (self.epoch, batches)
-        return batches
+        index = all_utts[np.asarray(packed, dtype=np.int64).reshape(len(packed), -1)].reshape(len(packed), -1)
+        seeds = rng.integers(0, 2**63 - 1, size=index.shape, dtype=np.int64)
+        self._plan = (self.epoch, (index, seeds))
+        return index, seeds
+
+    def global_batches(self) -> list[list[Item]]:
+        """This epoch's global batches (all ranks), each a speaker-major list of (index, seed)."""
+        index, seeds = self.plan()
+        return [list(zip(i.tolist(), s.tolist())) for i, s in zip(index, seeds)]
 
     def __iter__(self) -> Iterator[list[Item]]:
         per_rank = self.batch_size // self.world_size
         lo = self.rank * per_rank
-        for batch in self.global_batches():
-            yield batch[lo:lo + per_rank]
+        index, seeds = self.plan()
+        for i, s in zip(index[:, lo:lo + per_rank], seeds[:, lo:lo + per_rank]):
+            yield list(zip(i.tolist(), s.tolist()))
 
     def __len__(self) -> int:
-        return len(self.global_batches())
+        return len(self.plan()[0])

@@ -35,19 +35,28 @@ def _write(path: Path, x: np.ndarray) -> str:
 
 
 def make_train_dir(root: Path, num_speakers: int = 8, utts_per_speaker: int = 4,
-                   seconds: tuple[float, float] = (1.0, 4.0), seed: int = 0) -> DataDir:
-    """A VoxCeleb-shaped training dir ``root/data/train`` (wav.scp utt2spk spk2utt utt2dur)."""
+                   seconds: tuple[float, float] = (1.0, 4.0), seed: int = 0, max_files: int = 0) -> DataDir:
+    """A VoxCeleb-shaped training dir ``root/data/train`` (wav.scp utt2spk spk2utt utt2dur).
+
+    ``max_files`` > 0 writes only that many audio files and lists them round-robin under all
+    the utterance ids (cheap large dirs for throughput runs; the speakers are then not real)."""
     rng = np.random.default_rng(seed)
     wav_scp, utt2spk, utt2dur = {}, {}, {}
+    files: list[tuple[str, float]] = []
     for s in range(num_speakers):
         spk = f"id{s:05d}"
         f0 = rng.uniform(90, 250)
         for u in range(utts_per_speaker):
             utt = f"{spk}/sess{u % 2}/{u:05d}"
-            x = _voice(rng, f0, rng.uniform(*seconds))
-            wav_scp[utt] = _write(root / "wav" / f"{utt}.wav", x)
+            if max_files and len(files) >= max_files:
+                path, dur = files[len(utt2spk) % max_files]
+            else:
+                x = _voice(rng, f0, rng.uniform(*seconds))
+                path, dur = _write(root / "wav" / f"{utt}.wav", x), len(x) / SAMPLE_RATE
+                files.append((path, dur))
+            wav_scp[utt] = path
             utt2spk[utt] = spk
-            utt2dur[utt] = len(x) / SAMPLE_RATE
+            utt2dur[utt] = dur
     d = DataDir(root / "data" / "train", wav_scp, utt2spk, utt2spk_to_spk2utt(utt2spk), utt2dur)
     d.write()
     return d

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Augmented training crops per second per DataLoader worker, against a plain implementation.
+
+    python bench/dataloader.py                        # synthetic audio, a few hundred crops
+    python bench/dataloader.py --crops=2000 --workers=8 --train-steps=20 --device=cuda
+    python bench/dataloader.py --train-data=data/vox2_dev --aug-data=data
+
+Measures in one run, on the same files and the same five-way scheme:
+
+1. ``plain``: a per-sample numpy/scipy implementation as the paper's code does it: decode the
+   whole utterance and keep 2 s of it, decode whole MUSAN files, read each RIR from disk,
+   scipy convolution;
+2. ``worker``: this project's per-utterance path (``--batched-augment=false``): seeking crops,
+   MUSAN through 5-s windows, RIRs in memory;
+3. ``batched``: the worker half of ``--batched-augment=true`` (crop + the clips it names), and the
+   device half (:func:`spkid.augment.augment_batch`) timed per crop on ``--device``;
+
+each as crops/s in one process (= one worker); then the DataLoader with ``--workers`` workers,
+and the share of a training step spent waiting for data (Q_SAP by default; needs spkid.models).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.signal
+import soundfile as sf
+import torch
+
+from bench.datapipe_common import SourceOptions, bench_data, batches_forever, opt, setup_device, time_training
+from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS, BatchAugmenter
+from spkid.cli import run_main
+from spkid.config import parse_options
+from spkid.datadir import read_wav_scp
+from spkid.dataset import AUG_DIRS, RIR_DIR, build_train_data, collate, crop_samples
+from spkid.errors import SpkidError
+from spkid.options import TrainOptions
+
+
+@dataclass
+class BenchOptions:
+    crops: int = opt(200, "crops timed per single-process measurement")
+    batch_size: int = opt(32, "utterances per batch (device half and DataLoader)")
+    workers: int = opt(2, "DataLoader workers for the loader measurement (0 skips it)")
+    train_frames: int = opt(200, "crop length in frames (200 = 2.015 s)")
+    train_steps: int = opt(2, "training steps for the data-loading share (0 skips it; needs spkid.models)")
+    trunk: str = opt("Q_SAP", "trunk of those training steps")
+    speakers: int = opt(64, "synthetic speakers")
+
+
+class PlainAugmentedCrops:
+    """The baseline: the same scheme, per sample, as straightforward numpy/scipy code.
+
+    Whole-file decodes for the crop and every noise clip (MUSAN files, not windows), the RIR read
+    from disk per use. Same equations as spkid.augment, written independently."""
+
+    def __init__(self, wavs: list[str], musan: dict[str, list[str]], rirs: list[str], frames: int):
+        self.wavs, self.musan, self.rirs, self.frames = wavs, musan, rirs, frames
+
+    def load(self, path: str, rng: np.random.Generator) -> np.ndarray:
+        audio, _ = sf.read(path)
+        if len(audio) <= self.frames:
+            audio = np.pad(audio, (0, self.frames - len(audio) + 1), "wrap")
+        start = rng.integers(len(audio) - self.frames + 1)
+        return audio[start:start + self.frames]
+
+    def __call__(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        x = self.load(self.wavs[i % len(self.wavs)], rng)
+        kind = rng.integers(len(KINDS))
+        if kind == REVERB:
+            rir, _ = sf.read(self.rirs[rng.integers(len(self.rirs))])
+            x = scipy.signal.convolve(x, rir / np.sqrt(np.sum(rir ** 2)), mode="full")[:self.frames]
+        elif kind in CATEGORY:
+            files = self.musan[CATEGORY[kind]]
+            lo, hi = NUM_CLIPS[kind]
+            picks = rng.choice(len(files), size=rng.integers(lo, hi + 1), replace=kind != BABBLE)
+            clean_db = 10 * np.log10(np.mean(x ** 2) + 1e-4)
+            noise = np.zeros_like(x)
+            for p in picks:
+                n = self.load(files[p], rng)
+                snr = rng.uniform(*SNR_DB[kind])
+                noise += np.sqrt(10 ** ((clean_db - 10 * np.log10(np.mean(n ** 2) + 1e-4) - snr) / 10)) * n
+            x = x + noise
+        return x.astype(np.float32)
+
+
+def crops_per_second(fn, n: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv: Sequence[str]) -> int:
+    opts, src, _ = parse_options([BenchOptions, SourceOptions], argv, prog="bench/dataloader.py",
+                                 description="Augmented training crops/s per worker against a plain numpy/scipy loader.")
+    device = setup_device(src)
+    if opts.crops < 1 or opts.batch_size < 1:
+        raise SpkidError("--crops and --batch-size must be positive")
+    frames = crop_samples(opts.train_frames)
+    with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
+        train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers)
+        train = TrainOptions(batch_size=opts.batch_size, train_frames=opts.train_frames, augment=True,
+                             batched_augment=False, num_workers=0, seed=1)
+        worker = build_train_data(train_dir, aug_dir, train, 1, 0, 1, device)
+        batched = build_train_data(train_dir, aug_dir, replace(train, batched_augment=True), 1, 0, 1, device)
+        plan = []
+        epoch = 0
+        while len(plan) < opts.crops:
+            worker.sampler.set_epoch(epoch)
+            plan += [it for b in worker.sampler for it in b]
+            epoch += 1
+        plan = plan[:opts.crops]
+        musan = {cat: sorted(read_wav_scp(aug_dir / d / "wav.scp").values()) for cat, d in AUG_DIRS.items()}
+        plain = PlainAugmentedCrops([worker.dataset.entries[i] for i, _ in plan], musan,
+                                    sorted(read_wav_scp(aug_dir / RIR_DIR / "wav.scp").values()), frames)
+        rng = np.random.default_rng(0)
+
+        print(f"{opts.crops} crops of {frames} samples, one process (= one worker)")
+        rate_plain = crops_per_second(lambda i: plain(i, rng), opts.crops)
+        rate_worker = crops_per_second(lambda i: worker.dataset[plan[i]], opts.crops)
+        rate_read = crops_per_second(lambda i: batched.dataset[plan[i]], opts.crops)
+        groups = [plan[k:k + opts.batch_size] for k in range(0, len(plan), opts.batch_size)]
+        host = [collate([batched.dataset[it] for it in g]) for g in groups]
+        augment = BatchAugmenter()
+        waves = [b["wave"].to(device) for b in host]
+        augment(waves[0], host[0])
+        t0 = time.perf_counter()
+        for w, b in zip(waves, host):
+            augment(w, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        rate_device = len(plan) / (time.perf_counter() - t0)
+        print(f"  plain numpy/scipy (whole-file decodes)      {rate_plain:9.1f} crops/s")
+        print(f"  per-utterance path in the worker            {rate_worker:9.1f} crops/s  ({rate_worker / rate_plain:.2f}x plain)")
+        print(f"  batched path, worker half (crop + clips)    {rate_read:9.1f} crops/s  ({rate_read / rate_plain:.2f}x plain)")
+        print(f"  batched path, device half on {device.type:<4}           {rate_device:9.1f} crops/s  (batch {opts.batch_size})")
+
+        if opts.workers:
+            loader_opts = replace(train, num_workers=opts.workers)
+            for name, b_aug in (("per-utterance", False), ("batched", True)):
+                data = build_train_data(train_dir, aug_dir, replace(loader_opts, batched_augment=b_aug), 1, 0, 1, device)
+                stream = batches_forever(data)
+                next(stream)
+                n, t0 = 0, time.perf_counter()
+                while n < opts.crops:
+                    n += len(next(stream)["utts"])
+                rate = n / (time.perf_counter() - t0)
+                print(f"  DataLoader, {opts.workers} workers, {name:<13} {rate:9.1f} crops/s  "
+                      f"({rate / opts.workers:.1f} per worker on {os.cpu_count()} cores)")
+                del stream, data
+
+        if opts.train_steps:
+            from spkid.losses import build_loss
+            from spkid.models import build_model
+            from spkid.options import LossOptions, ModelOptions
+            for name, b_aug in (("per-utterance", False), ("batched", True)):
+                data = build_train_data(train_dir, aug_dir, replace(train, num_workers=max(opts.workers, 1),
+                                                                     batched_augment=b_aug), 1, 0, 1, device)
+                torch.manual_seed(0)
+                model = build_model(ModelOptions(trunk=opts.trunk)).to(device)
+                head = build_loss(LossOptions(loss="softmax"), model.embed_dim, data.num_speakers, 1).to(device)
+                amp = torch.float16 if device.type == "cuda" else None
+                rate, wait = time_training(data, model, head, device, opts.train_steps, 1, amp)
+                print(f"  training step ({opts.trunk}, {name} augmentation): {rate:.1f} utt/s, "
+                      f"waiting for data {wait:.1%} of the step")
+                del data
+    print(f"augmented crops per worker: {rate_worker:.1f}/s per-utterance path vs {rate_plain:.1f}/s plain "
+          f"({rate_worker / rate_plain:.2f}x); batched worker half {rate_read / rate_plain:.2f}x plain")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,120 @@
+"""Shared by bench/dataloader.py and bench/train_throughput.py: synthetic data and a timed training loop."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from spkid.datadir import DataDir
+from spkid.dataset import TrainData
+from spkid.errors import SpkidError
+from spkid.synthetic import make_aug_dirs, make_train_dir
+
+
+def opt(default, help: str, choices=None):
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class SourceOptions:
+    """Where a benchmark runs and what it reads (synthetic audio unless --train-data is given)."""
+
+    device: str = opt("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
+    threads: int = opt(0, "CPU threads of this process (0 = PyTorch's default; 1 on a loaded machine)")
+    train_data: str = opt("", "a training data dir to read instead of synthetic audio")
+    aug_data: str = opt("", "the dir holding musan_{noise,music,speech} and rirs (with --train-data)")
+    files: int = opt(64, "distinct synthetic audio files (listed round-robin under all utterance ids)")
+    seconds: str = opt("4,12", "synthetic utterance lengths: min,max seconds (VoxCeleb2 averages ~8 s)")
+    musan_seconds: str = opt("20,60", "synthetic MUSAN file lengths: min,max seconds (real music/speech files run minutes)")
+
+
+def setup_device(src: SourceOptions) -> torch.device:
+    """The device to time on (CPU threads set as asked)."""
+    if src.threads:
+        torch.set_num_threads(src.threads)
+    if src.device == "cuda" and not torch.cuda.is_available():
+        raise SpkidError("--device=cuda but no CUDA device is visible; use --device=cpu")
+    return torch.device("cuda" if src.device == "cuda" or (src.device == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def bench_data(src: SourceOptions, root: Path, speakers: int) -> tuple[DataDir, Path]:
+    """The training dir and the augmentation dir: the given ones, or synthetic ones written under ``root``."""
+    if src.train_data:
+        if not src.aug_data:
+            raise SpkidError("--train-data needs --aug-data (the dir holding musan_* and rirs)")
+        return DataDir.load(src.train_data), Path(src.aug_data)
+    t0 = time.perf_counter()
+    out = synthetic_data(root, speakers, src.files, src.seconds, src.musan_seconds)
+    print(f"synthetic data: {len(out[0].utts)} utterances of {speakers} speakers ({src.files} audio files) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def batches_forever(data: TrainData) -> Iterator[dict]:
+    """The loader's batches across epochs (a short synthetic epoch must not end a measurement)."""
+    for epoch in itertools.count():
+        data.set_epoch(epoch)
+        yield from data.loader
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(data: TrainData, model: torch.nn.Module, head: torch.nn.Module, device: torch.device,
+                  steps: int, warmup: int, amp_dtype: torch.dtype | None) -> tuple[float, float]:
+    """(utterances/s, share of step time spent waiting for the loader) over ``steps`` steps."""
+    params = list(model.parameters()) + list(head.parameters())
+    optim = torch.optim.Adam(params, lr=1e-3, weight_decay=5e-5)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    model.train(), head.train()
+    batches = batches_forever(data)
+    wait = total = 0.0
+    utts = 0
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        batch = next(batches)
+        t1 = time.perf_counter()
+        wave = batch["wave"].to(device, non_blocking=True)
+        label = batch["label"].to(device, non_blocking=True)
+        if data.device_augment is not None:
+            wave = data.device_augment(wave, batch)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss, _ = head(model(wave), label)
+        optim.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optim)
+        scaler.update()
+        _sync(device)
+        t2 = time.perf_counter()
+        if step >= warmup:
+            wait += t1 - t0
+            total += t2 - t0
+            utts += len(batch["utts"])
+    return utts / total, wait / total
+
+
+def _pair(text: str, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SpkidError(f"{name} takes min,max seconds, e.g. 4,12; got '{text}'") from None
+    return lo, hi
+
+
+def synthetic_data(root: Path, speakers: int, files: int, seconds: str, musan_seconds: str) -> tuple[DataDir, Path]:
+    """A synthetic training dir (8 utterance ids per speaker) and augmentation dirs under ``root``."""
+    train = make_train_dir(root, num_speakers=speakers, utts_per_speaker=8, seconds=_pair(seconds, "--seconds"),
+                           max_files=files)
+    aug = make_aug_dirs(root, num_clips=6, clip_seconds=_pair(musan_seconds, "--musan-seconds"), num_rirs=40)
+    return train, aug
+
