@@ -12,34 +12,30 @@ unless --channels is given. The front-end is part of the model and runs in fp32 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.errors import SpkidError
 from spkid.models import TRUNKS, build_model, trunk_parameters
 from spkid.options import ModelOptions
 
 
-def _opt(default, help: str, *choices):
-    return field(default=default, metadata={"help": help, **({"choices": choices} if choices else {})})
-
-
 @dataclass
 class BenchOptions:
-    trunks: str = _opt(",".join(TRUNKS), "comma-separated trunks to time")
-    channels: str = _opt("", "override the widths of every trunk timed (empty = the paper's)")
-    batch_size: int = _opt(32, "utterances per batch")
-    samples: int = _opt(32240, "samples per utterance (32,240 = the 2.015-s training crop)")
-    iters: int = _opt(0, "timed iterations per measurement (0 = 2 on CPU, 20 on CUDA)")
-    warmup: int = _opt(-1, "untimed iterations first (-1 = 1 on CPU, 5 on CUDA)")
-    device: str = _opt("auto", "auto: CUDA when present, else CPU", "auto", "cpu", "cuda")
-    amp: str = _opt("fp16", "autocast precision on CUDA (CPU always runs fp32)", "fp16", "bf16", "none")
-    channels_last: bool = _opt(True, "channels-last memory format for the ResNets on CUDA")
-    threads: int = _opt(0, "CPU threads (0 = PyTorch's default)")
+    trunks: str = option(",".join(TRUNKS), "comma-separated trunks to time")
+    channels: str = option("", "override the widths of every trunk timed (empty = the paper's)")
+    batch_size: int = option(32, "utterances per batch")
+    samples: int = option(32240, "samples per utterance (32,240 = the 2.015-s training crop)")
+    iters: int = option(0, "timed iterations per measurement (0 = 2 on CPU, 20 on CUDA)")
+    warmup: int = option(-1, "untimed iterations first (-1 = 1 on CPU, 5 on CUDA)")
+    device: str = option("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
+    amp: str = option("fp16", "autocast precision on CUDA (CPU always runs fp32)", ("fp16", "bf16", "none"))
+    channels_last: bool = option(True, "channels-last memory format for the ResNets on CUDA")
+    threads: int = option(0, "CPU threads (0 = PyTorch's default)")
 
 
 def _sync(device: torch.device) -> None:

@@ -26,6 +26,14 @@ class ConfigError(SpkidError):
     pass
 
 
+def option(default: Any, help: str, choices: Sequence | None = None) -> Any:
+    """A dataclass field that is an option: its default, help text and allowed values."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    return dataclasses.field(default=default, metadata=meta)
+
+
 def option_name(field_name: str) -> str:
     """``lr_step`` -> ``--lr-step``."""
     return "--" + field_name.replace("_", "-")

@@ -8,64 +8,59 @@ an experiment describes itself. Defaults are the paper's (REFERENCE in the READM
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from spkid.config import option
 
 TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
 LOSSES = ("softmax", "am_softmax", "aam_softmax", "ap", "ap_softmax")
 
 
-def _opt(default, help: str, choices=None):
-    meta = {"help": help}
-    if choices is not None:
-        meta["choices"] = tuple(choices)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class ModelOptions:
-    trunk: str = _opt("H_ASP", "trunk: Q_SAP (speed-optimised ResNet-34), H_ASP (performance-optimised), ECAPA (ECAPA-TDNN)", TRUNKS)
-    channels: str = _opt("", "comma-separated channel widths; empty = the paper's (Q 16,32,64,128; H 32,64,128,256; ECAPA 1024)")
-    n_mels: int = _opt(0, "mel bins; 0 = the paper's (64 for the ResNets, 80 MFCCs for ECAPA)")
-    embed_dim: int = _opt(0, "embedding size; 0 = the paper's (512 for the ResNets, 192 for ECAPA)")
-    embed_bn: bool = _opt(False, "BatchNorm1d on the embedding after the final Linear ('BN' in Table 2)")
+    trunk: str = option("H_ASP", "trunk: Q_SAP (speed-optimised ResNet-34), H_ASP (performance-optimised), ECAPA (ECAPA-TDNN)", TRUNKS)
+    channels: str = option("", "comma-separated channel widths; empty = the paper's (Q 16,32,64,128; H 32,64,128,256; ECAPA 1024)")
+    n_mels: int = option(0, "mel bins; 0 = the paper's (64 for the ResNets, 80 MFCCs for ECAPA)")
+    embed_dim: int = option(0, "embedding size; 0 = the paper's (512 for the ResNets, 192 for ECAPA)")
+    embed_bn: bool = option(False, "BatchNorm1d on the embedding after the final Linear ('BN' in Table 2)")
 
 
 @dataclass
 class LossOptions:
-    loss: str = _opt("aam_softmax", "training objective (paper section 2.2)", LOSSES)
-    margin: float = _opt(0.2, "AM/AAM-softmax margin m")
-    scale: float = _opt(30.0, "AM/AAM-softmax scale s")
-    ap_init_w: float = _opt(10.0, "Angular Prototypical: initial scale w (kept positive)")
-    ap_init_b: float = _opt(-5.0, "Angular Prototypical: initial bias b")
+    loss: str = option("aam_softmax", "training objective (paper section 2.2)", LOSSES)
+    margin: float = option(0.2, "AM/AAM-softmax margin m")
+    scale: float = option(30.0, "AM/AAM-softmax scale s")
+    ap_init_w: float = option(10.0, "Angular Prototypical: initial scale w (kept positive)")
+    ap_init_b: float = option(-5.0, "Angular Prototypical: initial bias b")
 
 
 @dataclass
 class TrainOptions:
-    epochs: int = _opt(250, "training epochs")
-    batch_size: int = _opt(200, "utterances per global batch (all ranks together): 200 classification, 400 metric losses")
-    n_per_speaker: int = _opt(0, "utterances of one speaker in a batch (M); 0 = 2 for ap/ap_softmax, 1 otherwise")
-    max_seg_per_spk: int = _opt(500, "per epoch, at most this many utterances of one speaker")
-    train_frames: int = _opt(200, "training crop in frames: frames*160+240 samples (200 = 2.015 s)")
-    augment: bool = _opt(False, "online MUSAN+RIR augmentation: clean/reverb/music/babble/noise, equal odds")
-    batched_augment: bool = _opt(True, "augment whole batches on the training device (GPU when present) instead of per utterance in workers")
-    lr: float = _opt(0.001, "Adam learning rate")
-    weight_decay: float = _opt(5e-5, "Adam weight decay")
-    lr_decay: float = _opt(0.75, "StepLR factor")
-    lr_step: int = _opt(16, "StepLR period in epochs")
-    amp: str = _opt("fp16", "mixed precision on CUDA (ignored on CPU): fp16 with a gradient scaler, bf16, or none", ("fp16", "bf16", "none"))
-    compile: bool = _opt(False, "torch.compile the trunk")
-    num_workers: int = _opt(4, "DataLoader worker processes per rank")
-    seed: int = _opt(1, "random seed (sampler, crops, augmentation, initialisation)")
+    epochs: int = option(250, "training epochs")
+    batch_size: int = option(200, "utterances per global batch (all ranks together): 200 classification, 400 metric losses")
+    n_per_speaker: int = option(0, "utterances of one speaker in a batch (M); 0 = 2 for ap/ap_softmax, 1 otherwise")
+    max_seg_per_spk: int = option(500, "per epoch, at most this many utterances of one speaker")
+    train_frames: int = option(200, "training crop in frames: frames*160+240 samples (200 = 2.015 s)")
+    augment: bool = option(False, "online MUSAN+RIR augmentation: clean/reverb/music/babble/noise, equal odds")
+    batched_augment: bool = option(True, "augment whole batches on the training device (GPU when present) instead of per utterance in workers")
+    lr: float = option(0.001, "Adam learning rate")
+    weight_decay: float = option(5e-5, "Adam weight decay")
+    lr_decay: float = option(0.75, "StepLR factor")
+    lr_step: int = option(16, "StepLR period in epochs")
+    amp: str = option("fp16", "mixed precision on CUDA (ignored on CPU): fp16 with a gradient scaler, bf16, or none", ("fp16", "bf16", "none"))
+    compile: bool = option(False, "torch.compile the trunk")
+    num_workers: int = option(4, "DataLoader worker processes per rank")
+    seed: int = option(1, "random seed (sampler, crops, augmentation, initialisation)")
 
 
 @dataclass
 class EvalOptions:
-    eval_frames: int = _opt(400, "evaluation crop in frames (400 = 4.015 s)")
-    num_eval_crops: int = _opt(10, "evenly spaced crops per test utterance; 0 = the whole utterance")
-    score_type: str = _opt("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code)", ("cosine", "euclidean"))
-    as_norm: bool = _opt(False, "adaptive score normalisation against training-speaker cohort")
-    as_norm_top_n: int = _opt(300, "AS-norm: top-N cohort scores per side")
-    p_target: float = _opt(0.05, "MinDCF prior (the paper's 0.05; NIST SRE often uses 0.01)")
+    eval_frames: int = option(400, "evaluation crop in frames (400 = 4.015 s)")
+    num_eval_crops: int = option(10, "evenly spaced crops per test utterance; 0 = the whole utterance")
+    score_type: str = option("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code)", ("cosine", "euclidean"))
+    as_norm: bool = option(False, "adaptive score normalisation against training-speaker cohort")
+    as_norm_top_n: int = option(300, "AS-norm: top-N cohort scores per side")
+    p_target: float = option(0.05, "MinDCF prior (the paper's 0.05; NIST SRE often uses 0.01)")
 
 
 SYSTEM_OPTIONS = (ModelOptions, LossOptions, TrainOptions, EvalOptions)

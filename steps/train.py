@@ -17,24 +17,24 @@ from pathlib import Path
 from typing import Sequence
 
 from spkid.cli import run_main
-from spkid.config import parse_options, write_resolved
+from spkid.config import option, parse_options, write_resolved
 from spkid.datadir import DataDir
 from spkid.dataset import build_train_data
 from spkid.errors import SpkidError
-from spkid.options import SYSTEM_OPTIONS, _opt, n_per_speaker
+from spkid.options import SYSTEM_OPTIONS, n_per_speaker
 from spkid.trainer import (TrainJob, Trainer, close_distributed, config_differences, init_distributed,
                            load_latest_checkpoint, log, setup_logging)
 
 
 @dataclass
 class RunOptions:
-    train_data: str = _opt("", "training data dir (wav.scp, utt2spk, spk2utt, utt2dur)")
-    aug_data: str = _opt("", "data root holding musan_noise, musan_music, musan_speech and rirs (used with --augment true)")
-    device: str = _opt("auto", "auto (CUDA when present), cuda or cpu; steps/train.sh sets it from --gpus", ("auto", "cuda", "cpu"))
-    log_interval: int = _opt(50, "steps between progress updates (the only points where the host waits for the device)")
-    keep_checkpoints: int = _opt(3, "keep the newest N epoch checkpoints (0 = all)")
-    log_utts: bool = _opt(False, "debug: append the utterance ids each rank trains on to log/utts.rank<R>.txt")
-    quiet: bool = _opt(False, "no progress bar or per-epoch console lines (the log file still has them)")
+    train_data: str = option("", "training data dir (wav.scp, utt2spk, spk2utt, utt2dur)")
+    aug_data: str = option("", "data root holding musan_noise, musan_music, musan_speech and rirs (used with --augment true)")
+    device: str = option("auto", "auto (CUDA when present), cuda or cpu; steps/train.sh sets it from --gpus", ("auto", "cuda", "cpu"))
+    log_interval: int = option(50, "steps between progress updates (the only points where the host waits for the device)")
+    keep_checkpoints: int = option(3, "keep the newest N epoch checkpoints (0 = all)")
+    log_utts: bool = option(False, "debug: append the utterance ids each rank trains on to log/utts.rank<R>.txt")
+    quiet: bool = option(False, "no progress bar or per-epoch console lines (the log file still has them)")
 
 
 def main(argv: Sequence[str]) -> int:
