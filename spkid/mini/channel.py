@@ -80,13 +80,13 @@ class Channel:
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "Channel":
-        if rng.random() < 0.12:
+        if rng.random() < 0.08:
             hp, lp = float(rng.uniform(250, 350)), float(rng.uniform(3300, 3600))   # telephone band
         else:
             hp, lp = float(rng.uniform(40, 300)), float(rng.uniform(4000, 7800))
-        eq = tuple((float(np.exp(rng.uniform(np.log(150), np.log(5000)))), float(rng.uniform(-8, 8)),
+        eq = tuple((float(np.exp(rng.uniform(np.log(150), np.log(5000)))), float(rng.uniform(-6, 6)),
                     float(rng.uniform(0.7, 2.5))) for _ in range(2))
-        return cls(hp, lp, eq, float(rng.choice([0.0, 1.0])), float(rng.uniform(15, 45)),
+        return cls(hp, lp, eq, float(rng.choice([0.0, 1.0])), float(rng.uniform(20, 50)),
                    float(rng.uniform(-6, -1)))
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -235,6 +235,7 @@ def _run_task(task: tuple) -> list[dict]:
 def write_lists(out: Path, seed: int, speakers: list[Speaker], records: list[dict], rirs: list[dict]) -> dict[str, int]:
     """train_list.txt, the four trial lists, speakers.tsv and RIRS_NOISES' rir_list."""
     lists = out / "lists"
+    records = sorted(records, key=lambda r: (r["role"], r["path"]))   # task completion order varies with --nj
     spk_by_id = {s.spk: s for s in speakers}
     rng = np.random.default_rng([seed, TRIALS])
 

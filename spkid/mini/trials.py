@@ -1,7 +1,7 @@
 """Trial lists for the mini corpus, shaped like VoxCeleb's evaluation lists.
 
-Each list pairs every enrolment utterance with a few target trials (same speaker, preferably
-another session, as VoxCeleb pairs different videos) and as many non-target trials, so labels
+Each list pairs every enrolment utterance with a few target trials (same speaker, another
+session, as VoxCeleb pairs different videos) and as many non-target trials, so labels
 are balanced like Vox1-O. The non-targets of the H-like list share gender and language, as
 Vox1-H's share nationality and gender.
 """
@@ -26,8 +26,9 @@ def draw_trials(rng: np.random.Generator, enroll: list[Utt], test: list[Utt], pe
     """For each enrolment utterance draw up to ``per_side`` targets and ``per_side`` non-targets
     from ``test`` (never the utterance itself, no pair twice in either order).
 
-    Targets prefer another session of the speaker; with ``same_group_nontargets`` non-targets
+    Targets are from another session of the speaker; with ``same_group_nontargets`` non-targets
     are other speakers of the same (gender, language) group."""
+    test = sorted(test, key=lambda u: u.path)
     by_spk: dict[str, list[Utt]] = {}
     by_group: dict[tuple[str, str], list[Utt]] = {}
     for u in test:
@@ -36,9 +37,7 @@ def draw_trials(rng: np.random.Generator, enroll: list[Utt], test: list[Utt], pe
     seen: set[tuple[str, str]] = set()
     out: list[tuple[int, str, str]] = []
     for e in sorted(enroll, key=lambda u: u.path):
-        same = [u for u in by_spk.get(e.spk, []) if u.path != e.path]
-        cross = [u for u in same if u.session != e.session]
-        targets = cross if len(cross) >= per_side else cross + [u for u in same if u.session == e.session]
+        targets = [u for u in by_spk.get(e.spk, []) if u.session != e.session]
         pool_nt = by_group.get(e.group, []) if same_group_nontargets else test
         nontargets = [u for u in pool_nt if u.spk != e.spk]
         rows = []

@@ -165,7 +165,7 @@ def plan_speakers(rng: np.random.Generator, counts: dict[str, int], id_base: dic
             pool = [v for v in pool if used.get(v, 0) == least]
             base = pool[int(rng.integers(len(pool)))]
             used[base] = used.get(base, 0) + 1
-            alpha = float(rng.uniform(0.9, 1.12))
+            alpha = float(rng.uniform(0.88, 1.14))
             if base.engine == "flite":
                 pitch = int(rng.uniform(85, 130) if base.gender == "m" else rng.uniform(150, 220))
             else:

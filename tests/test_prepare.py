@@ -1,0 +1,132 @@
+"""Stage 2 on the tiny mini corpus, and on broken corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mini_corpus_fixture import TINY, tiny_corpus
+from spkid.datadir import DataDir, read_trials, validate_data_dir
+from spkid.prepare import (PrepareError, PrepareOptions, SetSummary, compare_known, musan_segments, prepare)
+
+
+def run_prepare(corpus: Path, data: Path) -> list[SetSummary]:
+    return prepare(PrepareOptions(corpus_dir=str(corpus), data=str(data), nj=2, quiet=True))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    return data, run_prepare(tiny_corpus(), data)
+
+
+def linked_corpus(tmp_path: Path, without: str = "") -> Path:
+    """A corpus of symlinks to the tiny corpus' parts, lacking ``without``."""
+    src, dst = tiny_corpus(), tmp_path / "corpus"
+    dst.mkdir()
+    for p in src.iterdir():
+        if p.name != without:
+            os.symlink(p, dst / p.name)
+    return dst
+
+
+def test_data_dirs_valid(prepared):
+    data, summaries = prepared
+    names = {s.name for s in summaries}
+    assert names == {"vox2_dev", "vox1", "vox1_test", "voxsrc20_val", "musan_noise", "musan_music",
+                     "musan_speech", "rirs"}
+    for name in names:
+        assert validate_data_dir(data / name) == [], name
+    vox2 = DataDir.load(data / "vox2_dev")
+    assert len(vox2.utts) == TINY["train_speakers"] * TINY["utts_per_speaker"]
+    assert len(vox2.spk2utt) == TINY["train_speakers"]
+    assert all(u.split("/")[0] == s for u, s in vox2.utt2spk.items())
+    assert all(2.0 <= d <= 8.0 for d in vox2.utt2dur.values())
+    vox1 = DataDir.load(data / "vox1")
+    assert set(vox1.trial_lists()) == {"vox1_O", "vox1_E", "vox1_H"}
+    o = read_trials(data / "vox1/trials/vox1_O")
+    assert set(DataDir.load(data / "vox1_test").utts) == o.utterances < set(vox1.utts)
+    assert not (data / "vox1_test/trials").exists()
+    assert set(DataDir.load(data / "voxsrc20_val").trial_lists()) == {"voxsrc20_val"}
+    first = (data / "vox1/trials/vox1_E").read_text().splitlines()[0].split()
+    assert first[2] in ("target", "nontarget") and not first[0].endswith(".wav")
+    rirs = DataDir.load(data / "rirs")
+    assert set(rirs.spk2utt) == {"smallroom", "mediumroom"}
+    assert all(Path(p).is_file() and os.path.isabs(p) for p in rirs.wav_scp.values())
+
+
+def test_trials_match_the_voxceleb_lists(prepared):
+    data, _ = prepared
+    corpus = tiny_corpus()
+    for listfile, kaldi in (("veri_test2.txt", "vox1/trials/vox1_O"), ("list_test_hard2.txt", "vox1/trials/vox1_H"),
+                            ("voxsrc2020_val.txt", "voxsrc20_val/trials/voxsrc20_val")):
+        src = [line.split() for line in (corpus / "lists" / listfile).read_text().splitlines()]
+        dst = [line.split() for line in (data / kaldi).read_text().splitlines()]
+        assert [(a[:-4], b[:-4], "target" if lab == "1" else "nontarget") for lab, a, b in src] == \
+            [tuple(r) for r in dst]
+
+
+def test_musan_segments(prepared):
+    data, _ = prepared
+    segs = musan_segments({"a": 11.5, "b": 4.0, "c": 5.0})
+    assert segs == {"a-0000000": "a 0.00 5.00", "a-0000300": "a 3.00 8.00", "a-0000600": "a 6.00 11.00",
+                    "b-0000000": "b 0.00 4.00", "c-0000000": "c 0.00 5.00"}
+    noise = DataDir.load(data / "musan_noise")
+    lines = (data / "musan_noise/segments").read_text().splitlines()
+    assert len(lines) >= len(noise.utts)
+    for line in lines:
+        seg, utt, start, end = line.split()
+        assert utt in noise.wav_scp and 0 <= float(start) < float(end) <= noise.utt2dur[utt] + 0.01
+
+
+def test_rerun_is_idempotent(prepared, tmp_path, capsys):
+    data, _ = prepared
+    before = {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
+    run_prepare(tiny_corpus(), data)
+    after = {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
+    assert before == after
+    assert "voxsrc2019_test.txt not found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("part", ["voxceleb1", "voxceleb2", "musan"])
+def test_missing_part_is_a_clear_error(tmp_path, part):
+    corpus = linked_corpus(tmp_path, without=part)
+    with pytest.raises(PrepareError, match=rf"{part}.* not found.*run\.sh --corpus mini --stage 1"):
+        run_prepare(corpus, tmp_path / "data")
+
+
+def test_missing_corpus_dir(tmp_path):
+    with pytest.raises(PrepareError, match="run stage 1 first"):
+        run_prepare(tmp_path / "nowhere", tmp_path / "data")
+
+
+def test_trial_utterance_without_audio(tmp_path):
+    corpus = linked_corpus(tmp_path, without="lists")
+    (corpus / "lists").mkdir()
+    for p in (tiny_corpus() / "lists").iterdir():
+        os.symlink(p, corpus / "lists" / p.name)
+    (corpus / "lists/veri_test2.txt").unlink()
+    (corpus / "lists/veri_test2.txt").write_text("1 id10001/AAAAAAAAAAA/00001.wav id10001/BBBBBBBBBBB/00001.wav\n")
+    with pytest.raises(PrepareError, match=r"veri_test2.txt:1: utterance 'id10001/AAAAAAAAAAA/00001' has no audio"):
+        run_prepare(corpus, tmp_path / "data")
+
+
+def test_wrong_sample_rate(tmp_path):
+    corpus = linked_corpus(tmp_path, without="musan")
+    for kind in ("noise", "music", "speech"):
+        (corpus / "musan" / kind / "x").mkdir(parents=True)
+        sf.write(corpus / "musan" / kind / "x/a.wav", np.zeros(8000, np.int16), 8000 if kind == "music" else 16000)
+    with pytest.raises(PrepareError, match=r"not 16000 Hz mono, e.g. utterance 'x/a'.*ffmpeg"):
+        run_prepare(corpus, tmp_path / "data")
+
+
+def test_compare_known_counts():
+    ok = [SetSummary("vox2_dev", 1_092_009, 5_994, {}), SetSummary("vox1", 153_516, 1_251, {"vox1_O": 37_611})]
+    assert compare_known(ok) == []
+    short = [SetSummary("vox2_dev", 1000, 5_994, {}), SetSummary("vox1", 153_516, 1_251, {"vox1_O": 37_720})]
+    warnings = compare_known(short)
+    assert len(warnings) == 2 and "1,092,009" in warnings[0] and "37,611" in warnings[1]
