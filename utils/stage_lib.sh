@@ -2,7 +2,7 @@
 
 # run_stage N MARKER CMD [ARGS...]: run CMD unless MARKER exists (or --force true); write
 # MARKER last, so an interrupted stage is simply run again. Output goes to the terminal and
-# to <dir of MARKER>/log/stage<N>.log.
+# to exp/log/stage<N>_<dir of MARKER, with / as _>.log.
 run_stage() {
   local n=$1 marker=$2; shift 2
   if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
@@ -13,15 +13,17 @@ run_stage() {
     echo "run.sh: stage $n is not implemented yet ($1 is missing)" >&2
     exit 1
   fi
-  local logdir
-  logdir=$(dirname "$marker")/log
-  mkdir -p "$logdir"
+  local dir log
+  dir=$(dirname "$marker")
+  log=exp/log/stage${n}_${dir//\//_}.log
+  mkdir -p exp/log
   rm -f "$marker"
   echo "stage $n: $*"
-  if ! "$@" 2>&1 | tee "$logdir/stage$n.log"; then
-    echo "run.sh: stage $n failed; see $logdir/stage$n.log" >&2
+  if ! "$@" 2>&1 | tee "$log"; then
+    echo "run.sh: stage $n failed; see $log" >&2
     exit 1
   fi
+  mkdir -p "$dir"
   touch "$marker"
 }
 

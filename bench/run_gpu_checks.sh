@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, as one script (a few minutes on one H100/H200):
+#   1. the CUDA-only tests (fp32 front-end under autocast, no host-device sync in a step,
+#      non-finite skip under fp16/bf16, batched augmentation against the reference on CUDA)
+#   2. bench/models.py: forward+backward and inference samples/s per trunk (fp16 autocast)
+#   3. bench/train_throughput.py: end-to-end utterances/s per trunk, batched device
+#      augmentation against per-utterance CPU augmentation (the ratio printed)
+#   4. one DDP training epoch through steps/train.sh --gpus N (torchrun, NCCL)
+# Each part is time-limited and logs to OUT_DIR/<part>.log; a failing part does not stop the rest.
+#   bench/run_gpu_checks.sh OUT_DIR [GPUS]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: bench/run_gpu_checks.sh OUT_DIR [GPUS]}
+gpus=${2:-1}
+mkdir -p "$out"
+[ -f path.sh ] && . ./path.sh
+py=$(command -v python3)
+export PYTHONUNBUFFERED=1
+
+part() {  # part NAME SECONDS CMD...
+  local name=$1 secs=$2; shift 2
+  echo "=== $name: $*" | tee "$out/$name.log"
+  local t0=$SECONDS
+  timeout "$secs" "$@" >>"$out/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$out/$name.log"
+  tail -n 25 "$out/$name.log"
+}
+
+part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; \
+  $py -c 'import torch, torchaudio; print(torch.__version__, torchaudio.__version__, torch.cuda.get_device_name())'"
+part cuda_tests 240 "$py" -m pytest -q -x -p no:cacheprovider -k "cuda or CUDA or nonfinite" \
+  tests/test_models.py tests/test_features.py tests/test_trainer.py
+part augment_tests 120 "$py" -m pytest -q -p no:cacheprovider tests/test_augment.py
+part train_throughput 300 "$py" bench/train_throughput.py --device=cuda --steps=20 --warmup=5 --workers=14
+part models 150 "$py" bench/models.py --device=cuda
+
+ddp=$(mktemp -d)
+part ddp_nccl 180 bash -c "$py -c \"
+from pathlib import Path
+from spkid.synthetic import make_train_dir, make_aug_dirs
+make_train_dir(Path('$ddp'), num_speakers=200, utts_per_speaker=4)
+make_aug_dirs(Path('$ddp'))
+\" && steps/train.sh --gpus $gpus --trunk H_ASP --loss ap_softmax --batch-size 400 --epochs 2 \
+  --augment true --num-workers 8 --amp fp16 --train-data $ddp/data/train --aug-data $ddp/data \
+  --quiet true $ddp/exp && ls -la $ddp/exp $ddp/exp/checkpoints && tail -n 5 $ddp/exp/log/train.log"
+rm -rf "$ddp"
