@@ -33,10 +33,10 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-from bench.datapipe_common import SourceOptions, bench_data, batches_forever, opt, setup_device, time_training
+from bench.datapipe_common import SourceOptions, bench_data, batches_forever, setup_device, time_training
 from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS, BatchAugmenter
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import read_wav_scp
 from spkid.dataset import AUG_DIRS, RIR_DIR, build_train_data, collate, crop_samples
 from spkid.errors import SpkidError
@@ -45,13 +45,13 @@ from spkid.options import TrainOptions
 
 @dataclass
 class BenchOptions:
-    crops: int = opt(200, "crops timed per single-process measurement")
-    batch_size: int = opt(32, "utterances per batch (device half and DataLoader)")
-    workers: int = opt(2, "DataLoader workers for the loader measurement (0 skips it)")
-    train_frames: int = opt(200, "crop length in frames (200 = 2.015 s)")
-    train_steps: int = opt(2, "training steps for the data-loading share (0 skips it; needs spkid.models)")
-    trunk: str = opt("Q_SAP", "trunk of those training steps")
-    speakers: int = opt(64, "synthetic speakers")
+    crops: int = option(200, "crops timed per single-process measurement")
+    batch_size: int = option(32, "utterances per batch (device half and DataLoader)")
+    workers: int = option(2, "DataLoader workers for the loader measurement (0 skips it)")
+    train_frames: int = option(200, "crop length in frames (200 = 2.015 s)")
+    train_steps: int = option(2, "training steps for the data-loading share (0 skips it; needs spkid.models)")
+    trunk: str = option("Q_SAP", "trunk of those training steps")
+    speakers: int = option(64, "synthetic speakers")
 
 
 class PlainAugmentedCrops:
@@ -157,17 +157,14 @@ def main(argv: Sequence[str]) -> int:
                 del stream, data
 
         if opts.train_steps:
-            from spkid.losses import build_loss
-            from spkid.models import build_model
-            from spkid.options import LossOptions, ModelOptions
+            from spkid.options import EvalOptions, LossOptions, ModelOptions
+            from spkid.trainer import TrainJob
             for name, b_aug in (("per-utterance", False), ("batched", True)):
-                data = build_train_data(train_dir, aug_dir, replace(train, num_workers=max(opts.workers, 1),
-                                                                     batched_augment=b_aug), 1, 0, 1, device)
-                torch.manual_seed(0)
-                model = build_model(ModelOptions(trunk=opts.trunk)).to(device)
-                head = build_loss(LossOptions(loss="softmax"), model.embed_dim, data.num_speakers, 1).to(device)
-                amp = torch.float16 if device.type == "cuda" else None
-                rate, wait = time_training(data, model, head, device, opts.train_steps, 1, amp)
+                step_opts = replace(train, num_workers=max(opts.workers, 1), batched_augment=b_aug)
+                data = build_train_data(train_dir, aug_dir, step_opts, 1, 0, 1, device)
+                job = TrainJob(ModelOptions(trunk=opts.trunk), LossOptions(loss="softmax"), step_opts, EvalOptions(),
+                               Path(tempfile.mkdtemp(prefix="spkid_bench_exp_")), quiet=True)
+                rate, wait = time_training(data, job, device, opts.train_steps, 1)
                 print(f"  training step ({opts.trunk}, {name} augmentation): {rate:.1f} utt/s, "
                       f"waiting for data {wait:.1%} of the step")
                 del data

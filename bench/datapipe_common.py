@@ -4,36 +4,31 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
+from spkid.config import option
 from spkid.datadir import DataDir
 from spkid.dataset import TrainData
 from spkid.errors import SpkidError
 from spkid.synthetic import make_aug_dirs, make_train_dir
-
-
-def opt(default, help: str, choices=None):
-    meta = {"help": help}
-    if choices is not None:
-        meta["choices"] = tuple(choices)
-    return field(default=default, metadata=meta)
+from spkid.trainer import Dist, Trainer, TrainJob
 
 
 @dataclass
 class SourceOptions:
     """Where a benchmark runs and what it reads (synthetic audio unless --train-data is given)."""
 
-    device: str = opt("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
-    threads: int = opt(0, "CPU threads of this process (0 = PyTorch's default; 1 on a loaded machine)")
-    train_data: str = opt("", "a training data dir to read instead of synthetic audio")
-    aug_data: str = opt("", "the dir holding musan_{noise,music,speech} and rirs (with --train-data)")
-    files: int = opt(64, "distinct synthetic audio files (listed round-robin under all utterance ids)")
-    seconds: str = opt("4,12", "synthetic utterance lengths: min,max seconds (VoxCeleb2 averages ~8 s)")
-    musan_seconds: str = opt("20,60", "synthetic MUSAN file lengths: min,max seconds (real music/speech files run minutes)")
+    device: str = option("auto", "auto: CUDA when present, else CPU", ("auto", "cpu", "cuda"))
+    threads: int = option(0, "CPU threads of this process (0 = PyTorch's default; 1 on a loaded machine)")
+    train_data: str = option("", "a training data dir to read instead of synthetic audio")
+    aug_data: str = option("", "the dir holding musan_{noise,music,speech} and rirs (with --train-data)")
+    files: int = option(64, "distinct synthetic audio files (listed round-robin under all utterance ids)")
+    seconds: str = option("4,12", "synthetic utterance lengths: min,max seconds (VoxCeleb2 averages ~8 s)")
+    musan_seconds: str = option("20,60", "synthetic MUSAN file lengths: min,max seconds (real music/speech files run minutes)")
 
 
 def setup_device(src: SourceOptions) -> torch.device:
@@ -70,13 +65,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_training(data: TrainData, model: torch.nn.Module, head: torch.nn.Module, device: torch.device,
-                  steps: int, warmup: int, amp_dtype: torch.dtype | None) -> tuple[float, float]:
-    """(utterances/s, share of step time spent waiting for the loader) over ``steps`` steps."""
-    params = list(model.parameters()) + list(head.parameters())
-    optim = torch.optim.Adam(params, lr=1e-3, weight_decay=5e-5)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    model.train(), head.train()
+def time_training(data: TrainData, job: TrainJob, device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
+    """(utterances/s, share of step time spent waiting for the loader) over ``steps`` steps of
+    the trainer's own step (spkid.trainer.Trainer.step: AMP, channels-last, fused Adam, compile)."""
+    trainer = Trainer(job, data.num_speakers, Dist(rank=0, world_size=1, local_rank=0, device=device))
+    trainer.net.train()
     batches = batches_forever(data)
     wait = total = 0.0
     utts = 0
@@ -84,16 +77,7 @@ def time_training(data: TrainData, model: torch.nn.Module, head: torch.nn.Module
         t0 = time.perf_counter()
         batch = next(batches)
         t1 = time.perf_counter()
-        wave = batch["wave"].to(device, non_blocking=True)
-        label = batch["label"].to(device, non_blocking=True)
-        if data.device_augment is not None:
-            wave = data.device_augment(wave, batch)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss, _ = head(model(wave), label)
-        optim.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optim)
-        scaler.update()
+        trainer.step(batch, data.device_augment)
         _sync(device)
         t2 = time.perf_counter()
         if step >= warmup:

@@ -27,27 +27,27 @@ from typing import Sequence
 
 import torch
 
-from bench.datapipe_common import SourceOptions, bench_data, opt, setup_device, time_training
+from bench.datapipe_common import SourceOptions, bench_data, setup_device, time_training
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.dataset import build_train_data
 from spkid.errors import SpkidError
-from spkid.losses import build_loss
-from spkid.models import build_model
-from spkid.options import TRUNKS, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.options import TRUNKS, EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.trainer import TrainJob
 
 
 @dataclass
 class BenchOptions:
-    trunks: str = opt(",".join(TRUNKS), "comma-separated trunks to time")
-    channels: str = opt("", "override the widths of every trunk (empty = the paper's)")
-    loss: str = opt("aam_softmax", "training loss (ap and ap_softmax use M=2 utterances per speaker)")
-    batch_size: int = opt(0, "utterances per batch; 0 = 200 on CUDA, 8 on CPU")
-    steps: int = opt(3, "timed training steps per measurement")
-    warmup: int = opt(2, "untimed steps first (worker start-up, cuDNN autotuning)")
-    workers: int = opt(0, "DataLoader workers; 0 = min(8, CPU cores)")
-    amp: str = opt("fp16", "autocast precision on CUDA (CPU always runs fp32)", ("fp16", "bf16", "none"))
-    speakers: int = opt(0, "synthetic speakers; 0 = enough for two batches' worth of distinct speakers")
+    trunks: str = option(",".join(TRUNKS), "comma-separated trunks to time")
+    channels: str = option("", "override the widths of every trunk (empty = the paper's)")
+    loss: str = option("aam_softmax", "training loss (ap and ap_softmax use M=2 utterances per speaker)")
+    batch_size: int = option(0, "utterances per batch; 0 = 200 on CUDA, 8 on CPU")
+    steps: int = option(3, "timed training steps per measurement")
+    warmup: int = option(2, "untimed steps first (worker start-up, cuDNN autotuning)")
+    workers: int = option(0, "DataLoader workers; 0 = min(8, CPU cores)")
+    amp: str = option("fp16", "autocast precision on CUDA (CPU always runs fp32)", ("fp16", "bf16", "none"))
+    compile: bool = option(False, "torch.compile the model and loss (TrainOptions.compile)")
+    speakers: int = option(0, "synthetic speakers; 0 = enough for two batches' worth of distinct speakers")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -63,26 +63,27 @@ def main(argv: Sequence[str]) -> int:
     batch = opts.batch_size or (200 if device.type == "cuda" else 8)
     workers = opts.workers or min(8, os.cpu_count() or 1)
     loss_opts = LossOptions(loss=opts.loss)
-    train = TrainOptions(batch_size=batch, augment=True, num_workers=workers, seed=1)
+    train = TrainOptions(batch_size=batch, augment=True, num_workers=workers, seed=1, amp=opts.amp, compile=opts.compile)
     m = n_per_speaker(loss_opts, train)
-    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "none": None}[opts.amp] if device.type == "cuda" else None
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    precision = f"{opts.amp} autocast" if device.type == "cuda" and opts.amp != "none" else "fp32"
 
     with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
         train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers or 2 * batch // m)
         print(f"device {device.type}, batch {batch} (M={m}), {workers} workers, {opts.steps} timed steps after "
-              f"{opts.warmup} warm-up, {'fp32' if amp_dtype is None else opts.amp + ' autocast'}")
+              f"{opts.warmup} warm-up, {precision}{', torch.compile' if opts.compile else ''}")
         print(f"{'trunk':<6}  {'augmentation':<26}  {'utt/s':>8}  {'wait':>6}")
         results = []
+
+        def data_opts(batched: bool) -> TrainOptions:
+            return replace(train, batched_augment=batched)
+
         for trunk in trunks:
             rates = {}
             for batched in (False, True):
-                data = build_train_data(train_dir, aug_dir, replace(train, batched_augment=batched), m, 0, 1, device)
-                torch.manual_seed(0)
-                model = build_model(ModelOptions(trunk=trunk, channels=opts.channels)).to(device)
-                head = build_loss(loss_opts, model.embed_dim, data.num_speakers, m).to(device)
-                rate, wait = time_training(data, model, head, device, opts.steps, opts.warmup, amp_dtype)
+                data = build_train_data(train_dir, aug_dir, data_opts(batched), m, 0, 1, device)
+                job = TrainJob(ModelOptions(trunk=trunk, channels=opts.channels), loss_opts, data_opts(batched),
+                               EvalOptions(), Path(tmp) / "exp", quiet=True)
+                rate, wait = time_training(data, job, device, opts.steps, opts.warmup)
                 where = f"batched on {device.type}" if batched else "per utterance in workers"
                 print(f"{trunk:<6}  {where:<26}  {rate:>8.1f}  {wait:>6.1%}", flush=True)
                 rates[batched] = rate
