@@ -410,8 +410,7 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             stats = dict(loss=f"{loss_sum / max(good, 1):.3f}", acc=f"{100 * acc_sum / max(good, 1):.1f}%",
                          lr=f"{lr:.2e}", utt_s=f"{utts * self.d.world_size / max(elapsed, 1e-9):.0f}")
-            bar.set_postfix(stats, refresh=False)
-            bar.update(step - last_read)
+            bar.set_postfix(stats)
             log.info("epoch %d step %d: %s", epoch, step, " ".join(f"{k}={v}" for k, v in stats.items()),
                      extra={"file_only": True})
             last_read = step
@@ -426,6 +425,7 @@ class Trainer:
             sums += torch.stack([torch.where(finite, loss, zero), torch.where(finite, acc, zero), finite.float()])
             steps += 1
             utts += len(batch["utts"])
+            bar.update(1)  # host-side only: the loss figures wait for the next read
             if job.log_utts:
                 seen_utts.extend(batch["utts"])
             if steps - last_read == n_read:
