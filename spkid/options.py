@@ -65,6 +65,7 @@ class EvalOptions:
     score_type: str = _opt("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code)", ("cosine", "euclidean"))
     as_norm: bool = _opt(False, "adaptive score normalisation against training-speaker cohort")
     as_norm_top_n: int = _opt(300, "AS-norm: top-N cohort scores per side")
+    cohort_utts_per_spk: int = _opt(10, "AS-norm cohort: utterances extracted per training speaker (evenly spaced in its sorted list; 0 = all)")
     p_target: float = _opt(0.05, "MinDCF prior (the paper's 0.05; NIST SRE often uses 0.01)")
 
 
