@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from spkid.features import InstanceNormLogMel, MeanNormMFCC, num_frames
+
+torch.set_num_threads(1)
+
+
+def speechlike(samples: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 16000
+    tone = 0.3 * torch.sin(2 * np.pi * 220 * t) * (1 + torch.sin(2 * np.pi * 3 * t))
+    return (tone + 0.05 * torch.randn(samples, generator=g)).clamp(-1, 1)
+
+
+def preemphasis_np(x: np.ndarray) -> np.ndarray:
+    y = x.copy()
+    y[1:] = x[1:] - 0.97 * x[:-1]
+    return y
+
+
+def reference_power_mel(x: np.ndarray, n_mels: int) -> torch.Tensor:
+    """Independent path: numpy pre-emphasis, torchaudio.functional spectrogram and filterbank."""
+    w = torch.from_numpy(preemphasis_np(x))
+    spec = torchaudio.functional.spectrogram(
+        w, pad=0, window=torch.hamming_window(400, dtype=torch.float64), n_fft=512, hop_length=160,
+        win_length=400, power=2.0, normalized=False)
+    fb = torchaudio.functional.melscale_fbanks(257, 0.0, 8000.0, n_mels, 16000).double()
+    return (spec.transpose(0, 1) @ fb).transpose(0, 1)  # (n_mels, frames)
+
+
+def test_logmel_instance_norm_matches_independent_computation():
+    x = speechlike(32240)
+    ours = InstanceNormLogMel(64)(x[None])[0].double().numpy()
+    logmel = np.log(reference_power_mel(x.double().numpy(), 64).numpy() + 1e-6)
+    ref = (logmel - logmel.mean(1, keepdims=True)) / np.sqrt(logmel.var(1, keepdims=True) + 1e-5)
+    assert ours.shape == (64, num_frames(32240)) == (64, 202)
+    np.testing.assert_allclose(ours, ref, atol=5e-4)
+    np.testing.assert_allclose(ours.mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(ours.std(1), 1, atol=1e-3)
+
+
+def test_mfcc_matches_torchaudio_mfcc_with_mean_removed():
+    x = speechlike(24000, seed=1)
+    ours = MeanNormMFCC(80)(x[None])[0].double().numpy()
+    mfcc = torchaudio.transforms.MFCC(
+        sample_rate=16000, n_mfcc=80, log_mels=True,
+        melkwargs=dict(n_fft=512, win_length=400, hop_length=160, window_fn=torch.hamming_window, n_mels=80))
+    ref = mfcc(torch.from_numpy(preemphasis_np(x.numpy()))).double().numpy()
+    ref -= ref.mean(1, keepdims=True)
+    assert ours.shape == (80, num_frames(24000))
+    np.testing.assert_allclose(ours, ref, atol=5e-4)
+    # The DCT of a log-mel: c0 is sqrt(1/80) * sum of the log-mels (orthonormal DCT-II).
+    logmel = np.log(reference_power_mel(x.double().numpy(), 80).numpy() + 1e-6)
+    c0 = logmel.sum(0) / np.sqrt(80)
+    np.testing.assert_allclose(ours[0], c0 - c0.mean(), atol=2e-3)
+
+
+@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80)], ids=["logmel", "mfcc"])
+def test_frontends_have_no_parameters_and_are_per_utterance(frontend):
+    assert sum(p.numel() for p in frontend.parameters()) == 0
+    assert len(list(frontend.buffers())) >= 2  # window, filterbank (and DCT)
+    a, b = speechlike(16000, 2), 0.01 * speechlike(16000, 3)
+    both = frontend(torch.stack([a, b]))
+    torch.testing.assert_close(both[0], frontend(a[None])[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(both[1], frontend(b[None])[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80)], ids=["logmel", "mfcc"])
+def test_features_unchanged_under_autocast(frontend):
+    x = torch.stack([speechlike(16000, 4), speechlike(16000, 5)])
+    plain = frontend(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = frontend(x)
+    assert auto.dtype == torch.float32
+    assert torch.equal(auto, plain)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80)], ids=["logmel", "mfcc"])
+def test_features_fp32_under_cuda_fp16_autocast(frontend):
+    frontend = frontend.cuda()
+    x = torch.stack([speechlike(32240, 6), speechlike(32240, 7)]).cuda()
+    plain = frontend(x)
+    with torch.autocast("cuda", dtype=torch.float16):
+        auto = frontend(x)
+    assert auto.dtype == torch.float32
+    torch.testing.assert_close(auto, plain)
+    torch.testing.assert_close(plain.cpu(), frontend.cpu()(x.cpu()), atol=1e-3, rtol=1e-3)
+
+
+def test_num_frames_for_the_crops():
+    assert num_frames(32240) == 202 and num_frames(64240) == 402 and num_frames(199 * 160) == 200
