@@ -9,8 +9,12 @@ EER (F1 in the paper) or MinDCF (F2), both computed exactly by :mod:`spkid.metri
 Exhaustive, exact and fast: 4^8 - 1 - 510 = 65,025 vectors for 8 systems would take ~20 ms
 each with a full sort of 200,000 trials. Instead, branch and bound:
 
-1. For a batch of weight vectors at once, every trial's fused score is mapped to one of B
-   bins (one matrix product, then ``bincount``). Cumulative bin counts give FNR and FPR at
+0. Each system's scores are normalised, z_i = (s_i - its threshold) / std(s_i), so that every
+   fusion is (up to a scale and offset that change no metric) a convex combination of the z_i
+   and the fused thresholds fall in one narrow window; trials whose z_i are all below (or
+   all above) it are only counted, never fused.
+1. For a batch of weight vectors at once, every remaining trial's fused score is mapped to one
+   of B bins of the window (one matrix product, then ``bincount``), in parallel processes. Cumulative bin counts give FNR and FPR at
    the bin edges, and for any threshold inside bin j, FNR >= FNR(edge j - s) and
    FPR >= FPR(edge j + 1 + s) (s = slack bins absorbing float32 rounding at the edges).
    So ``min_j max(FNR(e_{j-s}), FPR(e_{j+1+s}))`` is a lower bound of every EER definition
@@ -25,6 +29,8 @@ each with a full sort of 200,000 trials. Instead, branch and bound:
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
+import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -61,6 +67,7 @@ class FusionOptions:
     eer_method: str = _opt("roc", "EER definition for F1 and the table: roc (the paper's code), kaldi, interp",
                            metrics.EER_METHODS)
     search_bins: int = _opt(2048, "grid search: histogram bins of the lower-bound pass (speed only; the result is exact)")
+    search_jobs: int = _opt(0, "grid search: processes for the lower-bound pass (0 = the CPU cores, at most 8)")
 
 
 def weight_grid(n_systems: int, max_weight: int = 3) -> np.ndarray:
@@ -104,93 +111,173 @@ class SearchResult:
     n_exact: int          # combinations evaluated exactly (the rest were pruned by their bound)
 
 
-def _window(scores: np.ndarray, labels: np.ndarray, p_target: float, c_miss: float, c_fa: float,
-            margin: float) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Per-system affine normalisation and the window of normalised scores where the EER and
-    MinDCF thresholds of fused systems are expected.
+def _threshold(scores: np.ndarray, labels: np.ndarray, objective: str, p_target: float, c_miss: float,
+               c_fa: float) -> float:
+    """Where the objective is reached (the +inf 'reject all' threshold read as the top score)."""
+    if objective == "eer":
+        t = metrics.eer_threshold(scores, labels, "roc")[1]
+    else:
+        t = metrics.min_dcf_threshold(scores, labels, p_target, c_miss, c_fa)[1]
+    return float(min(t, scores.max()))
 
-    z_i = (s_i - EER threshold_i) / std(s_i). Any fusion is, up to a positive scale and an
-    offset that do not change its metrics, a convex combination of the z_i, so one window and
-    one set of bins serve every weight vector; a trial whose z_i are all below (above) the
-    window is below (above) it for every weight vector and need not be fused at all."""
-    thr_eer = np.array([metrics.eer_threshold(s, labels)[1] for s in scores])
-    thr_dcf = np.array([metrics.min_dcf_threshold(s, labels, p_target, c_miss, c_fa)[1] for s in scores])
-    # the +inf threshold (reject everything) sits just above the highest score
-    top = scores.max(axis=1)
-    thr_eer, thr_dcf = np.minimum(thr_eer, top), np.minimum(thr_dcf, top)
+
+def _normalise(scores: np.ndarray, labels: np.ndarray, grid: np.ndarray, objective: str, p_target: float,
+               c_miss: float, c_fa: float, probes: int = 32,
+               reach: float = 1.5) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Per-system affine normalisation and the window where the bounds need resolution.
+
+    z_i = (s_i - threshold_i) / std(s_i). Any fusion is, up to a positive scale and an offset
+    that change none of its metrics, the convex combination sum_i v_i z_i with
+    v = w * std / sum(w * std), so one window and one set of bins serve every weight vector.
+    The window must reach far enough that no threshold outside it can look better than the
+    optimum: up to where the miss rate alone, and down to where the false-alarm rate alone,
+    costs ``reach`` times the best objective of some probe fusions (the single systems and a
+    few random weight vectors). A weight vector for which that fails still gets a valid bound,
+    only a looser one, and is then evaluated exactly."""
+    thr = np.array([_threshold(s, labels, objective, p_target, c_miss, c_fa) for s in scores])
     std = scores.std(axis=1)
     std = np.where(std > 0, std, 1.0)
-    z_dcf = (thr_dcf - thr_eer) / std
-    lo, hi = min(0.0, z_dcf.min()), max(0.0, z_dcf.max())
-    pad = margin * max(hi - lo, 0.05)
-    return thr_eer, std, lo - pad, hi + pad
+    z = (scores - thr[:, None]) / std[:, None]
+    rng = np.random.default_rng(0)
+    chosen = np.r_[np.flatnonzero(grid.sum(axis=1) == grid.max(axis=1))[:len(scores)],
+                   rng.choice(len(grid), min(probes, len(grid)), replace=False)]
+    fused = []
+    for w in grid[np.unique(chosen)]:
+        g = (w * std / np.sum(w * std)) @ z
+        fused.append((np.sort(g[labels]), np.sort(g[~labels]), objective_value(g, labels, objective, "roc",
+                                                                              p_target, c_miss, c_fa)))
+    best = min(v for _, _, v in fused)
+    if objective == "eer":
+        need_miss = need_fa = reach * best
+    else:
+        norm = metrics.dcf_norm(p_target, c_miss, c_fa)
+        need_miss, need_fa = reach * best * norm / (c_miss * p_target), reach * best * norm / (c_fa * (1 - p_target))
+    lo, hi = 0.0, 0.0
+    for tar, non, _ in fused:
+        k_miss = min(int(np.ceil(need_miss * len(tar))), len(tar) - 1)
+        k_fa = min(int(np.ceil(need_fa * len(non))), len(non) - 1)
+        hi = max(hi, tar[k_miss])                  # P_miss(hi) >= need_miss
+        lo = min(lo, non[len(non) - 1 - k_fa])     # P_fa(lo) >= need_fa
+    pad = 0.05 * (hi - lo) + 1e-6
+    return z, std, lo - pad, hi + pad
 
 
-def lower_bounds(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, bins: int = 2048,
-                 slack: int = 2, p_target: float = 0.05, c_miss: float = 1.0, c_fa: float = 1.0,
-                 margin: float = 1.0, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Lower bounds of the EER and of the MinDCF of every weight vector (see the module doc).
+_SHARED: dict = {}  # the lower-bound pass's read-only arrays, inherited by forked workers
 
-    Bins: 0 = below the window, 1..bins inside it, bins+1 = above it."""
+
+def _bound_batch(weights: np.ndarray) -> np.ndarray:
+    """Lower bounds for one batch of weight vectors (see lower_bounds)."""
+    sh = _SHARED
+    nb, bins = sh["nb"], sh["nb"] - 2
+    w = weights * sh["std"]  # fused = sum_i (w_i std_i) z_i / sum_i w_i + const
+    k = len(w)
+    row0 = (np.arange(k) * nb)[:, None].astype(np.float32)
+    # position = row offset + 1 + (fused z - lo) * bins / (hi - lo), clipped to the row's bins
+    v = np.hstack([w / w.sum(axis=1, keepdims=True) * sh["per_unit"], row0 + 1 - sh["lo"] * sh["per_unit"]])
+    v = v.astype(np.float32)
+    cum = []
+    with threadpool_limits(1):  # small (k x 9) @ (9 x m) products: BLAS threads only contend
+        for zm, n_below, n_above in sh["parts"]:
+            pos = v @ zm
+            np.clip(pos, row0, row0 + (nb - 1), out=pos)
+            counts = np.bincount(pos.astype(np.int32).ravel(), minlength=k * nb).reshape(k, nb)
+            counts[:, 0] += n_below
+            counts[:, -1] += n_above
+            cum.append(np.concatenate([np.zeros((k, 1), np.int64), np.cumsum(counts, axis=1)], axis=1))
+    fnr_e = cum[0] / sh["n_tar"]          # targets below edge j
+    fpr_e = 1.0 - cum[1] / sh["n_non"]    # non-targets at or above edge j
+    inner = _cost(sh, fnr_e[:, sh["lo_edge"]], fpr_e[:, sh["hi_edge"]])[:, 1:-1].min(axis=1)
+    s = sh["slack"]
+    # thresholds above the window: P_miss >= max(targets below hi, targets whose max z_i < t),
+    # P_fa >= non-targets whose min z_i >= t (g lies between a trial's min and max z_i)
+    above = _cost(sh, np.maximum(fnr_e[:, nb - 1 - s, None], sh["up_miss"]), sh["up_fa"]).min(axis=1)
+    below = _cost(sh, sh["down_miss"], np.maximum(fpr_e[:, 1 + s, None], sh["down_fa"])).min(axis=1)
+    return np.minimum(inner, np.minimum(above, below))
+
+
+def _cost(sh: dict, fnr: np.ndarray, fpr: np.ndarray) -> np.ndarray:
+    if sh["objective"] == "eer":
+        return np.maximum(fnr, fpr)
+    a, b, norm = sh["dcf"]
+    return (a * fnr + b * fpr) / norm
+
+
+def _outer_bounds(z: np.ndarray, labels: np.ndarray, lo: float, hi: float, steps: int = 512):
+    """For thresholds outside the window, on a grid of intervals [t_q, t_q+1): lower bounds of
+    P_miss (targets whose largest z_i is below t_q) and P_fa (non-targets whose smallest z_i is
+    at or above t_q+1), valid for every weight vector."""
+    tar_max = np.sort(z[:, labels].max(axis=0))
+    non_min = np.sort(z[:, ~labels].min(axis=0))
+    n_tar, n_non = len(tar_max), len(non_min)
+    top, bottom = z.max() + 1.0, z.min() - 1.0
+
+    def grid(a, b):
+        t = np.linspace(a, b, steps + 1)
+        miss = np.searchsorted(tar_max, t[:-1], "left") / n_tar
+        fa = (n_non - np.searchsorted(non_min, t[1:], "left")) / n_non
+        return miss[None], fa[None]
+
+    up_miss, up_fa = grid(hi, max(top, hi))
+    down_miss, down_fa = grid(min(bottom, lo), lo)
+    return up_miss, up_fa, down_miss, down_fa
+
+
+def lower_bounds(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, objective: str = "eer",
+                 bins: int = 2048, slack: int = 2, p_target: float = 0.05, c_miss: float = 1.0,
+                 c_fa: float = 1.0, batch: int = 64, jobs: int = 1) -> np.ndarray:
+    """A lower bound of the objective (EER, any definition here, or MinDCF) of every weight
+    vector (see the module doc), computed in ``jobs`` processes.
+
+    Bins: 0 = below the window, 1..bins inside it, bins+1 = above it; a trial whose z_i all
+    lie below (above) the window lies there for every weight vector and is only counted."""
     labels = np.asarray(labels).astype(bool)
-    center, std, lo, hi = _window(scores, labels, p_target, c_miss, c_fa, margin)
-    z = (scores - center[:, None]) / std[:, None]
+    z, std, lo, hi = _normalise(scores, labels, weights, objective, p_target, c_miss, c_fa)
     below = z.max(axis=0) < lo
     above = z.min(axis=0) >= hi
     mid = ~(below | above)
-    nb = bins + 2
     parts = []
     for side in (labels, ~labels):
         zm = z[:, mid & side]
         # a row of ones carries each weight vector's bias and its bincount offset
         zm = np.ascontiguousarray(np.vstack([zm, np.ones((1, zm.shape[1]))]), dtype=np.float32)
         parts.append((zm, int((below & side).sum()), int((above & side).sum())))
-    n_tar, n_non = int(labels.sum()), int((~labels).sum())
+    nb = bins + 2
     j = np.arange(nb)
-    lo_edge = np.maximum(j - slack, 0)
-    hi_edge = np.minimum(j + 1 + slack, nb)
-    a, b = c_miss * p_target, c_fa * (1.0 - p_target)
-    norm = metrics.dcf_norm(p_target, c_miss, c_fa)
-    per_unit = bins / (hi - lo)
-    eer_lb = np.empty(len(weights))
-    dcf_lb = np.empty(len(weights))
-    with threadpool_limits(1):  # small (64 x 9) @ (9 x m) products: BLAS threads only contend
-        for start in range(0, len(weights), batch):
-            w = weights[start:start + batch] * std  # fused = sum_i (w_i std_i) z_i / sum_i w_i + const
-            k = len(w)
-            row0 = (np.arange(k) * nb)[:, None].astype(np.float32)
-            # position = row offset + 1 + (fused z - lo) * bins / (hi - lo), clipped to the row's bins
-            v = np.hstack([w / w.sum(axis=1, keepdims=True) * per_unit, row0 + 1 - lo * per_unit]).astype(np.float32)
-            cum = []
-            for zm, n_below, n_above in parts:
-                pos = v @ zm
-                np.clip(pos, row0, row0 + (nb - 1), out=pos)
-                counts = np.bincount(pos.astype(np.int32).ravel(), minlength=k * nb).reshape(k, nb)
-                counts[:, 0] += n_below
-                counts[:, -1] += n_above
-                cum.append(np.concatenate([np.zeros((k, 1), np.int64), np.cumsum(counts, axis=1)], axis=1))
-            fnr_e = cum[0] / n_tar           # targets below edge j
-            fpr_e = 1.0 - cum[1] / n_non     # non-targets at or above edge j
-            fnr_lo, fpr_hi = fnr_e[:, lo_edge], fpr_e[:, hi_edge]
-            eer_lb[start:start + k] = np.maximum(fnr_lo, fpr_hi).min(axis=1)
-            dcf_lb[start:start + k] = (a * fnr_lo + b * fpr_hi).min(axis=1) / norm
-    return eer_lb, dcf_lb
+    _SHARED.clear()
+    up_miss, up_fa, down_miss, down_fa = _outer_bounds(z, labels, lo, hi)
+    _SHARED.update(parts=parts, std=std, slack=slack, up_miss=up_miss, up_fa=up_fa, down_miss=down_miss,
+                   down_fa=down_fa, lo=lo, per_unit=bins / (hi - lo), nb=nb, objective=objective,
+                   n_tar=int(labels.sum()), n_non=int((~labels).sum()),
+                   lo_edge=np.maximum(j - slack, 0), hi_edge=np.minimum(j + 1 + slack, nb),
+                   dcf=(c_miss * p_target, c_fa * (1.0 - p_target), metrics.dcf_norm(p_target, c_miss, c_fa)))
+    batches = [weights[i:i + batch] for i in range(0, len(weights), batch)]
+    try:
+        if jobs > 1 and len(batches) > 1 and "fork" in mp.get_all_start_methods():
+            with mp.get_context("fork").Pool(jobs) as pool:
+                out = pool.map(_bound_batch, batches, chunksize=max(1, len(batches) // (8 * jobs)))
+        else:
+            out = [_bound_batch(b) for b in batches]
+    finally:
+        _SHARED.clear()
+    return np.concatenate(out)
 
 
 def grid_search(scores: np.ndarray, labels: np.ndarray, objectives: Sequence[str] = OBJECTIVES,
                 max_weight: int = 3, eer_method: str = "roc", p_target: float = 0.05, c_miss: float = 1.0,
-                c_fa: float = 1.0, bins: int = 2048) -> dict[str, SearchResult]:
-    """The best weight vector of the whole grid for each objective (exact; see the module doc)."""
+                c_fa: float = 1.0, bins: int = 2048, jobs: int = 0) -> dict[str, SearchResult]:
+    """The best weight vector of the whole grid for each objective (exact; see the module doc).
+    ``jobs``: processes for the bound pass (0 = the CPU cores, at most 8)."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     for o in objectives:
         if o not in OBJECTIVES:
             raise FusionError(f"unknown fusion objective '{o}'; choose one of {', '.join(OBJECTIVES)}")
+    jobs = jobs or min(os.cpu_count() or 1, 8)
     grid = weight_grid(scores.shape[0], max_weight)
-    eer_lb, dcf_lb = lower_bounds(scores, labels, grid, bins=bins, p_target=p_target, c_miss=c_miss, c_fa=c_fa)
     results = {}
     for objective in objectives:
-        bound = eer_lb if objective == "eer" else dcf_lb
+        bound = lower_bounds(scores, labels, grid, objective, bins=bins, p_target=p_target, c_miss=c_miss,
+                             c_fa=c_fa, jobs=jobs)
         order = np.argsort(bound, kind="stable")
         best_value, best_index, n_exact = np.inf, -1, 0
         for i in order:

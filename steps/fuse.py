@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     trials, tune_scores = tuned
     start = time.time()
     found = fusion.grid_search(tune_scores, trials.labels, list(FUSIONS.values()), fo.max_weight, fo.eer_method,
-                               fo.p_target, fo.c_miss, fo.c_fa, fo.search_bins)
+                               fo.p_target, fo.c_miss, fo.c_fa, fo.search_bins, fo.search_jobs)
     print(f"fuse.py: searched {found['eer'].n_combinations} weight vectors of {len(systems)} systems on "
           f"{fo.tune_list} ({len(trials)} trials) in {time.time() - start:.1f}s")
     loaded = {t.name: (t, load_list_scores(exp, systems, t.set, t.name, t.path)) for t in find_trial_lists(data)}

@@ -71,7 +71,8 @@ def test_lower_bounds_are_bounds():
     y = rng.random(n) < 0.5
     s = np.stack([y * (1 + i) + rng.normal(size=n) * (1 + i) for i in range(3)])
     grid = weight_grid(3, 3)
-    eer_lb, dcf_lb = fusion.lower_bounds(s, y, grid, bins=64)
+    eer_lb = fusion.lower_bounds(s, y, grid, "eer", bins=64)
+    dcf_lb = fusion.lower_bounds(s, y, grid, "mindcf", bins=64, jobs=2)
     for w, le, ld in zip(grid, eer_lb, dcf_lb):
         f = fuse(s, w)
         for method in ("roc", "kaldi", "interp"):
