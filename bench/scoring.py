@@ -39,7 +39,9 @@ def main() -> None:
 
     def stream():
         for i, u in enumerate(utts):
-            m = centres[spk_of[i]] + rng.normal(size=(args.crops, args.dim)).astype(np.float32)
+            # speaker + utterance (session) offset + per-crop noise: EERs of a few percent
+            m = (centres[spk_of[i]] + 2.5 * rng.normal(size=args.dim)).astype(np.float32)
+            m = m + rng.normal(size=(args.crops, args.dim)).astype(np.float32)
             if i < keep:
                 kept[u] = m
             yield u, m

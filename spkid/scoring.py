@@ -95,7 +95,7 @@ def trial_indices(trials: Trials, emb: Embeddings, where: str = "the embeddings"
     return e, t
 
 
-def cosine_scores(means: np.ndarray, e: np.ndarray, t: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+def cosine_scores(means: np.ndarray, e: np.ndarray, t: np.ndarray, chunk: int = 16384) -> np.ndarray:
     """Mean crop-by-crop cosine for trials (e[k], t[k]) = dot of the mean normalised crops."""
     out = np.empty(len(e), dtype=np.float64)
     for a in range(0, len(e), chunk):

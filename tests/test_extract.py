@@ -124,3 +124,29 @@ def test_extract_errors(tmp_path):
     (exp / "final.pt").unlink()
     with pytest.raises(extract.ExtractError, match="final.pt not found"):
         step_main()(["--read-workers=0", str(exp), str(data.path)])
+
+
+def test_as_norm_cohort_flow(tmp_path, capsys):
+    """Stage 4 with --cohort-data extracts the cohort; stage 5 AS-norms against it."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    conf = exp / "config.conf"
+    conf.write_text(conf.read_text().replace("--as-norm=false", "--as-norm=true")
+                    .replace("--cohort-utts-per-spk=10", "--cohort-utts-per-spk=2"))
+    data = tiny_data(tmp_path, n=6)
+    train = tiny_data(tmp_path / "train", n=8)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[2]} target\n{utts[0]} {utts[1]} nontarget\n")
+    main = step_main()
+    assert main(["--read-workers=0", f"--cohort-data={train.path}", str(exp), str(data.path)]) == 0
+    cohort = exp / "embeddings" / "cohort"
+    assert len((cohort / "embeddings.scp").read_text().splitlines()) == 4  # 2 speakers x 2
+    spec = importlib.util.spec_from_file_location("steps_score", ROOT / "steps" / "score.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    capsys.readouterr()
+    assert mod.main([str(exp), str(data.path)]) == 0
+    assert "AS-norm top-300 of 2 cohort speakers" in capsys.readouterr().out
+    assert len((exp / "scores" / "set" / "l.score").read_text().splitlines()) == 2
