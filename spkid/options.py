@@ -60,6 +60,7 @@ class EvalOptions:
     score_type: str = option("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code)", ("cosine", "euclidean"))
     as_norm: bool = option(False, "adaptive score normalisation against training-speaker cohort")
     as_norm_top_n: int = option(300, "AS-norm: top-N cohort scores per side")
+    cohort_utts_per_spk: int = option(10, "AS-norm cohort: utterances extracted per training speaker (evenly spaced in its sorted list; 0 = all)")
     p_target: float = option(0.05, "MinDCF prior (the paper's 0.05; NIST SRE often uses 0.01)")
 
 

@@ -1,0 +1,210 @@
+"""Embedding extraction (paper section 3.6): ten evenly spaced 4.015-s crops per utterance.
+
+Each utterance becomes one float32 matrix, crops x embed_dim, of raw (unnormalised) crop
+embeddings, stored with kaldiio as ark/scp, so that scoring, AS-norm and fusion never need
+the network again. Crops: ``eval_frames * 160 + 240`` samples (400 frames -> 64,240);
+starts ``linspace(0, len - crop, num_eval_crops)`` truncated to integers (as the paper's
+code); an utterance shorter than a crop is first wrap-padded (repeated circularly) to one
+crop, as in training. ``num_eval_crops = 0`` embeds the whole utterance (one row; wrap-padded
+to one crop when shorter). Crops of several utterances go through the network in one batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from spkid.audio import read_audio
+from spkid.config import read_resolved
+from spkid.errors import SpkidError
+from spkid.fileio import atomic_tmp_path
+from spkid.options import SYSTEM_OPTIONS
+
+
+class ExtractError(SpkidError):
+    pass
+
+
+def crop_samples(eval_frames: int) -> int:
+    """Samples of a crop of ``eval_frames`` 10-ms frames with a 25-ms window (400 -> 64,240)."""
+    return eval_frames * 160 + 240
+
+
+def wrap_pad(wave: np.ndarray, length: int) -> np.ndarray:
+    """Repeat ``wave`` circularly up to ``length`` samples (unchanged when already as long)."""
+    if len(wave) >= length:
+        return wave
+    if len(wave) == 0:
+        raise ExtractError("cannot pad an empty waveform")
+    return np.pad(wave, (0, length - len(wave)), mode="wrap")
+
+
+def crop_starts(n_samples: int, crop: int, num_crops: int) -> np.ndarray:
+    """Evenly spaced crop starts, ``linspace(0, n_samples - crop, num_crops)`` as integers."""
+    return np.linspace(0, max(n_samples - crop, 0), num_crops).astype(np.int64)
+
+
+def utterance_crops(wave: np.ndarray, crop: int, num_crops: int) -> np.ndarray:
+    """(num_crops, crop) evaluation crops of one utterance; (1, len) when ``num_crops`` is 0."""
+    wave = wrap_pad(np.asarray(wave, dtype=np.float32), crop)
+    if num_crops == 0:
+        return wave[None]
+    return np.stack([wave[s:s + crop] for s in crop_starts(len(wave), crop, num_crops)])
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """(utt, crops) per utterance of a wav.scp subset, read in DataLoader workers."""
+
+    def __init__(self, items: Sequence[tuple[str, str]], crop: int, num_crops: int, allow_pipes: bool = False):
+        self.items, self.crop, self.num_crops, self.allow_pipes = list(items), crop, num_crops, allow_pipes
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray]:
+        utt, entry = self.items[i]
+        wave = read_audio(entry, utt=utt, allow_pipes=self.allow_pipes)
+        if len(wave) == 0:
+            raise ExtractError(f"utterance '{utt}': {entry} has no samples; remove it from wav.scp")
+        return utt, utterance_crops(wave, self.crop, self.num_crops)
+
+
+def _collate(batch):
+    return batch
+
+
+@dataclass
+class System:
+    """A trained system read back from its experiment dir."""
+
+    model: torch.nn.Module
+    options: list  # SYSTEM_OPTIONS instances: model, loss, train, eval
+
+
+def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") -> System:
+    """build_model(config.conf's ModelOptions) with the weights of final.pt, in eval mode."""
+    from spkid.models import build_model
+
+    exp_dir = Path(exp_dir)
+    conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
+    for f in (conf, final):
+        if not f.is_file():
+            raise ExtractError(f"{f} not found: train the system first (stage 3: steps/train.sh ... {exp_dir})")
+    options = read_resolved(conf, SYSTEM_OPTIONS)
+    model = build_model(options[0])
+    state = torch.load(final, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        raise ExtractError(f"{final} does not fit the model {conf} describes: {str(e)[:300]}") from None
+    return System(model.to(device).eval(), options)
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, items: Sequence[tuple[str, str]], crop: int, num_crops: int,
+          device: torch.device | str = "cpu", batch_utts: int = 16, num_workers: int = 0,
+          allow_pipes: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+    """(utt, crops x dim float32) for every (utt, wav.scp entry), in order; the crops of up to
+    ``batch_utts`` utterances share one forward pass (whole utterances go one at a time)."""
+    loader = torch.utils.data.DataLoader(
+        CropDataset(items, crop, num_crops, allow_pipes), batch_size=batch_utts if num_crops else 1,
+        num_workers=num_workers, collate_fn=_collate, pin_memory=torch.device(device).type == "cuda")
+    for batch in loader:
+        waves = torch.from_numpy(np.concatenate([c for _, c in batch])).to(device, non_blocking=True)
+        out = model(waves).float().cpu().numpy()
+        row = 0
+        for utt, c in batch:
+            yield utt, out[row:row + len(c)]
+            row += len(c)
+
+
+def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.PathLike,
+                     on_item: Callable[[], None] | None = None) -> int:
+    """Write (utt, matrix) pairs to ``ark`` + ``ark`` with .scp, atomically (both or neither)."""
+    import kaldiio
+
+    ark, scp = Path(ark), Path(ark).with_suffix(".scp")
+    tmp_ark, tmp_scp = atomic_tmp_path(ark), atomic_tmp_path(scp)
+    n = 0
+    try:
+        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as w:
+            for utt, mat in items:
+                w(utt, np.ascontiguousarray(mat, dtype=np.float32))
+                n += 1
+                if on_item:
+                    on_item()
+        lines = Path(tmp_scp).read_text().splitlines()
+        # the scp must name the final ark, not the temporary one
+        Path(tmp_scp).write_text("".join(f"{ln.split(' ', 1)[0]} {ark}:{ln.rsplit(':', 1)[1]}\n" for ln in lines))
+        os.replace(tmp_ark, ark)
+        os.replace(tmp_scp, scp)
+    finally:
+        for t in (tmp_ark, tmp_scp):
+            if Path(t).exists():
+                Path(t).unlink()
+    return n
+
+
+def read_scp_lines(scp: str | os.PathLike) -> list[tuple[str, str, int]]:
+    """(utt, ark path, byte offset) per line of a kaldiio scp."""
+    out = []
+    with open(scp, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                utt, where = line.split(maxsplit=1)
+                path, offset = where.strip().rsplit(":", 1)
+                out.append((utt, path, int(offset)))
+            except ValueError:
+                raise ExtractError(f"{scp}:{lineno}: expected '<utt> <ark>:<offset>', got '{line.strip()}'") from None
+    return out
+
+
+def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> int:
+    """Concatenate job arks into ``ark`` byte for byte and write its scp (offsets shifted, lines
+    sorted by utterance), atomically; returns the number of utterances."""
+    ark, scp = Path(ark), Path(ark).with_suffix(".scp")
+    entries: list[tuple[str, int]] = []
+    tmp_ark, tmp_scp = atomic_tmp_path(ark), atomic_tmp_path(scp)
+    try:
+        base = 0
+        with open(tmp_ark, "wb") as out:
+            for part in parts:
+                part = Path(part)
+                for utt, _, offset in read_scp_lines(part.with_suffix(".scp")):
+                    entries.append((utt, base + offset))
+                with open(part, "rb") as f:
+                    while chunk := f.read(1 << 24):
+                        out.write(chunk)
+                base = out.tell()
+        entries.sort()
+        dup = [u for (u, _), (v, _) in zip(entries, entries[1:]) if u == v]
+        if dup:
+            raise ExtractError(f"utterance '{dup[0]}' was extracted by two jobs; remove {ark.parent}/split and re-run")
+        with open(tmp_scp, "w", encoding="utf-8") as f:
+            f.writelines(f"{u} {ark}:{o}\n" for u, o in entries)
+        os.replace(tmp_ark, ark)
+        os.replace(tmp_scp, scp)
+    finally:
+        for t in (tmp_ark, tmp_scp):
+            if Path(t).exists():
+                Path(t).unlink()
+    return len(entries)
+
+
+def cohort_subset(spk2utt: dict[str, list[str]], per_speaker: int) -> list[str]:
+    """Up to ``per_speaker`` utterances of every speaker, evenly spaced in its sorted list
+    (so that they span its sessions); 0 = all."""
+    out = []
+    for spk in sorted(spk2utt):
+        utts = sorted(spk2utt[spk])
+        if per_speaker and len(utts) > per_speaker:
+            utts = [utts[i] for i in np.unique(np.linspace(0, len(utts) - 1, per_speaker).round().astype(int))]
+        out += utts
+    return sorted(out)

@@ -1,0 +1,108 @@
+"""exp/RESULTS.md: the paper's Table 2 shape, filled from score files.
+
+One row per trained system (Config, #Params, Loss, Aug., BN) and one per fusion (F1: best
+EER weights, F2: best MinDCF weights, tuned on the VoxSRC 2020 validation list); per trial list
+EER % and MinDCF, recomputed here from the score files with one EER definition and one
+P_target for the whole table; a DET plot per trial list (every row's curve) linked below it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from spkid import metrics
+from spkid.config import read_resolved
+from spkid.errors import SpkidError
+from spkid.options import SYSTEM_OPTIONS
+
+# Table 2's column order; other lists follow in name order.
+LIST_ORDER = ("vox1_O", "vox1_E", "vox1_H", "voxsrc19_test", "voxsrc20_val")
+LIST_TITLES = {"vox1_O": "VoxCeleb1 cl.", "vox1_E": "VoxCeleb1-E cl.", "vox1_H": "VoxCeleb1-H cl.",
+               "voxsrc19_test": "VoxSRC 2019", "voxsrc20_val": "VoxSRC 2020 Val"}
+LOSS_NAMES = {"softmax": "Softmax", "am_softmax": "AM-softmax", "aam_softmax": "AAM-softmax",
+              "ap": "AP", "ap_softmax": "AP+softmax"}
+
+
+@dataclass
+class TrialList:
+    set: str      # data dir name, e.g. vox1
+    name: str     # list name, e.g. vox1_O
+    path: Path
+
+
+def find_trial_lists(data_root: str | os.PathLike) -> list[TrialList]:
+    """Every <data_root>/<set>/trials/<list>, in Table 2's order."""
+    found = [TrialList(p.parent.parent.name, p.name, p)
+             for p in sorted(Path(data_root).glob("*/trials/*")) if p.is_file()]
+    rank = {n: i for i, n in enumerate(LIST_ORDER)}
+    return sorted(found, key=lambda t: (rank.get(t.name, len(LIST_ORDER)), t.name, t.set))
+
+
+def trunk_params(model_opts) -> int:
+    """Trunk parameters of the model a config describes (no loss head, no embedding BN)."""
+    from spkid.models import build_model, trunk_parameters
+
+    return trunk_parameters(build_model(model_opts))
+
+
+def format_params(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
+
+
+@dataclass
+class Row:
+    name: str
+    params: str = "-"
+    loss: str = "-"
+    aug: str = "-"
+    bn: str = "-"
+    results: dict[str, metrics.Metrics] = field(default_factory=dict)  # list name -> metrics
+    note: str = ""
+
+
+def system_row(exp_dir: str | os.PathLike) -> Row:
+    """Config, #Params, Loss, Aug. and BN of a trained system, from exp/<SYS>/config.conf."""
+    exp_dir = Path(exp_dir)
+    conf = exp_dir / "config.conf"
+    if not conf.is_file():
+        raise SpkidError(f"{conf} not found: {exp_dir.name} has not been trained (stage 3)")
+    model, loss, train, _ = read_resolved(conf, SYSTEM_OPTIONS)
+    return Row(exp_dir.name, format_params(trunk_params(model)), LOSS_NAMES.get(loss.loss, loss.loss),
+               "yes" if train.augment else "no", "yes" if model.embed_bn else "no")
+
+
+def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer_method: str,
+           det_links: dict[str, str], tune_list: str = "") -> str:
+    """The markdown of RESULTS.md."""
+    lines = ["# Results", "",
+             f"EER in %, {metrics.EER_DESCRIPTIONS[eer_method]} (--eer-method={eer_method}). "
+             f"MinDCF with P_target = {p_target:g}, C_miss = C_fa = 1 (the paper's 0.05; other toolkits "
+             f"often print 0.01).", ""]
+    if tune_list:
+        lines += [f"F1 / F2: score fusion sum_i w_i s_i / sum_i w_i, w_i in 0..3, every combination "
+                  f"searched for the best EER (F1) or MinDCF (F2) on {tune_list}; the weights are listed "
+                  f"below the table. Their figures on {tune_list} itself are tuned, not held out.", ""]
+    head = ["Config", "#Params", "Loss", "Aug.", "BN"]
+    for t in lists:
+        title = LIST_TITLES.get(t.name, t.name)
+        head += [f"{title} EER", f"{title} MinDCF(p={p_target:g})"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] * 5 + ["---:"] * (2 * len(lists))) + "|")
+    for r in rows:
+        cells = [r.name, r.params, r.loss, r.aug, r.bn]
+        for t in lists:
+            m = r.results.get(t.name)
+            cells += [f"{100 * m.eer:.2f}", f"{m.min_dcf:.3f}"] if m else ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
+    if notes:
+        lines += [""] + notes
+    if det_links:
+        lines += ["", "DET curves (every row; dots mark the EER):", ""]
+        lines += [f"- {name}: ![{name}]({link})" for name, link in det_links.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Stage 4: embeddings of every utterance of a data dir with a trained system.
+
+    steps/extract.py --nj 4 --gpus 4 exp/HA4 data/vox1
+
+Writes exp/HA4/embeddings/vox1/embeddings.{ark,scp} (kaldiio; one crops x dim float32 matrix
+per utterance, raw crop embeddings: ten evenly spaced 4.015-s crops by default, see
+--eval-frames/--num-eval-crops in exp/HA4/config.conf) and a copy of utt2spk. The utterances
+are split into --nj parts run in parallel (one process per part; part k on GPU k mod --gpus,
+or on the CPU when --gpus 0), each writing split/emb.<k>.{ark,scp}, then merged; the count is
+checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
+not redone. With --cohort-data data/vox2_dev and a system whose config says --as-norm=true,
+the AS-norm cohort (--cohort-utts-per-spk utterances of each training speaker) is extracted
+too, to exp/HA4/embeddings/cohort/.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from spkid.cli import run_main
+from spkid.config import parse_options
+from spkid.datadir import DataDir, write_table
+from spkid.errors import SpkidError
+from spkid.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
+                           read_scp_lines, write_embeddings)
+from spkid.fileio import atomic_write
+from spkid.options import SYSTEM_OPTIONS, EvalOptions
+
+
+@dataclass
+class ExtractOptions:
+    nj: int = field(default=1, metadata={"help": "parallel jobs (the utterances are split into nj parts)"})
+    gpus: int = field(default=0, metadata={"help": "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU"})
+    batch_utts: int = field(default=16, metadata={"help": "utterances whose crops share one forward pass"})
+    read_workers: int = field(default=2, metadata={"help": "audio-reading DataLoader workers per job"})
+    cohort_data: str = field(default="", metadata={
+        "help": "training data dir for the AS-norm cohort (extracted only when the system uses --as-norm=true)"})
+    allow_pipes: bool = field(default=False, metadata={"help": "run wav.scp entries that are shell commands"})
+    job: int = field(default=-1, metadata={"help": "internal: run only part JOB of OUT_NAME (set by the parent)"})
+    out_name: str = field(default="", metadata={"help": "embeddings/<name> to write (default: the data dir's name)"})
+
+
+def job_device(opts: ExtractOptions) -> torch.device:
+    if opts.gpus > 0:
+        if not torch.cuda.is_available():
+            raise SpkidError("--gpus > 0 but CUDA is not available here; use --gpus 0 for the CPU")
+        return torch.device("cuda", 0)  # the parent sets CUDA_VISIBLE_DEVICES per job
+    return torch.device("cpu")
+
+
+def run_part(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, items, ark: Path, progress) -> int:
+    device = job_device(opts)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(opts.nj, 1)))
+    system = load_system(exp_dir, device)
+    stream = embed(system.model, items, crop_samples(ev.eval_frames), ev.num_eval_crops, device,
+                   opts.batch_utts, opts.read_workers, opts.allow_pipes)
+    return write_embeddings(stream, ark, progress)
+
+
+def part_done(ark: Path, utts: list[str]) -> bool:
+    scp = ark.with_suffix(".scp")
+    return ark.is_file() and scp.is_file() and [u for u, _, _ in read_scp_lines(scp)] == utts
+
+
+def child(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, out_dir: Path) -> int:
+    split = out_dir / "split"
+    utts = (split / f"utts.{opts.job}").read_text().split()
+    wav = dict(line.split(" ", 1) for line in (split / f"wav.{opts.job}").read_text().splitlines())
+    counter = split / f"progress.{opts.job}"
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        if done[0] % 20 == 0 or done[0] == len(utts):
+            counter.write_text(str(done[0]))
+
+    run_part(exp_dir, ev, opts, [(u, wav[u]) for u in utts], split / f"emb.{opts.job}.ark", tick)
+    return 0
+
+
+def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list[str], wav_scp: dict[str, str],
+                utt2spk: dict[str, str], out_dir: Path, what: str) -> None:
+    utts = sorted(wav_scp)
+    final = out_dir / "embeddings.ark"
+    if part_done(final, utts):
+        print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
+        return
+    nj = max(1, min(opts.nj, len(utts)))
+    split = out_dir / "split"
+    split.mkdir(parents=True, exist_ok=True)
+    parts = [utts[k * len(utts) // nj:(k + 1) * len(utts) // nj] for k in range(nj)]
+    arks = [split / f"emb.{k}.ark" for k in range(nj)]
+    todo = [k for k in range(nj) if not part_done(arks[k], parts[k])]
+    start = time.time()
+    initial = len(utts) - sum(len(parts[k]) for k in todo)
+    bar = tqdm(total=len(utts), desc=f"extract {what}", unit="utt", initial=initial)
+    if nj == 1 and todo:
+        run_part(exp_dir, ev, opts, [(u, wav_scp[u]) for u in utts], arks[0], lambda: bar.update(1))
+    elif todo:
+        log_dir = exp_dir / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        procs = {}
+        for k in todo:
+            (split / f"utts.{k}").write_text("\n".join(parts[k]) + "\n")
+            (split / f"wav.{k}").write_text("".join(f"{u} {wav_scp[u]}\n" for u in parts[k]))
+            (split / f"progress.{k}").write_text("0")
+            env = dict(os.environ)
+            if opts.gpus > 0:
+                env["CUDA_VISIBLE_DEVICES"] = str(k % opts.gpus)
+            log = log_dir / f"extract.{out_dir.name}.{k}.log"
+            cmd = [sys.executable, str(Path(__file__).resolve()), *argv, f"--job={k}", f"--out-name={out_dir.name}"]
+            procs[k] = (subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env), log)
+        shown = bar.n
+        while procs:
+            time.sleep(1.0)
+            now = initial + sum(int((split / f"progress.{k}").read_text() or 0) for k in todo)
+            bar.update(now - shown)
+            shown = now
+            for k, (p, log) in list(procs.items()):
+                if p.poll() is None:
+                    continue
+                del procs[k]
+                if p.returncode != 0:
+                    for q, _ in procs.values():
+                        q.terminate()
+                    tail = log.read_text().strip().splitlines()[-3:]
+                    raise ExtractError(f"extraction job {k} failed (see {log}): {' | '.join(tail)}")
+    bar.close()
+    n = merge_arks(arks, final)
+    got = [u for u, _, _ in read_scp_lines(final.with_suffix(".scp"))]
+    if got != utts:
+        missing = sorted(set(utts) - set(got))
+        raise ExtractError(f"{final.with_suffix('.scp')} has {n} utterances but {what} has {len(utts)}; "
+                           f"missing e.g. {', '.join(missing[:5])}; remove {out_dir} and re-run")
+    write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts if u in utt2spk})
+    with atomic_write(out_dir / "extract.info") as f:
+        f.write(f"utterances {n}\ncrops {ev.num_eval_crops or 'whole'}\neval_frames {ev.eval_frames}\n")
+    for p in split.iterdir():
+        p.unlink()
+    split.rmdir()
+    print(f"extract.py: {n} utterances of {what} -> {final} ({nj} job(s), {time.time() - start:.0f}s)")
+
+
+def main(argv: list[str]) -> int:
+    positional = ["exp_dir", "data_dir"]
+    *_, (exp_dir, data_dir) = parse_options([ExtractOptions, *SYSTEM_OPTIONS], argv, positional, prog="extract.py",
+                                            description=__doc__)
+    exp_dir, data_dir = Path(exp_dir), Path(data_dir)
+    conf = exp_dir / "config.conf"
+    if not conf.is_file():
+        raise SpkidError(f"{conf} not found: train the system first (stage 3)")
+    opts, *_, ev, _ = parse_options([ExtractOptions, *SYSTEM_OPTIONS], ["--config", str(conf), *argv], positional)
+    parent_argv = [a for a in argv if not a.startswith(("--job=", "--out-name="))]
+    if opts.job >= 0:
+        return child(exp_dir, ev, opts, exp_dir / "embeddings" / opts.out_name)
+    data = DataDir.load(data_dir)
+    extract_set(exp_dir, ev, opts, parent_argv, data.wav_scp, data.utt2spk, exp_dir / "embeddings" / data_dir.name,
+                str(data_dir))
+    if opts.cohort_data and ev.as_norm:
+        train = DataDir.load(opts.cohort_data)
+        subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
+        extract_set(exp_dir, ev, opts, parent_argv, {u: train.wav_scp[u] for u in subset}, train.utt2spk,
+                    exp_dir / "embeddings" / "cohort", f"the AS-norm cohort ({len(train.spk2utt)} speakers of "
+                    f"{opts.cohort_data})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

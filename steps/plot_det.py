@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""DET curves of one or many systems on one trial list, in one PNG (like the paper's Figure 2).
+
+    steps/plot_det.py --trials data/vox1/trials/vox1_O --out det.png \
+        --scores exp/HA4/scores/vox1/vox1_O.score,exp/EA4/scores/vox1/vox1_O.score --names HA4,EA4
+
+Normal-deviate axes; each system's EER point (definition: --eer-method) is marked with a dot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spkid import metrics
+from spkid.cli import run_main
+from spkid.config import parse_options
+from spkid.datadir import read_trials
+from spkid.det import DetCurve, plot_det
+from spkid.errors import SpkidError
+from spkid.scoring import scores_for_trials
+
+
+@dataclass
+class DetOptions:
+    trials: str = field(default="", metadata={"help": "Kaldi trial list"})
+    scores: str = field(default="", metadata={"help": "comma-separated score files, one per system"})
+    names: str = field(default="", metadata={"help": "comma-separated legend names (default: the score files' parent dirs)"})
+    out: str = field(default="det.png", metadata={"help": "output PNG"})
+    title: str = field(default="", metadata={"help": "plot title (default: the trial list's name)"})
+    eer_method: str = field(default="roc", metadata={"help": "EER definition of the marked points", "choices": metrics.EER_METHODS})
+
+
+def main(argv: list[str]) -> int:
+    opts, _ = parse_options([DetOptions], argv, prog="plot_det.py", description=__doc__)
+    files = [f for f in opts.scores.split(",") if f]
+    if not opts.trials or not files:
+        raise SpkidError("--trials and --scores are required (see --help)")
+    names = [n for n in opts.names.split(",") if n] or [Path(f).parent.parent.parent.name or f for f in files]
+    if len(names) != len(files):
+        raise SpkidError(f"--names has {len(names)} names for {len(files)} score files")
+    trials = read_trials(opts.trials)
+    curves = [DetCurve.from_scores(n, scores_for_trials(f, trials, opts.trials), trials.labels, opts.eer_method)
+              for n, f in zip(names, files)]
+    plot_det(curves, opts.out, opts.title or Path(opts.trials).name, opts.eer_method)
+    print(f"plot_det.py: {len(curves)} DET curve(s) -> {opts.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

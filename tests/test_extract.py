@@ -1,0 +1,152 @@
+import importlib.util
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from spkid import extract
+from spkid.config import write_resolved
+from spkid.datadir import DataDir
+from spkid.models import build_model
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_crop_geometry():
+    assert extract.crop_samples(400) == 64_240
+    assert extract.crop_samples(200) == 32_240
+    starts = extract.crop_starts(100_000, 64_240, 10)
+    np.testing.assert_array_equal(starts, np.linspace(0, 100_000 - 64_240, 10).astype(int))
+    assert starts[0] == 0 and starts[-1] == 100_000 - 64_240
+    wave = np.arange(100_000, dtype=np.float32)
+    crops = extract.utterance_crops(wave, 64_240, 10)
+    assert crops.shape == (10, 64_240)
+    np.testing.assert_array_equal(crops[3], wave[starts[3]:starts[3] + 64_240])
+    assert extract.utterance_crops(wave, 64_240, 0).shape == (1, 100_000)
+
+
+def test_short_utterances_are_wrap_padded():
+    wave = np.arange(5, dtype=np.float32)
+    np.testing.assert_array_equal(extract.wrap_pad(wave, 12), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
+    crops = extract.utterance_crops(wave, 12, 10)
+    assert crops.shape == (10, 12) and np.all(crops == crops[0])
+    assert extract.utterance_crops(wave, 12, 0).shape == (1, 12)
+
+
+def test_merge_arks_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    mats = {f"u{i}": rng.normal(size=(i + 1, 3)).astype(np.float32) for i in range(5)}
+    parts = []
+    for k, keys in enumerate([["u3", "u4"], ["u0", "u1", "u2"]]):
+        ark = tmp_path / f"p{k}.ark"
+        assert extract.write_embeddings(((u, mats[u]) for u in keys), ark) == len(keys)
+        parts.append(ark)
+    assert extract.merge_arks(parts, tmp_path / "all.ark") == 5
+    back = dict(kaldiio.load_scp(str(tmp_path / "all.scp")))
+    assert sorted(back) == sorted(mats)
+    for u, m in mats.items():
+        np.testing.assert_array_equal(back[u], m)
+    assert [line.split()[0] for line in (tmp_path / "all.scp").read_text().splitlines()] == sorted(mats)
+
+
+def test_cohort_subset():
+    spk2utt = {"b": [f"b/{i}" for i in range(10)], "a": ["a/0", "a/1"]}
+    assert extract.cohort_subset(spk2utt, 3) == ["a/0", "a/1", "b/0", "b/4", "b/9"] or \
+        extract.cohort_subset(spk2utt, 3) == ["a/0", "a/1", "b/0", "b/5", "b/9"]
+    assert len(extract.cohort_subset(spk2utt, 0)) == 12
+
+
+def tiny_system(tmp_path: Path, eval_frames=30, crops=3):
+    torch.manual_seed(0)
+    model_opts = ModelOptions(trunk="Q_SAP", channels="2,2,2,2", n_mels=16, embed_dim=8)
+    exp = tmp_path / "exp" / "T"
+    write_resolved(exp / "config.conf", model_opts, LossOptions(), TrainOptions(),
+                   EvalOptions(eval_frames=eval_frames, num_eval_crops=crops))
+    model = build_model(model_opts)
+    torch.save({"model": model.state_dict(), "epoch": 1, "num_speakers": 2}, exp / "final.pt")
+    return exp, model.eval()
+
+
+def tiny_data(tmp_path: Path, n=5):
+    rng = np.random.default_rng(1)
+    wav, utt2spk = {}, {}
+    for i in range(n):
+        utt = f"id{i % 2:05d}/s/{i:05d}"
+        path = tmp_path / "wav" / f"{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.1 * rng.normal(size=int(rng.integers(2000, 9000)))).astype(np.float32), 16000)
+        wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
+    d = DataDir(tmp_path / "data" / "set", wav, utt2spk, {}, None)
+    d.write()
+    return d
+
+
+def step_main():
+    spec = importlib.util.spec_from_file_location("steps_extract", ROOT / "steps" / "extract.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+@pytest.mark.parametrize("nj", [1, 2])
+def test_extract_end_to_end(tmp_path, nj, capsys):
+    torch.set_num_threads(1)
+    exp, model = tiny_system(tmp_path)
+    data = tiny_data(tmp_path)
+    main = step_main()
+    assert main([f"--nj={nj}", "--read-workers=0", "--batch-utts=2", str(exp), str(data.path)]) == 0
+    out = exp / "embeddings" / "set"
+    table = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
+    assert sorted(table) == sorted(data.wav_scp)
+    assert not (out / "split").exists()
+    assert (out / "utt2spk").read_text().splitlines()[0] == "id00000/s/00000 id00000"
+    crop = extract.crop_samples(30)
+    for utt, entry in data.wav_scp.items():
+        wave, _ = sf.read(entry, dtype="float32")
+        with torch.no_grad():
+            want = model(torch.from_numpy(extract.utterance_crops(wave, crop, 3))).numpy()
+        assert table[utt].shape == (3, 8)
+        np.testing.assert_allclose(table[utt], want, rtol=1e-4, atol=1e-5)
+    capsys.readouterr()
+    assert main([f"--nj={nj}", str(exp), str(data.path)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_extract_errors(tmp_path):
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=2)
+    (exp / "final.pt").unlink()
+    with pytest.raises(extract.ExtractError, match="final.pt not found"):
+        step_main()(["--read-workers=0", str(exp), str(data.path)])
+
+
+def test_as_norm_cohort_flow(tmp_path, capsys):
+    """Stage 4 with --cohort-data extracts the cohort; stage 5 AS-norms against it."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    conf = exp / "config.conf"
+    conf.write_text(conf.read_text().replace("--as-norm=false", "--as-norm=true")
+                    .replace("--cohort-utts-per-spk=10", "--cohort-utts-per-spk=2"))
+    data = tiny_data(tmp_path, n=6)
+    train = tiny_data(tmp_path / "train", n=8)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[2]} target\n{utts[0]} {utts[1]} nontarget\n")
+    main = step_main()
+    assert main(["--read-workers=0", f"--cohort-data={train.path}", str(exp), str(data.path)]) == 0
+    cohort = exp / "embeddings" / "cohort"
+    assert len((cohort / "embeddings.scp").read_text().splitlines()) == 4  # 2 speakers x 2
+    spec = importlib.util.spec_from_file_location("steps_score", ROOT / "steps" / "score.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    capsys.readouterr()
+    assert mod.main([str(exp), str(data.path)]) == 0
+    assert "AS-norm top-300 of 2 cohort speakers" in capsys.readouterr().out
+    assert len((exp / "scores" / "set" / "l.score").read_text().splitlines()) == 2

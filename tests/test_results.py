@@ -1,0 +1,123 @@
+"""Stages 5-6 without a network: stored embeddings -> scores -> fusion -> RESULTS.md."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+
+from spkid import results
+from spkid.config import write_resolved
+from spkid.datadir import DataDir, Trials, write_trials
+from spkid.errors import SpkidError
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def step(name):
+    spec = importlib.util.spec_from_file_location(f"steps_{name}", ROOT / "steps" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def make_set(data: Path, name: str, lists: list[str], n_spk: int, rng) -> list[str]:
+    utts = [f"id{s:05d}/sess/{u:05d}" for s in range(n_spk) for u in range(4)]
+    d = DataDir(data / name, {u: f"/nonexistent/{u}.wav" for u in utts}, {u: u.split("/")[0] for u in utts}, {}, None)
+    d.write()
+    for lst in lists:
+        e, t, y = [], [], []
+        for _ in range(120):
+            a, b = rng.choice(len(utts), 2, replace=False)
+            e.append(utts[a]), t.append(utts[b]), y.append(utts[a][:7] == utts[b][:7])
+        for a in range(0, len(utts), 4):  # some targets
+            e.append(utts[a]), t.append(utts[a + 1]), y.append(True)
+        write_trials(data / name / "trials" / lst, Trials(e, t, np.array(y, np.int8)))
+    return utts
+
+
+def make_system(exp: Path, name: str, sets: dict[str, list[str]], noise: float, rng, spk_vecs, **model):
+    sysdir = exp / name
+    write_resolved(sysdir / "config.conf", ModelOptions(**model), LossOptions(loss="ap_softmax"),
+                   TrainOptions(augment=True), EvalOptions())
+    for set_name, utts in sets.items():
+        out = sysdir / "embeddings" / set_name
+        out.mkdir(parents=True)
+        with kaldiio.WriteHelper(f"ark,scp:{out}/embeddings.ark,{out}/embeddings.scp") as w:
+            for u in utts:
+                base = spk_vecs[u.split("/")[0]]
+                w(u, (base + noise * rng.normal(size=(10, len(base)))).astype(np.float32))
+
+
+@pytest.fixture
+def recipe(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    sets = {"vox1": make_set(data, "vox1", ["vox1_O", "vox1_H"], 12, rng),
+            "voxsrc20_val": make_set(data, "voxsrc20_val", ["voxsrc20_val"], 10, rng)}
+    spk = {f"id{s:05d}": rng.normal(size=16) for s in range(12)}
+    make_system(exp, "A", sets, 1.5, rng, spk)
+    make_system(exp, "B", sets, 2.5, rng, spk, embed_bn=True)
+    monkeypatch.setattr(results, "trunk_params", lambda opts: 8_028_492 if opts.trunk == "H_ASP" else 0)
+    return data, exp
+
+
+def test_score_fuse_report(recipe, capsys):
+    data, exp = recipe
+    for sys_name in ("A", "B"):
+        for s in ("vox1", "voxsrc20_val"):
+            assert step("score")([str(exp / sys_name), str(data / s)]) == 0
+    out = capsys.readouterr().out
+    assert "vox1_O: EER" in out and "MinDCF(p=0.05)" in out
+    for f in ("vox1_O.score", "vox1_O.metrics.json", "vox1_O.det.png", "vox1_H.score"):
+        assert (exp / "A" / "scores" / "vox1" / f).is_file()
+    m = json.loads((exp / "A" / "scores" / "vox1" / "vox1_O.metrics.json").read_text())
+    assert m["eer_method"] == "roc" and m["score_type"] == "cosine"
+
+    step("compute_metrics")(["--trials", str(data / "vox1/trials/vox1_O"),
+                             "--scores", str(exp / "A/scores/vox1/vox1_O.score")])
+    line = capsys.readouterr().out.strip()
+    assert line == m["line"] and line.startswith("EER ") and " MinDCF(p=0.05) " in line
+
+    args = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "A B", str(data), str(exp)]
+    assert step("fuse")(args) == 0
+    for f in ("F1", "F2"):
+        assert (exp / "fusion" / f / "weights").is_file()
+        assert (exp / "fusion" / f / "scores" / "vox1" / "vox1_H.score").is_file()
+    assert step("make_results_table")(args) == 0
+    text = (exp / "RESULTS.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| Config"))
+    # Table 2 column order: vox1_O before vox1_H before the VoxSRC 2020 validation list
+    assert header.index("VoxCeleb1 cl.") < header.index("VoxCeleb1-H cl.") < header.index("VoxSRC 2020 Val")
+    assert "MinDCF(p=0.05)" in header
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Config")]
+    assert [r.split("|")[1].strip() for r in rows] == ["A", "B", "F1", "F2"]
+    assert "| A | 8.03M | AP+softmax | yes | no |" in text
+    assert "| B | 8.03M | AP+softmax | yes | yes |" in text
+    assert "paper's code" in text
+    for lst in ("vox1_O", "vox1_H", "voxsrc20_val"):
+        assert (exp / "results_det" / f"{lst}.png").is_file() and f"results_det/{lst}.png" in text
+
+
+def test_as_norm_needs_cohort(recipe):
+    data, exp = recipe
+    with pytest.raises(SpkidError, match="cohort"):
+        step("score")(["--as-norm=true", str(exp / "A"), str(data / "vox1")])
+
+
+def test_fusion_needs_tune_scores(recipe):
+    data, exp = recipe
+    with pytest.raises(SpkidError, match="no scores of voxsrc20_val for A, B"):
+        step("fuse")(["--systems", "A B", str(data), str(exp)])
+
+
+def test_list_order(tmp_path):
+    for s, lst in [("voxsrc20_val", "voxsrc20_val"), ("vox1", "vox1_H"), ("vox1", "vox1_O"), ("x", "other")]:
+        (tmp_path / s / "trials").mkdir(parents=True, exist_ok=True)
+        (tmp_path / s / "trials" / lst).write_text("a b target\n")
+    assert [t.name for t in results.find_trial_lists(tmp_path)] == ["vox1_O", "vox1_H", "voxsrc20_val", "other"]

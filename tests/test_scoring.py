@@ -1,0 +1,94 @@
+import kaldiio
+import numpy as np
+import pytest
+
+from spkid import scoring
+from spkid.datadir import Trials
+from spkid.scoring import Embeddings, ScoringError, score_trials
+
+
+def raw_embeddings(n_utts=6, crops=10, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(f"spk{i % 3}/s/{i:05d}", rng.normal(size=(crops, dim)).astype(np.float32)) for i in range(n_utts)]
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_ten_by_ten_identity():
+    """Mean of all 100 crop-pair cosines == dot of the mean normalised crop embeddings."""
+    raw = raw_embeddings()
+    emb = Embeddings.from_raw(raw)
+    (_, a), (_, b) = raw[0], raw[1]
+    brute = np.mean([[unit(x) @ unit(y) for y in b] for x in a])
+    trials = Trials([raw[0][0]], [raw[1][0]], np.array([1], np.int8))
+    assert score_trials(emb, trials, "cosine")[0] == pytest.approx(brute, abs=1e-6)
+
+
+def test_euclidean_is_minus_mean_distance():
+    raw = raw_embeddings(crops=4)
+    raw[2] = (raw[2][0], raw[2][1][:1])  # a one-crop (whole-utterance) embedding among ten-crop ones
+    emb = Embeddings.from_raw(raw)
+    trials = Trials([raw[0][0], raw[2][0], raw[3][0]], [raw[1][0], raw[3][0], raw[2][0]], np.array([1, 0, 0], np.int8))
+    got = score_trials(emb, trials, "euclidean")
+    table = dict(raw)
+    for k, (e, t) in enumerate(zip(trials.enroll, trials.test)):
+        brute = -np.mean([[np.linalg.norm(unit(x) - unit(y)) for y in table[t]] for x in table[e]])
+        assert got[k] == pytest.approx(brute, abs=1e-5)
+
+
+def test_as_norm_by_hand():
+    raw = raw_embeddings(n_utts=4, dim=8)
+    emb = Embeddings.from_raw(raw)
+    cohort = unit(np.random.default_rng(1).normal(size=(7, 8))).astype(np.float32)
+    trials = Trials([raw[0][0]], [raw[1][0]], np.array([0], np.int8))
+    got = score_trials(emb, trials, "cosine", cohort=cohort, top_n=3)[0]
+    s = emb.means[0] @ emb.means[1]
+    ce = np.sort(cohort @ emb.means[0])[-3:]
+    ct = np.sort(cohort @ emb.means[1])[-3:]
+    want = 0.5 * ((s - ce.mean()) / ce.std() + (s - ct.mean()) / ct.std())
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_cohort_vectors_average_per_speaker():
+    raw = raw_embeddings(n_utts=6)
+    emb = Embeddings.from_raw(raw)
+    names, vecs = scoring.cohort_vectors(emb, {u: u.split("/")[0] for u, _ in raw})
+    assert names == ["spk0", "spk1", "spk2"]
+    want = unit(emb.means[[0, 3]].mean(axis=0))
+    np.testing.assert_allclose(vecs[0], want, atol=1e-6)
+
+
+def test_missing_utterances_are_listed():
+    emb = Embeddings.from_raw(raw_embeddings(n_utts=2))
+    trials = Trials(["spk0/s/00000", "ghost/a/1"], ["ghost/b/2", "spk1/s/00001"], np.array([1, 0], np.int8))
+    with pytest.raises(ScoringError, match="2 trial utterance.*ghost/a/1, ghost/b/2"):
+        score_trials(emb, trials)
+
+
+def test_ark_round_trip_and_missing(tmp_path):
+    raw = raw_embeddings(n_utts=3)
+    ark, scp = tmp_path / "e.ark", tmp_path / "e.scp"
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as w:
+        for u, m in raw:
+            w(u, m)
+    emb = scoring.read_embeddings(scp)
+    assert emb.utts == sorted(u for u, _ in raw)
+    for u, m in raw:
+        np.testing.assert_allclose(emb.crops[emb.index()[u]], unit(m), atol=1e-6)
+    with pytest.raises(ScoringError, match="nope/x/1"):
+        scoring.read_embeddings(scp, ["nope/x/1", raw[0][0]])
+
+
+def test_score_file_round_trip_and_alignment(tmp_path):
+    trials = Trials(["a", "b", "c"], ["x", "y", "z"], np.array([1, 0, 1], np.int8))
+    path = tmp_path / "l.score"
+    scoring.write_scores(path, trials, np.array([0.5, -0.25, 1.0]))
+    np.testing.assert_allclose(scoring.scores_for_trials(path, trials), [0.5, -0.25, 1.0])
+    shuffled = tmp_path / "s.score"
+    shuffled.write_text("c z 1.0\na x 0.5\nb y -0.25\n")
+    np.testing.assert_allclose(scoring.scores_for_trials(shuffled, trials), [0.5, -0.25, 1.0])
+    shuffled.write_text("c z 1.0\na x 0.5\n")
+    with pytest.raises(ScoringError, match="1 trial.*b y"):
+        scoring.scores_for_trials(shuffled, trials)
