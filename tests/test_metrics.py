@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_curve
+
+from spkid import metrics
+from spkid.metrics import MetricsError, compute_metrics, eer, min_dcf
+
+
+# Hand case: targets 0.9 0.8 0.4, non-targets 0.7 0.3 0.2. At t=0.7 one target is missed
+# (0.4) and one non-target accepted (0.7): FNR = FPR = 1/3.
+HAND_S = [0.9, 0.8, 0.4, 0.7, 0.3, 0.2]
+HAND_Y = [1, 1, 1, 0, 0, 0]
+
+
+@pytest.mark.parametrize("method", metrics.EER_METHODS)
+def test_hand_case_eer(method):
+    assert eer(HAND_S, HAND_Y, method) == pytest.approx(1 / 3)
+
+
+def test_hand_case_min_dcf():
+    # p=0.05: best threshold 0.8 (one miss, no false alarm): 0.05*(1/3) / 0.05 = 1/3
+    assert min_dcf(HAND_S, HAND_Y, 0.05) == pytest.approx(1 / 3)
+    # p=0.5: 0.5*(1/3) / 0.5 = 1/3 again (threshold 0.8 or 0.4)
+    assert min_dcf(HAND_S, HAND_Y, 0.5) == pytest.approx(1 / 3)
+    # costs weight the misses: C_miss=10 at p=0.5 makes accepting everything above 0.4 best:
+    # 0.5*1*(1/3) at t=0.4 vs norm min(10*0.5, 0.5) = 0.5 -> (0.5/3)/0.5
+    assert min_dcf(HAND_S, HAND_Y, 0.5, c_miss=10.0) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("method", metrics.EER_METHODS)
+def test_perfect_separation(method):
+    s = [3.0, 2.0, 1.0, -1.0]
+    y = [1, 1, 0, 0]
+    assert eer(s, y, method) == 0.0
+    assert min_dcf(s, y) == 0.0
+
+
+def test_all_tied_scores():
+    s, y = [1.0] * 4, [1, 1, 0, 0]
+    assert eer(s, y, "interp") == pytest.approx(0.5)
+    assert min_dcf(s, y, 0.05) == pytest.approx(1.0)  # no threshold beats the trivial system
+
+
+def test_errors():
+    with pytest.raises(MetricsError, match="both target and non-target"):
+        eer([1.0, 2.0], [1, 1])
+    with pytest.raises(MetricsError, match="finite"):
+        eer([1.0, np.nan], [1, 0])
+    with pytest.raises(MetricsError, match="unknown EER method"):
+        eer(HAND_S, HAND_Y, "bogus")
+    with pytest.raises(MetricsError, match="P_target"):
+        min_dcf(HAND_S, HAND_Y, 1.5)
+
+
+def paper_eer(scores, labels):
+    """The paper's code, verbatim in spirit (voxceleb_trainer tuneThresholdfromScore)."""
+    fpr, tpr, _ = roc_curve(labels, scores, pos_label=1)
+    fnr = 1 - tpr
+    i = np.nanargmin(np.abs(fnr - fpr))
+    return max(fpr[i], fnr[i])
+
+
+def kaldi_eer_loop(scores, labels):
+    """compute-eer.cc, transcribed as a loop."""
+    tar = sorted(s for s, y in zip(scores, labels) if y)
+    non = sorted(s for s, y in zip(scores, labels) if not y)
+    p = 0
+    while p + 1 < len(tar):
+        pos = len(non) - 1 - int(len(non) * p * 1.0 / len(tar))
+        if non[max(pos, 0)] < tar[p]:
+            break
+        p += 1
+    return p / len(tar)
+
+
+def sweep(scores, labels):
+    """Brute force: every threshold (each score and +inf), accept score >= t."""
+    s, y = np.asarray(scores), np.asarray(labels).astype(bool)
+    pts = []
+    for t in np.r_[np.inf, np.unique(s)]:
+        pts.append((np.mean(s[y] < t), np.mean(s[~y] >= t)))
+    return np.array(pts)
+
+
+def interp_eer_brute(scores, labels):
+    pts = sweep(scores, labels)
+    pts = pts[np.lexsort((-pts[:, 0], pts[:, 1]))]  # threshold decreasing: FPR up, FNR down
+    d = pts[:, 0] - pts[:, 1]
+    j = np.flatnonzero(d <= 0)[0]
+    if d[j] == 0:
+        return pts[j, 0]
+    (m0, f0), (m1, f1) = pts[j - 1], pts[j]
+    # intersection of the segment with the line FNR = FPR
+    a = (m0 - f0) / ((m0 - f0) - (m1 - f1))
+    return m0 + a * (m1 - m0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("ties", [False, True])
+def test_against_independent_implementations(seed, ties):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    y = rng.random(n) < rng.uniform(0.1, 0.6)
+    y[:2] = [True, False]
+    s = rng.normal(size=n) + 1.5 * y
+    if ties:
+        s = np.round(s, 1)
+    assert eer(s, y, "roc") == pytest.approx(paper_eer(s, y), abs=1e-12)
+    assert eer(s, y, "kaldi") == pytest.approx(kaldi_eer_loop(s, y), abs=1e-12)
+    assert eer(s, y, "interp") == pytest.approx(interp_eer_brute(s, y), abs=1e-12)
+    pts = sweep(s, y)
+    for p in (0.01, 0.05, 0.5):
+        brute = np.min(p * pts[:, 0] + (1 - p) * pts[:, 1]) / min(p, 1 - p)
+        assert min_dcf(s, y, p) == pytest.approx(brute, abs=1e-12)
+    fpr, fnr = metrics.det_points(s, y)
+    np.testing.assert_allclose(np.c_[fnr, fpr], pts[np.lexsort((-pts[:, 0], pts[:, 1]))], atol=1e-12)
+
+
+def test_summary_line_and_json():
+    m = compute_metrics(HAND_S, HAND_Y, p_target=0.05)
+    assert m.line() == "EER 33.333% MinDCF(p=0.05) 0.3333"
+    j = m.to_json()
+    assert j["eer_method"] == "roc" and "paper" in j["eer_definition"]
+    assert j["n_target"] == 3 and j["p_target"] == 0.05
