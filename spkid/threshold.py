@@ -36,12 +36,14 @@ OPERATING_POINTS = ("eer", "min_dcf")
 @dataclass
 class Threshold:
     value: float
-    point: str        # "eer" or "min_dcf"
+    point: str        # "eer" or "min_dcf"; anything else: a value the user gave
     trial_list: str
     score_type: str
     as_norm: bool
 
     def describe(self) -> str:
+        if self.point not in OPERATING_POINTS:
+            return f"threshold {self.value:.4f} from {self.trial_list}"
         where = "EER point" if self.point == "eer" else "MinDCF point"
         return f"threshold {self.value:.4f} at the {where} of {self.trial_list}"
 
