@@ -81,7 +81,7 @@ class ErrorRates:
 def error_rates(scores, labels) -> ErrorRates:
     """FNR and FPR at every distinct threshold (O(n log n), tie-aware)."""
     scores, labels = _check(scores, labels)
-    order = np.argsort(-scores, kind="stable")
+    order = np.argsort(-scores)  # order inside a run of ties does not matter: runs are closed together
     s = scores[order]
     y = labels[order]
     tps = np.cumsum(y)
