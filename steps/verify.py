@@ -10,9 +10,10 @@ Kaldi trial line ``a b target|nontarget`` or a VoxCeleb line ``1|0 a b`` is read
 (exit status 1) after scoring the rest.
 
 Recordings may be at any sample rate, stereo (mixed down) and in any format soundfile reads;
-they are cropped and embedded as evaluation does. The decision threshold is the one saved in
-EXP/threshold.json when the system was scored (steps/score.sh), at the EER point (--point=eer)
-or the stricter MinDCF point (--point=min_dcf) of the validation list; --threshold overrides it.
+they are cropped and embedded as evaluation does. The decision threshold is the one saved when
+the system was scored (steps/score.sh: EXP/scores/<set>/<list>.metrics.json), at the EER point
+(--point=eer) or the stricter MinDCF point (--point=min_dcf) of the validation list
+(--threshold-list, default voxsrc20_val); --threshold overrides it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class VerifyOptions:
     scores_out: str = field(default="", metadata={"help": "with --pairs: where to write '<a> <b> <score> same|different'"})
     point: str = field(default="eer", metadata={"help": "saved operating point to decide at", "choices": OPERATING_POINTS})
     threshold_list: str = field(default=DEFAULT_LIST, metadata={"help": "trial list whose saved threshold to use"})
-    threshold: str = field(default="", metadata={"help": "decision threshold; empty = the saved one (EXP/threshold.json)"})
+    threshold: str = field(default="", metadata={"help": "decision threshold; empty = the one saved when --threshold-list was scored"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cpu, cuda, cuda:N"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
 
@@ -81,8 +82,8 @@ def decision_threshold(opts: VerifyOptions, exp_dir: str, score_type: str, as_no
         raise SpkidError(f"{exp_dir} is scored with AS-norm, which needs the training cohort; verification "
                          f"scores without it, so pass --threshold=VALUE tuned on raw scores")
     if t.score_type != score_type:
-        raise SpkidError(f"{exp_dir}/threshold.json was saved for {t.score_type} scores but the system now "
-                         f"scores with {score_type}; re-run steps/score.sh")
+        raise SpkidError(f"the {t.trial_list} threshold of {exp_dir} was saved for {t.score_type} scores but the "
+                         f"system now scores with {score_type}; re-run steps/score.sh")
     return t
 
 

@@ -12,8 +12,7 @@ from spkid.export import load_trained
 from spkid.extract import embed_waveform
 from spkid.inputs import load_recording
 from spkid.options import EvalOptions
-from spkid.threshold import save_thresholds
-from trained_system import load_step, make_experiment, voice, write_voice
+from trained_system import load_step, make_experiment, save_metrics, voice, write_voice
 
 verify = load_step("verify").main
 
@@ -23,8 +22,8 @@ def setup(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("verify")
     exp = make_experiment(root / "exp")
-    # saved thresholds: EER point 0.5, MinDCF point 0.8 (see tests/test_threshold.py)
-    save_thresholds(exp, "voxsrc20_val", [0.9, 0.8, 0.4, 0.5, 0.3, 0.2, 0.1], [1, 1, 1, 0, 0, 0, 0], EvalOptions())
+    # scored validation list: EER point 0.5, MinDCF point 0.8 (see tests/test_threshold.py)
+    save_metrics(exp, "voxsrc20_val", "voxsrc20_val")
     wav = root / "wav"
     files = {
         "a": write_voice(wav / "a.wav", 2.0, f0=110, seed=1),
@@ -96,12 +95,12 @@ def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsy
 def test_threshold_problems(setup, tmp_path):
     exp, f = setup
     bare = make_experiment(tmp_path / "bare")
-    with pytest.raises(SpkidError, match="threshold.json not found: score the system first"):
+    with pytest.raises(SpkidError, match="nothing is scored yet.*score it first"):
         verify([str(bare), f["a"], f["b"]])
-    with pytest.raises(SpkidError, match="no thresholds for trial list 'vox1_O'"):
+    with pytest.raises(SpkidError, match="no saved threshold for trial list 'vox1_O'"):
         verify(["--threshold-list=vox1_O", str(exp), f["a"], f["b"]])
     normed = make_experiment(tmp_path / "normed", eval_opts=EvalOptions(eval_frames=100, as_norm=True))
-    save_thresholds(normed, "voxsrc20_val", [0.9, 0.1], [1, 0], EvalOptions(as_norm=True))
+    save_metrics(normed, "voxsrc20_val", "voxsrc20_val", as_norm=True)
     with pytest.raises(SpkidError, match="AS-norm.*--threshold=VALUE"):
         verify([str(normed), f["a"], f["b"]])
     with pytest.raises(SpkidError, match="--pairs needs --scores-out"):

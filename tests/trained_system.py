@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,10 +13,16 @@ import soundfile as sf
 import torch
 
 from spkid.config import write_resolved
+from spkid.metrics import compute_metrics
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
 STEPS = Path(__file__).resolve().parent.parent / "steps"
+
+# targets 0.9 0.8 0.4, non-targets 0.5 0.3 0.2 0.1; a trial is accepted when score >= t.
+# EER point: t=0.5 (FNR 1/3, FPR 1/4); MinDCF(0.05) point: t=0.8 (cost 0.05/3, no false alarm).
+SCORES = [0.9, 0.8, 0.4, 0.5, 0.3, 0.2, 0.1]
+LABELS = [1, 1, 1, 0, 0, 0, 0]
 
 TINY_MODEL = ModelOptions(trunk="Q_SAP", channels="4,8,8,8", embed_dim=32)
 # Short crops keep the tests fast; the crop logic is the evaluation's either way.
@@ -61,3 +68,12 @@ def load_step(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def save_metrics(exp_dir: Path, data_set: str, trial_list: str, scores=SCORES, labels=LABELS,
+                 score_type: str = "cosine", as_norm: bool = False) -> None:
+    """What steps/score.py writes next to a list's scores."""
+    out = exp_dir / "scores" / data_set / f"{trial_list}.metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**compute_metrics(scores, labels).to_json(), "score_type": score_type,
+                               "as_norm": as_norm}))
