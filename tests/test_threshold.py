@@ -8,6 +8,7 @@ from spkid.errors import SpkidError
 from spkid.threshold import load_threshold
 from trained_system import save_metrics
 
+
 def test_load_saved_thresholds(tmp_path):
     save_metrics(tmp_path, "voxsrc20_val", "voxsrc20_val")
     save_metrics(tmp_path, "vox1", "vox1_O", [0.1, 0.2], [1, 0], score_type="euclidean")
