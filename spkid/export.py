@@ -1,0 +1,176 @@
+"""Deploying a trained system: its network (front-end inside) as TorchScript or ONNX.
+
+The exported graph is exactly ``build_model(ModelOptions)`` with the weights of
+``exp/<SYS>/final.pt``: a waveform batch ``(batch, samples)`` float32 in [-1, 1] at 16 kHz in,
+raw embeddings ``(batch, embed_dim)`` out, both axes dynamic. Evaluation crops (EvalOptions) and
+the length normalisation of scoring stay outside the graph, as in ``spkid.extract`` and
+``spkid.scoring``, so a deployment reproduces the recipe's scores by cropping and averaging the
+same way; the resolved ``config.conf`` travels inside the file (TorchScript extra file
+``config.conf``; ONNX metadata ``config.conf``) so the crop settings go with the network.
+
+ONNX goes through ``torch.export`` (``torch.onnx.export(dynamo=True)``): the front-end's complex
+STFT has no TorchScript-exporter translation, while the torch.export path lowers it to the ONNX
+STFT operator. That path needs an onnxscript that knows the installed torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from spkid.config import read_resolved, to_conf_lines
+from spkid.errors import SpkidError
+from spkid.fileio import atomic_tmp_path
+from spkid.models import build_model
+from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
+
+FORMATS = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
+ONNX_OPSET = 18
+# The shortest waveform an exported graph is traced for; recordings are at least 0.5 s
+# (spkid.inputs.MIN_SECONDS) and evaluation crops 2-4 s, far above it.
+MIN_EXPORT_SAMPLES = 4000
+
+
+class ExportError(SpkidError):
+    pass
+
+
+@dataclass
+class TrainedSystem:
+    """``exp/<SYS>``: its network in eval mode and the options it was trained and scored with."""
+
+    exp_dir: Path
+    model: nn.Module
+    model_opts: ModelOptions
+    eval_opts: EvalOptions
+    all_opts: tuple  # every SYSTEM_OPTIONS group, as read from config.conf
+
+    def config_text(self) -> str:
+        return "".join(line + "\n" for line in to_conf_lines(*self.all_opts))
+
+
+def load_trained(exp_dir: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedSystem:
+    """Build the network of ``exp_dir/config.conf`` and load ``exp_dir/final.pt`` into it."""
+    exp_dir = Path(exp_dir)
+    conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
+    for path, what in ((conf, "its resolved options"), (final, "the trained network")):
+        if not path.is_file():
+            raise SpkidError(f"{path} not found: {exp_dir} has no {what}; train it first (run.sh stage 3, "
+                             f"steps/train.sh)")
+    opts = read_resolved(conf, SYSTEM_OPTIONS)
+    model_opts = next(o for o in opts if isinstance(o, ModelOptions))
+    eval_opts = next(o for o in opts if isinstance(o, EvalOptions))
+    try:
+        state = torch.load(final, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: torch raises many types
+        raise SpkidError(f"{final}: cannot load it as a checkpoint ({e}); re-run training's last epoch") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise SpkidError(f"{final}: expected a dict with key 'model' (the layout steps/train.py writes)")
+    model = build_model(model_opts)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise SpkidError(f"{final} does not match {conf} ({str(e).splitlines()[0]}); "
+                         f"was config.conf edited after training?") from None
+    return TrainedSystem(exp_dir, model.to(device).eval(), model_opts, eval_opts, tuple(opts))
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model).cpu().float().eval()
+
+
+def export_torchscript(system: TrainedSystem, out: str | os.PathLike) -> None:
+    """``torch.jit.script`` the network (CPU, float32) and save it, ``config.conf`` inside."""
+    try:
+        scripted = torch.jit.script(_cpu_copy(system.model))
+    except Exception as e:
+        raise ExportError(f"{system.model_opts.trunk}: the network does not script ({str(e).splitlines()[0]})") from None
+    tmp = atomic_tmp_path(out)
+    torch.jit.save(scripted, str(tmp), _extra_files={"config.conf": system.config_text()})
+    os.replace(tmp, out)
+
+
+def _check_onnxscript() -> None:
+    major, minor = torch.__version__.split(".")[:2]
+    api = f"onnxscript._framework_apis.torch_{major}_{minor}"
+    try:
+        found = importlib.util.find_spec(api) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        try:
+            import onnxscript
+            have = f"onnxscript {onnxscript.__version__}"
+        except ImportError:
+            have = "no onnxscript"
+        raise ExportError(f"ONNX export with torch {torch.__version__} needs an onnxscript that supports it "
+                          f"(found {have}); pip install -U 'onnxscript>=0.7.2'")
+
+
+def export_onnx(system: TrainedSystem, out: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
+    """Export the network to ONNX with dynamic batch and length axes, ``config.conf`` in the metadata."""
+    _check_onnxscript()
+    model = _cpu_copy(system.model)
+    example = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    shapes = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("samples", min=MIN_EXPORT_SAMPLES)},)
+    try:
+        program = torch.onnx.export(model, (example,), input_names=["wave"], output_names=["embedding"],
+                                    dynamo=True, dynamic_shapes=shapes, opset_version=opset, verbose=False)
+    except Exception as e:
+        raise ExportError(f"{system.model_opts.trunk}: ONNX export failed ({str(e).splitlines()[0]})") from None
+    program.model.metadata_props["config.conf"] = system.config_text()
+    program.model.metadata_props["sample_rate"] = "16000"
+    tmp = atomic_tmp_path(out)
+    program.save(str(tmp))
+    os.replace(tmp, out)
+
+
+def export(system: TrainedSystem, fmt: str, out: str | os.PathLike) -> None:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    (export_torchscript if fmt == "torchscript" else export_onnx)(system, out)
+
+
+def load_exported(path: str | os.PathLike, fmt: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function ``wave (B, samples) float32 -> embeddings (B, D)`` running the exported file on CPU:
+    TorchScript with ``torch.jit.load``, ONNX with onnxruntime."""
+    if fmt == "torchscript":
+        module = torch.jit.load(str(path), map_location="cpu")
+
+        def run_ts(wave: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(wave)).numpy()
+        return run_ts
+    if fmt == "onnx":
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+        def run_onnx(wave: np.ndarray) -> np.ndarray:
+            return session.run(["embedding"], {"wave": wave})[0]
+        return run_onnx
+    raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+
+
+def max_embedding_difference(system: TrainedSystem, run: Callable[[np.ndarray], np.ndarray],
+                             lengths: tuple[int, ...] = (8000, 64247),
+                             batch: int = 2, seed: int = 0) -> float:
+    """Largest absolute difference between the PyTorch network and an exported one on random audio
+    of the given lengths (default: 0.5 s, and 7 samples over a 400-frame evaluation crop)."""
+    model = _cpu_copy(system.model)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for n in lengths:
+        wave = (0.1 * rng.standard_normal((batch, n))).astype(np.float32)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(wave)).numpy()
+        worst = max(worst, float(np.abs(run(wave) - ref).max()))
+    return worst

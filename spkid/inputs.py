@@ -1,0 +1,150 @@
+"""Reading a user's recordings for a trained system: any file soundfile decodes, checked.
+
+Training and evaluation read prepared corpora (``spkid.audio``: 16 kHz, trusted). A user who
+verifies or embeds their own recordings brings whatever they have, so this module accepts more
+and checks more:
+
+* any format soundfile reads (WAV, FLAC, OGG/Vorbis, MP3 with libsndfile >= 1.1, AIFF, ...);
+* any sample rate, resampled to 16 kHz with ``torchaudio.functional.resample``;
+* more than one channel, mixed down to mono (the mean of the channels, as ``spkid.audio`` does)
+  with a note, because a stereo call recording may hold two speakers;
+* refused, with an :class:`InputError` naming the file and the fix: a missing file, a file that
+  does not decode (or holds NaN/inf samples), one shorter than :data:`MIN_SECONDS`, and one whose
+  level is below :data:`SILENCE_DBFS` (all-zero files included).
+
+:data:`MIN_SECONDS` is 0.5 s: half a second holds about two syllables, below which a speaker
+embedding says little; anything between that and the evaluation crop (4 s) is wrap-padded by the
+extraction code exactly as evaluation pads short test utterances.
+
+Batch runs (:func:`load_inputs`) go on past a bad file and collect the failures in a
+:class:`Failures`, which the step prints at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from spkid.audio import SAMPLE_RATE, _run_pipe, is_pipe
+from spkid.errors import SpkidError
+
+MIN_SECONDS = 0.5
+SILENCE_DBFS = -80.0
+
+
+class InputError(SpkidError):
+    """A user's recording that cannot be used; ``path`` names it."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass
+class Recording:
+    """A recording ready for the model: float32 mono at ``SAMPLE_RATE``, and how it arrived."""
+
+    wave: np.ndarray
+    source_rate: int
+    channels: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.wave) / SAMPLE_RATE
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS; silence -inf)."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def _decode(entry: str, allow_pipes: bool) -> tuple[np.ndarray, int]:
+    """Samples ``(frames, channels)`` as float32 and the sample rate; errors name ``entry``."""
+    if is_pipe(entry):
+        src: str | io.BytesIO = io.BytesIO(_run_pipe(entry, allow_pipes, utt=entry))
+    else:
+        if not os.path.exists(entry):
+            raise InputError(entry, "no such file (check the path)")
+        if os.path.isdir(entry):
+            raise InputError(entry, "is a directory, not an audio file")
+        src = entry
+    try:
+        with sf.SoundFile(src) as f:
+            rate = f.samplerate
+            x = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise InputError(entry, f"cannot decode it as audio ({e}); check that it plays, or convert it: "
+                                f"ffmpeg -i IN -ac 1 -ar {SAMPLE_RATE} OUT.wav") from None
+    if x.size and not np.isfinite(x).all():
+        raise InputError(entry, "holds NaN or infinite samples (a corrupt float file); re-export or convert it")
+    return x, rate
+
+
+def load_recording(entry: str, min_seconds: float = MIN_SECONDS, silence_dbfs: float = SILENCE_DBFS,
+                   allow_pipes: bool = False) -> Recording:
+    """Read ``entry`` (a path, or a wav.scp command ending in '|' when ``allow_pipes``) as 16-kHz
+    mono float32, or raise :class:`InputError` saying why it cannot be used."""
+    x, rate = _decode(entry, allow_pipes)
+    channels = x.shape[1]
+    notes = []
+    wave = x.mean(axis=1) if channels > 1 else x[:, 0]
+    if channels > 1:
+        notes.append(f"{entry}: {channels} channels mixed down to mono (if the channels hold "
+                     f"different speakers, split them first)")
+    if rate != SAMPLE_RATE and len(wave):
+        wave = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wave)), rate, SAMPLE_RATE).numpy()
+    seconds = len(wave) / SAMPLE_RATE
+    if seconds < min_seconds:
+        raise InputError(entry, f"only {seconds:.2f} s of audio; at least {min_seconds:g} s is needed")
+    level = level_dbfs(wave)
+    if level < silence_dbfs:
+        what = "all zeros" if level == -math.inf else f"{level:.1f} dBFS"
+        raise InputError(entry, f"silent ({what}, below {silence_dbfs:g} dBFS); check the recording "
+                                f"or the microphone input")
+    return Recording(wave.astype(np.float32, copy=False), rate, channels, notes)
+
+
+@dataclass
+class Failures:
+    """Inputs a batch run skipped, reported together at the end."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, key: str, error: SpkidError) -> None:
+        self.items.append((key, str(error)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def report(self) -> str:
+        lines = [f"{len(self.items)} input(s) skipped:"]
+        lines += [f"  {key}: {msg}" if not msg.startswith(key) else f"  {msg}" for key, msg in self.items]
+        return "\n".join(lines)
+
+
+def load_inputs(items: Iterable[tuple[str, str]], failures: Failures, notes: list[str] | None = None,
+                min_seconds: float = MIN_SECONDS, silence_dbfs: float = SILENCE_DBFS,
+                allow_pipes: bool = False) -> Iterator[tuple[str, Recording]]:
+    """Yield ``(key, Recording)`` for each ``(key, entry)`` that loads; a bad one is added to
+    ``failures`` and skipped, so the rest of the batch still runs. Notes (mixed-down channels)
+    are appended to ``notes`` when given."""
+    for key, entry in items:
+        try:
+            rec = load_recording(entry, min_seconds, silence_dbfs, allow_pipes)
+        except SpkidError as e:
+            failures.add(key, e)
+            continue
+        if notes is not None:
+            notes.extend(rec.notes)
+        yield key, rec

@@ -1,0 +1,45 @@
+"""Embedding users' recordings with a trained system, exactly as evaluation embeds test utterances.
+
+Recordings come in through ``spkid.inputs`` (any rate, channels, format; bad files refused by
+name); each is cropped and embedded by the extraction code (``spkid.extract``: the same crops,
+wrap-padding and network call as stage 4) into a crops x dim matrix of raw crop embeddings, and
+scored with ``spkid.scoring`` (the mean normalised crop vector; their dot product is the paper's
+mean crop-by-crop cosine).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spkid.export import TrainedSystem
+from spkid.extract import embed_waveform
+from spkid.inputs import Failures, load_inputs
+from spkid.scoring import Embeddings
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` = CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def embed_recordings(system: TrainedSystem, items: Iterable[tuple[str, str]], failures: Failures,
+                     notes: list[str], allow_pipes: bool = False, quiet: bool = False
+                     ) -> Iterator[tuple[str, np.ndarray]]:
+    """``(key, crops x dim raw embeddings)`` for each ``(key, file)`` that loads; bad files go to
+    ``failures`` and the rest go on."""
+    items = list(items)
+    device = next(system.model.parameters()).device
+    loaded = load_inputs(items, failures, notes, allow_pipes=allow_pipes)
+    for key, rec in tqdm(loaded, total=len(items), desc="embedding", unit="file", disable=quiet, leave=False):
+        yield key, embed_waveform(system.model, rec.wave, system.eval_opts, device)
+
+
+def normalised_means(crops: dict[str, np.ndarray]) -> Embeddings:
+    """The scoring representation of each recording (see ``spkid.scoring.Embeddings``)."""
+    return Embeddings.from_raw(crops.items())

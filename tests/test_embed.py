@@ -1,0 +1,88 @@
+"""steps/embed.py: a folder or wav.scp -> ark/scp or .npy, crops and normalisation as evaluation."""
+
+from __future__ import annotations
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from spkid.errors import SpkidError
+from spkid.export import load_trained
+from spkid.extract import embed_waveform
+from spkid.inputs import load_recording
+from trained_system import load_step, make_experiment, voice, write_voice
+
+embed = load_step("embed").main
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("embed")
+    exp = make_experiment(root / "exp")
+    rec = root / "recordings"
+    write_voice(rec / "spk1" / "r1.wav", 1.5, f0=110, seed=1)
+    sf.write(rec / "spk1" / "r2.flac", voice(1.2, 22050, f0=115, seed=4), 22050)
+    (rec / "spk2").mkdir()
+    x = voice(1.0, 48000, f0=200, seed=5)
+    sf.write(rec / "spk2" / "stereo.wav", np.stack([x, 0.5 * x], 1), 48000)
+    sf.write(rec / "spk2" / "short.wav", voice(0.2, 16000), 16000)
+    (rec / "spk2" / "broken.ogg").write_bytes(b"OggS not really")
+    (rec / "notes.txt").write_text("not audio: ignored")
+    return exp, rec
+
+
+def crops_of(exp, path: str) -> np.ndarray:
+    system = load_trained(exp)
+    return embed_waveform(system.model, load_recording(path).wave, system.eval_opts, torch.device("cpu"))
+
+
+def test_folder_to_ark_means(setup, tmp_path, capsys):
+    exp, rec = setup
+    out = tmp_path / "emb"
+    assert embed([f"--out={out}", "--quiet=true", str(exp), str(rec)]) == 1  # two bad files
+    table = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
+    assert sorted(table) == ["spk1/r1", "spk1/r2", "spk2/stereo"]
+    for key, path in (("spk1/r1", "spk1/r1.wav"), ("spk2/stereo", "spk2/stereo.wav")):
+        crops = crops_of(exp, str(rec / path))
+        assert crops.shape == (10, 32)
+        want = (crops / np.linalg.norm(crops, axis=1, keepdims=True)).mean(0)
+        np.testing.assert_allclose(table[key], want, atol=1e-6)
+    # the dot product of two stored vectors is the mean crop-by-crop cosine (the system's score)
+    a, b = crops_of(exp, str(rec / "spk1/r1.wav")), crops_of(exp, str(rec / "spk1/r2.flac"))
+    cos = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    assert table["spk1/r1"] @ table["spk1/r2"] == pytest.approx(cos.mean(), abs=1e-5)
+    cap = capsys.readouterr()
+    assert "embedded 3 of 5 recording(s)" in cap.out and "(mean, 32-dim, ark)" in cap.out
+    assert "short.wav: only 0.20 s" in cap.err and "broken.ogg: cannot decode" in cap.err
+    assert "note: " in cap.err and "stereo.wav: 2 channels mixed down" in cap.err
+
+
+def test_wav_scp_to_npy_crops(setup, tmp_path):
+    exp, rec = setup
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"u1 {rec / 'spk1/r1.wav'}\nu2 {rec / 'spk2/stereo.wav'}\n")
+    out = tmp_path / "emb"
+    assert embed([f"--out={out}", "--format=npy", "--kind=crops", "--quiet=true", str(exp), str(scp)]) == 0
+    arr = np.load(out / "embeddings.npy")
+    assert (out / "keys.txt").read_text().split() == ["u1", "u2"]
+    assert arr.shape == (2, 10, 32) and arr.dtype == np.float32
+    np.testing.assert_allclose(arr[1], crops_of(exp, str(rec / "spk2/stereo.wav")), atol=1e-6)
+
+
+def test_input_problems(setup, tmp_path):
+    exp, rec = setup
+    with pytest.raises(SpkidError, match="--out=FOLDER is required"):
+        embed([str(exp), str(rec)])
+    with pytest.raises(SpkidError, match="not found: give a folder of audio files or a wav.scp"):
+        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "nothing")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpkidError, match="no audio files"):
+        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty")])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    sf.write(bad / "z.wav", np.zeros(16000, np.float32), 16000)
+    with pytest.raises(SpkidError, match=r"(?s)none of the 1 input\(s\) could be used:.*z\.wav: silent"):
+        embed([f"--out={tmp_path}", "--quiet=true", str(exp), str(bad)])

@@ -1,0 +1,84 @@
+"""spkid/export.py and steps/export.py: the exported network gives the PyTorch embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from spkid.errors import SpkidError
+from spkid.export import ExportError, export, load_exported, load_trained, max_embedding_difference
+from trained_system import TINY_MODEL, load_step, make_experiment, voice
+
+# Measured: TorchScript 0 (same kernels), ONNX via onnxruntime ~5e-8 on embeddings of size ~0.4.
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    torch.set_num_threads(1)
+    return load_trained(make_experiment(tmp_path_factory.mktemp("exp") / "tiny"))
+
+
+def test_load_trained_restores_the_weights(system, tmp_path):
+    saved = torch.load(system.exp_dir / "final.pt", weights_only=True)["model"]
+    for name, value in system.model.state_dict().items():
+        torch.testing.assert_close(value, saved[name])
+    assert not system.model.training and system.model_opts == TINY_MODEL
+    with pytest.raises(SpkidError, match=r"nothing/config\.conf not found.*train it first"):
+        load_trained(tmp_path / "nothing")
+
+
+def test_load_trained_refuses_a_mismatched_checkpoint(tmp_path):
+    exp = make_experiment(tmp_path / "a")
+    make_experiment(tmp_path / "b", model_opts=type(TINY_MODEL)(trunk="Q_SAP", channels="4,8,8,8", embed_dim=16))
+    (tmp_path / "b" / "final.pt").replace(exp / "final.pt")
+    with pytest.raises(SpkidError, match="does not match .*config.conf"):
+        load_trained(exp)
+    (exp / "final.pt").write_bytes(b"garbage")
+    with pytest.raises(SpkidError, match="cannot load it as a checkpoint"):
+        load_trained(exp)
+
+
+def test_torchscript_matches_pytorch(system, tmp_path):
+    out = tmp_path / "m.pt"
+    export(system, "torchscript", out)
+    run = load_exported(out, "torchscript")
+    diff = max_embedding_difference(system, run)
+    assert diff <= TOLERANCE
+    # the check itself can fail: a different network is far off
+    other = load_trained(make_experiment(tmp_path / "other", seed=1))
+    assert max_embedding_difference(other, run) > 1e-3
+    extra = {"config.conf": ""}
+    torch.jit.load(str(out), _extra_files=extra)
+    conf = extra["config.conf"].decode()
+    assert "--trunk=Q_SAP" in conf and "--eval-frames=100" in conf
+
+
+@pytest.mark.slow  # the torch.export + ONNX translation alone takes 15-30 s on 2 cores
+def test_onnx_matches_pytorch_with_dynamic_batch_and_length(system, tmp_path):
+    out = tmp_path / "m.onnx"
+    export(system, "onnx", out)
+    run = load_exported(out, "onnx")
+    assert max_embedding_difference(system, run, lengths=(8000, 20001, 64247), batch=3) <= TOLERANCE
+    one = voice(1.3)[None]
+    with torch.inference_mode():
+        ref = system.model(torch.from_numpy(one)).numpy()
+    np.testing.assert_allclose(run(one), ref, atol=TOLERANCE)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["sample_rate"] == "16000" and "--embed-dim=32" in meta["config.conf"]
+
+
+def test_unknown_format(system, tmp_path):
+    with pytest.raises(ExportError, match="unknown export format 'tflite'"):
+        export(system, "tflite", tmp_path / "m")
+
+
+def test_export_step(system, tmp_path, capsys):
+    main = load_step("export").main
+    assert main(["--format=torchscript", f"--out={tmp_path / 'x.pt'}", str(system.exp_dir)]) == 0
+    line = capsys.readouterr().out
+    assert "x.pt [torchscript]; max |embedding difference| vs PyTorch" in line
+    assert main(["--check=false", str(system.exp_dir)]) == 0
+    assert (system.exp_dir / "export" / "model.pt").is_file()

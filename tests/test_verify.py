@@ -1,0 +1,109 @@
+"""steps/verify.py: two recordings -> score and decision at the saved threshold; pairs -> score file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from spkid.errors import SpkidError
+from spkid.export import load_trained
+from spkid.extract import embed_waveform
+from spkid.inputs import load_recording
+from spkid.options import EvalOptions
+from trained_system import load_step, make_experiment, save_metrics, voice, write_voice
+
+verify = load_step("verify").main
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("verify")
+    exp = make_experiment(root / "exp")
+    # scored validation list: EER point 0.5, MinDCF point 0.8 (see tests/test_threshold.py)
+    save_metrics(exp, "voxsrc20_val", "voxsrc20_val")
+    wav = root / "wav"
+    files = {
+        "a": write_voice(wav / "a.wav", 2.0, f0=110, seed=1),
+        "b": write_voice(wav / "b.wav", 1.5, f0=210, seed=2),
+        "c": write_voice(wav / "c.wav", 0.7, f0=150, seed=3),  # shorter than a crop: wrap-padded
+    }
+    x = voice(2.0, 44100, f0=110, seed=1)  # "a" again, at 44.1 kHz in stereo
+    sf.write(wav / "a_stereo44k.wav", np.stack([x, x], 1), 44100)
+    files["a2"] = wav / "a_stereo44k.wav"
+    sf.write(wav / "silent.wav", np.zeros(16000, np.float32), 16000)
+    files["silent"] = wav / "silent.wav"
+    (wav / "corrupt.wav").write_bytes(b"RIFF....WAVE nonsense")
+    files["corrupt"] = wav / "corrupt.wav"
+    return exp, {k: str(v) for k, v in files.items()}
+
+
+def mean_crop_cosine(system, a: str, b: str) -> float:
+    """The paper's score computed directly: mean over all crop pairs of the cosine similarity."""
+    ea, eb = (embed_waveform(system.model, load_recording(f).wave, system.eval_opts, torch.device("cpu")) for f in (a, b))
+    return float(np.mean([[x @ y / np.linalg.norm(x) / np.linalg.norm(y) for y in eb] for x in ea]))
+
+
+def test_one_pair(setup, capsys):
+    exp, f = setup
+    system = load_trained(exp)
+    for other in ("b", "c", "a2"):
+        assert verify([str(exp), f["a"], f[other]]) == 0
+        out = capsys.readouterr()
+        score, decision, rest = out.out.split(" ", 2)
+        assert float(score) == pytest.approx(mean_crop_cosine(system, f["a"], f[other]), abs=1e-4)
+        assert decision == ("same" if float(score) >= 0.5 else "different")
+        assert rest.strip() == "(threshold 0.5000 at the EER point of voxsrc20_val)"
+    assert "a_stereo44k.wav: 2 channels mixed down" in out.err
+    # the same voice through resampling and mixdown scores as itself
+    assert float(score) > 0.99
+    assert verify(["--point=min_dcf", "--threshold=2", str(exp), f["a"], f["a"]]) == 0
+    assert capsys.readouterr().out.split()[1] == "different"  # cosine <= 1 < 2
+    assert verify(["--point=min_dcf", str(exp), f["a"], f["b"]]) == 0
+    assert "threshold 0.8000 at the MinDCF point of voxsrc20_val" in capsys.readouterr().out
+
+
+def test_bad_file_in_one_pair_is_an_error_naming_it(setup):
+    exp, f = setup
+    with pytest.raises(SpkidError, match=r"silent\.wav: silent"):
+        verify([str(exp), f["a"], f["silent"]])
+    with pytest.raises(SpkidError, match=r"corrupt\.wav: cannot decode"):
+        verify([str(exp), f["corrupt"], f["a"]])
+
+
+def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsys):
+    exp, f = setup
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"{f['a']} {f['b']}\n{f['a']} {f['silent']}\n1 {f['a']} {f['a2']}\n"
+                     f"{f['corrupt']} {f['c']}\n{f['b']} {f['c']} nontarget\n")
+    out = tmp_path / "out.score"
+    assert verify([f"--pairs={pairs}", f"--scores-out={out}", "--quiet=true", str(exp)]) == 1
+    lines = [line.split() for line in out.read_text().splitlines()]
+    assert [(a, b) for a, b, _, _ in lines] == [(f["a"], f["b"]), (f["a"], f["a2"]), (f["b"], f["c"])]
+    system = load_trained(exp)
+    for a, b, score, decision in lines:
+        assert float(score) == pytest.approx(mean_crop_cosine(system, a, b), abs=1e-5)
+        assert decision == ("same" if float(score) >= 0.5 else "different")
+    cap = capsys.readouterr()
+    assert "scored 3 of 5 pairs" in cap.out
+    assert "2 input(s) skipped" in cap.err and "silent.wav: silent" in cap.err and "corrupt.wav: cannot decode" in cap.err
+    assert "2 pair(s) not scored" in cap.err
+
+
+def test_threshold_problems(setup, tmp_path):
+    exp, f = setup
+    bare = make_experiment(tmp_path / "bare")
+    with pytest.raises(SpkidError, match="nothing is scored yet.*score it first"):
+        verify([str(bare), f["a"], f["b"]])
+    with pytest.raises(SpkidError, match="no saved threshold for trial list 'vox1_O'"):
+        verify(["--threshold-list=vox1_O", str(exp), f["a"], f["b"]])
+    normed = make_experiment(tmp_path / "normed", eval_opts=EvalOptions(eval_frames=100, as_norm=True))
+    save_metrics(normed, "voxsrc20_val", "voxsrc20_val", as_norm=True)
+    with pytest.raises(SpkidError, match="AS-norm.*--threshold=VALUE"):
+        verify([str(normed), f["a"], f["b"]])
+    with pytest.raises(SpkidError, match="--pairs needs --scores-out"):
+        verify(["--pairs=x", str(exp)])
+    with pytest.raises(SpkidError, match="--threshold takes a number"):
+        verify(["--threshold=high", str(exp), f["a"], f["b"]])
