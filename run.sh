@@ -82,7 +82,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     require exp/$sys/.done.train 3 "train $sys"
     for set in $(eval_sets data); do
       run_stage 4 exp/$sys/embeddings/$set/.done \
-        steps/extract.sh --nj $nj --gpus $gpus exp/$sys data/$set
+        steps/extract.sh --nj $nj --gpus $gpus --cohort-data $train_set exp/$sys data/$set
     done
   done
 fi

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from bench.datapipe_common import SourceOptions, bench_data, setup_device, time_training
 from spkid.cli import run_main

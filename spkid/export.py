@@ -18,19 +18,15 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
-from spkid.models import build_model
-from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
+from spkid.extract import System
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -44,51 +40,11 @@ class ExportError(SpkidError):
     pass
 
 
-@dataclass
-class TrainedSystem:
-    """``exp/<SYS>``: its network in eval mode and the options it was trained and scored with."""
-
-    exp_dir: Path
-    model: nn.Module
-    model_opts: ModelOptions
-    eval_opts: EvalOptions
-    all_opts: tuple  # every SYSTEM_OPTIONS group, as read from config.conf
-
-    def config_text(self) -> str:
-        return "".join(line + "\n" for line in to_conf_lines(*self.all_opts))
-
-
-def load_trained(exp_dir: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedSystem:
-    """Build the network of ``exp_dir/config.conf`` and load ``exp_dir/final.pt`` into it."""
-    exp_dir = Path(exp_dir)
-    conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
-    for path, what in ((conf, "its resolved options"), (final, "the trained network")):
-        if not path.is_file():
-            raise SpkidError(f"{path} not found: {exp_dir} has no {what}; train it first (run.sh stage 3, "
-                             f"steps/train.sh)")
-    opts = read_resolved(conf, SYSTEM_OPTIONS)
-    model_opts = next(o for o in opts if isinstance(o, ModelOptions))
-    eval_opts = next(o for o in opts if isinstance(o, EvalOptions))
-    try:
-        state = torch.load(final, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: torch raises many types
-        raise SpkidError(f"{final}: cannot load it as a checkpoint ({e}); re-run training's last epoch") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise SpkidError(f"{final}: expected a dict with key 'model' (the layout steps/train.py writes)")
-    model = build_model(model_opts)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise SpkidError(f"{final} does not match {conf} ({str(e).splitlines()[0]}); "
-                         f"was config.conf edited after training?") from None
-    return TrainedSystem(exp_dir, model.to(device).eval(), model_opts, eval_opts, tuple(opts))
-
-
 def _cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().float().eval()
 
 
-def export_torchscript(system: TrainedSystem, out: str | os.PathLike) -> None:
+def export_torchscript(system: System, out: str | os.PathLike) -> None:
     """``torch.jit.script`` the network (CPU, float32) and save it, ``config.conf`` inside."""
     try:
         scripted = torch.jit.script(_cpu_copy(system.model))
@@ -116,7 +72,7 @@ def _check_onnxscript() -> None:
                           f"(found {have}); pip install -U 'onnxscript>=0.7.2'")
 
 
-def export_onnx(system: TrainedSystem, out: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
+def export_onnx(system: System, out: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
     """Export the network to ONNX with dynamic batch and length axes, ``config.conf`` in the metadata."""
     _check_onnxscript()
     model = _cpu_copy(system.model)
@@ -134,7 +90,7 @@ def export_onnx(system: TrainedSystem, out: str | os.PathLike, opset: int = ONNX
     os.replace(tmp, out)
 
 
-def export(system: TrainedSystem, fmt: str, out: str | os.PathLike) -> None:
+def export(system: System, fmt: str, out: str | os.PathLike) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     (export_torchscript if fmt == "torchscript" else export_onnx)(system, out)
@@ -160,7 +116,7 @@ def load_exported(path: str | os.PathLike, fmt: str) -> Callable[[np.ndarray], n
     raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
 
 
-def max_embedding_difference(system: TrainedSystem, run: Callable[[np.ndarray], np.ndarray],
+def max_embedding_difference(system: System, run: Callable[[np.ndarray], np.ndarray],
                              lengths: tuple[int, ...] = (8000, 64247),
                              batch: int = 2, seed: int = 0) -> float:
     """Largest absolute difference between the PyTorch network and an exported one on random audio

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from spkid.audio import read_audio
-from spkid.config import read_resolved
+from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
-from spkid.options import SYSTEM_OPTIONS
+from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
 
 
 class ExtractError(SpkidError):
@@ -80,10 +80,16 @@ def _collate(batch):
 
 @dataclass
 class System:
-    """A trained system read back from its experiment dir."""
+    """``exp/<SYS>``: its network in eval mode and the options it was trained and scored with."""
 
+    exp_dir: Path
     model: torch.nn.Module
-    options: list  # SYSTEM_OPTIONS instances: model, loss, train, eval
+    model_opts: ModelOptions
+    eval_opts: EvalOptions
+    all_opts: tuple  # every SYSTEM_OPTIONS group, as read from config.conf
+
+    def config_text(self) -> str:
+        return "".join(line + "\n" for line in to_conf_lines(*self.all_opts))
 
 
 def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") -> System:
@@ -92,17 +98,34 @@ def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") 
 
     exp_dir = Path(exp_dir)
     conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
-    for f in (conf, final):
-        if not f.is_file():
-            raise ExtractError(f"{f} not found: train the system first (stage 3: steps/train.sh ... {exp_dir})")
-    options = read_resolved(conf, SYSTEM_OPTIONS)
-    model = build_model(options[0])
-    state = torch.load(final, map_location="cpu", weights_only=True)
+    for path, what in ((conf, "its resolved options"), (final, "the trained network")):
+        if not path.is_file():
+            raise ExtractError(f"{path} not found: {exp_dir} has no {what}; train it first "
+                               f"(run.sh stage 3, steps/train.sh ... {exp_dir})")
+    opts = tuple(read_resolved(conf, SYSTEM_OPTIONS))
+    model_opts = next(o for o in opts if isinstance(o, ModelOptions))
+    eval_opts = next(o for o in opts if isinstance(o, EvalOptions))
+    try:
+        state = torch.load(final, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: torch raises many types
+        raise ExtractError(f"{final}: cannot load it as a checkpoint ({e}); re-run training's last epoch") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ExtractError(f"{final}: expected a dict with key 'model' (the layout steps/train.py writes)")
+    model = build_model(model_opts)
     try:
         model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as e:
-        raise ExtractError(f"{final} does not fit the model {conf} describes: {str(e)[:300]}") from None
-    return System(model.to(device).eval(), options)
+    except RuntimeError as e:
+        raise ExtractError(f"{final} does not match {conf} ({str(e).splitlines()[0]}); "
+                           f"was config.conf edited after training?") from None
+    return System(exp_dir, model.to(device).eval(), model_opts, eval_opts, opts)
+
+
+@torch.no_grad()
+def embed_waveform(model: torch.nn.Module, wave: np.ndarray, ev: EvalOptions,
+                   device: torch.device | str = "cpu") -> np.ndarray:
+    """Raw crop embeddings (crops x dim) of one waveform, with the crops of stage 4."""
+    crops = utterance_crops(wave, crop_samples(ev.eval_frames), ev.num_eval_crops)
+    return model(torch.from_numpy(crops).to(device)).float().cpu().numpy()
 
 
 @torch.no_grad()

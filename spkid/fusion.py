@@ -31,13 +31,14 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkid import metrics
+from spkid.config import option
 from spkid.errors import SpkidError
 
 OBJECTIVES = ("eer", "mindcf")
@@ -47,27 +48,20 @@ class FusionError(SpkidError):
     pass
 
 
-def _opt(default, help: str, choices=None):
-    meta = {"help": help}
-    if choices is not None:
-        meta["choices"] = tuple(choices)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class FusionOptions:
     """conf/fusion.conf: how stage 6 fuses systems and writes exp/RESULTS.md."""
 
-    max_weight: int = _opt(3, "fusion weights are the integers 0..max-weight (the paper: 3)")
-    tune_set: str = _opt("voxsrc20_val", "data dir (under the data root) whose trial list tunes the weights")
-    tune_list: str = _opt("voxsrc20_val", "trial list (in <tune-set>/trials/) the weights are tuned on")
-    p_target: float = _opt(0.05, "MinDCF prior for F2 and the results table (the paper's 0.05)")
-    c_miss: float = _opt(1.0, "MinDCF cost of a miss")
-    c_fa: float = _opt(1.0, "MinDCF cost of a false alarm")
-    eer_method: str = _opt("roc", "EER definition for F1 and the table: roc (the paper's code), kaldi, interp",
+    max_weight: int = option(3, "fusion weights are the integers 0..max-weight (the paper: 3)")
+    tune_set: str = option("voxsrc20_val", "data dir (under the data root) whose trial list tunes the weights")
+    tune_list: str = option("voxsrc20_val", "trial list (in <tune-set>/trials/) the weights are tuned on")
+    p_target: float = option(0.05, "MinDCF prior for F2 and the results table (the paper's 0.05)")
+    c_miss: float = option(1.0, "MinDCF cost of a miss")
+    c_fa: float = option(1.0, "MinDCF cost of a false alarm")
+    eer_method: str = option("roc", "EER definition for F1 and the table: roc (the paper's code), kaldi, interp",
                            metrics.EER_METHODS)
-    search_bins: int = _opt(2048, "grid search: histogram bins of the lower-bound pass (speed only; the result is exact)")
-    search_jobs: int = _opt(0, "grid search: processes for the lower-bound pass (0 = the CPU cores, at most 8)")
+    search_bins: int = option(2048, "grid search: histogram bins of the lower-bound pass (speed only; the result is exact)")
+    search_jobs: int = option(0, "grid search: processes for the lower-bound pass (0 = the CPU cores, at most 8)")
 
 
 def weight_grid(n_systems: int, max_weight: int = 3) -> np.ndarray:
@@ -168,7 +162,7 @@ _SHARED: dict = {}  # the lower-bound pass's read-only arrays, inherited by fork
 def _bound_batch(weights: np.ndarray) -> np.ndarray:
     """Lower bounds for one batch of weight vectors (see lower_bounds)."""
     sh = _SHARED
-    nb, bins = sh["nb"], sh["nb"] - 2
+    nb = sh["nb"]
     w = weights * sh["std"]  # fused = sum_i (w_i std_i) z_i / sum_i w_i + const
     k = len(w)
     row0 = (np.arange(k) * nb)[:, None].astype(np.float32)

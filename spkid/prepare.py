@@ -20,7 +20,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
-from spkid.datadir import (DataDirError, Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
+from spkid.datadir import (Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
                            validate_data_dir, write_table, write_trials)
 from spkid.errors import SpkidError
 

@@ -35,10 +35,10 @@ from tqdm import tqdm
 
 from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_tmp_path, atomic_write
+from spkid.fileio import atomic_tmp_path
 from spkid.losses import build_loss
 from spkid.models import build_model
-from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 
 log = logging.getLogger("spkid.train")
 

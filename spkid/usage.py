@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spkid.export import TrainedSystem
-from spkid.extract import embed_waveform
+
+from spkid.extract import System, embed_waveform
 from spkid.inputs import Failures, load_inputs
 from spkid.scoring import Embeddings
 
@@ -28,7 +28,7 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def embed_recordings(system: TrainedSystem, items: Iterable[tuple[str, str]], failures: Failures,
+def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures: Failures,
                      notes: list[str], allow_pipes: bool = False, quiet: bool = False
                      ) -> Iterator[tuple[str, np.ndarray]]:
     """``(key, crops x dim raw embeddings)`` for each ``(key, file)`` that loads; bad files go to

@@ -14,7 +14,6 @@ min(C_miss*P_target, C_fa*(1-P_target)). --json prints the same as one JSON obje
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 
 from spkid import metrics

@@ -28,7 +28,7 @@ from spkid.cli import run_main
 from spkid.config import parse_options
 from spkid.datadir import read_wav_scp
 from spkid.errors import SpkidError
-from spkid.export import load_trained
+from spkid.extract import load_system
 from spkid.fileio import atomic_tmp_path, atomic_write
 from spkid.inputs import Failures
 from spkid.usage import embed_recordings, normalised_means, pick_device
@@ -103,7 +103,7 @@ def main(argv: Sequence[str]) -> int:
     if not opts.out:
         raise SpkidError("--out=FOLDER is required")
     items = list_inputs(source)
-    system = load_trained(exp_dir, pick_device(opts.device))
+    system = load_system(exp_dir, pick_device(opts.device))
     failures, notes = Failures(), []
     crops = dict(embed_recordings(system, items, failures, notes, opts.allow_pipes, opts.quiet))
     for note in notes:

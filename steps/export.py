@@ -17,7 +17,8 @@ from typing import Sequence
 
 from spkid.cli import run_main
 from spkid.config import parse_options
-from spkid.export import FORMATS, SUFFIXES, export, load_exported, load_trained, max_embedding_difference
+from spkid.export import FORMATS, SUFFIXES, export, load_exported, max_embedding_difference
+from spkid.extract import load_system
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ExportRunOptions:
 def main(argv: Sequence[str]) -> int:
     run, (exp_dir,) = parse_options([ExportRunOptions], argv, positional=["exp_dir"], prog="steps/export.py",
                                     description=__doc__)
-    system = load_trained(exp_dir)
+    system = load_system(exp_dir)
     out = Path(run.out) if run.out else Path(exp_dir) / "export" / f"model{SUFFIXES[run.format]}"
     out.parent.mkdir(parents=True, exist_ok=True)
     export(system, run.format, out)

@@ -29,7 +29,7 @@ from spkid.cli import run_main
 from spkid.config import parse_options
 from spkid.datadir import Trials
 from spkid.errors import SpkidError
-from spkid.export import load_trained
+from spkid.extract import load_system
 from spkid.fileio import atomic_write
 from spkid.inputs import Failures
 from spkid.scoring import raw_scores, trial_indices
@@ -95,7 +95,7 @@ def main(argv: Sequence[str]) -> int:
     if opts.pairs and not opts.scores_out:
         raise SpkidError("--pairs needs --scores-out=FILE")
     pairs = read_pairs(opts.pairs) if opts.pairs else [(positionals[1], positionals[2])]
-    system = load_trained(exp_dir, pick_device(opts.device))
+    system = load_system(exp_dir, pick_device(opts.device))
     threshold = decision_threshold(opts, exp_dir, system.eval_opts.score_type, system.eval_opts.as_norm)
 
     files = sorted({f for pair in pairs for f in pair})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from spkid.datadir import (DataDir, DataDirError, Trials, read_table, read_trials, read_utt2dur,
+from spkid.datadir import (DataDir, DataDirError, read_table, read_trials, read_utt2dur,
                            utt2spk_to_spk2utt, validate_data_dir, write_trials)
 
 ROOT = Path(__file__).resolve().parents[1]

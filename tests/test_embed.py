@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from spkid.errors import SpkidError
-from spkid.export import load_trained
+from spkid.extract import load_system
 from spkid.extract import embed_waveform
 from spkid.inputs import load_recording
 from trained_system import load_step, make_experiment, voice, write_voice
@@ -35,7 +35,7 @@ def setup(tmp_path_factory):
 
 
 def crops_of(exp, path: str) -> np.ndarray:
-    system = load_trained(exp)
+    system = load_system(exp)
     return embed_waveform(system.model, load_recording(path).wave, system.eval_opts, torch.device("cpu"))
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from spkid.errors import SpkidError
-from spkid.export import ExportError, export, load_exported, load_trained, max_embedding_difference
+from spkid.export import ExportError, export, load_exported, max_embedding_difference
+from spkid.extract import load_system
 from trained_system import TINY_MODEL, load_step, make_experiment, voice
 
 # Measured: TorchScript 0 (same kernels), ONNX via onnxruntime ~5e-8 on embeddings of size ~0.4.
@@ -18,27 +19,27 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     torch.set_num_threads(1)
-    return load_trained(make_experiment(tmp_path_factory.mktemp("exp") / "tiny"))
+    return load_system(make_experiment(tmp_path_factory.mktemp("exp") / "tiny"))
 
 
-def test_load_trained_restores_the_weights(system, tmp_path):
+def test_load_system_restores_the_weights(system, tmp_path):
     saved = torch.load(system.exp_dir / "final.pt", weights_only=True)["model"]
     for name, value in system.model.state_dict().items():
         torch.testing.assert_close(value, saved[name])
     assert not system.model.training and system.model_opts == TINY_MODEL
     with pytest.raises(SpkidError, match=r"nothing/config\.conf not found.*train it first"):
-        load_trained(tmp_path / "nothing")
+        load_system(tmp_path / "nothing")
 
 
-def test_load_trained_refuses_a_mismatched_checkpoint(tmp_path):
+def test_load_system_refuses_a_mismatched_checkpoint(tmp_path):
     exp = make_experiment(tmp_path / "a")
     make_experiment(tmp_path / "b", model_opts=type(TINY_MODEL)(trunk="Q_SAP", channels="4,8,8,8", embed_dim=16))
     (tmp_path / "b" / "final.pt").replace(exp / "final.pt")
     with pytest.raises(SpkidError, match="does not match .*config.conf"):
-        load_trained(exp)
+        load_system(exp)
     (exp / "final.pt").write_bytes(b"garbage")
     with pytest.raises(SpkidError, match="cannot load it as a checkpoint"):
-        load_trained(exp)
+        load_system(exp)
 
 
 def test_torchscript_matches_pytorch(system, tmp_path):
@@ -48,7 +49,7 @@ def test_torchscript_matches_pytorch(system, tmp_path):
     diff = max_embedding_difference(system, run)
     assert diff <= TOLERANCE
     # the check itself can fail: a different network is far off
-    other = load_trained(make_experiment(tmp_path / "other", seed=1))
+    other = load_system(make_experiment(tmp_path / "other", seed=1))
     assert max_embedding_difference(other, run) > 1e-3
     extra = {"config.conf": ""}
     torch.jit.load(str(out), _extra_files=extra)

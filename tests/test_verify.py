@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from spkid.errors import SpkidError
-from spkid.export import load_trained
+from spkid.extract import load_system
 from spkid.extract import embed_waveform
 from spkid.inputs import load_recording
 from spkid.options import EvalOptions
@@ -48,7 +48,7 @@ def mean_crop_cosine(system, a: str, b: str) -> float:
 
 def test_one_pair(setup, capsys):
     exp, f = setup
-    system = load_trained(exp)
+    system = load_system(exp)
     for other in ("b", "c", "a2"):
         assert verify([str(exp), f["a"], f[other]]) == 0
         out = capsys.readouterr()
@@ -82,7 +82,7 @@ def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsy
     assert verify([f"--pairs={pairs}", f"--scores-out={out}", "--quiet=true", str(exp)]) == 1
     lines = [line.split() for line in out.read_text().splitlines()]
     assert [(a, b) for a, b, _, _ in lines] == [(f["a"], f["b"]), (f["a"], f["a2"]), (f["b"], f["c"])]
-    system = load_trained(exp)
+    system = load_system(exp)
     for a, b, score, decision in lines:
         assert float(score) == pytest.approx(mean_crop_cosine(system, a, b), abs=1e-5)
         assert decision == ("same" if float(score) >= 0.5 else "different")
