@@ -16,7 +16,7 @@ stop_stage=6
 corpus=mini            # mini | voxceleb
 corpus_dir=            # default: corpus/<corpus>
 systems=               # default: $mini_systems or $voxceleb_systems
-mini_systems="Q4 H2 EA4"
+mini_systems="QA4 HA2 EA4"
 voxceleb_systems="HA4 EA4 EA5 HA6"
 nj=2                   # parallel jobs for generation, conversion and extraction
 gpus=0                 # GPUs per node for training and extraction (0 = CPU)

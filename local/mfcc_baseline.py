@@ -15,11 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from spkid.baseline import cosine_scores, eer_and_min_dcf, standardize, utterance_vectors  # noqa: E402
+from spkid.baseline import standardize, utterance_vectors  # noqa: E402
 from spkid.cli import run_main  # noqa: E402
 from spkid.config import parse_options  # noqa: E402
 from spkid.datadir import DataDir, read_trials  # noqa: E402
 from spkid.errors import SpkidError  # noqa: E402
+from spkid.metrics import compute_metrics  # noqa: E402
+from spkid.scoring import Embeddings, score_trials  # noqa: E402
 
 
 @dataclass
@@ -41,9 +43,10 @@ def main(argv: list[str]) -> int:
         lists = {name: read_trials(p) for name, p in d.trial_lists().items()}
         utts = sorted(set().union(*(t.utterances for t in lists.values())))
         vectors = standardize(utterance_vectors(d.wav_scp, utts, quiet=opts.quiet))
+        emb = Embeddings.from_raw(vectors.items(), keep_crops=False)
         for name, t in lists.items():
-            eer, dcf = eer_and_min_dcf(cosine_scores(vectors, t.enroll, t.test), t.labels, opts.p_target)
-            print(f"{set_dir.name:<14}{name:<16}{len(t):>8}{100 * eer:>8.2f}  {dcf:.3f}")
+            m = compute_metrics(score_trials(emb, t), t.labels, opts.p_target)
+            print(f"{set_dir.name:<14}{name:<16}{len(t):>8}{100 * m.eer:>8.2f}  {m.min_dcf:.3f}")
     return 0
 
 

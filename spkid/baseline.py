@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torchaudio
-from sklearn.metrics import roc_curve
 from tqdm import tqdm
 
 from spkid.audio import SAMPLE_RATE, read_audio
@@ -41,25 +40,3 @@ def standardize(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     m = np.stack(list(vectors.values()))
     mu, sd = m.mean(axis=0), m.std(axis=0) + 1e-8
     return {u: (v - mu) / sd for u, v in vectors.items()}
-
-
-def cosine_scores(vectors: dict[str, np.ndarray], enroll: list[str], test: list[str]) -> np.ndarray:
-    a = np.stack([vectors[u] for u in enroll])
-    b = np.stack([vectors[u] for u in test])
-    a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-12
-    b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-12
-    return np.sum(a * b, axis=1)
-
-
-def eer_and_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.05) -> tuple[float, float]:
-    """EER and normalised MinDCF as the paper's code computes them (REFERENCE: §3.7).
-
-    EER: sklearn's ROC, at argmin |FNR - FPR| the larger of the two (no interpolation).
-    MinDCF: C_miss = C_fa = 1, min over thresholds of P_miss·P_t + P_fa·(1 - P_t), divided by
-    min(P_t, 1 - P_t). Kept here until the baseline switches to spkid.metrics."""
-    fpr, tpr, _ = roc_curve(labels, scores, pos_label=1)
-    fnr = 1 - tpr
-    idx = int(np.nanargmin(np.abs(fnr - fpr)))
-    eer = float(max(fpr[idx], fnr[idx]))
-    dcf = np.min(fnr * p_target + fpr * (1 - p_target)) / min(p_target, 1 - p_target)
-    return eer, float(dcf)
