@@ -22,7 +22,7 @@ import torch
 from spkid.audio import read_audio
 from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_tmp_path
+from spkid.fileio import atomic_paths
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
 
 
@@ -152,9 +152,8 @@ def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.Path
     import kaldiio
 
     ark, scp = Path(ark), Path(ark).with_suffix(".scp")
-    tmp_ark, tmp_scp = atomic_tmp_path(ark), atomic_tmp_path(scp)
     n = 0
-    try:
+    with atomic_paths(ark, scp) as (tmp_ark, tmp_scp):
         with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as w:
             for utt, mat in items:
                 w(utt, np.ascontiguousarray(mat, dtype=np.float32))
@@ -164,12 +163,6 @@ def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.Path
         lines = Path(tmp_scp).read_text().splitlines()
         # the scp must name the final ark, not the temporary one
         Path(tmp_scp).write_text("".join(f"{ln.split(' ', 1)[0]} {ark}:{ln.rsplit(':', 1)[1]}\n" for ln in lines))
-        os.replace(tmp_ark, ark)
-        os.replace(tmp_scp, scp)
-    finally:
-        for t in (tmp_ark, tmp_scp):
-            if Path(t).exists():
-                Path(t).unlink()
     return n
 
 
@@ -194,8 +187,7 @@ def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> in
     sorted by utterance), atomically; returns the number of utterances."""
     ark, scp = Path(ark), Path(ark).with_suffix(".scp")
     entries: list[tuple[str, int]] = []
-    tmp_ark, tmp_scp = atomic_tmp_path(ark), atomic_tmp_path(scp)
-    try:
+    with atomic_paths(ark, scp) as (tmp_ark, tmp_scp):
         base = 0
         with open(tmp_ark, "wb") as out:
             for part in parts:
@@ -212,12 +204,6 @@ def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> in
             raise ExtractError(f"utterance '{dup[0]}' was extracted by two jobs; remove {ark.parent}/split and re-run")
         with open(tmp_scp, "w", encoding="utf-8") as f:
             f.writelines(f"{u} {ark}:{o}\n" for u, o in entries)
-        os.replace(tmp_ark, ark)
-        os.replace(tmp_scp, scp)
-    finally:
-        for t in (tmp_ark, tmp_scp):
-            if Path(t).exists():
-                Path(t).unlink()
     return len(entries)
 
 
