@@ -27,12 +27,12 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup_env.sh: missing Debian packages:$missing" >&2
     echo "Run as root, then re-run this command:" >&2
-    $extra_voices && echo "  sed 's/^Components: .*/Components: main contrib non-free/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-extra.sources" >&2
+    $extra_voices && echo "  sed 's/^Components: .*/Components: contrib non-free/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-extra.sources" >&2
     echo "  apt-get update && apt-get install -y$missing" >&2
     exit 1
   fi
   if $extra_voices && [ ! -f /etc/apt/sources.list.d/debian-extra.sources ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    sed 's/^Components: .*/Components: main contrib non-free/' /etc/apt/sources.list.d/debian.sources \
+    sed 's/^Components: .*/Components: contrib non-free/' /etc/apt/sources.list.d/debian.sources \
       > /etc/apt/sources.list.d/debian-extra.sources
   fi
   echo "setup_env.sh: installing Debian packages:$missing"
