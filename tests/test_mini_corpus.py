@@ -144,6 +144,15 @@ def test_extra_voices_fail_clearly_without_mbrola():
         check_engines(extra_voices=True)
 
 
+@pytest.mark.skipif(shutil.which("mbrola") is None, reason="mbrola voices not installed (setup_env.sh --extra-voices)")
+def test_extra_voices_add_mbrola_speakers(tmp_path):
+    opts = tiny_options(tmp_path / "c")
+    opts.extra_voices, opts.train_speakers = True, 16
+    generate(opts)
+    engines = {row["engine"] for row in speakers(tmp_path / "c").values()}
+    assert "mbrola" in engines and len(engines) >= 2
+
+
 def test_signal_helpers():
     rng = np.random.default_rng(0)
     x = np.concatenate([np.zeros(8000), 0.5 * np.sin(np.arange(16000) / 5), np.zeros(8000)]).astype(np.float32)
