@@ -103,7 +103,7 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
       require exp/$sys/scores/$set/.done 5 "score $sys on data/$set"
     done
   done
-  run_stage 6 exp/.done.results \
+  run_stage 6 "exp/.done.results.${systems// /_}" \
     steps/fuse_and_report.sh --config conf/fusion.conf --systems "$systems" data exp
   echo "run.sh: results in exp/RESULTS.md"
 fi

@@ -71,6 +71,12 @@ def test_stages_2_to_6_then_skip_and_refuse(recipe):
     assert "stage 3: exp/QA4/.done.train exists, skipping" in again.stdout
     assert "stage 4: exp/EA4/embeddings/vox1/.done exists, skipping" in again.stdout
 
+    # the results table belongs to a set of systems: another set redoes stage 6
+    one = run(recipe, "--stage", "6", "--systems", "EA4")
+    assert one.returncode == 0, one.stderr[-2000:]
+    table = (recipe / "exp" / "RESULTS.md").read_text()
+    assert "| EA4 |" in table and "| QA4 |" not in table
+
     missing = run(recipe, "--stage", "4", "--systems", "H2")
     assert missing.returncode == 1
     assert "exp/H2/.done.train is missing: train H2 first (./run.sh --stage 3 --stop-stage 3" in missing.stderr
