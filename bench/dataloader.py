@@ -38,7 +38,8 @@ from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS, Ba
 from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.datadir import read_wav_scp
-from spkid.dataset import AUG_DIRS, RIR_DIR, build_train_data, collate, crop_samples
+from spkid.audio import crop_samples
+from spkid.dataset import AUG_DIRS, RIR_DIR, build_train_data, collate
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 

@@ -12,6 +12,7 @@ import torch
 
 from spkid.config import option
 from spkid.datadir import DataDir
+from spkid.device import pick_device, synchronize
 from spkid.dataset import TrainData
 from spkid.errors import SpkidError
 from spkid.synthetic import make_aug_dirs, make_train_dir
@@ -35,9 +36,7 @@ def setup_device(src: SourceOptions) -> torch.device:
     """The device to time on (CPU threads set as asked)."""
     if src.threads:
         torch.set_num_threads(src.threads)
-    if src.device == "cuda" and not torch.cuda.is_available():
-        raise SpkidError("--device=cuda but no CUDA device is visible; use --device=cpu")
-    return torch.device("cuda" if src.device == "cuda" or (src.device == "auto" and torch.cuda.is_available()) else "cpu")
+    return pick_device(src.device)
 
 
 def bench_data(src: SourceOptions, root: Path, speakers: int) -> tuple[DataDir, Path]:
@@ -60,11 +59,6 @@ def batches_forever(data: TrainData) -> Iterator[dict]:
         yield from data.loader
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_training(data: TrainData, job: TrainJob, device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
     """(utterances/s, share of step time spent waiting for the loader) over ``steps`` steps of
     the trainer's own step (spkid.trainer.Trainer.step: AMP, channels-last, fused Adam, compile)."""
@@ -78,7 +72,7 @@ def time_training(data: TrainData, job: TrainJob, device: torch.device, steps: i
         batch = next(batches)
         t1 = time.perf_counter()
         trainer.step(batch, data.device_augment)
-        _sync(device)
+        synchronize(device)
         t2 = time.perf_counter()
         if step >= warmup:
             wait += t1 - t0

@@ -19,6 +19,7 @@ import torch
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
+from spkid.device import pick_device, synchronize
 from spkid.errors import SpkidError
 from spkid.models import TRUNKS, build_model, trunk_parameters
 from spkid.options import ModelOptions
@@ -38,11 +39,6 @@ class BenchOptions:
     threads: int = option(0, "CPU threads (0 = PyTorch's default)")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_model(model: torch.nn.Module, wave: torch.Tensor, train: bool, iters: int, warmup: int,
                amp_dtype: torch.dtype | None) -> float:
     """Samples per second of ``iters`` forward(+backward) passes over ``wave``."""
@@ -59,11 +55,11 @@ def time_model(model: torch.nn.Module, wave: torch.Tensor, train: bool, iters: i
     with torch.set_grad_enabled(train), torch.inference_mode(not train):
         for _ in range(warmup):
             step()
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(iters):
             step()
-        _sync(device)
+        synchronize(device)
         elapsed = time.perf_counter() - start
     return iters * wave.shape[0] / elapsed
 
@@ -71,11 +67,9 @@ def time_model(model: torch.nn.Module, wave: torch.Tensor, train: bool, iters: i
 def main(argv: Sequence[str]) -> int:
     opts, _ = parse_options([BenchOptions], argv, prog="bench/models.py",
                             description="Training and inference throughput of each trunk.")
-    if opts.device == "cuda" and not torch.cuda.is_available():
-        raise SpkidError("--device=cuda but no CUDA device is visible; use --device=cpu")
     if opts.iters < 0 or opts.batch_size < 1:
         raise SpkidError("--iters must be 0 (automatic) or more and --batch-size positive")
-    device = torch.device("cuda" if opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = pick_device(opts.device)
     on_cuda = device.type == "cuda"
     iters = opts.iters or (20 if on_cuda else 2)
     warmup = opts.warmup if opts.warmup >= 0 else (5 if on_cuda else 1)

@@ -39,6 +39,22 @@ def _run_pipe(entry: str, allow_pipes: bool, utt: str) -> bytes:
     return proc.stdout
 
 
+def crop_samples(frames: int) -> int:
+    """Samples in a crop of ``frames`` 10-ms frames with a 25-ms window: frames*160 + 240
+    (200 -> 32,240 for training, 400 -> 64,240 for evaluation)."""
+    return frames * 160 + 240
+
+
+def wrap_crop(x: np.ndarray, offset: int, frames: int) -> np.ndarray:
+    """``frames`` samples of ``x`` from ``offset``, continuing circularly past its end
+    (the wrap-padding of short utterances in the paper's code)."""
+    if len(x) == 0:
+        raise ValueError("cannot crop empty audio")
+    if offset + frames <= len(x):
+        return x[offset:offset + frames]
+    return x[(offset + np.arange(frames)) % len(x)]
+
+
 @dataclass
 class AudioInfo:
     frames: int

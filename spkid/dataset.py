@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from spkid.audio import SAMPLE_RATE, AudioError, audio_info, read_audio
+from spkid.audio import SAMPLE_RATE, AudioError, audio_info, crop_samples, read_audio, wrap_crop
 from spkid.augment import AugDraw, BatchAugmenter, augment_utterance, draw_augmentation
 from spkid.datadir import DataDir, DataDirError, read_table, read_utt2dur, read_wav_scp
 from spkid.errors import SpkidError
@@ -46,20 +46,6 @@ log = logging.getLogger(__name__)
 #: data/<name> directories under --aug-data that augmentation reads.
 AUG_DIRS = {"noise": "musan_noise", "music": "musan_music", "speech": "musan_speech"}
 RIR_DIR = "rirs"
-
-
-def crop_samples(frames: int) -> int:
-    """Samples in a crop of ``frames`` 10-ms frames with a 25-ms window: frames*160 + 240."""
-    return frames * 160 + 240
-
-
-def wrap_crop(x: np.ndarray, offset: int, frames: int) -> np.ndarray:
-    """``frames`` samples of ``x`` from ``offset``, continuing circularly past its end."""
-    if len(x) == 0:
-        raise ValueError("cannot crop empty audio")
-    if offset + frames <= len(x):
-        return x[offset:offset + frames]
-    return x[(offset + np.arange(frames)) % len(x)]
 
 
 def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_len: int = -1,

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from spkid.audio import read_audio
+from spkid.audio import crop_samples, read_audio, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_paths
@@ -30,18 +30,13 @@ class ExtractError(SpkidError):
     pass
 
 
-def crop_samples(eval_frames: int) -> int:
-    """Samples of a crop of ``eval_frames`` 10-ms frames with a 25-ms window (400 -> 64,240)."""
-    return eval_frames * 160 + 240
-
-
 def wrap_pad(wave: np.ndarray, length: int) -> np.ndarray:
     """Repeat ``wave`` circularly up to ``length`` samples (unchanged when already as long)."""
     if len(wave) >= length:
         return wave
     if len(wave) == 0:
         raise ExtractError("cannot pad an empty waveform")
-    return np.pad(wave, (0, length - len(wave)), mode="wrap")
+    return wrap_crop(wave, 0, length)
 
 
 def crop_starts(n_samples: int, crop: int, num_crops: int) -> np.ndarray:

@@ -12,20 +12,12 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 
 from spkid.extract import System, embed_waveform
 from spkid.inputs import Failures, load_inputs
 from spkid.scoring import Embeddings
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` = CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures: Failures,

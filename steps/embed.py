@@ -31,7 +31,8 @@ from spkid.errors import SpkidError
 from spkid.extract import load_system
 from spkid.fileio import atomic_tmp_path, atomic_write
 from spkid.inputs import Failures
-from spkid.usage import embed_recordings, normalised_means, pick_device
+from spkid.device import pick_device
+from spkid.usage import embed_recordings, normalised_means
 
 # file extensions soundfile (libsndfile) decodes
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",

@@ -34,7 +34,8 @@ from spkid.fileio import atomic_write
 from spkid.inputs import Failures
 from spkid.scoring import raw_scores, trial_indices
 from spkid.threshold import DEFAULT_LIST, OPERATING_POINTS, Threshold, load_threshold
-from spkid.usage import embed_recordings, normalised_means, pick_device
+from spkid.device import pick_device
+from spkid.usage import embed_recordings, normalised_means
 
 
 @dataclass
