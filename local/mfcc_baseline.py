@@ -8,7 +8,7 @@ per-utterance MFCC mean and std, and prints EER and MinDCF (P_target = 0.05) per
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 from spkid.baseline import standardize, utterance_vectors  # noqa: E402
 from spkid.cli import run_main  # noqa: E402
-from spkid.config import parse_options  # noqa: E402
+from spkid.config import option, parse_options  # noqa: E402
 from spkid.datadir import DataDir, read_trials  # noqa: E402
 from spkid.errors import SpkidError  # noqa: E402
 from spkid.metrics import compute_metrics  # noqa: E402
@@ -26,9 +26,9 @@ from spkid.scoring import Embeddings, score_trials  # noqa: E402
 
 @dataclass
 class BaselineOptions:
-    data: str = field(default="data", metadata={"help": "directory of data dirs (stage 2 output)"})
-    p_target: float = field(default=0.05, metadata={"help": "MinDCF target prior (the paper's 0.05)"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+    data: str = option("data", "directory of data dirs (stage 2 output)")
+    p_target: float = option(0.05, "MinDCF target prior (the paper's 0.05)")
+    quiet: bool = option(False, "no progress bars")
 
 
 def main(argv: list[str]) -> int:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import os
 import shutil
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from spkid.config import option
 from spkid.convert import convert_tree, describe_failures, find_files
 from spkid.download import (DownloadError, Secrets, Source, extract, fetch, fetch_text, fill_template,
                             is_url, read_md5_list, regex_selector, verify_existing, concatenate)
@@ -100,38 +101,31 @@ ENV_USER, ENV_PASSWORD, ENV_KEY = "SPKID_VOX_USER", "SPKID_VOX_PASSWORD", "SPKID
 
 @dataclass
 class ObtainOptions:
-    corpus_dir: str = field(default="", metadata={"help": "where the corpora go (or already are)"})
-    download_dir: str = field(default="", metadata={"help": "parts and archives (default <corpus-dir>/downloads)"})
-    nj: int = field(default=4, metadata={"help": "parallel ffmpeg processes for m4a->wav"})
-    components: str = field(default=DEFAULT_COMPONENTS, metadata={
-        "help": "comma-separated subset of " + ",".join(COMPONENTS) + " (voxsrc ones only when their sources are given)"})
-    skip_download: bool = field(default=False, metadata={
-        "help": "never download: use the corpora already under --corpus-dir (a missing one is an error)"})
-    vox_url: str = field(default="https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", metadata={
-        "help": "VoxCeleb URL template: {file} = the part or archive name, {key} = --vox-key"})
-    vox_user: str = field(default="", metadata={"help": f"HTTP basic-auth user for --vox-url (better: ${ENV_USER})"})
-    vox_password: str = field(default="", metadata={"help": f"HTTP basic-auth password (better: ${ENV_PASSWORD})"})
-    vox_key: str = field(default="", metadata={"help": f"access key put in {{key}} of --vox-url (better: ${ENV_KEY})"})
-    lists_url: str = field(default="https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/{file}", metadata={
-        "help": "URL template of the VoxCeleb1 trial lists"})
-    musan_url: str = field(default="https://www.openslr.org/resources/17/{file}", metadata={"help": "MUSAN URL template"})
-    rirs_url: str = field(default="https://www.openslr.org/resources/28/{file}", metadata={"help": "RIRS_NOISES URL template"})
-    md5_list: str = field(default="", metadata={
-        "help": "file or URL of '<file> <md5>' lines that add to or override the built-in md5 table"})
-    voxsrc19_list: str = field(default="", metadata={"help": "VoxSRC 2019 test trial list (URL or file)"})
-    voxsrc19_audio: str = field(default="", metadata={"help": "its audio: zip/tar (URL or file) or a directory"})
-    voxsrc20_list: str = field(default="", metadata={"help": "VoxSRC 2020 validation trial list (URL or file)"})
-    voxsrc20_audio: str = field(default="", metadata={"help": "its audio: zip/tar (URL or file) or a directory"})
-    vox2_m4a_dir: str = field(default="", metadata={
-        "help": "VoxCeleb2 m4a tree <spk>/<sess>/<n>.m4a to convert (default <corpus-dir>/voxceleb2/aac)"})
-    retries: int = field(default=5, metadata={"help": "retries (resuming) per file after a failed transfer"})
-    timeout: float = field(default=60.0, metadata={"help": "seconds without data before a transfer is retried"})
-    keep_parts: bool = field(default=False, metadata={"help": "keep the parts once their concatenation is verified"})
-    keep_archives: bool = field(default=True, metadata={"help": "keep archives after extraction (to re-extract offline)"})
-    keep_m4a: bool = field(default=True, metadata={"help": "keep the m4a files extracted here after conversion (a --vox2-m4a-dir is never removed)"})
-    max_convert_failures: int = field(default=0, metadata={
-        "help": "m4a files allowed to fail conversion (named at the end either way) before stage 1 fails"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+    corpus_dir: str = option("", "where the corpora go (or already are)")
+    download_dir: str = option("", "parts and archives (default <corpus-dir>/downloads)")
+    nj: int = option(4, "parallel ffmpeg processes for m4a->wav")
+    components: str = option(DEFAULT_COMPONENTS, "comma-separated subset of " + ",".join(COMPONENTS) + " (voxsrc ones only when their sources are given)")
+    skip_download: bool = option(False, "never download: use the corpora already under --corpus-dir (a missing one is an error)")
+    vox_url: str = option("https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", "VoxCeleb URL template: {file} = the part or archive name, {key} = --vox-key")
+    vox_user: str = option("", f"HTTP basic-auth user for --vox-url (better: ${ENV_USER})")
+    vox_password: str = option("", f"HTTP basic-auth password (better: ${ENV_PASSWORD})")
+    vox_key: str = option("", f"access key put in {{key}} of --vox-url (better: ${ENV_KEY})")
+    lists_url: str = option("https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/{file}", "URL template of the VoxCeleb1 trial lists")
+    musan_url: str = option("https://www.openslr.org/resources/17/{file}", "MUSAN URL template")
+    rirs_url: str = option("https://www.openslr.org/resources/28/{file}", "RIRS_NOISES URL template")
+    md5_list: str = option("", "file or URL of '<file> <md5>' lines that add to or override the built-in md5 table")
+    voxsrc19_list: str = option("", "VoxSRC 2019 test trial list (URL or file)")
+    voxsrc19_audio: str = option("", "its audio: zip/tar (URL or file) or a directory")
+    voxsrc20_list: str = option("", "VoxSRC 2020 validation trial list (URL or file)")
+    voxsrc20_audio: str = option("", "its audio: zip/tar (URL or file) or a directory")
+    vox2_m4a_dir: str = option("", "VoxCeleb2 m4a tree <spk>/<sess>/<n>.m4a to convert (default <corpus-dir>/voxceleb2/aac)")
+    retries: int = option(5, "retries (resuming) per file after a failed transfer")
+    timeout: float = option(60.0, "seconds without data before a transfer is retried")
+    keep_parts: bool = option(False, "keep the parts once their concatenation is verified")
+    keep_archives: bool = option(True, "keep archives after extraction (to re-extract offline)")
+    keep_m4a: bool = option(True, "keep the m4a files extracted here after conversion (a --vox2-m4a-dir is never removed)")
+    max_convert_failures: int = option(0, "m4a files allowed to fail conversion (named at the end either way) before stage 1 fails")
+    quiet: bool = option(False, "no progress bars")
 
 
 def credentials_from_env(opts: ObtainOptions) -> ObtainOptions:

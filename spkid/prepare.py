@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
 from tqdm import tqdm
 
+from spkid.config import option
 from spkid.datadir import (Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
                            validate_data_dir, write_table, write_trials)
 from spkid.errors import SpkidError
@@ -64,10 +65,10 @@ class PrepareError(SpkidError):
 
 @dataclass
 class PrepareOptions:
-    corpus_dir: str = field(default="", metadata={"help": "corpus directory written by stage 1 (required)"})
-    data: str = field(default="data", metadata={"help": "where the data directories go"})
-    nj: int = field(default=8, metadata={"help": "threads reading audio headers"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+    corpus_dir: str = option("", "corpus directory written by stage 1 (required)")
+    data: str = option("data", "where the data directories go")
+    nj: int = option(8, "threads reading audio headers")
+    quiet: bool = option(False, "no progress bars")
 
 
 @dataclass

@@ -14,26 +14,25 @@ min(C_miss*P_target, C_fa*(1-P_target)). --json prints the same as one JSON obje
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from spkid import metrics
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import read_trials
 from spkid.scoring import scores_for_trials
 
 
 @dataclass
 class MetricsOptions:
-    trials: str = field(default="", metadata={"help": "Kaldi trial list '<enroll> <test> target|nontarget'"})
-    scores: str = field(default="", metadata={"help": "score file '<enroll> <test> <score>' (any order)"})
-    p_target: float = field(default=0.05, metadata={"help": "MinDCF P_target (the paper's 0.05)"})
-    c_miss: float = field(default=1.0, metadata={"help": "MinDCF cost of a miss"})
-    c_fa: float = field(default=1.0, metadata={"help": "MinDCF cost of a false alarm"})
-    eer_method: str = field(default="roc", metadata={
-        "help": "roc: the paper's code (argmin |FNR-FPR| on the ROC, max of the two); kaldi: compute-eer; "
-                "interp: interpolated", "choices": metrics.EER_METHODS})
-    json: bool = field(default=False, metadata={"help": "print one JSON object instead of the line (bare --json works)"})
+    trials: str = option("", "Kaldi trial list '<enroll> <test> target|nontarget'")
+    scores: str = option("", "score file '<enroll> <test> <score>' (any order)")
+    p_target: float = option(0.05, "MinDCF P_target (the paper's 0.05)")
+    c_miss: float = option(1.0, "MinDCF cost of a miss")
+    c_fa: float = option(1.0, "MinDCF cost of a false alarm")
+    eer_method: str = option("roc", ("roc: the paper's code (argmin |FNR-FPR| on the ROC, max of the two); kaldi: compute-eer; "
+                "interp: interpolated"), metrics.EER_METHODS)
+    json: bool = option(False, "print one JSON object instead of the line (bare --json works)")
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +25,7 @@ import kaldiio
 import numpy as np
 
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import read_wav_scp
 from spkid.errors import SpkidError
 from spkid.extract import load_system
@@ -41,14 +41,12 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 
 @dataclass
 class EmbedOptions:
-    out: str = field(default="", metadata={"help": "output folder (required)"})
-    format: str = field(default="ark", metadata={"help": "ark: embeddings.{ark,scp} (kaldiio); npy: embeddings.npy + keys.txt",
-                                                 "choices": ("ark", "npy")})
-    kind: str = field(default="mean", metadata={"help": "mean: one normalised-crop mean per recording; crops: raw crops x dim",
-                                                "choices": ("mean", "crops")})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cpu, cuda, cuda:N"})
-    allow_pipes: bool = field(default=False, metadata={"help": "run wav.scp entries that are shell commands ('... |')"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+    out: str = option("", "output folder (required)")
+    format: str = option("ark", "ark: embeddings.{ark,scp} (kaldiio); npy: embeddings.npy + keys.txt", ("ark", "npy"))
+    kind: str = option("mean", "mean: one normalised-crop mean per recording; crops: raw crops x dim", ("mean", "crops"))
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    allow_pipes: bool = option(False, "run wav.scp entries that are shell commands ('... |')")
+    quiet: bool = option(False, "no progress bar")
 
 
 def list_inputs(source: str) -> list[tuple[str, str]]:

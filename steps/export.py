@@ -11,22 +11,22 @@ and compared with the PyTorch network; a difference above --tolerance is an erro
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.export import FORMATS, SUFFIXES, export, load_exported, max_embedding_difference
 from spkid.extract import load_system
 
 
 @dataclass
 class ExportRunOptions:
-    format: str = field(default="torchscript", metadata={"help": "output format", "choices": FORMATS})
-    out: str = field(default="", metadata={"help": "output file; empty = EXP/export/model.pt (TorchScript) or .onnx"})
-    check: bool = field(default=True, metadata={"help": "compare the exported network with the PyTorch one after writing"})
-    tolerance: float = field(default=1e-4, metadata={"help": "largest absolute embedding difference --check accepts"})
+    format: str = option("torchscript", "output format", FORMATS)
+    out: str = option("", "output file; empty = EXP/export/model.pt (TorchScript) or .onnx")
+    check: bool = option(True, "compare the exported network with the PyTorch one after writing")
+    tolerance: float = option(1e-4, "largest absolute embedding difference --check accepts")
 
 
 def main(argv: Sequence[str]) -> int:

@@ -20,14 +20,14 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import DataDir, write_table
 from spkid.errors import SpkidError
 from spkid.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
@@ -38,15 +38,14 @@ from spkid.options import SYSTEM_OPTIONS, EvalOptions
 
 @dataclass
 class ExtractOptions:
-    nj: int = field(default=1, metadata={"help": "parallel jobs (the utterances are split into nj parts)"})
-    gpus: int = field(default=0, metadata={"help": "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU"})
-    batch_utts: int = field(default=16, metadata={"help": "utterances whose crops share one forward pass"})
-    read_workers: int = field(default=2, metadata={"help": "audio-reading DataLoader workers per job"})
-    cohort_data: str = field(default="", metadata={
-        "help": "training data dir for the AS-norm cohort (extracted only when the system uses --as-norm=true)"})
-    allow_pipes: bool = field(default=False, metadata={"help": "run wav.scp entries that are shell commands"})
-    job: int = field(default=-1, metadata={"help": "internal: run only part JOB of OUT_NAME (set by the parent)"})
-    out_name: str = field(default="", metadata={"help": "embeddings/<name> to write (default: the data dir's name)"})
+    nj: int = option(1, "parallel jobs (the utterances are split into nj parts)")
+    gpus: int = option(0, "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU")
+    batch_utts: int = option(16, "utterances whose crops share one forward pass")
+    read_workers: int = option(2, "audio-reading DataLoader workers per job")
+    cohort_data: str = option("", "training data dir for the AS-norm cohort (extracted only when the system uses --as-norm=true)")
+    allow_pipes: bool = option(False, "run wav.scp entries that are shell commands")
+    job: int = option(-1, "internal: run only part JOB of OUT_NAME (set by the parent)")
+    out_name: str = option("", "embeddings/<name> to write (default: the data dir's name)")
 
 
 def job_device(opts: ExtractOptions) -> torch.device:

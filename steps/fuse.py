@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spkid import fusion, metrics, scoring
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import read_trials
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
@@ -34,7 +34,7 @@ FUSIONS = {"F1": "eer", "F2": "mindcf"}
 
 @dataclass
 class FuseRunOptions:
-    systems: str = field(default="", metadata={"help": "space-separated system names (exp/<SYS>/scores/...)"})
+    systems: str = option("", "space-separated system names (exp/<SYS>/scores/...)")
 
 
 def load_list_scores(exp: Path, systems: list[str], set_name: str, list_name: str, trials_path: Path):

@@ -12,12 +12,12 @@ the score files with one EER definition and P_target (conf/fusion.conf). DET plo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from spkid import metrics, results
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import read_table, read_trials
 from spkid.det import DetCurve, plot_det
 from spkid.errors import SpkidError
@@ -28,9 +28,9 @@ from spkid.scoring import scores_for_trials
 
 @dataclass
 class TableOptions:
-    systems: str = field(default="", metadata={"help": "space-separated trained systems, one row each"})
-    fusions: str = field(default="F1 F2", metadata={"help": "fusion rows (exp/fusion/<name>/), skipped when absent"})
-    out: str = field(default="", metadata={"help": "output markdown (default <exp>/RESULTS.md)"})
+    systems: str = option("", "space-separated trained systems, one row each")
+    fusions: str = option("F1 F2", "fusion rows (exp/fusion/<name>/), skipped when absent")
+    out: str = option("", "output markdown (default <exp>/RESULTS.md)")
 
 
 def main(argv: list[str]) -> int:

@@ -9,11 +9,11 @@ embedding BN, as paper section 2.1 counts them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.errors import SpkidError
 from spkid.features import SAMPLE_RATE, num_frames
 from spkid.models import build_model, trunk_parameters
@@ -23,7 +23,7 @@ from spkid.options import SYSTEM_OPTIONS, ModelOptions
 
 @dataclass
 class SummaryOptions:
-    seconds: float = field(default=2.0, metadata={"help": "length of the example input in seconds"})
+    seconds: float = option(2.0, "length of the example input in seconds")
 
 
 def main(argv: Sequence[str]) -> int:

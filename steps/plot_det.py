@@ -9,12 +9,12 @@ Normal-deviate axes; each system's EER point (definition: --eer-method) is marke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from spkid import metrics
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import read_trials
 from spkid.det import DetCurve, plot_det
 from spkid.errors import SpkidError
@@ -23,12 +23,12 @@ from spkid.scoring import scores_for_trials
 
 @dataclass
 class DetOptions:
-    trials: str = field(default="", metadata={"help": "Kaldi trial list"})
-    scores: str = field(default="", metadata={"help": "comma-separated score files, one per system"})
-    names: str = field(default="", metadata={"help": "comma-separated legend names (default: the score files' parent dirs)"})
-    out: str = field(default="det.png", metadata={"help": "output PNG"})
-    title: str = field(default="", metadata={"help": "plot title (default: the trial list's name)"})
-    eer_method: str = field(default="roc", metadata={"help": "EER definition of the marked points", "choices": metrics.EER_METHODS})
+    trials: str = option("", "Kaldi trial list")
+    scores: str = option("", "comma-separated score files, one per system")
+    names: str = option("", "comma-separated legend names (default: the score files' parent dirs)")
+    out: str = option("det.png", "output PNG")
+    title: str = option("", "plot title (default: the trial list's name)")
+    eer_method: str = option("roc", "EER definition of the marked points", metrics.EER_METHODS)
 
 
 def main(argv: list[str]) -> int:

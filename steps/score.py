@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from spkid import metrics, scoring
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import DataDir, read_table, read_trials
 from spkid.det import DetCurve, plot_det
 from spkid.errors import SpkidError
@@ -29,11 +29,10 @@ from spkid.options import SYSTEM_OPTIONS, EvalOptions
 
 @dataclass
 class ScoreOptions:
-    eer_method: str = field(default="roc", metadata={
-        "help": "EER definition printed: roc (the paper's code), kaldi, interp", "choices": metrics.EER_METHODS})
-    c_miss: float = field(default=1.0, metadata={"help": "MinDCF cost of a miss"})
-    c_fa: float = field(default=1.0, metadata={"help": "MinDCF cost of a false alarm"})
-    cohort: str = field(default="", metadata={"help": "AS-norm cohort embeddings dir (default EXP_DIR/embeddings/cohort)"})
+    eer_method: str = option("roc", "EER definition printed: roc (the paper's code), kaldi, interp", metrics.EER_METHODS)
+    c_miss: float = option(1.0, "MinDCF cost of a miss")
+    c_fa: float = option(1.0, "MinDCF cost of a false alarm")
+    cohort: str = option("", "AS-norm cohort embeddings dir (default EXP_DIR/embeddings/cohort)")
 
 
 def load_cohort(cohort_dir: Path, ev: EvalOptions):

@@ -19,14 +19,14 @@ the system was scored (steps/score.sh: EXP/scores/<set>/<list>.metrics.json), at
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from spkid.cli import run_main
-from spkid.config import parse_options
+from spkid.config import option, parse_options
 from spkid.datadir import Trials
 from spkid.errors import SpkidError
 from spkid.extract import load_system
@@ -40,13 +40,13 @@ from spkid.usage import embed_recordings, normalised_means
 
 @dataclass
 class VerifyOptions:
-    pairs: str = field(default="", metadata={"help": "file of pairs 'a.wav b.wav' per line (then give only EXP)"})
-    scores_out: str = field(default="", metadata={"help": "with --pairs: where to write '<a> <b> <score> same|different'"})
-    point: str = field(default="eer", metadata={"help": "saved operating point to decide at", "choices": OPERATING_POINTS})
-    threshold_list: str = field(default=DEFAULT_LIST, metadata={"help": "trial list whose saved threshold to use"})
-    threshold: str = field(default="", metadata={"help": "decision threshold; empty = the one saved when --threshold-list was scored"})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cpu, cuda, cuda:N"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+    pairs: str = option("", "file of pairs 'a.wav b.wav' per line (then give only EXP)")
+    scores_out: str = option("", "with --pairs: where to write '<a> <b> <score> same|different'")
+    point: str = option("eer", "saved operating point to decide at", OPERATING_POINTS)
+    threshold_list: str = option(DEFAULT_LIST, "trial list whose saved threshold to use")
+    threshold: str = option("", "decision threshold; empty = the one saved when --threshold-list was scored")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    quiet: bool = option(False, "no progress bar")
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:

@@ -13,13 +13,14 @@ import multiprocessing
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from spkid.config import option
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path, atomic_write
 from spkid.mini import channel as ch
@@ -43,24 +44,23 @@ MUSAN_SUBDIRS = {"noise": ("free-sound", "sound-bible"), "music": ("fma", "jamen
 
 @dataclass
 class MiniCorpusOptions:
-    out: str = field(default="", metadata={"help": "corpus directory to write (required)"})
-    nj: int = field(default=2, metadata={"help": "parallel generation processes"})
-    seed: int = field(default=1, metadata={"help": "random seed: the same seed and sizes give the same corpus"})
-    extra_voices: bool = field(default=False, metadata={
-        "help": "add mbrola voices (Debian contrib/non-free; utils/setup_env.sh --extra-voices installs them)"})
-    train_speakers: int = field(default=40, metadata={"help": "training speakers (voxceleb2/wav)"})
-    test_speakers: int = field(default=16, metadata={"help": "test speakers (voxceleb1/wav; O/E/H lists)"})
-    val_speakers: int = field(default=12, metadata={"help": "validation speakers (voxsrc2020_val/wav)"})
-    utts_per_speaker: int = field(default=30, metadata={"help": "utterances per speaker"})
-    sessions: int = field(default=3, metadata={"help": "sessions (channels) per speaker"})
-    min_dur: float = field(default=2.0, metadata={"help": "shortest utterance, seconds"})
-    max_dur: float = field(default=8.0, metadata={"help": "longest utterance, seconds"})
-    noise_clips: int = field(default=40, metadata={"help": "MUSAN-shaped noise clips"})
-    music_clips: int = field(default=16, metadata={"help": "MUSAN-shaped music clips"})
-    speech_clips: int = field(default=20, metadata={"help": "MUSAN-shaped speech (babble) clips"})
-    rooms: int = field(default=20, metadata={"help": "simulated rooms per room type (small, medium)"})
-    rirs_per_room: int = field(default=5, metadata={"help": "impulse responses (microphones) per room"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+    out: str = option("", "corpus directory to write (required)")
+    nj: int = option(2, "parallel generation processes")
+    seed: int = option(1, "random seed: the same seed and sizes give the same corpus")
+    extra_voices: bool = option(False, "add mbrola voices (Debian contrib/non-free; utils/setup_env.sh --extra-voices installs them)")
+    train_speakers: int = option(40, "training speakers (voxceleb2/wav)")
+    test_speakers: int = option(16, "test speakers (voxceleb1/wav; O/E/H lists)")
+    val_speakers: int = option(12, "validation speakers (voxsrc2020_val/wav)")
+    utts_per_speaker: int = option(30, "utterances per speaker")
+    sessions: int = option(3, "sessions (channels) per speaker")
+    min_dur: float = option(2.0, "shortest utterance, seconds")
+    max_dur: float = option(8.0, "longest utterance, seconds")
+    noise_clips: int = option(40, "MUSAN-shaped noise clips")
+    music_clips: int = option(16, "MUSAN-shaped music clips")
+    speech_clips: int = option(20, "MUSAN-shaped speech (babble) clips")
+    rooms: int = option(20, "simulated rooms per room type (small, medium)")
+    rirs_per_room: int = option(5, "impulse responses (microphones) per room")
+    quiet: bool = option(False, "no progress bar")
 
     def check(self) -> None:
         if not self.out:
