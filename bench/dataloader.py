@@ -10,10 +10,13 @@ Measures in one run, on the same files and the same five-way scheme:
 1. ``plain``: a per-sample numpy/scipy implementation as the paper's code does it: decode the
    whole utterance and keep 2 s of it, decode whole MUSAN files, read each RIR from disk,
    scipy convolution;
-2. ``worker``: this project's per-utterance path (``--batched-augment=false``): seeking crops,
-   MUSAN through 5-s windows, RIRs in memory;
-3. ``batched``: the worker half of ``--batched-augment=true`` (crop + the clips it names), and the
-   device half (:func:`spkid.augment.augment_batch`) timed per crop on ``--device``;
+2. ``per-utterance``: this project's per-utterance path (``--batched-augment=false``): seeking
+   crops, MUSAN windows from the packed bank, RIRs in memory;
+3. ``batched, workers read clips`` (``--batched-augment=true`` with the bank over
+   ``--aug-bank-max-gb``): the worker half (crop + the clips it names), and the device half;
+4. ``batched, bank on device`` (``--batched-augment=true``): the worker half (crop + its draw)
+   and the device half (clips cut from the bank on the device, then
+   :func:`spkid.augment.augment_batch`), timed per crop on ``--device``;
 
 each as crops/s in one process (= one worker); then the DataLoader with ``--workers`` workers,
 and the share of a training step spent waiting for data (Q_SAP by default; needs spkid.models).
@@ -34,12 +37,14 @@ import soundfile as sf
 import torch
 
 from bench.datapipe_common import SourceOptions, bench_data, batches_forever, setup_device, time_training
-from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS, BatchAugmenter
+from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS
 from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.datadir import read_wav_scp
 from spkid.audio import crop_samples
-from spkid.dataset import AUG_DIRS, RIR_DIR, build_train_data, collate
+from spkid.banks import AUG_DIRS, RIR_DIR
+from spkid.dataset import build_train_data, collate, device_wave
+from spkid.device import synchronize
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 
@@ -109,8 +114,12 @@ def main(argv: Sequence[str]) -> int:
         train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers)
         train = TrainOptions(batch_size=opts.batch_size, train_frames=opts.train_frames, augment=True,
                              batched_augment=False, num_workers=0, seed=1)
-        worker = build_train_data(train_dir, aug_dir, train, 1, 0, 1, device)
-        batched = build_train_data(train_dir, aug_dir, replace(train, batched_augment=True), 1, 0, 1, device)
+        placements = {"per-utterance": dict(batched_augment=False),
+                      "batched, workers read clips": dict(batched_augment=True, aug_bank_max_gb=0.0),
+                      "batched, bank on device": dict(batched_augment=True)}
+        built = {name: build_train_data(train_dir, aug_dir, replace(train, **kw), 1, 0, 1, device)
+                 for name, kw in placements.items()}
+        worker = built["per-utterance"]
         plan = []
         epoch = 0
         while len(plan) < opts.crops:
@@ -125,52 +134,63 @@ def main(argv: Sequence[str]) -> int:
 
         print(f"{opts.crops} crops of {frames} samples, one process (= one worker)")
         rate_plain = crops_per_second(lambda i: plain(i, rng), opts.crops)
-        rate_worker = crops_per_second(lambda i: worker.dataset[plan[i]], opts.crops)
-        rate_read = crops_per_second(lambda i: batched.dataset[plan[i]], opts.crops)
+        print(f"  {'plain numpy/scipy (whole-file decodes)':<46} {rate_plain:9.1f} crops/s")
+        rates = {}
         groups = [plan[k:k + opts.batch_size] for k in range(0, len(plan), opts.batch_size)]
-        host = [collate([batched.dataset[it] for it in g]) for g in groups]
-        augment = BatchAugmenter()
-        waves = [b["wave"].to(device) for b in host]
-        augment(waves[0], host[0])
-        t0 = time.perf_counter()
-        for w, b in zip(waves, host):
-            augment(w, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        rate_device = len(plan) / (time.perf_counter() - t0)
-        print(f"  plain numpy/scipy (whole-file decodes)      {rate_plain:9.1f} crops/s")
-        print(f"  per-utterance path in the worker            {rate_worker:9.1f} crops/s  ({rate_worker / rate_plain:.2f}x plain)")
-        print(f"  batched path, worker half (crop + clips)    {rate_read:9.1f} crops/s  ({rate_read / rate_plain:.2f}x plain)")
-        print(f"  batched path, device half on {device.type:<4}           {rate_device:9.1f} crops/s  (batch {opts.batch_size})")
+        for name, data in built.items():
+            ds = data.dataset
+            rates[name] = rate = crops_per_second(lambda i: ds[plan[i]], opts.crops)
+            half = "" if name == "per-utterance" else ", worker half"
+            print(f"  {name + half:<46} {rate:9.1f} crops/s  ({rate / rate_plain:.2f}x plain)")
+            t0 = time.perf_counter()
+            host = [collate([ds[it] for it in g]) for g in groups]
+            per_crop = (time.perf_counter() - t0) / len(plan)
+            bytes_per_crop = sum(v.numel() * v.element_size() for b in host for v in b.values()
+                                 if isinstance(v, torch.Tensor)) / len(plan)
+            print(f"  {'':<46} {1 / per_crop:9.1f} crops/s with collate, {bytes_per_crop / 1024:.0f} KiB per crop "
+                  f"to the main process")
+            if data.device_augment is not None:
+                device_wave(host[0], device, data.device_augment)
+                synchronize(device)
+                t0 = time.perf_counter()
+                for b in host:
+                    device_wave(b, device, data.device_augment)
+                synchronize(device)
+                rate_device = len(plan) / (time.perf_counter() - t0)
+                print(f"  {name + ', device half on ' + device.type:<46} {rate_device:9.1f} crops/s  "
+                      f"(batch {opts.batch_size})")
+        rate_worker, rate_read = rates["per-utterance"], rates["batched, bank on device"]
+        del built, worker
 
         if opts.workers:
             loader_opts = replace(train, num_workers=opts.workers)
-            for name, b_aug in (("per-utterance", False), ("batched", True)):
-                data = build_train_data(train_dir, aug_dir, replace(loader_opts, batched_augment=b_aug), 1, 0, 1, device)
+            for name, kw in placements.items():
+                data = build_train_data(train_dir, aug_dir, replace(loader_opts, **kw), 1, 0, 1, device)
                 stream = batches_forever(data)
                 next(stream)
                 n, t0 = 0, time.perf_counter()
                 while n < opts.crops:
                     n += len(next(stream)["utts"])
                 rate = n / (time.perf_counter() - t0)
-                print(f"  DataLoader, {opts.workers} workers, {name:<13} {rate:9.1f} crops/s  "
+                print(f"  DataLoader, {opts.workers} workers, {name:<28} {rate:9.1f} crops/s  "
                       f"({rate / opts.workers:.1f} per worker on {os.cpu_count()} cores)")
                 del stream, data
 
         if opts.train_steps:
             from spkid.options import EvalOptions, LossOptions, ModelOptions
             from spkid.trainer import TrainJob
-            for name, b_aug in (("per-utterance", False), ("batched", True)):
-                step_opts = replace(train, num_workers=max(opts.workers, 1), batched_augment=b_aug)
+            for name, kw in placements.items():
+                step_opts = replace(train, num_workers=max(opts.workers, 1), **kw)
                 data = build_train_data(train_dir, aug_dir, step_opts, 1, 0, 1, device)
                 job = TrainJob(ModelOptions(trunk=opts.trunk), LossOptions(loss="softmax"), step_opts, EvalOptions(),
                                Path(tempfile.mkdtemp(prefix="spkid_bench_exp_")), quiet=True)
                 rate, wait = time_training(data, job, device, opts.train_steps, 1)
-                print(f"  training step ({opts.trunk}, {name} augmentation): {rate:.1f} utt/s, "
+                print(f"  training step ({opts.trunk}, {name}): {rate:.1f} utt/s, "
                       f"waiting for data {wait:.1%} of the step")
                 del data
     print(f"augmented crops per worker: {rate_worker:.1f}/s per-utterance path vs {rate_plain:.1f}/s plain "
-          f"({rate_worker / rate_plain:.2f}x); batched worker half {rate_read / rate_plain:.2f}x plain")
+          f"({rate_worker / rate_plain:.2f}x); batched with the bank on the device, worker half "
+          f"{rate_read / rate_plain:.2f}x plain")
     return 0
 
 

@@ -55,6 +55,22 @@ def wrap_crop(x: np.ndarray, offset: int, frames: int) -> np.ndarray:
     return x[(offset + np.arange(frames)) % len(x)]
 
 
+PCM16_SCALE = 1.0 / 32768.0
+
+
+def pcm16_to_float(x):
+    """int16 samples (numpy or torch) as float32 in [-1, 1), exactly as libsndfile reads them;
+    float input is returned unchanged."""
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float32) * np.float32(PCM16_SCALE) if x.dtype == np.int16 else x
+    return x.float().mul_(PCM16_SCALE) if str(x.dtype) == "torch.int16" else x  # (no torch import here)
+
+
+def float_to_pcm16(x: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1] as int16 (rounded, clipped): exact for audio read from 16-bit files."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
 @dataclass
 class AudioInfo:
     frames: int
@@ -74,11 +90,14 @@ def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInf
 
 
 def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
-               allow_pipes: bool = False, expect_rate: int | None = SAMPLE_RATE) -> np.ndarray:
+               allow_pipes: bool = False, expect_rate: int | None = SAMPLE_RATE,
+               keep_pcm16: bool = False) -> np.ndarray:
     """Samples ``[start, start+frames)`` (all from ``start`` when frames < 0) as float32 mono.
 
     Multi-channel audio is mixed down. ``expect_rate``: a file at another rate is an error
-    naming the utterance (resample it once, e.g. with ffmpeg -ar 16000); None accepts any rate."""
+    naming the utterance (resample it once, e.g. with ffmpeg -ar 16000); None accepts any rate.
+    ``keep_pcm16``: a mono 16-bit PCM file comes back as its int16 samples (half the bytes to
+    move; :func:`pcm16_to_float` gives exactly the float32 read), anything else as float32."""
     try:
         src = io.BytesIO(_run_pipe(entry, allow_pipes, utt)) if is_pipe(entry) else entry
         with sf.SoundFile(src) as f:
@@ -87,6 +106,8 @@ def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
                                  f"(convert: ffmpeg -i IN -ac 1 -ar {expect_rate} OUT.wav)")
             if start:
                 f.seek(start)
+            if keep_pcm16 and f.subtype == "PCM_16" and f.channels == 1:
+                return f.read(frames, dtype="int16")
             x = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise AudioError(f"utterance '{utt}': cannot read {entry}: {e}") from None

@@ -4,7 +4,8 @@ The same code prepares the generated mini corpus and real VoxCeleb/MUSAN/RIRS_NO
 knows only the layout. :data:`TRIAL_LISTS` is the one table of which list file is read
 against which wav root into which data directory under which trial name.
 
-Durations come from the audio headers (no decoding). Every data directory is written into a
+Durations come from the audio headers (no decoding). The MUSAN dirs also get their packed
+16-bit bank (:func:`spkid.banks.pack_audio`), which makes a noise clip a slice of one file. Every data directory is written into a
 temporary directory, validated with :func:`spkid.datadir.validate_data_dir`, then swapped in,
 so a re-run replaces complete directories and an interrupted one leaves the old ones intact.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from spkid.banks import pack_audio
 from spkid.config import option
 from spkid.datadir import (Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
                            validate_data_dir, write_table, write_trials)
@@ -259,6 +261,7 @@ def prepare(opts: PrepareOptions) -> list[SetSummary]:
             raise PrepareError(f"{root}: no .wav files; re-run stage 1 ({fix})")
         d = dur(scp, f"musan_{kind}")
         write_data_dir(data / f"musan_{kind}", scp, {u: u for u in scp}, d, segments=musan_segments(d))
+        pack_audio(data / f"musan_{kind}", quiet=opts.quiet)
         summaries.append(SetSummary(f"musan_{kind}", len(scp), len(scp), {}))
     scp = {}
     for room_type in RIR_TYPES:

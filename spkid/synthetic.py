@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from spkid.audio import SAMPLE_RATE
+from spkid.banks import pack_audio
 from spkid.datadir import DataDir, utt2spk_to_spk2utt, write_table
 
 WINDOW_S, HOP_S = 5.0, 3.0
@@ -62,7 +63,7 @@ def make_train_dir(root: Path, num_speakers: int = 8, utts_per_speaker: int = 4,
     return d
 
 
-def _musan_dir(root: Path, name: str, clips: list[np.ndarray]) -> None:
+def _musan_dir(root: Path, name: str, clips: list[np.ndarray], pack: bool) -> None:
     d = root / "data" / f"musan_{name}"
     wav_scp, utt2dur, segments = {}, {}, {}
     for i, x in enumerate(clips):
@@ -80,11 +81,14 @@ def _musan_dir(root: Path, name: str, clips: list[np.ndarray]) -> None:
     write_table(d / "wav.scp", wav_scp)
     write_table(d / "utt2dur", utt2dur)
     write_table(d / "segments", segments)
+    if pack:
+        pack_audio(d)
 
 
 def make_aug_dirs(root: Path, num_clips: int = 4, clip_seconds: tuple[float, float] = (1.5, 9.0),
-                  num_rirs: int = 6, seed: int = 1) -> Path:
-    """MUSAN- and RIR-shaped dirs under ``root/data`` (returned): musan_{noise,music,speech}, rirs."""
+                  num_rirs: int = 6, seed: int = 1, pack: bool = True) -> Path:
+    """MUSAN- and RIR-shaped dirs under ``root/data`` (returned): musan_{noise,music,speech}
+    (packed as stage 2 packs them unless ``pack`` is false), rirs."""
     rng = np.random.default_rng(seed)
     sr = SAMPLE_RATE
 
@@ -99,7 +103,7 @@ def make_aug_dirs(root: Path, num_clips: int = 4, clip_seconds: tuple[float, flo
         music.append(0.2 * sum(np.sin(2 * np.pi * f * t) for f in notes) / 3)
     speech = [_voice(rng, rng.uniform(90, 250), seconds()) for _ in range(max(num_clips, 7))]
     for name, clips in (("noise", noise), ("music", music), ("speech", speech)):
-        _musan_dir(root, name, clips)
+        _musan_dir(root, name, clips, pack)
     wav_scp, utt2spk = {}, {}
     for i in range(num_rirs):
         room = "smallroom" if i % 2 == 0 else "mediumroom"

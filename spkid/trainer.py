@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from spkid.config import read_resolved, to_conf_lines
+from spkid.dataset import device_wave
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
 from spkid.losses import build_loss
@@ -43,7 +44,7 @@ from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, 
 log = logging.getLogger("spkid.train")
 
 # Options that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile"} | {f.name for f in dataclasses.fields(EvalOptions)})
+RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "aug_bank_max_gb"} | {f.name for f in dataclasses.fields(EvalOptions)})
 
 
 # ----------------------------------------------------------------------------- processes
@@ -359,10 +360,8 @@ class Trainer:
         fp32 loss and accuracy as device tensors. A non-finite gradient (and so a non-finite
         loss) makes the fused Adam kernel skip the update, on the device."""
         dev = self.d.device
-        wave = batch["wave"].to(dev, non_blocking=True)
+        wave = device_wave(batch, dev, device_augment)
         labels = batch["label"].to(dev, non_blocking=True)
-        if device_augment is not None:
-            wave = device_augment(wave, batch)
         with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             loss, acc = self.forward(wave, labels)
         self.optimizer.zero_grad(set_to_none=True)

@@ -4,10 +4,11 @@ import pytest
 import soundfile as sf
 import torch
 
-import spkid.dataset as dataset
+import spkid.banks as banks
+from spkid.audio import crop_samples, pcm16_to_float, wrap_crop
+from spkid.banks import AugmentSource, WindowBank, read_crop
 from spkid.datadir import DataDir
-from spkid.dataset import (AugmentSource, WindowBank, build_train_data, crop_samples, read_crop,
-                           wrap_crop)
+from spkid.dataset import AUG_BATCHED, AUG_DEVICE, AUG_WORKER, build_train_data, device_wave
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 from spkid.synthetic import make_aug_dirs, make_train_dir
@@ -45,13 +46,13 @@ def test_read_crop_seeks_and_wraps(tmp_path, monkeypatch):
     p = tmp_path / "a.wav"
     sf.write(p, x, 16000, subtype="FLOAT")
     calls = []
-    real = dataset.read_audio
+    real = banks.read_audio
 
     def spy(entry, start=0, frames=-1, **kw):
         calls.append((start, frames))
         return real(entry, start, frames, **kw)
 
-    monkeypatch.setattr(dataset, "read_audio", spy)
+    monkeypatch.setattr(banks, "read_audio", spy)
     np.testing.assert_array_equal(read_crop(str(p), 300, offset=1000, seg_len=16000), x[1000:1300])
     assert calls == [(1000, 300)]  # only the crop is decoded
     calls.clear()
@@ -82,11 +83,12 @@ def test_batches_labels_and_shapes(corpus):
     batches = list(td.loader)
     assert len(batches) == td.batches_per_epoch == 4
     for b in batches:
-        assert b["wave"].shape == (8, crop_samples(50)) and b["wave"].dtype == torch.float32
+        # 16-bit audio travels as int16 and becomes exactly the float32 read on the device
+        assert b["wave"].shape == (8, crop_samples(50)) and b["wave"].dtype == torch.int16
         spk = [train.utt2spk[u] for u in b["utts"]]
         assert [td.spk2idx[s] for s in spk] == b["label"].tolist()
         assert all(spk[k] == spk[k + 1] for k in range(0, 8, 2))
-        for utt, w in zip(b["utts"], b["wave"].numpy()):
+        for utt, w in zip(b["utts"], device_wave(b, CPU).numpy()):
             full = sf.read(train.wav_scp[utt], dtype="float32")[0]
             candidates = np.flatnonzero(full[:len(full) - len(w) + 1] == w[0])
             assert any(np.array_equal(full[i:i + len(w)], w) for i in candidates), utt
@@ -97,45 +99,133 @@ def test_short_utterances_are_wrap_padded(tmp_path):
     train = make_train_dir(root, num_speakers=4, utts_per_speaker=2, seconds=(0.2, 0.3))
     td = build_train_data(train, None, opts(batch_size=4, train_frames=100), m=1, rank=0, world_size=1, device=CPU)
     b = next(iter(td.loader))
-    for utt, w in zip(b["utts"], b["wave"].numpy()):
+    for utt, w in zip(b["utts"], device_wave(b, CPU).numpy()):
         full = sf.read(train.wav_scp[utt], dtype="float32")[0]
         np.testing.assert_array_equal(w, np.resize(full, len(w)))
 
 
-@pytest.mark.parametrize("batched", [False, True])
-def test_fixed_seed_same_batches_any_workers(corpus, batched):
+# The three placements of augmentation: per utterance in the workers; batched on the device with
+# the workers reading the clips (the bank over its --aug-bank-max-gb budget); batched on the
+# device with the packed bank held there.
+PLACEMENTS = {AUG_WORKER: dict(batched_augment=False), AUG_BATCHED: dict(aug_bank_max_gb=0.0),
+              AUG_DEVICE: dict()}
+
+
+@pytest.mark.parametrize("mode", PLACEMENTS)
+def test_fixed_seed_same_batches_any_workers(corpus, mode):
     train, aug = corpus
-    o = opts(augment=True, batched_augment=batched)
+    o = opts(augment=True, **PLACEMENTS[mode])
     runs = []
     for workers in (0, 2):
         o.num_workers = workers
         td = build_train_data(train, aug, o, m=2, rank=0, world_size=1, device=CPU)
+        assert td.dataset.mode == mode
         td.set_epoch(1)
-        runs.append([(b["utts"], b["wave"], b.get("clips")) for b in td.loader])
-    for (u0, w0, c0), (u1, w1, c1) in zip(*runs):
-        assert u0 == u1
-        torch.testing.assert_close(w0, w1, rtol=0, atol=0)
-        if batched:
-            torch.testing.assert_close(c0, c1, rtol=0, atol=0)
+        runs.append(list(td.loader))
+    for b0, b1 in zip(*runs):
+        assert b0["utts"] == b1["utts"] and b0.keys() == b1.keys()
+        for key in b0.keys() - {"utts"}:
+            torch.testing.assert_close(b0[key], b1[key], rtol=0, atol=0)
 
 
-def test_batched_and_worker_augmentation_agree(corpus):
+def test_every_placement_gives_the_reference_audio(corpus):
+    """The same draws through each placement give the per-utterance reference's audio."""
     train, aug = corpus
     out = {}
-    for batched in (False, True):
-        td = build_train_data(train, aug, opts(augment=True, batched_augment=batched), m=2, rank=0,
-                              world_size=1, device=CPU)
-        waves, kinds = [], []
-        for b in td.loader:
-            w = b["wave"]
-            if td.device_augment is not None:
-                w = td.device_augment(w, b)
-            waves.append(w)
-            kinds.append(b["aug_kind"])
-        out[batched] = torch.cat(waves), torch.cat(kinds)
-    assert torch.equal(out[False][1], out[True][1])
-    assert len(set(out[True][1].tolist())) >= 3
-    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-4, atol=1e-5)
+    for mode, kw in PLACEMENTS.items():
+        td = build_train_data(train, aug, opts(augment=True, **kw), m=2, rank=0, world_size=1, device=CPU)
+        assert td.dataset.mode == mode
+        batches = list(td.loader)
+        if mode == AUG_DEVICE:  # only the draws cross from the workers
+            assert "clips" not in batches[0] and "rir" not in batches[0]
+        out[mode] = (torch.cat([device_wave(b, CPU, td.device_augment) for b in batches]),
+                     torch.cat([b["aug_kind"] for b in batches]))
+    ref_wave, ref_kind = out[AUG_WORKER]
+    assert len(set(ref_kind.tolist())) >= 4
+    for mode in (AUG_BATCHED, AUG_DEVICE):
+        assert torch.equal(out[mode][1], ref_kind)
+        torch.testing.assert_close(out[mode][0], ref_wave, rtol=1e-4, atol=1e-5)
+
+
+def unpacked_copy(src, dst):
+    """A copy of data dir ``src`` at ``dst`` without its packed bank."""
+    dst.mkdir()
+    for f in src.iterdir():
+        if not f.name.startswith("bank."):
+            (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_packed_bank_reads_what_the_wav_files_hold(corpus, tmp_path):
+    _, aug = corpus
+    unpacked = unpacked_copy(aug / "musan_speech", tmp_path / "musan_speech")
+    packed, plain = WindowBank.load(aug / "musan_speech"), WindowBank.load(unpacked)
+    assert packed.packed is not None and plain.packed is None
+    assert packed.names == plain.names
+    rng = np.random.default_rng(0)
+    for i in range(len(packed)):
+        n = int(packed.lengths[i])
+        assert 0 <= int(plain.lengths[i]) - n <= 80  # segments times are rounded to 10 ms; the bank knows the real end
+        for offset, frames in ((0, 100), (int(rng.integers(n)), 300), (n - 50, 200), (0, 3 * n)):
+            np.testing.assert_array_equal(packed.read(i, offset, frames), plain.read(i, offset, frames))
+
+
+def test_device_bank_clips_wrap_like_the_reader(corpus):
+    _, aug = corpus
+    source = AugmentSource.load(aug)
+    dev_bank = banks.DeviceAugmentBank(source, CPU)
+    base = source.window_base
+    speech = source.banks["speech"]
+    wins = [0, 1, len(speech) - 1]
+    offsets = [0, 123, int(speech.lengths[-1]) - 10]
+    got = dev_bank.clips(torch.tensor(wins) + base["speech"], torch.tensor(offsets), 7000)
+    for row, (w, o) in enumerate(zip(wins, offsets)):
+        np.testing.assert_array_equal(got[row].numpy(), speech.read(w, o, 7000))
+    rirs = dev_bank.rirs(torch.tensor([2, 0]))
+    for row, r in enumerate((2, 0)):
+        h = source.rirs[r]
+        np.testing.assert_array_equal(rirs[row, :len(h)].numpy(), h)
+        assert not rirs[row, len(h):].any()
+
+
+def test_stale_or_damaged_bank_is_named_with_the_fix(corpus, tmp_path):
+    _, aug = corpus
+    d = unpacked_copy(aug / "musan_noise", tmp_path / "musan_noise")
+    banks.pack_audio(d)
+    assert WindowBank.load(d).packed is not None
+    with open(d / "bank.pcm16", "ab") as f:
+        f.write(b"\0\0")
+    with pytest.raises(SpkidError, match=r"bank.pcm16 holds .* utils/pack_audio.py"):
+        WindowBank.load(d)
+    banks.pack_audio(d)
+    lines = (d / "wav.scp").read_text().splitlines()
+    (d / "wav.scp").write_text("\n".join(lines[:-1]) + "\n")
+    (d / "segments").write_text("".join(l + "\n" for l in (d / "segments").read_text().splitlines()
+                                         if not l.split()[1] == lines[-1].split()[0]))
+    with pytest.raises(SpkidError, match=r"packed from another .*wav.scp.*utils/pack_audio.py"):
+        WindowBank.load(d)
+
+
+def test_unpacked_or_oversized_bank_falls_back_to_worker_reads(corpus, tmp_path, caplog):
+    train, aug = corpus
+    src = AugmentSource.load(aug)
+    assert src.device_bank_refusal(16.0) is None
+    assert "--aug-bank-max-gb" in src.device_bank_refusal(1e-6)
+    for name in ("musan_noise", "musan_music", "musan_speech", "rirs"):
+        unpacked_copy(aug / name, tmp_path / name)
+    with caplog.at_level("WARNING"):
+        td = build_train_data(train, tmp_path, opts(augment=True), m=2, rank=0, world_size=1, device=CPU)
+    assert td.dataset.mode == AUG_BATCHED
+    assert "utils/pack_audio.py" in caplog.text and "musan_noise" in caplog.text
+
+
+def test_window_bank_pickles_its_memory_map_by_name(corpus):
+    import pickle
+    bank = WindowBank.load(corpus[1] / "musan_music")
+    blob = pickle.dumps(bank)
+    assert len(blob) < bank.packed.nbytes / 4
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(again.read(1, 5, 500), bank.read(1, 5, 500))
 
 
 def test_ranks_split_the_global_batch(corpus):

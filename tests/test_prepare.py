@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from mini_corpus_fixture import TINY, tiny_corpus
+from spkid.banks import PackedAudio
 from spkid.datadir import DataDir, read_trials, validate_data_dir
 from spkid.prepare import (PrepareError, PrepareOptions, SetSummary, compare_known, musan_segments, prepare)
 
@@ -81,6 +82,12 @@ def test_musan_segments(prepared):
     for line in lines:
         seg, utt, start, end = line.split()
         assert utt in noise.wav_scp and 0 <= float(start) < float(end) <= noise.utt2dur[utt] + 0.01
+    # stage 2 packs each MUSAN dir: the recordings' 16-bit samples, in wav.scp order
+    packed = PackedAudio.load(data / "musan_noise")
+    assert list(packed.recordings) == sorted(noise.wav_scp)
+    for utt, (offset, n) in packed.recordings.items():
+        x, _ = sf.read(noise.wav_scp[utt], dtype="int16")
+        np.testing.assert_array_equal(packed.samples[offset:offset + n], x)
 
 
 def test_rerun_is_idempotent(prepared, tmp_path, capsys):

@@ -1,0 +1,395 @@
+"""The audio that augmentation draws from: MUSAN windows and RIRs, read cheaply.
+
+MUSAN is read through the 5-s windows of ``data/musan_<category>/segments`` (whole files
+without one). Random access to a window is cheap in two ways:
+
+- from the wav files, seeking to the samples a crop needs (:func:`read_crop`);
+- from the dir's **packed bank**: every recording of wav.scp as 16-bit samples, concatenated
+  into ``bank.pcm16`` (raw little-endian int16) with ``bank.index`` (``<rec> <offset>
+  <samples>`` lines after a ``#wav.scp-sha1 <digest>`` line). Stage 2 writes it;
+  ``utils/pack_audio.py DIR`` writes it for a dir made another way. A window is then a slice of
+  one memory-mapped file: no file opens, no decoding. MUSAN is 16-bit, so the bank holds
+  exactly the samples the wav files do (real MUSAN: ~109 h, 12.6 GB, the recordings once even
+  though the windows overlap).
+
+The RIRs (a few thousand short responses) are held in memory, L2-normalised.
+
+With ``--batched-augment=true`` the packed banks and the RIRs go to the training device
+(:class:`DeviceAugmentBank`) when they fit ``--aug-bank-max-gb``; the DataLoader workers then
+send only the draws (window, offset, SNR, RIR index) and the device cuts the clips out of the
+bank, so no noise audio crosses from the workers at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spkid.audio import (SAMPLE_RATE, AudioError, audio_info, float_to_pcm16, pcm16_to_float, read_audio,
+                         wrap_crop)
+from spkid.augment import AugDraw, augment_batch, draw_augmentation
+from spkid.datadir import DataDirError, read_table, read_utt2dur, read_wav_scp
+from spkid.errors import SpkidError
+from spkid.fileio import atomic_tmp_path
+
+log = logging.getLogger(__name__)
+
+#: data/<name> directories under --aug-data that augmentation reads.
+AUG_DIRS = {"noise": "musan_noise", "music": "musan_music", "speech": "musan_speech"}
+RIR_DIR = "rirs"
+PACK_AUDIO, PACK_INDEX = "bank.pcm16", "bank.index"
+_DIGEST_KEY = "#wav.scp-sha1"
+
+
+def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_len: int = -1,
+              utt: str = "", keep_pcm16: bool = False) -> np.ndarray:
+    """Samples ``[offset, offset+frames)`` of the segment ``[seg_start, seg_start+seg_len)`` of a file.
+
+    Reads only those samples when the segment is long enough; a shorter segment is read whole
+    and wrap-padded. ``seg_len`` < 0: to the end of the file. Lengths from utt2dur or segments
+    are rounded, so a read that comes back short falls back to the real length.
+    ``keep_pcm16``: int16 samples from 16-bit files (see :func:`spkid.audio.read_audio`)."""
+    if seg_len >= offset + frames:
+        x = read_audio(entry, seg_start + offset, frames, utt=utt, keep_pcm16=keep_pcm16)
+        if len(x) == frames:
+            return x
+    x = read_audio(entry, seg_start, seg_len, utt=utt, keep_pcm16=keep_pcm16)
+    if len(x) == 0:
+        raise AudioError(f"utterance '{utt}': {entry} holds no samples"
+                         + (f" from sample {seg_start}" if seg_start else "") + "; remove it from the data dir")
+    return wrap_crop(x, offset % len(x), frames)
+
+
+def num_samples(entries: Mapping[str, str], utt2dur: Mapping[str, float] | None, what: str) -> dict[str, int]:
+    """Length in samples of each entry: from utt2dur when present, else from the file headers."""
+    if utt2dur is not None:
+        return {u: int(round(utt2dur[u] * SAMPLE_RATE)) for u in entries}
+    log.warning("%s has no utt2dur: reading %d file headers (write utt2dur to skip this)", what, len(entries))
+    return {u: audio_info(e, utt=u).frames for u, e in tqdm(entries.items(), desc=f"lengths {what}",
+                                                            disable=len(entries) < 1000)}
+
+
+# ----------------------------------------------------------------------------- packed banks
+
+def _wav_scp_digest(data_dir: Path) -> str:
+    return hashlib.sha1((data_dir / "wav.scp").read_bytes()).hexdigest()
+
+
+def pack_audio(data_dir: str | os.PathLike, quiet: bool = True) -> Path:
+    """Write ``bank.pcm16`` and ``bank.index`` for the recordings of ``data_dir/wav.scp``.
+
+    Atomic: the old index goes first and the new one is renamed in last, so an interrupted
+    pack leaves no index (the dir is then read from its wav files). Audio that is not 16-bit
+    is rounded to 16 bits (a warning says how many recordings). Returns the index path."""
+    data_dir = Path(data_dir)
+    wav_scp = read_wav_scp(data_dir / "wav.scp")
+    if not wav_scp:
+        raise DataDirError(f"{data_dir}/wav.scp lists no recordings; nothing to pack")
+    audio_path, index_path = data_dir / PACK_AUDIO, data_dir / PACK_INDEX
+    tmp_audio, tmp_index = atomic_tmp_path(audio_path), atomic_tmp_path(index_path)
+    lines = [f"{_DIGEST_KEY} {_wav_scp_digest(data_dir)}\n"]
+    offset = rounded = 0
+    try:
+        with open(tmp_audio, "wb") as f:
+            for rec in tqdm(sorted(wav_scp), desc=f"packing {data_dir.name}", disable=quiet, unit="rec"):
+                x = read_audio(wav_scp[rec], utt=rec, keep_pcm16=True)
+                if x.dtype != np.int16:
+                    x, rounded = float_to_pcm16(x), rounded + 1
+                if len(x) == 0:
+                    raise AudioError(f"{data_dir}/wav.scp: recording '{rec}' ({wav_scp[rec]}) holds no samples; "
+                                     f"remove it")
+                f.write(x.astype("<i2", copy=False).tobytes())
+                lines.append(f"{rec} {offset} {len(x)}\n")
+                offset += len(x)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(tmp_index, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        index_path.unlink(missing_ok=True)
+        os.replace(tmp_audio, audio_path)
+        os.replace(tmp_index, index_path)
+    finally:
+        tmp_audio.unlink(missing_ok=True)
+        tmp_index.unlink(missing_ok=True)
+    if rounded:
+        log.warning("%s: %d of %d recordings were not 16-bit PCM and were rounded to 16 bits in %s",
+                    data_dir, rounded, len(wav_scp), audio_path)
+    return index_path
+
+
+@dataclass
+class PackedAudio:
+    """A dir's packed bank: ``samples`` (memory-mapped int16) and each recording's (offset, length)."""
+
+    samples: np.ndarray
+    recordings: dict[str, tuple[int, int]]
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "PackedAudio | None":
+        """The bank of ``data_dir``, or None when it has none; a stale or damaged one is an error."""
+        index_path, audio_path = data_dir / PACK_INDEX, data_dir / PACK_AUDIO
+        if not index_path.exists():
+            return None
+        fix = f"re-pack it: utils/pack_audio.py {data_dir} (or delete {index_path} to read the wav files)"
+        with open(index_path, encoding="utf-8") as f:
+            head = f.readline().split()
+        if len(head) != 2 or head[0] != _DIGEST_KEY:
+            raise DataDirError(f"{index_path}:1: expected '{_DIGEST_KEY} <digest>'; {fix}")
+        if head[1] != _wav_scp_digest(data_dir):
+            raise DataDirError(f"{index_path} was packed from another {data_dir}/wav.scp; {fix}")
+        recordings = {}
+        with open(index_path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if lineno == 1 or not line.strip():
+                    continue
+                try:
+                    rec, offset, length = line.split()
+                    recordings[rec] = (int(offset), int(length))
+                except ValueError:
+                    raise DataDirError(f"{index_path}:{lineno}: expected '<rec> <offset> <samples>', got "
+                                       f"'{line.strip()}'; {fix}") from None
+        total = max((o + n for o, n in recordings.values()), default=0)
+        size = audio_path.stat().st_size if audio_path.exists() else -1
+        if size != 2 * total:
+            raise DataDirError(f"{audio_path} holds {max(size, 0)} bytes but {index_path} needs {2 * total}; {fix}")
+        return cls(np.memmap(audio_path, dtype="<i2", mode="r"), recordings)
+
+
+@dataclass
+class WindowBank:
+    """Random-access windows of one MUSAN category: file entry, start and length in samples,
+    and, when the dir is packed, where each window starts in the packed samples."""
+
+    names: list[str]
+    entries: list[str]
+    starts: np.ndarray
+    lengths: np.ndarray
+    packed: np.ndarray | None = None
+    pack_starts: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> "WindowBank":
+        """From a data dir with wav.scp, and segments (``<win> <rec> <start-s> <end-s>``) or
+        utt2dur; read through its packed bank when it has one."""
+        wav_scp = read_wav_scp(path / "wav.scp")
+        seg_path = path / "segments"
+        names, recs, starts, lengths = [], [], [], []
+        if seg_path.exists():
+            for win, rest in read_table(seg_path, ncols=4).items():
+                rec, t0, t1 = rest.split()
+                if rec not in wav_scp:
+                    raise DataDirError(f"{seg_path}: window '{win}' names recording '{rec}', which is not in "
+                                       f"{path}/wav.scp (re-run the data preparation stage)")
+                try:
+                    s0, s1 = int(round(float(t0) * SAMPLE_RATE)), int(round(float(t1) * SAMPLE_RATE))
+                except ValueError:
+                    raise DataDirError(f"{seg_path}: window '{win}': times '{t0} {t1}' are not numbers") from None
+                if s1 <= s0:
+                    raise DataDirError(f"{seg_path}: window '{win}' ends ({t1}) before it starts ({t0})")
+                names.append(win), recs.append(rec), starts.append(s0), lengths.append(s1 - s0)
+        else:
+            dur_path = path / "utt2dur"
+            lens = num_samples(wav_scp, read_utt2dur(dur_path) if dur_path.exists() else None, str(path))
+            for rec in sorted(wav_scp):
+                names.append(rec), recs.append(rec), starts.append(0), lengths.append(lens[rec])
+        if not names:
+            raise DataDirError(f"{path}: no audio listed (re-run the data preparation stage)")
+        bank = cls(names, [wav_scp[r] for r in recs], np.asarray(starts, dtype=np.int64),
+                   np.asarray(lengths, dtype=np.int64))
+        packed = PackedAudio.load(path)
+        if packed is not None:
+            missing = [r for r in recs if r not in packed.recordings]
+            if missing:
+                raise DataDirError(f"{path}/{PACK_INDEX} lacks recording '{missing[0]}'; "
+                                   f"re-pack it: utils/pack_audio.py {path}")
+            offsets = np.asarray([packed.recordings[r][0] for r in recs], dtype=np.int64)
+            rec_len = np.asarray([packed.recordings[r][1] for r in recs], dtype=np.int64)
+            # segments times are rounded: a window ends at its recording's real end at the latest
+            bank.lengths = np.minimum(bank.lengths, rec_len - bank.starts)
+            empty = np.flatnonzero(bank.lengths <= 0)
+            if len(empty):
+                raise DataDirError(f"{seg_path}: window '{names[empty[0]]}' starts after the end of its recording "
+                                   f"({rec_len[empty[0]]} samples); re-run the data preparation stage")
+            bank.packed, bank.pack_starts = packed.samples, offsets + bank.starts
+        return bank
+
+    def __getstate__(self) -> dict:
+        # a memory map travels to spawned DataLoader workers as its file name, not its contents
+        state = dict(self.__dict__)
+        if isinstance(self.packed, np.memmap):
+            state["packed"] = ("memmap", self.packed.filename)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("packed"), tuple):
+            state["packed"] = np.memmap(state["packed"][1], dtype="<i2", mode="r")
+        self.__dict__.update(state)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read(self, i: int, offset: int, frames: int) -> np.ndarray:
+        """``frames`` samples of window ``i`` from ``offset`` (wrap-padded when the window is shorter)."""
+        if self.packed is None:
+            return read_crop(self.entries[i], frames, offset, int(self.starts[i]), int(self.lengths[i]), self.names[i])
+        start, n = int(self.pack_starts[i]), int(self.lengths[i])
+        return pcm16_to_float(np.asarray(wrap_crop(self.packed[start:start + n], offset % n, frames)))
+
+
+@dataclass
+class RirBank:
+    """Room impulse responses, L2-normalised, held in memory as one buffer (cheap to share with workers)."""
+
+    names: list[str]
+    data: np.ndarray
+    bounds: np.ndarray  # (R+1,) start of each RIR in data
+
+    @classmethod
+    def load(cls, path: Path) -> "RirBank":
+        wav_scp = read_wav_scp(path / "wav.scp")
+        names, parts = [], []
+        for name in tqdm(sorted(wav_scp), desc="loading RIRs", disable=len(wav_scp) < 1000):
+            h = read_audio(wav_scp[name], utt=name)
+            norm = float(np.sqrt(np.sum(h.astype(np.float64) ** 2)))
+            if not norm > 0:
+                raise AudioError(f"{path}/wav.scp: RIR '{name}' ({wav_scp[name]}) is silent; remove it")
+            names.append(name), parts.append((h / norm).astype(np.float32))
+        if not names:
+            raise DataDirError(f"{path}/wav.scp lists no RIRs (re-run the data preparation stage)")
+        bounds = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        return cls(names, np.concatenate(parts), bounds)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.data[self.bounds[i]:self.bounds[i + 1]]
+
+
+@dataclass
+class AugmentSource:
+    """The MUSAN windows and RIRs augmentation draws from, and the reading of what a draw names."""
+
+    banks: dict[str, WindowBank]
+    rirs: RirBank
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, aug_dir: Path) -> "AugmentSource":
+        aug_dir = Path(aug_dir)
+        missing = [str(aug_dir / d) for d in (*AUG_DIRS.values(), RIR_DIR) if not (aug_dir / d / "wav.scp").is_file()]
+        if missing:
+            raise SpkidError(f"augmentation needs {', '.join(missing)} (wav.scp missing): run the data "
+                             f"preparation stage (./run.sh --stage 2 --stop-stage 2) or train with --augment=false")
+        banks = {cat: WindowBank.load(aug_dir / d) for cat, d in AUG_DIRS.items()}
+        if len(banks["speech"]) < 7:
+            raise SpkidError(f"{aug_dir / AUG_DIRS['speech']} has {len(banks['speech'])} windows; babble mixes up "
+                             f"to 7 distinct speech clips, so it needs at least 7")
+        return cls(banks, RirBank.load(aug_dir / RIR_DIR), aug_dir)
+
+    @property
+    def window_lengths(self) -> dict[str, np.ndarray]:
+        return {cat: bank.lengths for cat, bank in self.banks.items()}
+
+    @property
+    def window_base(self) -> dict[str, int]:
+        """Global window number of each category's first window (categories in AUG_DIRS order)."""
+        sizes = np.cumsum([0] + [len(self.banks[c]) for c in AUG_DIRS])
+        return {cat: int(sizes[i]) for i, cat in enumerate(AUG_DIRS)}
+
+    def draw(self, rng: np.random.Generator, frames: int) -> AugDraw:
+        return draw_augmentation(rng, len(self.rirs), self.window_lengths, frames)
+
+    def clips(self, draw: AugDraw, frames: int) -> np.ndarray:
+        """(k, frames) float32: the additive clips the draw names (k = 0 for clean and reverb)."""
+        if draw.category is None:
+            return np.zeros((0, frames), dtype=np.float32)
+        bank = self.banks[draw.category]
+        return np.stack([bank.read(w, o, frames) for w, o in zip(draw.windows, draw.offsets)])
+
+    def rir(self, draw: AugDraw) -> np.ndarray | None:
+        return self.rirs[draw.rir] if draw.rir >= 0 else None
+
+    def device_bank_refusal(self, max_gib: float) -> str | None:
+        """Why the banks cannot go to the training device under a ``max_gib`` budget (None: they can)."""
+        unpacked = [str(self.path / AUG_DIRS[c]) for c, b in self.banks.items() if b.packed is None]
+        if unpacked:
+            return (f"{', '.join(unpacked)} {'is' if len(unpacked) == 1 else 'are'} not packed, so the DataLoader "
+                    f"workers read the noise clips from the wav files (pack: utils/pack_audio.py "
+                    f"{' '.join(unpacked)})")
+        gib = DeviceAugmentBank.nbytes(self) / 2**30
+        if gib > max_gib:
+            return (f"the packed MUSAN bank and the RIRs take {gib:.1f} GiB, over --aug-bank-max-gb {max_gib:g}, so the "
+                    f"DataLoader workers read the noise clips (raise --aug-bank-max-gb to hold them on the device)")
+        return None
+
+
+# ----------------------------------------------------------------------------- on the device
+
+#: batch keys of the draws that :class:`DeviceAugmentBank` turns into audio.
+DRAW_KEYS = ("clip_window", "clip_offset", "clip_owner", "clip_snr", "rir_index", "rir_owner")
+
+
+class DeviceAugmentBank:
+    """``TrainData.device_augment`` with the audio already on the device.
+
+    Holds every category's packed MUSAN samples (int16, one tensor; windows numbered as
+    :attr:`AugmentSource.window_base` says) and the RIRs (float32) on ``device``. A batch
+    carries the draws only (:data:`DRAW_KEYS`); the clips are gathered out of the bank (with
+    the same circular padding as :meth:`WindowBank.read`), the RIRs padded to the longest in
+    the bank (a fixed FFT size for every batch), and :func:`spkid.augment.augment_batch` mixes
+    them. No host-device synchronisation."""
+
+    COPY_CHUNK = 1 << 26  # samples per host-to-device copy while loading (128 MB of int16)
+
+    def __init__(self, source: AugmentSource, device: torch.device):
+        total = sum(len(b.packed) for b in source.banks.values())
+        self.audio = torch.empty(total, dtype=torch.int16, device=device)
+        starts, lengths, base = [], [], 0
+        for cat in AUG_DIRS:
+            bank = source.banks[cat]
+            for a in range(0, len(bank.packed), self.COPY_CHUNK):
+                piece = np.array(bank.packed[a:a + self.COPY_CHUNK])
+                self.audio[base + a:base + a + len(piece)].copy_(torch.from_numpy(piece))
+            starts.append(bank.pack_starts + base)
+            lengths.append(bank.lengths)
+            base += len(bank.packed)
+        self.win_start = torch.from_numpy(np.concatenate(starts)).to(device)
+        self.win_len = torch.from_numpy(np.concatenate(lengths)).to(device)
+        rirs = source.rirs
+        self.rir_data = torch.from_numpy(rirs.data).to(device)
+        self.rir_start = torch.from_numpy(rirs.bounds[:-1].copy()).to(device)
+        self.rir_len = torch.from_numpy(np.diff(rirs.bounds)).to(device)
+        self.rir_width = int(np.diff(rirs.bounds).max())
+        self.device = device
+
+    @staticmethod
+    def nbytes(source: AugmentSource) -> int:
+        return 2 * sum(len(b.packed) for b in source.banks.values()) + source.rirs.data.nbytes
+
+    def clips(self, window: torch.Tensor, offset: torch.Tensor, frames: int) -> torch.Tensor:
+        """(N, frames) float32: ``frames`` samples of each window from its offset, wrapping circularly."""
+        pos = torch.arange(frames, device=self.device)
+        idx = self.win_start[window, None] + (offset[:, None] + pos) % self.win_len[window, None]
+        return self.audio[idx].float().mul_(1.0 / 32768.0)
+
+    def rirs(self, index: torch.Tensor) -> torch.Tensor:
+        """(R, longest RIR) float32: the RIRs ``index`` names, zero-padded."""
+        pos = torch.arange(self.rir_width, device=self.device)
+        idx = (self.rir_start[index, None] + pos).clamp_(max=self.rir_data.numel() - 1)
+        return self.rir_data[idx] * (pos < self.rir_len[index, None])
+
+    def __call__(self, wave: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        t = {k: batch[k].to(self.device, non_blocking=True) for k in DRAW_KEYS}
+        clips = self.clips(t["clip_window"], t["clip_offset"], wave.shape[-1])
+        return augment_batch(wave, clips, t["clip_owner"], t["clip_snr"], self.rirs(t["rir_index"]), t["rir_owner"])
