@@ -31,7 +31,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from spkid.audio import crop_samples, pcm16_to_float
 from spkid.augment import BatchAugmenter, augment_utterance
@@ -110,12 +110,18 @@ class TrainCropDataset(Dataset):
         return out
 
 
+def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
+    """Stack along a new first axis; in a DataLoader worker, straight into shared memory (as
+    ``default_collate`` does), so the batch reaches the main process without another copy."""
+    return default_collate([torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
+
+
 def _stack_waves(items: list[dict]) -> torch.Tensor:
     """(b, T): int16 when every crop is, else float32 (int16 crops converted exactly)."""
     waves = [it["wave"] for it in items]
     if any(w.dtype != np.int16 for w in waves):
         waves = [pcm16_to_float(w) for w in waves]
-    return torch.from_numpy(np.stack(waves))
+    return _stack(waves)
 
 
 def collate(items: list[dict]) -> dict:
@@ -140,7 +146,8 @@ def collate(items: list[dict]) -> dict:
         batch["rir_owner"] = torch.tensor(rir_rows, dtype=torch.long)
     if "clips" in items[0]:
         frames = batch["wave"].shape[1]
-        batch["clips"] = torch.from_numpy(np.concatenate([it["clips"] for it in items]).reshape(-1, frames))
+        clips = [clip for it in items for clip in it["clips"]]
+        batch["clips"] = _stack(clips) if clips else torch.zeros((0, frames), dtype=torch.float32)
         rir_rows = [i for i, it in enumerate(items) if it["rir"] is not None]
         width = max((len(items[i]["rir"]) for i in rir_rows), default=1)
         rir = np.zeros((len(rir_rows), width), dtype=np.float32)
