@@ -4,7 +4,9 @@
 #      non-finite skip under fp16/bf16, batched augmentation against the reference on CUDA)
 #   2. bench/models.py: forward+backward and inference samples/s per trunk (fp16 autocast)
 #   3. bench/train_throughput.py: end-to-end utterances/s per trunk, batched device
-#      augmentation against per-utterance CPU augmentation (the ratio printed)
+#      augmentation (bank on the GPU; workers reading the clips) against per-utterance CPU
+#      augmentation (the ratios printed); then H/ASP at batch 400, and with CUDA graphs
+#      (--compile-mode reduce-overhead)
 #   4. one DDP training epoch through steps/train.sh --gpus N (torchrun, NCCL)
 # Each part is time-limited and logs to OUT_DIR/<part>.log; a failing part does not stop the rest.
 #   bench/run_gpu_checks.sh OUT_DIR [GPUS]
@@ -29,10 +31,14 @@ part() {  # part NAME SECONDS CMD...
 
 part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; \
   $py -c 'import torch, torchaudio; print(torch.__version__, torchaudio.__version__, torch.cuda.get_device_name())'"
-part cuda_tests 240 "$py" -m pytest -q -x -p no:cacheprovider -k "cuda or CUDA or nonfinite" \
+part cuda_tests 240 "$py" -m pytest -q -p no:cacheprovider -k "cuda or CUDA or nonfinite" \
   tests/test_models.py tests/test_features.py tests/test_trainer.py
 part augment_tests 120 "$py" -m pytest -q -p no:cacheprovider tests/test_augment.py
 part train_throughput 300 "$py" bench/train_throughput.py --device=cuda --steps=20 --warmup=5 --workers=14
+part hasp_batch400 150 "$py" bench/train_throughput.py --device=cuda --trunks=H_ASP --batch-size=400 \
+  --placements=worker,bank --steps=10 --warmup=3 --workers=14
+part hasp_cuda_graphs 300 "$py" bench/train_throughput.py --device=cuda --trunks=H_ASP --compile=true \
+  --compile-mode=reduce-overhead --placements=worker,bank --steps=20 --warmup=5 --workers=14
 part models 150 "$py" bench/models.py --device=cuda
 
 ddp=$(mktemp -d)

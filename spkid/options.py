@@ -49,7 +49,8 @@ class TrainOptions:
     lr_decay: float = option(0.75, "StepLR factor")
     lr_step: int = option(16, "StepLR period in epochs")
     amp: str = option("fp16", "mixed precision on CUDA (ignored on CPU): fp16 with a gradient scaler, bf16, or none", ("fp16", "bf16", "none"))
-    compile: bool = option(False, "torch.compile the trunk")
+    compile: bool = option(False, "torch.compile the trunk and loss head")
+    compile_mode: str = option("default", "torch.compile mode with --compile true: default; reduce-overhead (CUDA graphs: the fixed-shape step replayed as one graph, for launch-bound steps); max-autotune", ("default", "reduce-overhead", "max-autotune"))
     num_workers: int = option(4, "DataLoader worker processes per rank")
     seed: int = option(1, "random seed (sampler, crops, augmentation, initialisation)")
 

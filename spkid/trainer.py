@@ -13,7 +13,8 @@ The step never waits for the device (paper section 3.4's mixed precision, made f
   so every rank skips the same steps. Non-finite losses are flagged per step in a device
   buffer and reported, with the batch's utterance ids, at the next read;
 - the front-end stays fp32 inside the model; convolutions run channels-last on CUDA;
-  ``--compile true`` wraps the step's forward in ``torch.compile``.
+  ``--compile true`` wraps the step's forward in ``torch.compile`` (``--compile-mode
+  reduce-overhead`` replays it as CUDA graphs).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, 
 log = logging.getLogger("spkid.train")
 
 # Options that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "aug_bank_max_gb"} | {f.name for f in dataclasses.fields(EvalOptions)})
+RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "compile_mode", "aug_bank_max_gb"} | {f.name for f in dataclasses.fields(EvalOptions)})
 
 
 # ----------------------------------------------------------------------------- processes
@@ -284,8 +285,11 @@ class Trainer:
         if d.world_size > 1:
             fwd = nn.parallel.DistributedDataParallel(self.net, device_ids=[dev.index] if dev.type == "cuda" else None)
         if t.compile:
-            fwd = torch.compile(fwd)
+            fwd = torch.compile(fwd, mode=t.compile_mode)
         self.forward = fwd
+        # Under CUDA graphs the step's outputs live in the graph's memory, which the next replay
+        # reuses: each step is marked, and its outputs copied out.
+        self.cuda_graphs = t.compile and t.compile_mode != "default" and dev.type == "cuda"
 
     # -- state
 
@@ -362,6 +366,8 @@ class Trainer:
         dev = self.d.device
         wave = device_wave(batch, dev, device_augment)
         labels = batch["label"].to(dev, non_blocking=True)
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             loss, acc = self.forward(wave, labels)
         self.optimizer.zero_grad(set_to_none=True)
@@ -374,7 +380,8 @@ class Trainer:
             self.optimizer.found_inf = nonfinite_grads(self.params)
             self.optimizer.step()
             del self.optimizer.found_inf
-        return loss.detach().float(), acc.detach().float()
+        loss, acc = loss.detach().float(), acc.detach().float()
+        return (loss.clone(), acc.clone()) if self.cuda_graphs else (loss, acc)
 
     def train_epoch(self, data, epoch: int) -> EpochStats:
         """One pass over ``data.loader``; returns the epoch's mean loss and accuracy over all ranks."""

@@ -173,6 +173,41 @@ def test_cuda_step_does_not_synchronise(tmp_path, amp, trunk, channels, loss):
     assert torch.isfinite(loss_value).item() and 0 <= acc.item() <= 1
 
 
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compile_mode_reaches_torch_compile(tmp_path, monkeypatch, mode):
+    seen = []
+
+    def fake_compile(module, **kw):
+        seen.append(kw)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model, train = tiny_options(compile=True, compile_mode=mode)
+    job = TrainJob(model, LossOptions(loss="softmax"), train, EvalOptions(), tmp_path, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=CPU)
+    assert seen == [{"mode": mode}]
+    assert not trainer.cuda_graphs  # CUDA graphs only on CUDA
+    loss, _ = trainer.step(_batch("a", 0.1 * torch.randn(4, 3440)))
+    assert torch.isfinite(loss)
+
+
+@CUDA
+def test_cuda_graph_step_matches_eager(tmp_path):
+    """--compile-mode reduce-overhead: the same losses as the eager step, and outputs that
+    survive the next replay."""
+    g = torch.Generator().manual_seed(0)
+    batches = [_batch(f"b{i}", 0.1 * torch.randn(4, 3440, generator=g)) for i in range(4)]
+    losses = {}
+    for mode in ("eager", "reduce-overhead"):
+        model, train = tiny_options(amp="none", compile=mode != "eager",
+                                    compile_mode="default" if mode == "eager" else mode)
+        job = TrainJob(model, LossOptions(loss="softmax"), train, EvalOptions(), tmp_path / mode, quiet=True)
+        trainer = Trainer(job, num_speakers=2, d=_dist("cuda"))
+        assert trainer.cuda_graphs == (mode != "eager")
+        losses[mode] = torch.stack([trainer.step(b)[0] for b in batches]).cpu()
+    torch.testing.assert_close(losses["reduce-overhead"], losses["eager"], rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.slow
 def test_loss_decreases(corpus, tmp_path):
     """200 steps of a tiny model on six tone-like speakers lower the loss well below chance."""
