@@ -32,7 +32,7 @@ part() {  # part NAME SECONDS CMD...
 part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; \
   $py -c 'import torch, torchaudio; print(torch.__version__, torchaudio.__version__, torch.cuda.get_device_name())'"
 part cuda_tests 240 "$py" -m pytest -q -p no:cacheprovider -k "cuda or CUDA or nonfinite" \
-  tests/test_models.py tests/test_features.py tests/test_trainer.py
+  tests/test_models.py tests/test_features.py tests/test_trainer.py tests/test_dataset.py
 part augment_tests 120 "$py" -m pytest -q -p no:cacheprovider tests/test_augment.py
 part train_throughput 300 "$py" bench/train_throughput.py --device=cuda --steps=20 --warmup=5 --workers=14
 part hasp_batch400 150 "$py" bench/train_throughput.py --device=cuda --trunks=H_ASP --batch-size=400 \

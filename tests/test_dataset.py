@@ -128,17 +128,22 @@ def test_fixed_seed_same_batches_any_workers(corpus, mode):
             torch.testing.assert_close(b0[key], b1[key], rtol=0, atol=0)
 
 
-def test_every_placement_gives_the_reference_audio(corpus):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_every_placement_gives_the_reference_audio(corpus, device):
     """The same draws through each placement give the per-utterance reference's audio."""
     train, aug = corpus
+    dev = torch.device(device)
     out = {}
     for mode, kw in PLACEMENTS.items():
-        td = build_train_data(train, aug, opts(augment=True, **kw), m=2, rank=0, world_size=1, device=CPU)
+        td = build_train_data(train, aug, opts(augment=True, **kw), m=2, rank=0, world_size=1, device=dev)
         assert td.dataset.mode == mode
         batches = list(td.loader)
         if mode == AUG_DEVICE:  # only the draws cross from the workers
             assert "clips" not in batches[0] and "rir" not in batches[0]
-        out[mode] = (torch.cat([device_wave(b, CPU, td.device_augment) for b in batches]),
+        out[mode] = (torch.cat([device_wave(b, dev, td.device_augment).cpu() for b in batches]),
                      torch.cat([b["aug_kind"] for b in batches]))
     ref_wave, ref_kind = out[AUG_WORKER]
     assert len(set(ref_kind.tolist())) >= 4
@@ -154,6 +159,23 @@ def unpacked_copy(src, dst):
         if not f.name.startswith("bank."):
             (dst / f.name).write_bytes(f.read_bytes())
     return dst
+
+
+@CUDA
+def test_cuda_bank_augmentation_does_not_synchronise(corpus):
+    train, aug = corpus
+    dev = torch.device("cuda", 0)
+    td = build_train_data(train, aug, opts(augment=True), m=2, rank=0, world_size=1, device=dev)
+    assert td.dataset.mode == AUG_DEVICE and td.device_augment.audio.is_cuda
+    batches = [{k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in td.loader]
+    device_wave(batches[0], dev, td.device_augment)  # warm-up: cuFFT plans
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        waves = [device_wave(b, dev, td.device_augment) for b in batches]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(w).all() for w in waves)
 
 
 def test_packed_bank_reads_what_the_wav_files_hold(corpus, tmp_path):
