@@ -188,6 +188,15 @@ class TrainData:
         self.sampler.set_epoch(epoch)
 
 
+def bank_budget_gib(max_gb: float, device: torch.device) -> float:
+    """``--aug-bank-max-gb`` resolved: -1 is a quarter of the device's memory (16 GiB on a CPU)."""
+    if max_gb >= 0:
+        return max_gb
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory / 4 / 2**30
+    return 16.0
+
+
 def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m: int, rank: int,
                      world_size: int, device: torch.device) -> TrainData:
     """The training data of one rank.
@@ -219,7 +228,7 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
         mode = AUG_WORKER
         log.info("augmentation: per utterance in the DataLoader workers")
     elif train.augment:
-        refusal = source.device_bank_refusal(train.aug_bank_max_gb)
+        refusal = source.device_bank_refusal(bank_budget_gib(train.aug_bank_max_gb, device))
         if refusal is None:
             mode, device_augment = AUG_DEVICE, DeviceAugmentBank(source, device)
             log.info("augmentation: batched on %s, MUSAN bank and RIRs held there (%.2f GiB)", device,

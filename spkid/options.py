@@ -43,7 +43,7 @@ class TrainOptions:
     train_frames: int = option(200, "training crop in frames: frames*160+240 samples (200 = 2.015 s)")
     augment: bool = option(False, "online MUSAN+RIR augmentation: clean/reverb/music/babble/noise, equal odds")
     batched_augment: bool = option(True, "augment whole batches on the training device (GPU when present) instead of per utterance in workers")
-    aug_bank_max_gb: float = option(16.0, "batched augmentation: hold the packed MUSAN banks (16-bit) and the RIRs on the training device when they take at most this many GiB (real MUSAN: ~12 GiB); else the workers read the noise clips")
+    aug_bank_max_gb: float = option(-1.0, "batched augmentation: hold the packed MUSAN banks (16-bit) and the RIRs on the training device when they take at most this many GiB (real MUSAN: ~12 GiB), else the workers read the noise clips; -1: a quarter of the device's memory (16 GiB on a CPU); 0: never")
     lr: float = option(0.001, "Adam learning rate")
     weight_decay: float = option(5e-5, "Adam weight decay")
     lr_decay: float = option(0.75, "StepLR factor")

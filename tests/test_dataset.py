@@ -8,7 +8,7 @@ import spkid.banks as banks
 from spkid.audio import crop_samples, pcm16_to_float, wrap_crop
 from spkid.banks import AugmentSource, WindowBank, read_crop
 from spkid.datadir import DataDir
-from spkid.dataset import AUG_BATCHED, AUG_DEVICE, AUG_WORKER, build_train_data, device_wave
+from spkid.dataset import AUG_BATCHED, AUG_DEVICE, AUG_WORKER, bank_budget_gib, build_train_data, device_wave
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 from spkid.synthetic import make_aug_dirs, make_train_dir
@@ -233,6 +233,7 @@ def test_unpacked_or_oversized_bank_falls_back_to_worker_reads(corpus, tmp_path,
     src = AugmentSource.load(aug)
     assert src.device_bank_refusal(16.0) is None
     assert "--aug-bank-max-gb" in src.device_bank_refusal(1e-6)
+    assert bank_budget_gib(-1, CPU) == 16.0 and bank_budget_gib(0.5, CPU) == 0.5
     for name in ("musan_noise", "musan_music", "musan_speech", "rirs"):
         unpacked_copy(aug / name, tmp_path / name)
     with caplog.at_level("WARNING"):
