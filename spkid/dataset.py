@@ -41,7 +41,7 @@ from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 from spkid.sampler import SpeakerBatchSampler
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("spkid.train.data")  # into the training log (exp/SYS/log/train.log)
 
 AUG_OFF, AUG_WORKER, AUG_BATCHED, AUG_DEVICE = "off", "worker", "batched", "device"
 AUG_MODES = (AUG_OFF, AUG_WORKER, AUG_BATCHED, AUG_DEVICE)

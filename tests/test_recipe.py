@@ -64,6 +64,9 @@ def test_stages_2_to_6_then_skip_and_refuse(recipe):
         assert (recipe / "exp" / "EA4" / "scores" / ("voxsrc20_val" if lst == "voxsrc20_val" else "vox1")
                 / f"{lst}.score").is_file()
     assert "--trunk=ECAPA" in (recipe / "exp" / "EA4" / "config.conf").read_text()
+    # stage 2 packed MUSAN, so training held it on the device (the CPU here)
+    assert "augmentation: batched on cpu, MUSAN bank and RIRs held there" in \
+        (recipe / "exp" / "EA4" / "log" / "train.log").read_text()
     assert (recipe / "exp" / "log").is_dir()
 
     again = run(recipe, "--stage", "3", *opts)
