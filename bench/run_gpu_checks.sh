@@ -9,11 +9,16 @@
 #      (--compile-mode reduce-overhead)
 #   4. one DDP training epoch through steps/train.sh --gpus N (torchrun, NCCL)
 # Each part is time-limited and logs to OUT_DIR/<part>.log; a failing part does not stop the rest.
-#   bench/run_gpu_checks.sh OUT_DIR [GPUS]
+# All of it runs for more than one 10-minute device call: name the parts to run (in their order
+# below) after GPUS, e.g. `bench/run_gpu_checks.sh OUT 1 env train_throughput hasp_cuda_graphs`.
+#   bench/run_gpu_checks.sh OUT_DIR [GPUS [PART ...]]
+#   parts: env cuda_tests augment_tests train_throughput hasp_batch400 hasp_cuda_graphs models ddp_nccl
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: bench/run_gpu_checks.sh OUT_DIR [GPUS]}
+out=${1:?usage: bench/run_gpu_checks.sh OUT_DIR [GPUS [PART ...]]}
 gpus=${2:-1}
+shift $(( $# < 2 ? $# : 2 ))
+only=" $* "
 mkdir -p "$out"
 [ -f path.sh ] && . ./path.sh
 py=$(command -v python3)
@@ -21,6 +26,7 @@ export PYTHONUNBUFFERED=1
 
 part() {  # part NAME SECONDS CMD...
   local name=$1 secs=$2; shift 2
+  [ "$only" = "  " ] || [[ "$only" == *" $name "* ]] || return 0
   echo "=== $name: $*" | tee "$out/$name.log"
   local t0=$SECONDS
   timeout "$secs" "$@" >>"$out/$name.log" 2>&1
