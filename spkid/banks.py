@@ -282,7 +282,7 @@ class AugmentSource:
 
     banks: dict[str, WindowBank]
     rirs: RirBank
-    path: Path | None = None
+    path: Path
 
     @classmethod
     def load(cls, aug_dir: Path) -> "AugmentSource":
