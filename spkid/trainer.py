@@ -223,6 +223,10 @@ class EpochStats:
     skipped: int
     utterances: int
     seconds: float
+    data_wait: float = 0.0  # share of the epoch rank 0 spent waiting for the DataLoader
+
+#: a data-wait share above this at the end of an epoch earns a warning to add workers.
+DATA_WAIT_WARNING = 0.2
 
 
 def setup_logging(exp_dir: Path, d: Dist, quiet: bool) -> None:
@@ -399,6 +403,7 @@ class Trainer:
                    disable=job.quiet or not self.d.is_main, leave=False, file=sys.stderr)
         start = time.time()
         steps = utts = skipped = last_read = 0
+        waited = 0.0  # host seconds blocked on the loader (the step never waits for the device)
 
         def read(step: int) -> None:
             """The only place the host waits for the device (every ``log_interval`` steps)."""
@@ -415,13 +420,20 @@ class Trainer:
             elapsed = time.time() - start
             lr = self.optimizer.param_groups[0]["lr"]
             stats = dict(loss=f"{loss_sum / max(good, 1):.3f}", acc=f"{100 * acc_sum / max(good, 1):.1f}%",
-                         lr=f"{lr:.2e}", utt_s=f"{utts * self.d.world_size / max(elapsed, 1e-9):.0f}")
+                         lr=f"{lr:.2e}", utt_s=f"{utts * self.d.world_size / max(elapsed, 1e-9):.0f}",
+                         data_wait=f"{100 * waited / max(elapsed, 1e-9):.0f}%")
             bar.set_postfix(stats)
             log.info("epoch %d step %d: %s", epoch, step, " ".join(f"{k}={v}" for k, v in stats.items()),
                      extra={"file_only": True})
             last_read = step
 
-        for batch in data.loader:
+        batches = iter(data.loader)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            waited += time.perf_counter() - t0
+            if batch is None:
+                break
             loss, acc = self.step(batch, data.device_augment)
             finite = torch.isfinite(loss)
             slot = steps - last_read
@@ -451,8 +463,9 @@ class Trainer:
             dist.all_reduce(totals)
             totals = totals.cpu()
         loss_sum, acc_sum, good, n_steps, n_skipped, n_utts = totals.tolist()
+        seconds = time.time() - start
         return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), int(n_steps), int(n_skipped),
-                          int(n_utts), time.time() - start)
+                          int(n_utts), seconds, waited / max(seconds, 1e-9))
 
     def fit(self, data) -> EpochStats | None:
         """Train from the current epoch to ``job.train.epochs``, checkpointing every epoch.
@@ -470,8 +483,15 @@ class Trainer:
                 save_atomic(self.state_dict(rng), checkpoint_path(job.exp_dir, epoch))
                 prune_checkpoints(job.exp_dir, job.keep_checkpoints)
                 log.info("epoch %d/%d: loss %.4f, accuracy %.2f%%, lr %.3g, %d steps (%d skipped), "
-                         "%.0f utt/s, %.1f s", epoch, job.train.epochs, stats.loss, 100 * stats.accuracy, lr,
-                         stats.steps, stats.skipped, stats.utterances / max(stats.seconds, 1e-9), stats.seconds)
+                         "%.0f utt/s, %.1f s, waiting for data %.0f%%", epoch, job.train.epochs, stats.loss,
+                         100 * stats.accuracy, lr, stats.steps, stats.skipped,
+                         stats.utterances / max(stats.seconds, 1e-9), stats.seconds, 100 * stats.data_wait)
+                if stats.data_wait > DATA_WAIT_WARNING:
+                    log.warning("epoch %d: the step waited for the DataLoader %.0f%% of the time; more workers "
+                                "would train faster (--num-workers, now %d per process%s)", epoch,
+                                100 * stats.data_wait, job.train.num_workers,
+                                "" if job.train.batched_augment or not job.train.augment
+                                else "; --batched-augment true moves the augmentation off them")
             _barrier(d)
             last = stats
         return last

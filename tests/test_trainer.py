@@ -3,6 +3,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,32 @@ def test_nonfinite_loss_is_reported_and_skipped(tmp_path, caplog, device, amp):
     assert all(torch.isfinite(v).all() for v in trainer.net.state_dict().values() if v.is_floating_point())
     assert "epoch 2 step 2: non-finite loss" in caplog.text and "bad-0" in caplog.text
     assert torch.isfinite(torch.tensor(stats.loss))
+
+
+class SlowLoader:
+    """Batches that each take ``delay`` seconds to arrive."""
+
+    def __init__(self, batches, delay):
+        self.batches, self.delay = batches, delay
+
+    def __iter__(self):
+        for b in self.batches:
+            time.sleep(self.delay)
+            yield b
+
+
+def test_data_wait_is_measured_and_warned_about(tmp_path, caplog):
+    model, train = tiny_options(epochs=1, num_workers=3)
+    job = TrainJob(model, LossOptions(loss="softmax"), train, EvalOptions(), tmp_path, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=CPU)
+    g = torch.Generator().manual_seed(0)
+    data = ListData([_batch(f"b{i}", 0.1 * torch.randn(4, 3440, generator=g)) for i in range(3)])
+    data.loader = SlowLoader(data.batches, delay=0.5)
+    with caplog.at_level(logging.INFO, logger="spkid.train"):
+        stats = trainer.fit(data)
+    assert 0.5 < stats.data_wait < 1  # a tiny model's step takes far less than half a second
+    assert "waiting for data" in caplog.text
+    assert "more workers would train faster (--num-workers, now 3 per process)" in caplog.text
 
 
 @CUDA
