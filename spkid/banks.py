@@ -12,7 +12,8 @@ without one). Random access to a window is cheap in two ways:
   exactly the samples the wav files do (real MUSAN: ~109 h, 12.6 GB, the recordings once even
   though the windows overlap).
 
-The RIRs (a few thousand short responses) are held in memory, L2-normalised.
+The RIRs (RIRS_NOISES' simulated small and medium rooms: 60,000 short responses) are held in
+memory, L2-normalised; stage 2 packs them the same way, so loading them is one read.
 
 With ``--batched-augment=true`` the packed banks and the RIRs go to the training device
 (:class:`DeviceAugmentBank`) when they fit ``--aug-bank-max-gb``; the DataLoader workers then
@@ -256,10 +257,21 @@ class RirBank:
 
     @classmethod
     def load(cls, path: Path) -> "RirBank":
+        """From a data dir's wav.scp: through its packed bank when it has one (one read for
+        RIRS_NOISES' 60,000 responses), else file by file."""
         wav_scp = read_wav_scp(path / "wav.scp")
+        packed = PackedAudio.load(path)
+        if packed is not None:
+            missing = [r for r in wav_scp if r not in packed.recordings]
+            if missing:
+                raise DataDirError(f"{path}/{PACK_INDEX} lacks RIR '{missing[0]}'; re-pack it: utils/pack_audio.py {path}")
         names, parts = [], []
-        for name in tqdm(sorted(wav_scp), desc="loading RIRs", disable=len(wav_scp) < 1000):
-            h = read_audio(wav_scp[name], utt=name)
+        for name in tqdm(sorted(wav_scp), desc="loading RIRs", disable=packed is not None or len(wav_scp) < 1000):
+            if packed is not None:
+                offset, n = packed.recordings[name]
+                h = pcm16_to_float(np.asarray(packed.samples[offset:offset + n]))
+            else:
+                h = read_audio(wav_scp[name], utt=name)
             norm = float(np.sqrt(np.sum(h.astype(np.float64) ** 2)))
             if not norm > 0:
                 raise AudioError(f"{path}/wav.scp: RIR '{name}' ({wav_scp[name]}) is silent; remove it")

@@ -4,8 +4,9 @@ The same code prepares the generated mini corpus and real VoxCeleb/MUSAN/RIRS_NO
 knows only the layout. :data:`TRIAL_LISTS` is the one table of which list file is read
 against which wav root into which data directory under which trial name.
 
-Durations come from the audio headers (no decoding). The MUSAN dirs also get their packed
-16-bit bank (:func:`spkid.banks.pack_audio`), which makes a noise clip a slice of one file. Every data directory is written into a
+Durations come from the audio headers (no decoding). The MUSAN and RIR dirs also get their
+packed 16-bit bank (:func:`spkid.banks.pack_audio`), which makes a noise clip a slice of one
+file and loading the RIRs one read. Every data directory is written into a
 temporary directory, validated with :func:`spkid.datadir.validate_data_dir`, then swapped in,
 so a re-run replaces complete directories and an interrupted one leaves the old ones intact.
 """
@@ -269,6 +270,7 @@ def prepare(opts: PrepareOptions) -> list[SetSummary]:
         _require_dir(root, f"RIRS_NOISES simulated {room_type} impulse responses", fix)
         scp.update({f"{room_type}/{u}": p for u, p in scan_wavs(root).items()})
     write_data_dir(data / "rirs", scp, _speaker_utt2spk(scp), dur(scp, "rirs"))
+    pack_audio(data / "rirs", quiet=opts.quiet)
     summaries.append(SetSummary("rirs", len(scp), len(RIR_TYPES), {}))
 
     for note in notes:

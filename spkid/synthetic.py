@@ -87,8 +87,8 @@ def _musan_dir(root: Path, name: str, clips: list[np.ndarray], pack: bool) -> No
 
 def make_aug_dirs(root: Path, num_clips: int = 4, clip_seconds: tuple[float, float] = (1.5, 9.0),
                   num_rirs: int = 6, seed: int = 1, pack: bool = True) -> Path:
-    """MUSAN- and RIR-shaped dirs under ``root/data`` (returned): musan_{noise,music,speech}
-    (packed as stage 2 packs them unless ``pack`` is false), rirs."""
+    """MUSAN- and RIR-shaped dirs under ``root/data`` (returned): musan_{noise,music,speech} and
+    rirs, packed as stage 2 packs them unless ``pack`` is false."""
     rng = np.random.default_rng(seed)
     sr = SAMPLE_RATE
 
@@ -115,4 +115,6 @@ def make_aug_dirs(root: Path, num_clips: int = 4, clip_seconds: tuple[float, flo
         utt2spk[rid] = room
     write_table(root / "data" / "rirs" / "wav.scp", wav_scp)
     write_table(root / "data" / "rirs" / "utt2spk", utt2spk)
+    if pack:
+        pack_audio(root / "data" / "rirs")
     return root / "data"

@@ -192,6 +192,15 @@ def test_packed_bank_reads_what_the_wav_files_hold(corpus, tmp_path):
             np.testing.assert_array_equal(packed.read(i, offset, frames), plain.read(i, offset, frames))
 
 
+def test_packed_rirs_equal_the_wav_files(corpus, tmp_path):
+    _, aug = corpus
+    packed, plain = banks.RirBank.load(aug / "rirs"), banks.RirBank.load(unpacked_copy(aug / "rirs", tmp_path / "rirs"))
+    assert (aug / "rirs" / "bank.index").is_file() and packed.names == plain.names
+    np.testing.assert_array_equal(packed.bounds, plain.bounds)
+    np.testing.assert_array_equal(packed.data, plain.data)
+    np.testing.assert_allclose([np.sum(packed[i] ** 2) for i in range(len(packed))], 1.0, rtol=1e-5)
+
+
 def test_device_bank_clips_wrap_like_the_reader(corpus):
     _, aug = corpus
     source = AugmentSource.load(aug)

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Pack the recordings of data dirs into one 16-bit file each (bank.pcm16 + bank.index), the form
-training reads MUSAN in: a noise clip becomes a slice of one memory-mapped file, and with
---batched-augment=true the whole bank can sit on the GPU. Stage 2 packs the MUSAN dirs itself;
-use this for dirs made another way, or after editing their wav.scp.
+training reads MUSAN and the RIRs in: a noise clip becomes a slice of one memory-mapped file,
+the RIRs load in one read, and with --batched-augment=true the whole bank can sit on the GPU.
+Stage 2 packs these dirs itself; use this for dirs made another way, or after editing their wav.scp.
 
-    utils/pack_audio.py data/musan_noise data/musan_music data/musan_speech
+    utils/pack_audio.py data/musan_noise data/musan_music data/musan_speech data/rirs
 """
 import argparse
 import sys
