@@ -35,19 +35,31 @@ def num_frames(samples: int) -> int:
 
 
 class LogMel(nn.Module):
-    """Pre-emphasis, power mel spectrogram and ``log(mel + 1e-6)``, in float32."""
+    """Pre-emphasis, power mel spectrogram and ``log(mel + 1e-6)``, in float32.
+
+    The window and filterbank are torchaudio's ``MelSpectrogram`` buffers (so checkpoints keep
+    their keys), but the arithmetic is torchaudio's, written out in plain torch ops: torchaudio's
+    ``spectrogram`` calls ``torch.jit.isinstance``, which ``torch.compile`` cannot trace, and
+    each such call split a compiled training step into several graphs."""
 
     def __init__(self, n_mels: int):
         super().__init__()
         self.n_mels = n_mels
         self.log_floor = LOG_FLOOR
-        self.preemphasis = torchaudio.transforms.Preemphasis(PREEMPHASIS)
+        self.preemphasis = PREEMPHASIS
+        self.n_fft, self.hop_length, self.win_length = N_FFT, HOP_LENGTH, WIN_LENGTH
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE, n_fft=N_FFT, win_length=WIN_LENGTH, hop_length=HOP_LENGTH,
             window_fn=torch.hamming_window, n_mels=n_mels)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel(self.preemphasis(wave.float())) + self.log_floor)
+        x = wave.float()
+        x = torch.cat([x[:, :1], x[:, 1:] - self.preemphasis * x[:, :-1]], dim=1)
+        spec = torch.stft(x, self.n_fft, self.hop_length, self.win_length, self.mel.spectrogram.window, center=True,
+                          pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+        power = spec.abs().pow(2.0)
+        mel = torch.matmul(power.transpose(-1, -2), self.mel.mel_scale.fb).transpose(-1, -2)
+        return torch.log(mel + self.log_floor)
 
 
 class FrontEnd(nn.Module):

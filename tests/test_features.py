@@ -93,3 +93,23 @@ def test_features_fp32_under_cuda_fp16_autocast(frontend):
 
 def test_num_frames_for_the_crops():
     assert num_frames(32240) == 202 and num_frames(64240) == 402 and num_frames(199 * 160) == 200
+
+
+@pytest.mark.parametrize("trunk,loss,m", [("Q_SAP", "ap_softmax", 2), ("H_ASP", "aam_softmax", 1),
+                                          ("ECAPA", "am_softmax", 1)])
+def test_training_forward_compiles_to_one_graph(trunk, loss, m):
+    """No graph breaks from the waveform to the loss, so --compile (and its CUDA graphs) sees the
+    whole forward as one graph. (torchaudio's spectrogram used to break it into nine.)"""
+    import torch._dynamo as dynamo
+
+    from spkid.losses import build_loss
+    from spkid.models import build_model
+    from spkid.options import LossOptions, ModelOptions
+    from spkid.trainer import ModelAndLoss
+
+    model = build_model(ModelOptions(trunk=trunk, channels="32" if trunk == "ECAPA" else "4,8,8,8"))
+    net = ModelAndLoss(model, build_loss(LossOptions(loss=loss), model.embed_dim, 4, m))
+    labels = torch.tensor([0, 0, 1, 1]) if m == 2 else torch.tensor([0, 1, 2, 3])
+    explained = dynamo.explain(net)(0.1 * torch.randn(4, 3440), labels)
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+    assert explained.graph_count == 1
