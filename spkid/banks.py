@@ -264,7 +264,8 @@ class RirBank:
         if packed is not None:
             missing = [r for r in wav_scp if r not in packed.recordings]
             if missing:
-                raise DataDirError(f"{path}/{PACK_INDEX} lacks RIR '{missing[0]}'; re-pack it: utils/pack_audio.py {path}")
+                raise DataDirError(f"{path}/{PACK_INDEX} lacks RIR '{missing[0]}'; "
+                                   f"re-pack it: utils/pack_audio.py {path}")
         names, parts = [], []
         for name in tqdm(sorted(wav_scp), desc="loading RIRs", disable=packed is not None or len(wav_scp) < 1000):
             if packed is not None:
@@ -341,8 +342,9 @@ class AugmentSource:
                     f"{' '.join(unpacked)})")
         gib = DeviceAugmentBank.nbytes(self) / 2**30
         if gib > max_gib:
-            return (f"the packed MUSAN bank and the RIRs take {gib:.1f} GiB, over --aug-bank-max-gb {max_gib:g}, so the "
-                    f"DataLoader workers read the noise clips (raise --aug-bank-max-gb to hold them on the device)")
+            return (f"the packed MUSAN bank and the RIRs take {gib:.1f} GiB, over --aug-bank-max-gb {max_gib:g}, "
+                    f"so the DataLoader workers read the noise clips (raise --aug-bank-max-gb to hold them on "
+                    f"the device)")
         return None
 
 
