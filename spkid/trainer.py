@@ -457,14 +457,19 @@ class Trainer:
         if job.log_utts:
             with open(Path(job.exp_dir) / "log" / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
                 f.writelines(f"{epoch} {u}\n" for u in seen_utts)
-        totals = torch.tensor([*sums.tolist(), steps, skipped, utts], dtype=torch.float64)
+        # Losses, accuracies and utterances add up over the ranks; every rank takes the same
+        # steps, and a step skipped on one (its loss non-finite) is skipped on all (the
+        # optimizer sees the all-reduced gradients), so steps and skips are counted once.
+        totals = torch.tensor([*sums.tolist(), utts], dtype=torch.float64)
+        n_skipped = torch.tensor([skipped], dtype=torch.float64)
         if self.d.world_size > 1:
-            totals = totals.to(dev)
+            totals, n_skipped = totals.to(dev), n_skipped.to(dev)
             dist.all_reduce(totals)
-            totals = totals.cpu()
-        loss_sum, acc_sum, good, n_steps, n_skipped, n_utts = totals.tolist()
+            dist.all_reduce(n_skipped, op=dist.ReduceOp.MAX)
+            totals, n_skipped = totals.cpu(), n_skipped.cpu()
+        loss_sum, acc_sum, good, n_utts = totals.tolist()
         seconds = time.time() - start
-        return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), int(n_steps), int(n_skipped),
+        return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), steps, int(n_skipped.item()),
                           int(n_utts), seconds, waited / max(seconds, 1e-9))
 
     def fit(self, data) -> EpochStats | None:

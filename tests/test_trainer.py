@@ -326,6 +326,9 @@ def test_two_process_ddp(corpus, tmp_path):
                   "--log-utts=true", "--quiet=true", f"--train-data={corpus}", str(exp))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "epochs 1-2 of 2" in r.stdout
+    # 6 speakers x 4 utterances, batches of 8 (4 per rank): 3 steps an epoch, counted once
+    assert "epoch 2/2:" in (exp / "log" / "train.log").read_text()
+    assert ", 3 steps (0 skipped), " in (exp / "log" / "train.log").read_text()
     seen = {}
     for rank in (0, 1):
         for line in (exp / "log" / f"utts.rank{rank}.txt").read_text().splitlines():
