@@ -9,7 +9,8 @@ The heads compute in fp32 with autocast off: their cost is negligible next to th
 a scale of 30 on fp16 cosines loses the margin's precision.
 
 The metric losses (``ap``, ``ap_softmax``) expect the batch ordered speaker-major in groups of
-``m`` consecutive utterances of one speaker, as the sampler builds it (CONTRACT.md).
+``m`` consecutive utterances of one speaker, as the sampler builds it; under DDP the AP loss
+gathers the whole global batch from the ranks (:func:`gather_batch`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -129,9 +131,23 @@ class AngularPrototypical(_Fp32Head):
         return self.w.clamp(min=1e-6) * (query @ proto.T) + self.b
 
     def _forward(self, emb, labels):
-        logits = self.logits(emb)
+        logits = self.logits(gather_batch(emb))
         target = torch.arange(logits.shape[0], device=emb.device)
         return F.cross_entropy(logits, target), _accuracy(logits.detach(), target)
+
+
+def gather_batch(emb: torch.Tensor) -> torch.Tensor:
+    """Under DDP, the embeddings of the whole global batch (every rank's slice, in rank order,
+    which is the sampler's order), with gradients flowing back to each rank's own rows.
+
+    So the AP loss compares all B speakers of the global batch, as on one GPU, not B/world on
+    each rank. Every rank computes the same loss; the gather's backward sums the world's
+    identical gradients for each rank's rows, and DDP's average over ranks undoes that sum: the
+    parameter gradient is the one-GPU gradient of the global batch."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return emb
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(emb.contiguous()), dim=0)
 
 
 class PrototypicalPlusSoftmax(_Fp32Head):

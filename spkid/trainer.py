@@ -1,6 +1,6 @@
 """The training loop: one process per device (torchrun), DDP when there are several.
 
-Writes the experiment layout of CONTRACT.md: ``checkpoints/epoch_NNNN.pt`` after every epoch
+Writes the experiment layout (README, "Stages"): ``checkpoints/epoch_NNNN.pt`` after every epoch
 (model, loss head, optimizer, scheduler, gradient scaler, every rank's RNG states, epoch), then
 ``final.pt``; a text log in ``log/train.log``. Re-running resumes from the newest readable
 checkpoint.

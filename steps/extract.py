@@ -9,13 +9,16 @@ per utterance, raw crop embeddings: ten evenly spaced 4.015-s crops by default, 
 are split into --nj parts run in parallel (one process per part; part k on GPU k mod --gpus,
 or on the CPU when --gpus 0), each writing split/emb.<k>.{ark,scp}, then merged; the count is
 checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
-not redone. With --cohort-data data/vox2_dev and a system whose config says --as-norm=true,
-the AS-norm cohort (--cohort-utts-per-spk utterances of each training speaker) is extracted
-too, to exp/HA4/embeddings/cohort/.
+not redone unless it was made with other crops, another final.pt or another wav.scp
+(extract.info records them), in which case it is extracted again. With --cohort-data
+data/vox2_dev and a system whose config says --as-norm=true, the AS-norm cohort
+(--cohort-utts-per-spk utterances of each training speaker) is extracted too, to
+exp/HA4/embeddings/cohort/.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -66,6 +69,28 @@ def run_part(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, items, ark: P
     return write_embeddings(stream, ark, progress)
 
 
+def fingerprint(exp_dir: Path, ev: EvalOptions, wav_scp: dict[str, str]) -> dict[str, str]:
+    """What a set's embeddings depend on: the crops, the trained weights and the audio list.
+    Kept in extract.info (and split/fingerprint while parts are being made): a set made with
+    other values is extracted again rather than reused."""
+    model = exp_dir / "final.pt"
+    st = model.stat() if model.is_file() else None
+    wav = hashlib.sha1("".join(f"{u} {wav_scp[u]}\n" for u in sorted(wav_scp)).encode()).hexdigest()
+    return {"crops": str(ev.num_eval_crops or "whole"), "eval_frames": str(ev.eval_frames),
+            "model": f"{st.st_size}:{st.st_mtime_ns}" if st else "none", "wav.scp-sha1": wav}
+
+
+def read_info(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    return dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
+
+
+def write_info(path: Path, info: dict[str, str]) -> None:
+    with atomic_write(path) as f:
+        f.writelines(f"{k} {v}\n" for k, v in info.items())
+
+
 def part_done(ark: Path, utts: list[str]) -> bool:
     scp = ark.with_suffix(".scp")
     return ark.is_file() and scp.is_file() and [u for u, _, _ in read_scp_lines(scp)] == utts
@@ -91,12 +116,23 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
                 utt2spk: dict[str, str], out_dir: Path, what: str) -> None:
     utts = sorted(wav_scp)
     final = out_dir / "embeddings.ark"
-    if part_done(final, utts):
+    info_path = out_dir / "extract.info"
+    fp = fingerprint(exp_dir, ev, wav_scp)
+    old = read_info(info_path)
+    if part_done(final, utts) and {k: old.get(k) for k in fp} == fp and (out_dir / "utt2spk").is_file():
         print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
         return
+    if final.is_file() and old:
+        changed = ", ".join(f"{k} {old.get(k, '?')} -> {v}" for k, v in fp.items() if old.get(k) != v)
+        print(f"extract.py: {final} was made with other settings ({changed or 'incomplete'}); extracting again")
+    info_path.unlink(missing_ok=True)  # the set counts as done only once extract.info is back
     nj = max(1, min(opts.nj, len(utts)))
     split = out_dir / "split"
     split.mkdir(parents=True, exist_ok=True)
+    if read_info(split / "fingerprint") != fp:  # parts made with other settings are not reused
+        for p in split.iterdir():
+            p.unlink()
+        write_info(split / "fingerprint", fp)
     parts = [utts[k * len(utts) // nj:(k + 1) * len(utts) // nj] for k in range(nj)]
     arks = [split / f"emb.{k}.ark" for k in range(nj)]
     todo = [k for k in range(nj) if not part_done(arks[k], parts[k])]
@@ -142,8 +178,7 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
         raise ExtractError(f"{final.with_suffix('.scp')} has {n} utterances but {what} has {len(utts)}; "
                            f"missing e.g. {', '.join(missing[:5])}; remove {out_dir} and re-run")
     write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts if u in utt2spk})
-    with atomic_write(out_dir / "extract.info") as f:
-        f.write(f"utterances {n}\ncrops {ev.num_eval_crops or 'whole'}\neval_frames {ev.eval_frames}\n")
+    write_info(info_path, {"utterances": str(n), **fp})  # last: it marks the set done
     for p in split.iterdir():
         p.unlink()
     split.rmdir()

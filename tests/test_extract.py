@@ -118,6 +118,34 @@ def test_extract_end_to_end(tmp_path, nj, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
 
+def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=3)
+    main = step_main()
+    args = ["--read-workers=0", str(exp), str(data.path)]
+    scp = exp / "embeddings" / "set" / "embeddings.scp"
+    assert main(args) == 0
+    assert {v.shape for v in dict(kaldiio.load_scp(str(scp))).values()} == {(3, 8)}
+    capsys.readouterr()
+    assert main(["--num-eval-crops=5", *args]) == 0
+    assert "other settings (crops 3 -> 5)" in capsys.readouterr().out
+    assert {v.shape for v in dict(kaldiio.load_scp(str(scp))).values()} == {(5, 8)}
+    before = dict(kaldiio.load_scp(str(scp)))
+    # retrained: new weights in final.pt
+    torch.manual_seed(7)
+    model = build_model(ModelOptions(trunk="Q_SAP", channels="2,2,2,2", n_mels=16, embed_dim=8))
+    torch.save({"model": model.state_dict(), "epoch": 2, "num_speakers": 2}, exp / "final.pt")
+    capsys.readouterr()
+    assert main(["--num-eval-crops=5", *args]) == 0
+    assert "other settings (model " in capsys.readouterr().out
+    after = dict(kaldiio.load_scp(str(scp)))
+    assert not any(np.allclose(before[u], after[u]) for u in before)
+    capsys.readouterr()
+    assert main(["--num-eval-crops=5", *args]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
 def test_extract_errors(tmp_path):
     exp, _ = tiny_system(tmp_path)
     data = tiny_data(tmp_path, n=2)

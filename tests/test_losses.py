@@ -245,3 +245,54 @@ def test_build_loss_checks():
     assert isinstance(build_loss(LossOptions(loss="softmax"), 8, 5, 1), Softmax)
     assert build_loss(LossOptions(loss="am_softmax"), 8, 5, 1).angular is False
     assert build_loss(LossOptions(loss="aam_softmax", margin=0.3, scale=20.0), 8, 5, 1).margin == 0.3
+
+
+def _ddp_ap_rank(rank: int, world: int, init: str, x: torch.Tensor, labels: torch.Tensor, loss: str, out: dict):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(x.shape[1], 6)
+        head = build_loss(LossOptions(loss=loss), 6, 4, 2)
+        params = [*net.parameters(), *head.parameters()]
+        n = len(x) // world
+        rows = slice(rank * n, (rank + 1) * n)
+        value, _ = head(net(x[rows]), labels[rows])
+        value.backward()
+        for p in params:  # what DDP does with the gradients: average them over the ranks
+            dist.all_reduce(p.grad)
+            p.grad /= world
+        if rank == 0:
+            out["loss"] = value.detach()
+            out["grads"] = [p.grad.clone() for p in params]
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("loss", ["ap", "ap_softmax"])
+def test_ap_under_ddp_sees_the_whole_global_batch(tmp_path, loss):
+    """Two ranks, each with half of a 4-speaker x 2 batch: the AP loss and the averaged gradients
+    equal one process's on the whole batch (not the mean of two 2-speaker losses)."""
+    import torch.multiprocessing as mp
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 5, generator=g)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 6)
+    head = build_loss(LossOptions(loss=loss), 6, 4, 2)
+    whole, _ = head(net(x), labels)
+    whole.backward()
+    if loss == "ap_softmax":  # the softmax half stays per rank: DDP averages the two halves' means
+        head.zero_grad(), net.zero_grad()
+        halves = [head.softmax(net(x[r * 4:(r + 1) * 4]), labels[r * 4:(r + 1) * 4])[0] for r in range(2)]
+        whole = head.ap(net(x), labels)[0] + sum(halves) / 2
+        whole.backward()
+    want = [p.grad for p in (*net.parameters(), *head.parameters())]
+    out = mp.Manager().dict()
+    mp.spawn(_ddp_ap_rank, args=(2, f"file://{tmp_path / 'init'}", x, labels, loss, out), nprocs=2)
+    if loss == "ap":
+        torch.testing.assert_close(out["loss"], whole.detach())
+    for got, exp in zip(out["grads"], want):
+        torch.testing.assert_close(got, exp, rtol=1e-5, atol=1e-6)
