@@ -72,6 +72,11 @@ def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_
 def num_samples(entries: Mapping[str, str], utt2dur: Mapping[str, float] | None, what: str) -> dict[str, int]:
     """Length in samples of each entry: from utt2dur when present, else from the file headers."""
     if utt2dur is not None:
+        missing = [u for u in entries if u not in utt2dur]
+        if missing:
+            raise DataDirError(f"{what}/utt2dur has no duration for '{missing[0]}' ({len(missing)} of "
+                               f"{len(entries)} missing): regenerate it, or delete it to read the lengths "
+                               f"from the file headers (utils/validate_data_dir.py {what} lists such problems)")
         return {u: int(round(utt2dur[u] * SAMPLE_RATE)) for u in entries}
     log.warning("%s has no utt2dur: reading %d file headers (write utt2dur to skip this)", what, len(entries))
     return {u: audio_info(e, utt=u).frames for u, e in tqdm(entries.items(), desc=f"lengths {what}",

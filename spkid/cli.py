@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from spkid.errors import SpkidError
+from spkid.errors import SpkidError, error_message
 
 
 def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:
@@ -14,7 +14,7 @@ def run_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | 
     try:
         rc = main(list(sys.argv[1:] if argv is None else argv))
     except SpkidError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {error_message(e)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from spkid.audio import crop_samples, pcm16_to_float
+from spkid.audio import AudioError, crop_samples, pcm16_to_float
 from spkid.augment import BatchAugmenter, augment_utterance
 from spkid.banks import AugmentSource, DeviceAugmentBank, num_samples, read_crop
 from spkid.datadir import DataDir, DataDirError
@@ -86,11 +86,15 @@ class TrainCropDataset(Dataset):
         rng = np.random.default_rng(seed)
         n = int(self.lengths[index])
         pcm16 = self.mode != AUG_WORKER
-        if n > self.frames:
-            wave = read_crop(self.entries[index], self.frames, int(rng.integers(n - self.frames + 1)), 0, n,
-                             self.utts[index], keep_pcm16=pcm16)
-        else:
-            wave = read_crop(self.entries[index], self.frames, utt=self.utts[index], keep_pcm16=pcm16)
+        try:
+            if n > self.frames:
+                wave = read_crop(self.entries[index], self.frames, int(rng.integers(n - self.frames + 1)), 0, n,
+                                 self.utts[index], keep_pcm16=pcm16)
+            else:
+                wave = read_crop(self.entries[index], self.frames, utt=self.utts[index], keep_pcm16=pcm16)
+        except AudioError as e:
+            raise AudioError(f"{e}; re-convert the file, or remove the utterance from the training data dir "
+                             f"(wav.scp, utt2spk, spk2utt, utt2dur); utils/validate_data_dir.py checks them all") from None
         out = {"wave": wave, "label": int(self.labels[index]), "utt": self.utts[index]}
         if self.mode == AUG_OFF:
             return out

@@ -278,6 +278,30 @@ def test_missing_aug_dirs_named(corpus, tmp_path):
         build_train_data(train, None, opts(augment=True), m=2, rank=0, world_size=1, device=CPU)
 
 
+def test_unreadable_training_file_is_one_line_naming_it(tmp_path):
+    from spkid.errors import error_message
+
+    train = make_train_dir(tmp_path, num_speakers=4, utts_per_speaker=2, seconds=(0.5, 1.0))
+    bad = sorted(train.wav_scp)[3]
+    with open(train.wav_scp[bad], "wb") as f:
+        f.write(b"not a wav file at all")
+    td = build_train_data(train, None, opts(batch_size=4, num_workers=1), m=1, rank=0, world_size=1, device=CPU)
+    with pytest.raises(SpkidError) as info:
+        for _ in td.loader:
+            pass
+    msg = error_message(info.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    assert f"utterance '{bad}'" in msg and "utils/validate_data_dir.py" in msg
+
+
+def test_partial_utt2dur_is_named(tmp_path):
+    train = make_train_dir(tmp_path, num_speakers=4, utts_per_speaker=2, seconds=(0.5, 1.0))
+    lines = (train.path / "utt2dur").read_text().splitlines()
+    (train.path / "utt2dur").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(SpkidError, match=r"utt2dur has no duration for '.*' \(1 of 8 missing\)"):
+        build_train_data(DataDir.load(train.path), None, opts(batch_size=4), m=1, rank=0, world_size=1, device=CPU)
+
+
 def test_lengths_from_headers_without_utt2dur(tmp_path):
     train = make_train_dir(tmp_path, num_speakers=4, utts_per_speaker=2, seconds=(0.5, 1.0))
     (train.path / "utt2dur").unlink()
