@@ -157,6 +157,26 @@ def load_latest_checkpoint(exp_dir: Path) -> dict | None:
     return None
 
 
+def load_resume_checkpoint(exp_dir: Path, d: Dist) -> dict | None:
+    """The checkpoint to resume from, the same file on every rank: rank 0 picks the newest
+    readable one and the others load that one (a rank that picked on its own could start from
+    another epoch after a read error, and the ranks' collectives would no longer match)."""
+    if d.world_size == 1:
+        return load_latest_checkpoint(exp_dir)
+    state = load_latest_checkpoint(exp_dir) if d.is_main else None
+    chosen = [state["path"] if state else ""]
+    dist.broadcast_object_list(chosen, src=0)
+    if d.is_main or not chosen[0]:
+        return state
+    try:
+        state = torch.load(chosen[0], map_location="cpu", weights_only=True)
+    except Exception as e:  # any corruption or an unreachable file
+        raise SpkidError(f"rank {d.rank} cannot read {chosen[0]}, the checkpoint rank 0 resumes from "
+                         f"({type(e).__name__}: {e}); every node must see the same {exp_dir}") from None
+    state["path"] = chosen[0]
+    return state
+
+
 def prune_checkpoints(exp_dir: Path, keep: int) -> None:
     """Keep the newest ``keep`` checkpoints (0 keeps all)."""
     if keep <= 0:
@@ -410,11 +430,19 @@ class Trainer:
             nonlocal skipped, last_read
             loss_sum, acc_sum, good = sums.tolist()
             flags = bad.tolist()
+            anywhere = flags
+            if self.d.world_size > 1:  # a non-finite loss on any rank skips the step on all of them
+                seen = bad.to(torch.uint8)
+                dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+                anywhere = seen.bool().tolist()
             for slot in range(step - last_read):
                 if flags[slot]:
-                    skipped += 1
                     log.warning("epoch %d step %d: non-finite loss; optimizer step skipped; utterances: %s",
                                 epoch, last_read + slot + 1, " ".join(recent[slot]))
+                elif anywhere[slot]:
+                    log.warning("epoch %d step %d: non-finite loss on another rank; optimizer step skipped "
+                                "(its utterances are in that rank's log/train.rank<R>.log)", epoch, last_read + slot + 1)
+                skipped += anywhere[slot]
             bad.zero_()
             self._repair_buffers(epoch, step)
             elapsed = time.time() - start
@@ -458,18 +486,15 @@ class Trainer:
             with open(Path(job.exp_dir) / "log" / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
                 f.writelines(f"{epoch} {u}\n" for u in seen_utts)
         # Losses, accuracies and utterances add up over the ranks; every rank takes the same
-        # steps, and a step skipped on one (its loss non-finite) is skipped on all (the
-        # optimizer sees the all-reduced gradients), so steps and skips are counted once.
+        # steps and counts the same skipped ones (read() gathers the flags of all ranks).
         totals = torch.tensor([*sums.tolist(), utts], dtype=torch.float64)
-        n_skipped = torch.tensor([skipped], dtype=torch.float64)
         if self.d.world_size > 1:
-            totals, n_skipped = totals.to(dev), n_skipped.to(dev)
+            totals = totals.to(dev)
             dist.all_reduce(totals)
-            dist.all_reduce(n_skipped, op=dist.ReduceOp.MAX)
-            totals, n_skipped = totals.cpu(), n_skipped.cpu()
+            totals = totals.cpu()
         loss_sum, acc_sum, good, n_utts = totals.tolist()
         seconds = time.time() - start
-        return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), steps, int(n_skipped.item()),
+        return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), steps, skipped,
                           int(n_utts), seconds, waited / max(seconds, 1e-9))
 
     def fit(self, data) -> EpochStats | None:

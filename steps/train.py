@@ -23,7 +23,7 @@ from spkid.dataset import build_train_data
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS, n_per_speaker
 from spkid.trainer import (TrainJob, Trainer, close_distributed, config_differences, init_distributed,
-                           load_latest_checkpoint, log, setup_logging)
+                           load_resume_checkpoint, log, setup_logging)
 
 
 @dataclass
@@ -67,7 +67,7 @@ def main(argv: Sequence[str]) -> int:
         job = TrainJob(model, loss, train, evalo, exp, log_interval=run.log_interval,
                        keep_checkpoints=run.keep_checkpoints, log_utts=run.log_utts, quiet=run.quiet)
         trainer = Trainer(job, data.num_speakers, d)
-        state = load_latest_checkpoint(exp)
+        state = load_resume_checkpoint(exp, d)
         if state is not None:
             trainer.load_state_dict(state)
             log.info("resuming after epoch %d from %s", trainer.epoch, state["path"])

@@ -344,3 +344,9 @@ def test_two_process_ddp(corpus, tmp_path):
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
     assert (exp / "final.pt").is_file() and (exp / "log" / "train.log").is_file()
+    # both ranks resume from the checkpoint rank 0 picks
+    r = _train_sh("--cpu-procs", "2", *TINY_MODEL, *TINY_TRAIN, "--loss=ap", "--batch-size=8", "--epochs=3",
+                  "--quiet=true", f"--train-data={corpus}", str(exp))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "epoch 3 of 3" in r.stdout
+    assert "resuming after epoch 2 from" in (exp / "log" / "train.log").read_text()
