@@ -202,12 +202,48 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
     scp = Path(scp)
     if not scp.is_file():
         raise ScoringError(f"{scp} not found: extract the embeddings first (steps/extract.sh)")
-    table = kaldiio.load_scp(str(scp))
-    want = sorted(table.keys()) if utts is None else sorted(set(utts))
+    table = {}
+    arks: dict[str, str] = {}
+    with open(scp, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                utt, where = line.split(maxsplit=1)
+                ark, offset = where.strip().rsplit(":", 1)
+                int(offset)
+            except ValueError:
+                raise ScoringError(f"{scp}:{lineno}: expected '<utt> <ark>:<offset>', got '{line.strip()}'; "
+                                   f"re-run steps/extract.sh") from None
+            if ark not in arks:
+                arks[ark] = _locate_ark(ark, scp)
+            table[utt] = f"{arks[ark]}:{offset}"
+    want = sorted(table) if utts is None else sorted(set(utts))
     missing = [u for u in want if u not in table]
     if missing:
         raise missing_error(missing, str(scp), "re-run steps/extract.sh for that data directory")
-    return Embeddings.from_raw(((u, table[u]) for u in want), keep_crops=keep_crops)
+
+    def load(u: str) -> np.ndarray:
+        try:
+            return kaldiio.load_mat(table[u])
+        except (OSError, ValueError) as e:
+            raise ScoringError(f"{scp}: utterance '{u}': cannot read {table[u]} ({e}); remove "
+                               f"{scp.parent} and re-run steps/extract.sh") from None
+
+    return Embeddings.from_raw(((u, load(u)) for u in want), keep_crops=keep_crops)
+
+
+def _locate_ark(ark: str, scp: Path) -> str:
+    """An ark path of an scp: as written (relative paths are from where extraction ran, e.g. the
+    recipe root), else the file of that name beside the scp (scoring run from elsewhere, or a
+    moved exp dir)."""
+    if Path(ark).is_file():
+        return ark
+    beside = scp.parent / Path(ark).name
+    if beside.is_file():
+        return str(beside)
+    raise ScoringError(f"{scp} names {ark}, which is neither there (from {Path.cwd()}) nor beside {scp}; "
+                       f"run from the recipe directory, or re-run steps/extract.sh")
 
 
 def write_scores(path: str | os.PathLike, trials: Trials, scores: np.ndarray) -> None:

@@ -81,6 +81,25 @@ def test_ark_round_trip_and_missing(tmp_path):
         scoring.read_embeddings(scp, ["nope/x/1", raw[0][0]])
 
 
+def test_relative_ark_paths_read_from_anywhere(tmp_path, monkeypatch):
+    """An scp written from the recipe root names its ark relative to it; scoring from another
+    directory, or after moving the exp dir, finds the ark beside the scp."""
+    raw = raw_embeddings(n_utts=3)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp" / "emb").mkdir(parents=True)
+    with kaldiio.WriteHelper("ark,scp:exp/emb/e.ark,exp/emb/e.scp") as w:
+        for u, m in raw:
+            w(u, m)
+    assert (tmp_path / "exp/emb/e.scp").read_text().split()[1].startswith("exp/emb/e.ark:")
+    (tmp_path / "exp").rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path / "moved")
+    emb = scoring.read_embeddings(tmp_path / "moved" / "emb" / "e.scp")
+    assert emb.utts == sorted(u for u, _ in raw)
+    (tmp_path / "moved" / "emb" / "e.ark").unlink()
+    with pytest.raises(ScoringError, match="names exp/emb/e.ark, which is neither there"):
+        scoring.read_embeddings(tmp_path / "moved" / "emb" / "e.scp")
+
+
 def test_score_file_round_trip_and_alignment(tmp_path):
     trials = Trials(["a", "b", "c"], ["x", "y", "z"], np.array([1, 0, 1], np.int8))
     path = tmp_path / "l.score"
