@@ -45,18 +45,21 @@ class MetricsError(SpkidError):
     pass
 
 
-def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+def _check(scores, labels, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels as arrays; ``where`` (the trial list) prefixes any error."""
+    at = f"{where}: " if where else ""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if scores.shape != labels.shape:
-        raise MetricsError(f"{len(scores)} scores but {len(labels)} labels")
+        raise MetricsError(f"{at}{len(scores)} scores but {len(labels)} labels")
     if not np.all(np.isfinite(scores)):
-        bad = np.flatnonzero(~np.isfinite(scores))[:5]
-        raise MetricsError(f"scores must be finite; trials {bad.tolist()} (0-based) are not")
+        bad = np.flatnonzero(~np.isfinite(scores))
+        raise MetricsError(f"{at}scores must be finite; the trials on line(s) "
+                           f"{', '.join(str(i + 1) for i in bad[:5])} ({len(bad)} in all) are not")
     labels = labels.astype(bool)
     n_tar = int(labels.sum())
     if n_tar == 0 or n_tar == len(labels):
-        raise MetricsError(f"need both target and non-target trials, got {n_tar} targets "
+        raise MetricsError(f"{at}need both target and non-target trials, got {n_tar} targets "
                            f"and {len(labels) - n_tar} non-targets")
     return scores, labels
 
@@ -208,8 +211,9 @@ class Metrics:
 
 
 def compute_metrics(scores, labels, p_target: float = 0.05, c_miss: float = 1.0, c_fa: float = 1.0,
-                    eer_method: str = "roc") -> Metrics:
-    scores, labels = _check(scores, labels)
+                    eer_method: str = "roc", where: str = "") -> Metrics:
+    """EER and MinDCF of one trial list; ``where`` (its path) names it in errors."""
+    scores, labels = _check(scores, labels, where)
     e, et = eer_threshold(scores, labels, eer_method)
     d, dt = min_dcf_threshold(scores, labels, p_target, c_miss, c_fa)
     n_tar = int(labels.sum())

@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
         raise metrics.MetricsError("both --trials and --scores are required (see --help)")
     trials = read_trials(opts.trials)
     scores = scores_for_trials(opts.scores, trials, opts.trials)
-    m = metrics.compute_metrics(scores, trials.labels, opts.p_target, opts.c_miss, opts.c_fa, opts.eer_method)
+    m = metrics.compute_metrics(scores, trials.labels, opts.p_target, opts.c_miss, opts.c_fa, opts.eer_method,
+                                opts.trials)
     if opts.json:
         print(json.dumps({**m.to_json(), "trials": opts.trials, "scores": opts.scores, "line": m.line()}))
     else:

@@ -90,8 +90,8 @@ def main(argv: list[str]) -> int:
                 continue
             tl, s = pair
             fused = fusion.fuse(s, res.weights)
+            m = metrics.compute_metrics(fused, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
             scoring.write_scores(out / "scores" / t.set / f"{t.name}.score", tl, fused)
-            m = metrics.compute_metrics(fused, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method)
             with atomic_write(out / "scores" / t.set / f"{t.name}.metrics.json") as f:
                 json.dump({**m.to_json(), "system": name, "weights": weights, "line": m.line()}, f, indent=1)
             print(f"  {name} {t.name}: {m.line()}")

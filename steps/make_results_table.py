@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
                 continue
             s = scores_for_trials(f, trials, str(t.path))
             row.results[t.name] = metrics.compute_metrics(s, trials.labels, fo.p_target, fo.c_miss, fo.c_fa,
-                                                          fo.eer_method)
+                                                          fo.eer_method, str(t.path))
             curves.append(DetCurve.from_scores(row.name, s, trials.labels, fo.eer_method))
         if curves:
             shown.append(t)

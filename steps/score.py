@@ -69,8 +69,8 @@ def main(argv: list[str]) -> int:
     norm = f", AS-norm top-{ev.as_norm_top_n} of {len(cohort)} cohort speakers" if cohort is not None else ""
     for name, trials in all_trials.items():
         s = scoring.score_trials(emb, trials, ev.score_type, cohort, ev.as_norm_top_n, where=str(emb_dir))
+        m = metrics.compute_metrics(s, trials.labels, ev.p_target, so.c_miss, so.c_fa, so.eer_method, str(lists[name]))
         scoring.write_scores(out_dir / f"{name}.score", trials, s)
-        m = metrics.compute_metrics(s, trials.labels, ev.p_target, so.c_miss, so.c_fa, so.eer_method)
         with atomic_write(out_dir / f"{name}.metrics.json") as f:
             json.dump({**m.to_json(), "system": exp_dir.name, "trials": str(lists[name]), "score_type": ev.score_type,
                        "as_norm": ev.as_norm, "line": m.line()}, f, indent=1)

@@ -46,6 +46,11 @@ def test_errors():
         eer([1.0, 2.0], [1, 1])
     with pytest.raises(MetricsError, match="finite"):
         eer([1.0, np.nan], [1, 0])
+    # the trial list is named, and the bad trials by their line in it
+    with pytest.raises(MetricsError, match=r"^data/x/trials/l: scores must be finite; the trials on line\(s\) 2, 4"):
+        compute_metrics([1.0, np.inf, 0.5, np.nan], [1, 0, 0, 1], where="data/x/trials/l")
+    with pytest.raises(MetricsError, match=r"^data/x/trials/l: need both"):
+        compute_metrics([1.0, 2.0], [0, 0], where="data/x/trials/l")
     with pytest.raises(MetricsError, match="unknown EER method"):
         eer(HAND_S, HAND_Y, "bogus")
     with pytest.raises(MetricsError, match="P_target"):
