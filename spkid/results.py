@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from spkid import metrics
-from spkid.config import read_resolved
+from spkid.config import option, read_resolved
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS
 
@@ -24,6 +24,16 @@ LIST_TITLES = {"vox1_O": "VoxCeleb1 cl.", "vox1_E": "VoxCeleb1-E cl.", "vox1_H":
                "voxsrc19_test": "VoxSRC 2019", "voxsrc20_val": "VoxSRC 2020 Val"}
 LOSS_NAMES = {"softmax": "Softmax", "am_softmax": "AM-softmax", "aam_softmax": "AAM-softmax",
               "ap": "AP", "ap_softmax": "AP+softmax"}
+
+
+@dataclass
+class ReportOptions:
+    """Stage 6's own options, read by both steps/fuse.py and steps/make_results_table.py (so that
+    steps/fuse_and_report.sh can hand every option to both)."""
+
+    systems: str = option("", "space-separated trained systems: fused by fuse.py, one row each in the table")
+    fusions: str = option("F1 F2", "fusion rows of the table (exp/fusion/<name>/), skipped when absent")
+    out: str = option("", "the table's markdown (default <exp>/RESULTS.md)")
 
 
 @dataclass
@@ -77,14 +87,14 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
 
 
 def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer_method: str,
-           det_links: dict[str, str], tune_list: str = "") -> str:
+           det_links: dict[str, str], tune_list: str = "", max_weight: int = 3) -> str:
     """The markdown of RESULTS.md."""
     lines = ["# Results", "",
              f"EER in %, {metrics.EER_DESCRIPTIONS[eer_method]} (--eer-method={eer_method}). "
              f"MinDCF with P_target = {p_target:g}, C_miss = C_fa = 1 (the paper's 0.05; other toolkits "
              f"often print 0.01).", ""]
     if tune_list:
-        lines += [f"F1 / F2: score fusion sum_i w_i s_i / sum_i w_i, w_i in 0..3, every combination "
+        lines += [f"F1 / F2: score fusion sum_i w_i s_i / sum_i w_i, w_i in 0..{max_weight}, every combination "
                   f"searched for the best EER (F1) or MinDCF (F2) on {tune_list}; the weights are listed "
                   f"below the table. Their figures on {tune_list} itself are tuned, not held out.", ""]
     head = ["Config", "#Params", "Loss", "Aug.", "BN"]

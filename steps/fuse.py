@@ -15,26 +15,21 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from spkid import fusion, metrics, scoring
 from spkid.cli import run_main
-from spkid.config import option, parse_options
+from spkid.config import parse_options
 from spkid.datadir import read_trials
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.fusion import FusionOptions
-from spkid.results import find_trial_lists
+from spkid.results import ReportOptions, find_trial_lists
 
 FUSIONS = {"F1": "eer", "F2": "mindcf"}
-
-
-@dataclass
-class FuseRunOptions:
-    systems: str = option("", "space-separated system names (exp/<SYS>/scores/...)")
 
 
 def load_list_scores(exp: Path, systems: list[str], set_name: str, list_name: str, trials_path: Path):
@@ -49,7 +44,7 @@ def load_list_scores(exp: Path, systems: list[str], set_name: str, list_name: st
 
 
 def main(argv: list[str]) -> int:
-    fo, ro, (data, exp) = parse_options([FusionOptions, FuseRunOptions], argv, ["data", "exp"],
+    fo, ro, (data, exp) = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"],
                                         prog="fuse.py", description=__doc__)
     data, exp = Path(data), Path(exp)
     systems = ro.systems.split()

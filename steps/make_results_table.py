@@ -12,29 +12,22 @@ the score files with one EER definition and P_target (conf/fusion.conf). DET plo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from spkid import metrics, results
 from spkid.cli import run_main
-from spkid.config import option, parse_options
+from spkid.config import parse_options
 from spkid.datadir import read_table, read_trials
 from spkid.det import DetCurve, plot_det
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.fusion import FusionOptions
+from spkid.results import ReportOptions
 from spkid.scoring import scores_for_trials
 
 
-@dataclass
-class TableOptions:
-    systems: str = option("", "space-separated trained systems, one row each")
-    fusions: str = option("F1 F2", "fusion rows (exp/fusion/<name>/), skipped when absent")
-    out: str = option("", "output markdown (default <exp>/RESULTS.md)")
-
-
 def main(argv: list[str]) -> int:
-    fo, to, (data, exp) = parse_options([FusionOptions, TableOptions], argv, ["data", "exp"],
+    fo, to, (data, exp) = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"],
                                         prog="make_results_table.py", description=__doc__)
     data, exp = Path(data), Path(exp)
     systems = to.systems.split()
@@ -71,7 +64,7 @@ def main(argv: list[str]) -> int:
     if not shown:
         raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
     text = results.render([r for r, _ in rows], shown, fo.p_target, fo.eer_method, det_links,
-                          f"{fo.tune_set}/{fo.tune_list}")
+                          f"{fo.tune_set}/{fo.tune_list}", fo.max_weight)
     with atomic_write(out) as f:
         f.write(text)
     print(f"make_results_table.py: {len(rows)} row(s) x {len(shown)} trial list(s) -> {out}")

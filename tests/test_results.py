@@ -102,6 +102,12 @@ def test_score_fuse_report(recipe, capsys):
     assert "paper's code" in text
     for lst in ("vox1_O", "vox1_H", "voxsrc20_val"):
         assert (exp / "results_det" / f"{lst}.png").is_file() and f"results_det/{lst}.png" in text
+    assert "w_i in 0..3" in text
+    # the stage-6 wrapper hands every option to both steps: each takes the other's too
+    both = ["--max-weight=2", "--out", str(exp / "R2.md"), "--fusions", "F1", *args]
+    assert step("fuse")(both) == 0 and step("make_results_table")(both) == 0
+    text = (exp / "R2.md").read_text()
+    assert "w_i in 0..2" in text and "| F1 |" in text and "| F2 |" not in text
 
 
 def test_as_norm_needs_cohort(recipe):
