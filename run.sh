@@ -36,6 +36,10 @@ case $corpus in
   mini|voxceleb) ;;
   *) echo "run.sh: --corpus must be mini or voxceleb, not '$corpus'" >&2; exit 1 ;;
 esac
+for v in stage stop_stage; do
+  [[ "${!v}" =~ ^[1-6]$ ]] || { echo "run.sh: --${v//_/-} must be a stage number, 1 to 6, not '${!v}'" >&2; exit 1; }
+done
+[ "$stage" -le "$stop_stage" ] || { echo "run.sh: --stage $stage comes after --stop-stage $stop_stage" >&2; exit 1; }
 
 setup_opts=""; $extra_voices && setup_opts="--extra-voices"
 utils/setup_env.sh $setup_opts
@@ -46,8 +50,13 @@ corpus_dir=${corpus_dir:-corpus/$corpus}
 if [ -z "$systems" ]; then
   if [ "$corpus" = mini ]; then systems=$mini_systems; else systems=$voxceleb_systems; fi
 fi
+if [ "$stop_stage" -ge 3 ]; then  # every system's conf, before any of them trains
+  for sys in $systems; do
+    require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
+  done
+fi
 # The mini corpus shrinks every system to fit a CPU: conf/mini.conf, then conf/mini_<trunk>.conf.
-mini_confs() { echo "--config conf/mini.conf --config conf/mini_$(conf_value conf/$1.conf trunk).conf"; }
+mini_confs() { local trunk; trunk=$(conf_trunk conf/$1.conf) || exit 1; echo "--config conf/mini.conf --config conf/mini_$trunk.conf"; }
 train_set=data/vox2_dev
 launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
 
@@ -70,10 +79,11 @@ fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   require data/.done 2 "prepare the data directories"
   for sys in $systems; do
-    require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
+    confs="--config conf/$sys.conf"
+    [ $corpus = mini ] && confs="$confs $(mini_confs $sys)"
+    $force && set_aside exp/$sys  # a forced stage 3 trains from scratch; the old run is kept
     run_stage 3 exp/$sys/.done.train \
-      steps/train.sh $launch_opts --config conf/$sys.conf $([ $corpus = mini ] && mini_confs $sys) \
-        --train-data $train_set --aug-data data exp/$sys
+      steps/train.sh $launch_opts $confs --train-data $train_set --aug-data data exp/$sys
   done
 fi
 
@@ -81,6 +91,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for sys in $systems; do
     require exp/$sys/.done.train 3 "train $sys"
     for set in $(eval_sets data); do
+      $force && rm -rf exp/$sys/embeddings/$set
       run_stage 4 exp/$sys/embeddings/$set/.done \
         steps/extract.sh --nj $nj --gpus $gpus --cohort-data $train_set exp/$sys data/$set
     done
@@ -103,7 +114,10 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
       require exp/$sys/scores/$set/.done 5 "score $sys on data/$set"
     done
   done
-  run_stage 6 "exp/.done.results.${systems// /_}" \
+  # exp/RESULTS.md belongs to one set of systems: writing it for another retires the old marker
+  marker="exp/.done.results.${systems// /_}"
+  { [ -f "$marker" ] && ! $force; } || rm -f exp/.done.results.*
+  run_stage 6 "$marker" \
     steps/fuse_and_report.sh --config conf/fusion.conf --systems "$systems" data exp
   echo "run.sh: results in exp/RESULTS.md"
 fi

@@ -38,8 +38,8 @@ class ScoreOptions:
 def load_cohort(cohort_dir: Path, ev: EvalOptions):
     scp = cohort_dir / "embeddings.scp"
     if not scp.is_file() or not (cohort_dir / "utt2spk").is_file():
-        raise SpkidError(f"AS-norm needs cohort embeddings in {cohort_dir}: run stage 4 with "
-                         f"steps/extract.sh --cohort-data data/vox2_dev EXP_DIR DATA_DIR (or --as-norm=false)")
+        raise SpkidError(f"AS-norm needs cohort embeddings in {cohort_dir}: extract them with steps/extract.sh "
+                         f"--as-norm=true --cohort-data data/vox2_dev EXP_DIR DATA_DIR (or score with --as-norm=false)")
     emb = scoring.read_embeddings(scp, keep_crops=ev.score_type == "euclidean")
     _, vectors = scoring.cohort_vectors(emb, read_table(cohort_dir / "utt2spk"))
     return vectors

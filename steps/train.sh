@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train one system with torchrun: one process per GPU of this node, DDP across GPUs and nodes
-# (NCCL); with --gpus 0, --cpu-procs CPU processes (gloo).
+# (NCCL); with --gpus 0, --cpu-procs CPU processes (gloo). One process on one node runs
+# steps/train.py directly.
 #
 #   steps/train.sh --gpus 8 --config conf/HA4.conf --train-data data/vox2_dev --aug-data data exp/HA4
 #   steps/train.sh --gpus 8 --nnodes 2 --node-rank 0 --master-addr node1 ...   (same on node1 with --node-rank 1)
@@ -57,5 +58,9 @@ else
   rendezvous=(--standalone)
 fi
 
+if [ "$nproc" -eq 1 ] && [ "$nnodes" -eq 1 ]; then
+  # one process: no launcher, so an error or Ctrl-C is train.py's own one line
+  exec python "$SPKID_ROOT/steps/train.py" --device "$device" ${rest[@]+"${rest[@]}"}
+fi
 exec torchrun "${rendezvous[@]}" --nproc-per-node="$nproc" --max-restarts=0 \
   "$SPKID_ROOT/steps/train.py" --device "$device" ${rest[@]+"${rest[@]}"}

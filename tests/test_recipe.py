@@ -79,10 +79,31 @@ def test_stages_2_to_6_then_skip_and_refuse(recipe):
     assert one.returncode == 0, one.stderr[-2000:]
     table = (recipe / "exp" / "RESULTS.md").read_text()
     assert "| EA4 |" in table and "| QA4 |" not in table
+    # ... and retires the first set's marker, so asking for that set again rewrites the table
+    assert not (recipe / "exp" / ".done.results.QA4_EA4").exists()
+    both = run(recipe, "--stage", "6", "--systems", "QA4 EA4")
+    assert both.returncode == 0 and "skipping" not in both.stdout
+    assert "| QA4 |" in (recipe / "exp" / "RESULTS.md").read_text()
+
+    # --force true redoes finished stages; a forced training keeps the old run aside
+    forced = run(recipe, "--stage", "3", "--stop-stage", "4", "--systems", "QA4", "--force", "true")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert "moved exp/QA4 to exp/QA4.old-" in forced.stdout and "nothing to do" not in forced.stdout
+    assert len(list((recipe / "exp").glob("QA4.old-*/final.pt"))) == 1
+    assert (recipe / "exp" / "QA4" / "final.pt").is_file() and (recipe / "exp" / "QA4" / "embeddings" / "vox1" / ".done").is_file()
 
     missing = run(recipe, "--stage", "4", "--systems", "H2")
     assert missing.returncode == 1
     assert "exp/H2/.done.train is missing: train H2 first (./run.sh --stage 3 --stop-stage 3" in missing.stderr
+
+
+def test_bad_stages_and_unknown_systems_are_refused_up_front(recipe):
+    for args, msg in ((["--stage", "x"], "--stage must be a stage number, 1 to 6, not 'x'"),
+                      (["--stage", "5", "--stop-stage", "3"], "--stage 5 comes after --stop-stage 3"),
+                      (["--stage", "3", "--systems", "QA4 NOPE"], "conf/NOPE.conf not found")):
+        r = run(recipe, *args)
+        assert r.returncode == 1 and msg in r.stderr, (args, r.stderr[-500:])
+        assert "stage 3:" not in r.stdout  # nothing ran
 
 
 def test_bad_options_are_refused(recipe):

@@ -49,7 +49,25 @@ eval_sets() {
   return 0
 }
 
-# conf_value FILE OPTION: the value of --OPTION=... in a Kaldi-style conf file (last one wins).
-conf_value() {
-  sed -n "s/^--$2=\([^ #]*\).*/\1/p" "$1" | tail -n 1
+# conf_trunk FILE: the trunk a system conf trains, read as the steps read it (the default
+# when the conf does not say).
+conf_trunk() {
+  python -c 'import sys
+from spkid.config import read_resolved
+from spkid.errors import SpkidError
+from spkid.options import SYSTEM_OPTIONS
+try:
+    print(read_resolved(sys.argv[1], SYSTEM_OPTIONS)[0].trunk)
+except SpkidError as e:
+    sys.exit(f"run.sh: {e}")' "$1"
+}
+
+# set_aside DIR: move DIR out of the way (to DIR.old-<time>), so that a forced stage starts
+# afresh without destroying a finished run.
+set_aside() {
+  [ -e "$1" ] || return 0
+  local to
+  to="$1.old-$(date +%Y%m%d-%H%M%S)"
+  mv "$1" "$to"
+  echo "run.sh: --force true: moved $1 to $to"
 }
