@@ -56,7 +56,11 @@ if [ "$stop_stage" -ge 3 ]; then  # every system's conf, before any of them trai
   done
 fi
 # The mini corpus shrinks every system to fit a CPU: conf/mini.conf, then conf/mini_<trunk>.conf.
-mini_confs() { local trunk; trunk=$(conf_trunk conf/$1.conf) || exit 1; echo "--config conf/mini.conf --config conf/mini_$trunk.conf"; }
+mini_confs() {
+  local trunk
+  trunk=$(conf_trunk conf/$1.conf) || exit 1
+  echo "--config conf/mini.conf --config conf/mini_$trunk.conf"
+}
 train_set=data/vox2_dev
 launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
 
