@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -27,14 +27,36 @@ class DataDirError(SpkidError):
     pass
 
 
+def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
+    """The non-empty lines of ``raw``, decoded and stripped, with their numbers; a byte that is
+    not UTF-8 is an error naming ``name``, the line and the fix."""
+    for lineno, data in enumerate(raw, 1):
+        try:
+            line = data.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise DataDirError(f"{name}:{lineno}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}); "
+                               f"Kaldi lists must be UTF-8: re-encode it (e.g. iconv -f LATIN1 -t UTF-8 {name} "
+                               f"-o {name}.utf8, then rename that onto it)") from None
+        if line:
+            yield lineno, line
+
+
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    """The non-empty lines of a list, stripped, with their line numbers."""
     if not path.is_file():
         raise DataDirError(f"{path} not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if line:
-                yield lineno, line
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if line:
+                    yield lineno, line
+    except UnicodeDecodeError:
+        # text files decode ahead of the line being read: find the line in the bytes
+        with open(path, "rb") as f:
+            for _ in _decoded(f, path):
+                pass
+        raise DataDirError(f"{path}: not UTF-8 text; Kaldi lists must be UTF-8") from None
 
 
 def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, str]:
@@ -220,7 +242,10 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     sorted_keys = {}
     for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur"):
         if (path / name).is_file():
-            sorted_keys[name] = _check_sorted_unique(path / name, problems)
+            try:
+                sorted_keys[name] = _check_sorted_unique(path / name, problems)
+            except DataDirError as e:
+                problems.append(str(e))
     if problems:
         return problems
     try:

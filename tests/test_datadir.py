@@ -109,3 +109,32 @@ def test_cli_exit_codes(tmp_path):
     (d / "wav.scp").write_text("zzz /nonexistent.wav\n")
     bad = subprocess.run([sys.executable, ROOT / "utils/validate_data_dir.py", str(d)], capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and "wav.scp" in bad.stderr
+
+
+def run_util(name: str, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    return subprocess.run([sys.executable, ROOT / "utils" / name, *args], input=stdin, capture_output=True, env=env)
+
+
+def test_non_utf8_list_is_one_line_naming_file_and_line(tmp_path):
+    d = make_dir(tmp_path)
+    lines = (d / "utt2spk").read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"id00001\n", b"id0000\xe9\n")
+    (d / "utt2spk").write_bytes(b"".join(lines))
+    with pytest.raises(DataDirError, match=rf"{d}/utt2spk:2: not UTF-8 text \(byte 0xe9 at column 27\).*iconv"):
+        read_table(d / "utt2spk")
+    problems = validate_data_dir(d)
+    assert len(problems) == 1 and f"{d}/utt2spk:2: not UTF-8" in problems[0]
+    # the line is found past the text reader's first chunk too
+    (tmp_path / "big").write_bytes(b"".join(b"u%06d s\n" % i for i in range(20000)) + b"\xff x\n")
+    with pytest.raises(DataDirError, match=r"big:20001: not UTF-8 text \(byte 0xff at column 1\)"):
+        read_table(tmp_path / "big")
+    for util, args in (("validate_data_dir.py", [str(d)]), ("utt2spk_to_spk2utt.py", [str(d / "utt2spk")]),
+                       ("pack_audio.py", ["--quiet", str(d)])):
+        if util == "pack_audio.py":
+            (d / "wav.scp").write_bytes(b"r1 /x/caf\xe9.wav\n")
+        r = run_util(util, *args)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (util, err)
+        assert "not UTF-8 text" in err and (":2: " in err or "wav.scp:1: " in err), err
+
