@@ -11,6 +11,7 @@ target|nontarget`` per line; VoxCeleb's ``1|0 a.wav b.wav`` lists are read too.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -25,6 +26,11 @@ MAX_REPORTED = 10
 
 class DataDirError(SpkidError):
     pass
+
+
+def _name(path: Path) -> object:
+    """How messages name a list: '-' is standard input."""
+    return "<stdin>" if str(path) == "-" else path
 
 
 def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
@@ -42,7 +48,10 @@ def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
 
 
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    """The non-empty lines of a list, stripped, with their line numbers."""
+    """The non-empty lines of a list, stripped, with their line numbers; '-' reads stdin."""
+    if str(path) == "-":
+        yield from _decoded(sys.stdin.buffer, _name(path))
+        return
     if not path.is_file():
         raise DataDirError(f"{path} not found")
     try:
@@ -64,17 +73,18 @@ def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, s
 
     ``ncols``: if given, the exact number of whitespace-separated fields each line must have."""
     path = Path(path)
+    name = _name(path)
     out: dict[str, str] = {}
     for lineno, line in _lines(path):
         parts = line.split(maxsplit=1)
         if len(parts) < 2:
-            raise DataDirError(f"{path}:{lineno}: expected '<key> <value>', got '{line}'")
+            raise DataDirError(f"{name}:{lineno}: expected '<key> <value>', got '{line}'")
         if ncols is not None and len(line.split()) != ncols:
-            raise DataDirError(f"{path}:{lineno}: expected {ncols} fields, got '{line}'")
+            raise DataDirError(f"{name}:{lineno}: expected {ncols} fields, got '{line}'")
         key, value = parts
         if key in out:
-            raise DataDirError(f"{path}:{lineno}: duplicate key '{key}'; each must appear once "
-                               f"(fix: LC_ALL=C sort -u -k1,1 {path})")
+            raise DataDirError(f"{name}:{lineno}: duplicate key '{key}'; each must appear once "
+                               f"(fix: LC_ALL=C sort -u -k1,1 {name})")
         out[key] = value
     return out
 

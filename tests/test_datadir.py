@@ -138,3 +138,12 @@ def test_non_utf8_list_is_one_line_naming_file_and_line(tmp_path):
         assert r.returncode == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (util, err)
         assert "not UTF-8 text" in err and (":2: " in err or "wav.scp:1: " in err), err
 
+
+def test_utt2spk_to_spk2utt_reads_stdin(tmp_path):
+    d = make_dir(tmp_path)
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=(d / "utt2spk").read_bytes())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == (d / "spk2utt").read_text()
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=b"a x\nb\n")
+    assert r.returncode == 1 and r.stderr.decode().strip() == \
+        "utt2spk_to_spk2utt.py: error: <stdin>:2: expected '<key> <value>', got 'b'"
