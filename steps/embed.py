@@ -29,7 +29,7 @@ from spkid.config import option, parse_options
 from spkid.datadir import read_wav_scp
 from spkid.errors import SpkidError
 from spkid.extract import load_system
-from spkid.fileio import atomic_tmp_path, atomic_write
+from spkid.fileio import atomic_tmp_path, atomic_write, check_output_dir
 from spkid.inputs import Failures
 from spkid.device import pick_device
 from spkid.usage import embed_recordings, normalised_means
@@ -101,6 +101,7 @@ def main(argv: Sequence[str]) -> int:
                                             prog="steps/embed.py", description=__doc__)
     if not opts.out:
         raise SpkidError("--out=FOLDER is required")
+    check_output_dir(opts.out, "--out")
     items = list_inputs(source)
     system = load_system(exp_dir, pick_device(opts.device))
     failures, notes = Failures(), []

@@ -19,6 +19,7 @@ from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.export import FORMATS, SUFFIXES, export, load_exported, max_embedding_difference
 from spkid.extract import load_system
+from spkid.fileio import check_output_file
 
 
 @dataclass
@@ -32,8 +33,9 @@ class ExportRunOptions:
 def main(argv: Sequence[str]) -> int:
     run, (exp_dir,) = parse_options([ExportRunOptions], argv, positional=["exp_dir"], prog="steps/export.py",
                                     description=__doc__)
-    system = load_system(exp_dir)
     out = Path(run.out) if run.out else Path(exp_dir) / "export" / f"model{SUFFIXES[run.format]}"
+    check_output_file(out, "--out")
+    system = load_system(exp_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     export(system, run.format, out)
     line = f"exported {exp_dir} ({system.model_opts.trunk}, {system.model.embed_dim}-dim) to {out} [{run.format}]"

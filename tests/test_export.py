@@ -83,3 +83,16 @@ def test_export_step(system, tmp_path, capsys):
     assert "x.pt [torchscript]; max |embedding difference| vs PyTorch" in line
     assert main(["--check=false", str(system.exp_dir)]) == 0
     assert (system.exp_dir / "export" / "model.pt").is_file()
+
+
+def test_export_step_checks_the_output_path_first(tmp_path):
+    main = load_step("export").main
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    # refused before the system loads: a missing experiment would be the error otherwise
+    with pytest.raises(SpkidError, match=rf"--out={tmp_path / 'adir'} is a folder; give a file name"):
+        main([f"--out={tmp_path / 'adir'}", str(tmp_path / "no_exp")])
+    with pytest.raises(SpkidError, match=rf"--out={tmp_path / 'afile' / 'm.pt'}: {tmp_path / 'afile'} is a file, "
+                                         rf"not a folder"):
+        main([f"--out={tmp_path / 'afile' / 'm.pt'}", str(tmp_path / "no_exp")])
+    assert list((tmp_path / "adir").iterdir()) == []
