@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from spkid.audio import AudioError, audio_info, read_audio
+from spkid.banks import pack_audio
 from spkid.datadir import (DataDir, DataDirError, read_table, read_trials, read_utt2dur,
                            utt2spk_to_spk2utt, validate_data_dir, write_trials)
 
@@ -147,3 +149,18 @@ def test_utt2spk_to_spk2utt_reads_stdin(tmp_path):
     r = run_util("utt2spk_to_spk2utt.py", "-", stdin=b"a x\nb\n")
     assert r.returncode == 1 and r.stderr.decode().strip() == \
         "utt2spk_to_spk2utt.py: error: <stdin>:2: expected '<key> <value>', got 'b'"
+
+
+def test_unreadable_audio_says_not_found_or_why(tmp_path):
+    d = make_dir(tmp_path)
+    missing = tmp_path / "wav" / "gone.wav"
+    (d / "wav.scp").write_text(f"a {tmp_path / 'wav/id00001/sessA/00001.wav'}\nb {missing}\n")
+    with pytest.raises(AudioError) as e:
+        pack_audio(d)
+    assert str(e.value) == f"utterance 'b': {missing} not found; fix its path in wav.scp or restore the file"
+    assert not (d / "bank.index").exists() and not (d / "bank.pcm16").exists()
+    with pytest.raises(AudioError, match=rf"^{missing} not found"):
+        audio_info(str(missing))
+    (tmp_path / "junk.wav").write_bytes(b"RIFF junk")
+    with pytest.raises(AudioError, match=r"^utterance 'j': cannot read .*junk\.wav: .*"):
+        read_audio(str(tmp_path / "junk.wav"), utt="j")
