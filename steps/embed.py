@@ -63,7 +63,11 @@ def list_inputs(source: str) -> list[tuple[str, str]]:
             raise SpkidError(f"{p}: files that differ only in extension share a key: {', '.join(clash[:5])}; rename them")
         return items
     if p.is_file():
-        return sorted(read_wav_scp(p).items())
+        items = sorted(read_wav_scp(p).items())
+        if not items:
+            raise SpkidError(f"{p} is empty: it lists no recordings; give a wav.scp with '<key> <audio file>' "
+                             f"lines, or a folder of audio files")
+        return items
     raise SpkidError(f"{p} not found: give a folder of audio files or a wav.scp")
 
 

@@ -78,6 +78,10 @@ def test_input_problems(setup, tmp_path):
         embed([str(exp), str(rec)])
     with pytest.raises(SpkidError, match="not found: give a folder of audio files or a wav.scp"):
         embed([f"--out={tmp_path}", str(exp), str(tmp_path / "nothing")])
+    (tmp_path / "empty.scp").write_text("\n")
+    with pytest.raises(SpkidError, match=rf"^{tmp_path / 'empty.scp'} is empty: it lists no recordings; give a "
+                                         rf"wav.scp with '<key> <audio file>' lines"):
+        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty.scp")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SpkidError, match="no audio files"):
         embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty")])
