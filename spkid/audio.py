@@ -12,10 +12,13 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from spkid.errors import SpkidError
 
@@ -92,6 +95,10 @@ class AudioInfo:
     sample_rate: int
     channels: int
 
+    @property
+    def is_16k_mono(self) -> bool:
+        return self.sample_rate == SAMPLE_RATE and self.channels == 1
+
 
 def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInfo:
     try:
@@ -102,6 +109,24 @@ def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInf
         return AudioInfo(info.frames, info.samplerate, info.channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise _read_error(entry, utt, e) from None
+
+
+def audio_infos(entries: Mapping[str, str], nj: int = 8, desc: str = "", quiet: bool = True
+                ) -> tuple[dict[str, AudioInfo], dict[str, AudioError]]:
+    """The header of each ``utt -> file`` entry, read by ``nj`` threads (no decoding): the infos of
+    those that read and the errors of those that did not, both by utterance in sorted order."""
+    def header(utt: str) -> AudioInfo | AudioError:
+        try:
+            return audio_info(entries[utt], utt=utt)
+        except AudioError as e:
+            return e
+
+    utts = sorted(entries)
+    with ThreadPoolExecutor(max(1, nj)) as pool:
+        got = list(tqdm(pool.map(header, utts, chunksize=256), total=len(utts), desc=desc, unit="file",
+                        disable=quiet, leave=False))
+    return ({u: g for u, g in zip(utts, got) if isinstance(g, AudioInfo)},
+            {u: g for u, g in zip(utts, got) if isinstance(g, AudioError)})
 
 
 def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",

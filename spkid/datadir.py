@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from spkid.audio import SAMPLE_RATE, audio_infos, is_pipe
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -234,12 +235,37 @@ def _check_sorted_unique(path: Path, problems: list[str]) -> list[str]:
     return keys
 
 
+def _report_some(problems: list[str], found: list[str], where: str, what: str) -> None:
+    """Add the first MAX_REPORTED of ``found`` to ``problems``, then one line counting the rest."""
+    problems += found[:MAX_REPORTED]
+    if len(found) > MAX_REPORTED:
+        problems.append(f"{where}: ... and {len(found) - MAX_REPORTED} more {what}")
+
+
+def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str]) -> None:
+    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono."""
+    scp = f"{path}/wav.scp"
+    files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
+    missing = {u for u, e in files.items() if not os.path.isfile(e)}
+    _report_some(problems, [f"{scp}: utterance '{u}': audio file {files[u]} not found" for u in sorted(missing)],
+                 scp, "missing audio files")
+    present = {u: e for u, e in files.items() if u not in missing}
+    infos, errors = audio_infos(present, desc=f"audio headers {path}", quiet=len(present) < 1000)
+    _report_some(problems, [f"{scp}: {e}" for e in errors.values()], scp, "unreadable audio files")
+    wrong = [u for u, i in infos.items() if not i.is_16k_mono]
+    _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
+                            f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
+                            f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
+
+
 def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True) -> list[str]:
     """Check a data directory; return a list of problems (empty when valid).
 
     Checks: required files present; each file sorted (C order) with unique keys; wav.scp,
-    utt2spk, spk2utt and utt2dur describe the same utterances; audio files exist; every
-    utterance of every trial list under trials/ is in wav.scp."""
+    utt2spk, spk2utt and utt2dur describe the same utterances; with
+    ``check_audio``, audio files exist and their headers say 16 kHz mono; every utterance of
+    every trial list under trials/ is in wav.scp. Each kind of problem is reported for at most
+    MAX_REPORTED utterances."""
     path = Path(path)
     problems: list[str] = []
     if not path.is_dir():
@@ -276,11 +302,7 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     if d.utt2dur is not None:
         compare(set(d.wav_scp), set(d.utt2dur), "wav.scp", "utt2dur")
     if check_audio:
-        missing = [u for u, p in d.wav_scp.items() if not p.rstrip().endswith("|") and not os.path.isfile(p)]
-        for utt in missing[:MAX_REPORTED]:
-            problems.append(f"{path}/wav.scp: utterance '{utt}': audio file {d.wav_scp[utt]} not found")
-        if len(missing) > MAX_REPORTED:
-            problems.append(f"{path}/wav.scp: ... and {len(missing) - MAX_REPORTED} more missing audio files")
+        _check_audio(path, d.wav_scp, problems)
     if check_trials:
         for name, tpath in d.trial_lists().items():
             try:
@@ -293,8 +315,6 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
                 for utt in (e, t):
                     if utt not in d.wav_scp:
                         absent.append((i, utt))
-            for lineno, utt in absent[:MAX_REPORTED]:
-                problems.append(f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/wav.scp")
-            if len(absent) > MAX_REPORTED:
-                problems.append(f"{tpath}: ... and {len(absent) - MAX_REPORTED} more trial utterances not in wav.scp")
+            _report_some(problems, [f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/wav.scp"
+                                    for lineno, utt in absent], f"{tpath}", "trial utterances not in wav.scp")
     return problems

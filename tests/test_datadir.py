@@ -8,7 +8,7 @@ import soundfile as sf
 
 from spkid.audio import AudioError, audio_info, read_audio
 from spkid.banks import pack_audio
-from spkid.datadir import (DataDir, DataDirError, read_table, read_trials, read_utt2dur,
+from spkid.datadir import (MAX_REPORTED, DataDir, DataDirError, read_table, read_trials, read_utt2dur,
                            utt2spk_to_spk2utt, validate_data_dir, write_trials)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,3 +164,33 @@ def test_unreadable_audio_says_not_found_or_why(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFF junk")
     with pytest.raises(AudioError, match=r"^utterance 'j': cannot read .*junk\.wav: .*"):
         read_audio(str(tmp_path / "junk.wav"), utt="j")
+
+
+def test_audio_not_16k_mono_or_unreadable_is_reported(tmp_path):
+    d = make_dir(tmp_path)
+    wav = DataDir.load(d).wav_scp
+    stereo, rate8k, junk = wav["id00001/sessA/00001"], wav["id00001/sessA/00002"], wav["id00002/sessB/00001"]
+    sf.write(stereo, np.zeros((1600, 2), np.float32), 16000)
+    sf.write(rate8k, np.zeros(800, np.float32), 8000)
+    Path(junk).write_bytes(b"RIFF not audio")
+    problems = validate_data_dir(d)
+    assert problems[0].startswith(f"{d}/wav.scp: utterance 'id00002/sessB/00001': cannot read {junk}: ")
+    assert problems[1:] == [
+        f"{d}/wav.scp: utterance 'id00001/sessA/00001': {stereo} is 16000 Hz with 2 channel(s), not 16000 Hz mono "
+        f"(resample: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)",
+        f"{d}/wav.scp: utterance 'id00001/sessA/00002': {rate8k} is 8000 Hz with 1 channel(s), not 16000 Hz mono "
+        f"(resample: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)"]
+    assert validate_data_dir(d, check_audio=False) == []
+
+
+def test_many_bad_files_report_at_most_max_reported(tmp_path):
+    d = tmp_path / "d"
+    n = MAX_REPORTED + 3
+    wavs = {f"u{i:02d}": str(tmp_path / f"{i}.wav") for i in range(n)}
+    for p in wavs.values():
+        sf.write(p, np.zeros(160, np.float32), 44100)
+    utts = {u: "s" for u in wavs}
+    DataDir(d, wavs, utts, utt2spk_to_spk2utt(utts), None).write()
+    problems = validate_data_dir(d)
+    assert len(problems) == MAX_REPORTED + 1 and all("44100 Hz" in p for p in problems[:-1])
+    assert problems[-1] == f"{d}/wav.scp: ... and 3 more files not 16 kHz mono"
