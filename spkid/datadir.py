@@ -262,7 +262,7 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     """Check a data directory; return a list of problems (empty when valid).
 
     Checks: required files present; each file sorted (C order) with unique keys; wav.scp,
-    utt2spk, spk2utt and utt2dur describe the same utterances; with
+    utt2spk, spk2utt and utt2dur describe the same utterances, at least one; with
     ``check_audio``, audio files exist and their headers say 16 kHz mono; every utterance of
     every trial list under trials/ is in wav.scp. Each kind of problem is reported for at most
     MAX_REPORTED utterances."""
@@ -288,6 +288,13 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
         d = DataDir.load(path)
     except DataDirError as e:
         return [str(e)]
+
+    for name, table in (("wav.scp", d.wav_scp), ("utt2spk", d.utt2spk)):
+        if not table:
+            problems.append(f"{path}/{name}: empty; a data directory needs at least one utterance (re-run the "
+                            f"data preparation stage: ./run.sh --stage 2 --stop-stage 2)")
+    if problems:
+        return problems
 
     def compare(a: set, b: set, name_a: str, name_b: str) -> None:
         for utt in sorted(a - b)[:MAX_REPORTED]:

@@ -166,6 +166,17 @@ def test_unreadable_audio_says_not_found_or_why(tmp_path):
         read_audio(str(tmp_path / "junk.wav"), utt="j")
 
 
+def test_empty_lists_are_a_problem(tmp_path):
+    d = make_dir(tmp_path)
+    for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur"):
+        (d / name).write_text("")
+    problems = validate_data_dir(d)
+    assert [p.split(";")[0] for p in problems] == [f"{d}/wav.scp: empty", f"{d}/utt2spk: empty"]
+    assert "at least one utterance" in problems[0] and "./run.sh --stage 2" in problems[0]
+    r = run_util("validate_data_dir.py", str(d))
+    assert r.returncode == 1 and b"OK" not in r.stdout and b"wav.scp: empty" in r.stderr
+
+
 def test_audio_not_16k_mono_or_unreadable_is_reported(tmp_path):
     d = make_dir(tmp_path)
     wav = DataDir.load(d).wav_scp
