@@ -41,9 +41,10 @@ def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
         try:
             line = data.decode("utf-8").strip()
         except UnicodeDecodeError as e:
+            fix = ("pipe it through iconv -f LATIN1 -t UTF-8" if name == "<stdin>" else
+                   f"iconv -f LATIN1 -t UTF-8 {name} -o {name}.utf8, then rename that onto it")
             raise DataDirError(f"{name}:{lineno}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}); "
-                               f"Kaldi lists must be UTF-8: re-encode it (e.g. iconv -f LATIN1 -t UTF-8 {name} "
-                               f"-o {name}.utf8, then rename that onto it)") from None
+                               f"Kaldi lists must be UTF-8: re-encode it (e.g. {fix})") from None
         if line:
             yield lineno, line
 

@@ -146,6 +146,10 @@ def test_utt2spk_to_spk2utt_reads_stdin(tmp_path):
     r = run_util("utt2spk_to_spk2utt.py", "-", stdin=(d / "utt2spk").read_bytes())
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode() == (d / "spk2utt").read_text()
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=b"a x\n\xe9 y\n")
+    assert r.returncode == 1 and r.stderr.decode().strip() == \
+        "utt2spk_to_spk2utt.py: error: <stdin>:2: not UTF-8 text (byte 0xe9 at column 1); Kaldi lists must be " \
+        "UTF-8: re-encode it (e.g. pipe it through iconv -f LATIN1 -t UTF-8)"
     r = run_util("utt2spk_to_spk2utt.py", "-", stdin=b"a x\nb\n")
     assert r.returncode == 1 and r.stderr.decode().strip() == \
         "utt2spk_to_spk2utt.py: error: <stdin>:2: expected '<key> <value>', got 'b'"
