@@ -10,11 +10,15 @@ lists that came from a download.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from spkid.errors import SpkidError
 
@@ -29,14 +33,28 @@ def is_pipe(entry: str) -> bool:
     return entry.rstrip().endswith("|")
 
 
-def _run_pipe(entry: str, allow_pipes: bool, utt: str) -> bytes:
+def _whose(utt: str) -> str:
+    """The start of a message about an entry: its utterance, when the caller knows it."""
+    return f"utterance '{utt}': " if utt else ""
+
+
+def _run_pipe(entry: str, allow_pipes: bool, utt: str = "") -> bytes:
     if not allow_pipes:
-        raise AudioError(f"utterance '{utt}': wav.scp entry is a shell command ('{entry}'); "
+        raise AudioError(f"{_whose(utt)}wav.scp entry '{entry}' is a shell command; "
                          f"pass --allow-pipes=true to run such entries")
     proc = subprocess.run(entry.rstrip()[:-1], shell=True, capture_output=True)
     if proc.returncode != 0:
-        raise AudioError(f"utterance '{utt}': command '{entry}' failed: {proc.stderr.decode(errors='replace')[-300:]}")
+        raise AudioError(f"{_whose(utt)}wav.scp command '{entry}' failed: "
+                         f"{proc.stderr.decode(errors='replace')[-300:]}")
     return proc.stdout
+
+
+def _read_error(entry: str, utt: str, e: Exception) -> AudioError:
+    """Why ``entry`` did not read. libsndfile says "System error." for a missing file, so whether
+    the file exists is looked at here, once a read has failed, and not before every read."""
+    if not is_pipe(entry) and not os.path.exists(entry):
+        return AudioError(f"{_whose(utt)}{entry} not found; fix its path in wav.scp or restore the file")
+    return AudioError(f"{_whose(utt)}cannot read {entry}: {e}")
 
 
 def crop_samples(frames: int) -> int:
@@ -77,6 +95,10 @@ class AudioInfo:
     sample_rate: int
     channels: int
 
+    @property
+    def is_16k_mono(self) -> bool:
+        return self.sample_rate == SAMPLE_RATE and self.channels == 1
+
 
 def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInfo:
     try:
@@ -86,7 +108,25 @@ def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInf
         info = sf.info(entry)
         return AudioInfo(info.frames, info.samplerate, info.channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AudioError(f"utterance '{utt}': cannot read {entry}: {e}") from None
+        raise _read_error(entry, utt, e) from None
+
+
+def audio_infos(entries: Mapping[str, str], nj: int = 8, desc: str = "", quiet: bool = True
+                ) -> tuple[dict[str, AudioInfo], dict[str, AudioError]]:
+    """The header of each ``utt -> file`` entry, read by ``nj`` threads (no decoding): the infos of
+    those that read and the errors of those that did not, both by utterance in sorted order."""
+    def header(utt: str) -> AudioInfo | AudioError:
+        try:
+            return audio_info(entries[utt], utt=utt)
+        except AudioError as e:
+            return e
+
+    utts = sorted(entries)
+    with ThreadPoolExecutor(max(1, nj)) as pool:
+        got = list(tqdm(pool.map(header, utts, chunksize=256), total=len(utts), desc=desc, unit="file",
+                        disable=quiet, leave=False))
+    return ({u: g for u, g in zip(utts, got) if isinstance(g, AudioInfo)},
+            {u: g for u, g in zip(utts, got) if isinstance(g, AudioError)})
 
 
 def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
@@ -110,5 +150,5 @@ def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
                 return f.read(frames, dtype="int16")
             x = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AudioError(f"utterance '{utt}': cannot read {entry}: {e}") from None
+        raise _read_error(entry, utt, e) from None
     return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]

@@ -11,12 +11,14 @@ target|nontarget`` per line; VoxCeleb's ``1|0 a.wav b.wav`` lists are read too.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from spkid.audio import SAMPLE_RATE, audio_infos, is_pipe
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -27,14 +29,45 @@ class DataDirError(SpkidError):
     pass
 
 
+def _name(path: Path) -> object:
+    """How messages name a list: '-' is standard input."""
+    return "<stdin>" if str(path) == "-" else path
+
+
+def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
+    """The non-empty lines of ``raw``, decoded and stripped, with their numbers; a byte that is
+    not UTF-8 is an error naming ``name``, the line and the fix."""
+    for lineno, data in enumerate(raw, 1):
+        try:
+            line = data.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            fix = ("pipe it through iconv -f LATIN1 -t UTF-8" if name == "<stdin>" else
+                   f"iconv -f LATIN1 -t UTF-8 {name} -o {name}.utf8, then rename that onto it")
+            raise DataDirError(f"{name}:{lineno}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}); "
+                               f"Kaldi lists must be UTF-8: re-encode it (e.g. {fix})") from None
+        if line:
+            yield lineno, line
+
+
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    """The non-empty lines of a list, stripped, with their line numbers; '-' reads stdin."""
+    if str(path) == "-":
+        yield from _decoded(sys.stdin.buffer, _name(path))
+        return
     if not path.is_file():
         raise DataDirError(f"{path} not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if line:
-                yield lineno, line
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if line:
+                    yield lineno, line
+    except UnicodeDecodeError:
+        # text files decode ahead of the line being read: find the line in the bytes
+        with open(path, "rb") as f:
+            for _ in _decoded(f, path):
+                pass
+        raise DataDirError(f"{path}: not UTF-8 text; Kaldi lists must be UTF-8") from None
 
 
 def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, str]:
@@ -42,17 +75,18 @@ def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, s
 
     ``ncols``: if given, the exact number of whitespace-separated fields each line must have."""
     path = Path(path)
+    name = _name(path)
     out: dict[str, str] = {}
     for lineno, line in _lines(path):
         parts = line.split(maxsplit=1)
         if len(parts) < 2:
-            raise DataDirError(f"{path}:{lineno}: expected '<key> <value>', got '{line}'")
+            raise DataDirError(f"{name}:{lineno}: expected '<key> <value>', got '{line}'")
         if ncols is not None and len(line.split()) != ncols:
-            raise DataDirError(f"{path}:{lineno}: expected {ncols} fields, got '{line}'")
+            raise DataDirError(f"{name}:{lineno}: expected {ncols} fields, got '{line}'")
         key, value = parts
         if key in out:
-            raise DataDirError(f"{path}:{lineno}: duplicate key '{key}'; each must appear once "
-                               f"(fix: LC_ALL=C sort -u -k1,1 {path})")
+            raise DataDirError(f"{name}:{lineno}: duplicate key '{key}'; each must appear once "
+                               f"(fix: LC_ALL=C sort -u -k1,1 {name})")
         out[key] = value
     return out
 
@@ -202,12 +236,37 @@ def _check_sorted_unique(path: Path, problems: list[str]) -> list[str]:
     return keys
 
 
+def _report_some(problems: list[str], found: list[str], where: str, what: str) -> None:
+    """Add the first MAX_REPORTED of ``found`` to ``problems``, then one line counting the rest."""
+    problems += found[:MAX_REPORTED]
+    if len(found) > MAX_REPORTED:
+        problems.append(f"{where}: ... and {len(found) - MAX_REPORTED} more {what}")
+
+
+def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str]) -> None:
+    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono."""
+    scp = f"{path}/wav.scp"
+    files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
+    missing = {u for u, e in files.items() if not os.path.isfile(e)}
+    _report_some(problems, [f"{scp}: utterance '{u}': audio file {files[u]} not found" for u in sorted(missing)],
+                 scp, "missing audio files")
+    present = {u: e for u, e in files.items() if u not in missing}
+    infos, errors = audio_infos(present, desc=f"audio headers {path}", quiet=len(present) < 1000)
+    _report_some(problems, [f"{scp}: {e}" for e in errors.values()], scp, "unreadable audio files")
+    wrong = [u for u, i in infos.items() if not i.is_16k_mono]
+    _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
+                            f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
+                            f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
+
+
 def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True) -> list[str]:
     """Check a data directory; return a list of problems (empty when valid).
 
     Checks: required files present; each file sorted (C order) with unique keys; wav.scp,
-    utt2spk, spk2utt and utt2dur describe the same utterances; audio files exist; every
-    utterance of every trial list under trials/ is in wav.scp."""
+    utt2spk, spk2utt and utt2dur describe the same utterances, at least one; with
+    ``check_audio``, audio files exist and their headers say 16 kHz mono; every utterance of
+    every trial list under trials/ is in wav.scp. Each kind of problem is reported for at most
+    MAX_REPORTED utterances."""
     path = Path(path)
     problems: list[str] = []
     if not path.is_dir():
@@ -220,13 +279,23 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     sorted_keys = {}
     for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur"):
         if (path / name).is_file():
-            sorted_keys[name] = _check_sorted_unique(path / name, problems)
+            try:
+                sorted_keys[name] = _check_sorted_unique(path / name, problems)
+            except DataDirError as e:
+                problems.append(str(e))
     if problems:
         return problems
     try:
         d = DataDir.load(path)
     except DataDirError as e:
         return [str(e)]
+
+    for name, table in (("wav.scp", d.wav_scp), ("utt2spk", d.utt2spk)):
+        if not table:
+            problems.append(f"{path}/{name}: empty; a data directory needs at least one utterance (re-run the "
+                            f"data preparation stage: ./run.sh --stage 2 --stop-stage 2)")
+    if problems:
+        return problems
 
     def compare(a: set, b: set, name_a: str, name_b: str) -> None:
         for utt in sorted(a - b)[:MAX_REPORTED]:
@@ -241,11 +310,7 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     if d.utt2dur is not None:
         compare(set(d.wav_scp), set(d.utt2dur), "wav.scp", "utt2dur")
     if check_audio:
-        missing = [u for u, p in d.wav_scp.items() if not p.rstrip().endswith("|") and not os.path.isfile(p)]
-        for utt in missing[:MAX_REPORTED]:
-            problems.append(f"{path}/wav.scp: utterance '{utt}': audio file {d.wav_scp[utt]} not found")
-        if len(missing) > MAX_REPORTED:
-            problems.append(f"{path}/wav.scp: ... and {len(missing) - MAX_REPORTED} more missing audio files")
+        _check_audio(path, d.wav_scp, problems)
     if check_trials:
         for name, tpath in d.trial_lists().items():
             try:
@@ -258,8 +323,6 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
                 for utt in (e, t):
                     if utt not in d.wav_scp:
                         absent.append((i, utt))
-            for lineno, utt in absent[:MAX_REPORTED]:
-                problems.append(f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/wav.scp")
-            if len(absent) > MAX_REPORTED:
-                problems.append(f"{tpath}: ... and {len(absent) - MAX_REPORTED} more trial utterances not in wav.scp")
+            _report_some(problems, [f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/wav.scp"
+                                    for lineno, utt in absent], f"{tpath}", "trial utterances not in wav.scp")
     return problems

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from spkid.errors import SpkidError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
@@ -53,3 +55,27 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for tmp in tmps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _check_writable(folder: Path, option: str, value: Path) -> None:
+    """``folder`` must be a writable folder or creatable in one; errors name ``option=value``."""
+    top = folder
+    while not top.exists() and top != top.parent:
+        top = top.parent
+    if not top.is_dir():
+        raise SpkidError(f"{option}={value}: {top} is a file, not a folder; give another {option}")
+    if not os.access(top, os.W_OK | os.X_OK):
+        raise SpkidError(f"{option}={value}: cannot write in {top}; give another {option} or fix its permissions")
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written (``option`` names the setting)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpkidError(f"{option}={path} is a folder; give a file name, e.g. {option}={path / 'out'}")
+    _check_writable(path.parent, option, path)
+
+
+def check_output_dir(path: str | os.PathLike, option: str) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written in."""
+    _check_writable(Path(path), option, Path(path))

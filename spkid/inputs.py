@@ -72,7 +72,7 @@ def level_dbfs(wave: np.ndarray) -> float:
 def _decode(entry: str, allow_pipes: bool) -> tuple[np.ndarray, int]:
     """Samples ``(frames, channels)`` as float32 and the sample rate; errors name ``entry``."""
     if is_pipe(entry):
-        src: str | io.BytesIO = io.BytesIO(_run_pipe(entry, allow_pipes, utt=entry))
+        src: str | io.BytesIO = io.BytesIO(_run_pipe(entry, allow_pipes))
     else:
         if not os.path.exists(entry):
             raise InputError(entry, "no such file (check the path)")

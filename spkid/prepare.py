@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-from tqdm import tqdm
-
+from spkid.audio import audio_infos
 from spkid.banks import pack_audio
 from spkid.config import option
 from spkid.datadir import (Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
@@ -97,25 +94,16 @@ def scan_wavs(root: Path) -> dict[str, str]:
 
 def durations(wav_scp: dict[str, str], nj: int, desc: str, quiet: bool) -> dict[str, float]:
     """Seconds per utterance from the file headers; a file that is not 16 kHz mono is an error."""
-    utts = sorted(wav_scp)
-
-    def info(utt: str) -> tuple[int, int, int]:
-        try:
-            i = sf.info(wav_scp[utt])
-        except (sf.LibsndfileError, RuntimeError, OSError) as e:
-            raise PrepareError(f"utterance '{utt}': cannot read {wav_scp[utt]}: {e}") from None
-        return i.frames, i.samplerate, i.channels
-
-    with ThreadPoolExecutor(max(1, nj)) as pool:
-        infos = list(tqdm(pool.map(info, utts, chunksize=256), total=len(utts), desc=desc,
-                          unit="file", disable=quiet, leave=False))
-    bad = [(u, sr, c) for u, (_, sr, c) in zip(utts, infos) if sr != SAMPLE_RATE or c != 1]
+    infos, errors = audio_infos(wav_scp, nj, desc, quiet)
+    if errors:
+        raise PrepareError(str(next(iter(errors.values()))))
+    bad = [u for u, i in infos.items() if not i.is_16k_mono]
     if bad:
-        u, sr, c = bad[0]
+        u = bad[0]
         raise PrepareError(f"{len(bad)} file(s) are not {SAMPLE_RATE} Hz mono, e.g. utterance '{u}' "
-                           f"({wav_scp[u]}: {sr} Hz, {c} channel(s)); convert them: "
+                           f"({wav_scp[u]}: {infos[u].sample_rate} Hz, {infos[u].channels} channel(s)); convert them: "
                            f"ffmpeg -i IN -ac 1 -ar {SAMPLE_RATE} -c:a pcm_s16le OUT.wav")
-    return {u: frames / sr for u, (frames, sr, _) in zip(utts, infos)}
+    return {u: i.frames / i.sample_rate for u, i in infos.items()}
 
 
 def write_data_dir(path: Path, wav_scp: dict[str, str], utt2spk: dict[str, str], utt2dur: dict[str, float],

@@ -29,7 +29,7 @@ from spkid.config import option, parse_options
 from spkid.datadir import read_wav_scp
 from spkid.errors import SpkidError
 from spkid.extract import load_system
-from spkid.fileio import atomic_tmp_path, atomic_write
+from spkid.fileio import atomic_tmp_path, atomic_write, check_output_dir
 from spkid.inputs import Failures
 from spkid.device import pick_device
 from spkid.usage import embed_recordings, normalised_means
@@ -63,7 +63,11 @@ def list_inputs(source: str) -> list[tuple[str, str]]:
             raise SpkidError(f"{p}: files that differ only in extension share a key: {', '.join(clash[:5])}; rename them")
         return items
     if p.is_file():
-        return sorted(read_wav_scp(p).items())
+        items = sorted(read_wav_scp(p).items())
+        if not items:
+            raise SpkidError(f"{p} is empty: it lists no recordings; give a wav.scp with '<key> <audio file>' "
+                             f"lines, or a folder of audio files")
+        return items
     raise SpkidError(f"{p} not found: give a folder of audio files or a wav.scp")
 
 
@@ -101,6 +105,7 @@ def main(argv: Sequence[str]) -> int:
                                             prog="steps/embed.py", description=__doc__)
     if not opts.out:
         raise SpkidError("--out=FOLDER is required")
+    check_output_dir(opts.out, "--out")
     items = list_inputs(source)
     system = load_system(exp_dir, pick_device(opts.device))
     failures, notes = Failures(), []

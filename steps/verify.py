@@ -30,7 +30,7 @@ from spkid.config import option, parse_options
 from spkid.datadir import Trials
 from spkid.errors import SpkidError
 from spkid.extract import load_system
-from spkid.fileio import atomic_write
+from spkid.fileio import atomic_write, check_output_file
 from spkid.inputs import Failures
 from spkid.scoring import raw_scores, trial_indices
 from spkid.threshold import DEFAULT_LIST, OPERATING_POINTS, Threshold, load_threshold
@@ -95,6 +95,8 @@ def main(argv: Sequence[str]) -> int:
     exp_dir = positionals[0]
     if opts.pairs and not opts.scores_out:
         raise SpkidError("--pairs needs --scores-out=FILE")
+    if opts.scores_out:
+        check_output_file(opts.scores_out, "--scores-out")
     pairs = read_pairs(opts.pairs) if opts.pairs else [(positionals[1], positionals[2])]
     system = load_system(exp_dir, pick_device(opts.device))
     threshold = decision_threshold(opts, exp_dir, system.eval_opts.score_type, system.eval_opts.as_norm)

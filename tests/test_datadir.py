@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from spkid.datadir import (DataDir, DataDirError, read_table, read_trials, read_utt2dur,
+from spkid.audio import AudioError, audio_info, read_audio
+from spkid.banks import pack_audio
+from spkid.datadir import (MAX_REPORTED, DataDir, DataDirError, read_table, read_trials, read_utt2dur,
                            utt2spk_to_spk2utt, validate_data_dir, write_trials)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +111,101 @@ def test_cli_exit_codes(tmp_path):
     (d / "wav.scp").write_text("zzz /nonexistent.wav\n")
     bad = subprocess.run([sys.executable, ROOT / "utils/validate_data_dir.py", str(d)], capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and "wav.scp" in bad.stderr
+
+
+def run_util(name: str, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    return subprocess.run([sys.executable, ROOT / "utils" / name, *args], input=stdin, capture_output=True, env=env)
+
+
+def test_non_utf8_list_is_one_line_naming_file_and_line(tmp_path):
+    d = make_dir(tmp_path)
+    lines = (d / "utt2spk").read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"id00001\n", b"id0000\xe9\n")
+    (d / "utt2spk").write_bytes(b"".join(lines))
+    with pytest.raises(DataDirError, match=rf"{d}/utt2spk:2: not UTF-8 text \(byte 0xe9 at column 27\).*iconv"):
+        read_table(d / "utt2spk")
+    problems = validate_data_dir(d)
+    assert len(problems) == 1 and f"{d}/utt2spk:2: not UTF-8" in problems[0]
+    # the line is found past the text reader's first chunk too
+    (tmp_path / "big").write_bytes(b"".join(b"u%06d s\n" % i for i in range(20000)) + b"\xff x\n")
+    with pytest.raises(DataDirError, match=r"big:20001: not UTF-8 text \(byte 0xff at column 1\)"):
+        read_table(tmp_path / "big")
+    for util, args in (("validate_data_dir.py", [str(d)]), ("utt2spk_to_spk2utt.py", [str(d / "utt2spk")]),
+                       ("pack_audio.py", ["--quiet", str(d)])):
+        if util == "pack_audio.py":
+            (d / "wav.scp").write_bytes(b"r1 /x/caf\xe9.wav\n")
+        r = run_util(util, *args)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (util, err)
+        assert "not UTF-8 text" in err and (":2: " in err or "wav.scp:1: " in err), err
+
+
+def test_utt2spk_to_spk2utt_reads_stdin(tmp_path):
+    d = make_dir(tmp_path)
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=(d / "utt2spk").read_bytes())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == (d / "spk2utt").read_text()
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=b"a x\n\xe9 y\n")
+    assert r.returncode == 1 and r.stderr.decode().strip() == \
+        "utt2spk_to_spk2utt.py: error: <stdin>:2: not UTF-8 text (byte 0xe9 at column 1); Kaldi lists must be " \
+        "UTF-8: re-encode it (e.g. pipe it through iconv -f LATIN1 -t UTF-8)"
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=b"a x\nb\n")
+    assert r.returncode == 1 and r.stderr.decode().strip() == \
+        "utt2spk_to_spk2utt.py: error: <stdin>:2: expected '<key> <value>', got 'b'"
+
+
+def test_unreadable_audio_says_not_found_or_why(tmp_path):
+    d = make_dir(tmp_path)
+    missing = tmp_path / "wav" / "gone.wav"
+    (d / "wav.scp").write_text(f"a {tmp_path / 'wav/id00001/sessA/00001.wav'}\nb {missing}\n")
+    with pytest.raises(AudioError) as e:
+        pack_audio(d)
+    assert str(e.value) == f"utterance 'b': {missing} not found; fix its path in wav.scp or restore the file"
+    assert not (d / "bank.index").exists() and not (d / "bank.pcm16").exists()
+    with pytest.raises(AudioError, match=rf"^{missing} not found"):
+        audio_info(str(missing))
+    (tmp_path / "junk.wav").write_bytes(b"RIFF junk")
+    with pytest.raises(AudioError, match=r"^utterance 'j': cannot read .*junk\.wav: .*"):
+        read_audio(str(tmp_path / "junk.wav"), utt="j")
+
+
+def test_empty_lists_are_a_problem(tmp_path):
+    d = make_dir(tmp_path)
+    for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur"):
+        (d / name).write_text("")
+    problems = validate_data_dir(d)
+    assert [p.split(";")[0] for p in problems] == [f"{d}/wav.scp: empty", f"{d}/utt2spk: empty"]
+    assert "at least one utterance" in problems[0] and "./run.sh --stage 2" in problems[0]
+    r = run_util("validate_data_dir.py", str(d))
+    assert r.returncode == 1 and b"OK" not in r.stdout and b"wav.scp: empty" in r.stderr
+
+
+def test_audio_not_16k_mono_or_unreadable_is_reported(tmp_path):
+    d = make_dir(tmp_path)
+    wav = DataDir.load(d).wav_scp
+    stereo, rate8k, junk = wav["id00001/sessA/00001"], wav["id00001/sessA/00002"], wav["id00002/sessB/00001"]
+    sf.write(stereo, np.zeros((1600, 2), np.float32), 16000)
+    sf.write(rate8k, np.zeros(800, np.float32), 8000)
+    Path(junk).write_bytes(b"RIFF not audio")
+    problems = validate_data_dir(d)
+    assert problems[0].startswith(f"{d}/wav.scp: utterance 'id00002/sessB/00001': cannot read {junk}: ")
+    assert problems[1:] == [
+        f"{d}/wav.scp: utterance 'id00001/sessA/00001': {stereo} is 16000 Hz with 2 channel(s), not 16000 Hz mono "
+        f"(resample: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)",
+        f"{d}/wav.scp: utterance 'id00001/sessA/00002': {rate8k} is 8000 Hz with 1 channel(s), not 16000 Hz mono "
+        f"(resample: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)"]
+    assert validate_data_dir(d, check_audio=False) == []
+
+
+def test_many_bad_files_report_at_most_max_reported(tmp_path):
+    d = tmp_path / "d"
+    n = MAX_REPORTED + 3
+    wavs = {f"u{i:02d}": str(tmp_path / f"{i}.wav") for i in range(n)}
+    for p in wavs.values():
+        sf.write(p, np.zeros(160, np.float32), 44100)
+    utts = {u: "s" for u in wavs}
+    DataDir(d, wavs, utts, utt2spk_to_spk2utt(utts), None).write()
+    problems = validate_data_dir(d)
+    assert len(problems) == MAX_REPORTED + 1 and all("44100 Hz" in p for p in problems[:-1])
+    assert problems[-1] == f"{d}/wav.scp: ... and 3 more files not 16 kHz mono"

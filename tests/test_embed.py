@@ -78,6 +78,10 @@ def test_input_problems(setup, tmp_path):
         embed([str(exp), str(rec)])
     with pytest.raises(SpkidError, match="not found: give a folder of audio files or a wav.scp"):
         embed([f"--out={tmp_path}", str(exp), str(tmp_path / "nothing")])
+    (tmp_path / "empty.scp").write_text("\n")
+    with pytest.raises(SpkidError, match=rf"^{tmp_path / 'empty.scp'} is empty: it lists no recordings; give a "
+                                         rf"wav.scp with '<key> <audio file>' lines"):
+        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty.scp")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SpkidError, match="no audio files"):
         embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty")])
@@ -86,3 +90,14 @@ def test_input_problems(setup, tmp_path):
     sf.write(bad / "z.wav", np.zeros(16000, np.float32), 16000)
     with pytest.raises(SpkidError, match=r"(?s)none of the 1 input\(s\) could be used:.*z\.wav: silent"):
         embed([f"--out={tmp_path}", "--quiet=true", str(exp), str(bad)])
+
+
+def test_output_folder_is_checked_before_any_work(setup, tmp_path):
+    exp, rec = setup
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "emb"):
+        # refused before the system loads: a missing experiment would be the error otherwise
+        with pytest.raises(SpkidError, match=rf"--out={out}: {tmp_path / 'afile'} is a file, not a folder; "
+                                             rf"give another --out"):
+            embed([f"--out={out}", str(tmp_path / "no_exp"), str(rec)])
+    assert (tmp_path / "afile").read_text() == "x"

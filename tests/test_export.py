@@ -83,3 +83,32 @@ def test_export_step(system, tmp_path, capsys):
     assert "x.pt [torchscript]; max |embedding difference| vs PyTorch" in line
     assert main(["--check=false", str(system.exp_dir)]) == 0
     assert (system.exp_dir / "export" / "model.pt").is_file()
+
+
+def test_export_step_checks_the_output_path_first(tmp_path):
+    main = load_step("export").main
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    # refused before the system loads: a missing experiment would be the error otherwise
+    with pytest.raises(SpkidError, match=rf"--out={tmp_path / 'adir'} is a folder; give a file name"):
+        main([f"--out={tmp_path / 'adir'}", str(tmp_path / "no_exp")])
+    with pytest.raises(SpkidError, match=rf"--out={tmp_path / 'afile' / 'm.pt'}: {tmp_path / 'afile'} is a file, "
+                                         rf"not a folder"):
+        main([f"--out={tmp_path / 'afile' / 'm.pt'}", str(tmp_path / "no_exp")])
+    assert list((tmp_path / "adir").iterdir()) == []
+
+
+def test_export_failing_the_check_leaves_no_file(system, tmp_path):
+    main = load_step("export").main
+    out = tmp_path / "sub" / "m.pt"
+    # every difference is above a negative tolerance
+    with pytest.raises(SpkidError, match=r"differs from the PyTorch network by 0 \(> --tolerance=-1\), "
+                                         rf"so {out} was not written"):
+        main([f"--out={out}", "--tolerance=-1", str(system.exp_dir)])
+    assert list(out.parent.iterdir()) == []
+    out.write_bytes(b"old export")
+    with pytest.raises(SpkidError, match="was not written"):
+        main([f"--out={out}", "--tolerance=-1", str(system.exp_dir)])
+    assert [p.name for p in out.parent.iterdir()] == ["m.pt"] and out.read_bytes() == b"old export"
+    assert main([f"--out={out}", str(system.exp_dir)]) == 0
+    assert [p.name for p in out.parent.iterdir()] == ["m.pt"] and load_exported(out, "torchscript") is not None

@@ -111,8 +111,14 @@ def test_corrupt_missing_and_nan_files(tmp_path):
 def test_pipes_only_when_allowed(tmp_path):
     sf.write(tmp_path / "a.wav", tone(1.0, 16000), 16000)
     entry = f"cat {tmp_path / 'a.wav'} |"
-    with pytest.raises(SpkidError, match="allow-pipes"):
+    with pytest.raises(SpkidError) as e:
         load_recording(entry)
+    # named as the wav.scp entry it is, not as an utterance
+    assert str(e.value) == f"wav.scp entry '{entry}' is a shell command; pass --allow-pipes=true to run such entries"
+    failures = Failures()
+    assert list(load_inputs([("u1", entry)], failures)) == []
+    assert failures.report() == f"1 input(s) skipped:\n  u1: wav.scp entry '{entry}' is a shell command; " \
+                                f"pass --allow-pipes=true to run such entries"
     assert len(load_recording(entry, allow_pipes=True).wave) == 16000
 
 

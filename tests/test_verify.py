@@ -107,3 +107,11 @@ def test_threshold_problems(setup, tmp_path):
         verify(["--pairs=x", str(exp)])
     with pytest.raises(SpkidError, match="--threshold takes a number"):
         verify(["--threshold=high", str(exp), f["a"], f["b"]])
+
+
+def test_scores_out_is_checked_before_any_work(tmp_path):
+    (tmp_path / "adir").mkdir()
+    # refused before the pairs are read or the system loads (neither exists here)
+    with pytest.raises(SpkidError, match=rf"--scores-out={tmp_path / 'adir'} is a folder; give a file name"):
+        verify([f"--pairs={tmp_path / 'none.txt'}", f"--scores-out={tmp_path / 'adir'}", str(tmp_path / "no_exp")])
+    assert list((tmp_path / "adir").iterdir()) == []

@@ -7,29 +7,24 @@ Stage 2 packs these dirs itself; use this for dirs made another way, or after ed
     utils/pack_audio.py data/musan_noise data/musan_music data/musan_speech data/rirs
 """
 import argparse
-import sys
 import time
 
 from spkid.banks import pack_audio
-from spkid.errors import SpkidError
+from spkid.cli import run_main
 
 
-def main() -> int:
+def main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("dirs", nargs="+", help="data dirs with a wav.scp")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     for d in a.dirs:
         t0 = time.time()
-        try:
-            index = pack_audio(d, quiet=a.quiet)
-        except SpkidError as e:
-            print(f"pack_audio.py: {e}", file=sys.stderr)
-            return 1
+        index = pack_audio(d, quiet=a.quiet)
         size = index.with_name("bank.pcm16").stat().st_size
         print(f"pack_audio.py: {d}: {size / 2 / 16000 / 3600:.2f} h, {size / 2**20:.1f} MiB in {time.time() - t0:.1f} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -10,8 +10,7 @@ def main(argv):
     if len(argv) != 1:
         print("usage: utt2spk_to_spk2utt.py UTT2SPK > SPK2UTT", file=sys.stderr)
         return 2
-    src = "/dev/stdin" if argv[0] == "-" else argv[0]
-    for spk, utts in utt2spk_to_spk2utt(read_utt2spk(src)).items():
+    for spk, utts in utt2spk_to_spk2utt(read_utt2spk(argv[0])).items():  # '-': stdin
         print(spk, " ".join(utts))
     return 0
 

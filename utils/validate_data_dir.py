@@ -7,15 +7,16 @@ every trial utterance known. Prints each problem with its file and line and the 
 import argparse
 import sys
 
+from spkid.cli import run_main
 from spkid.datadir import validate_data_dir
 
 
-def main() -> int:
+def main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--no-audio", action="store_true", help="skip the check that audio files exist")
     p.add_argument("--no-trials", action="store_true", help="skip trial-list checks")
     p.add_argument("dirs", nargs="+")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     bad = 0
     for d in a.dirs:
         problems = validate_data_dir(d, check_audio=not a.no_audio, check_trials=not a.no_trials)
@@ -29,4 +30,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)
