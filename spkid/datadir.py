@@ -49,7 +49,7 @@ def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
             yield lineno, line
 
 
-def _lines(path: Path) -> Iterable[tuple[int, str]]:
+def list_lines(path: Path) -> Iterable[tuple[int, str]]:
     """The non-empty lines of a list, stripped, with their line numbers; '-' reads stdin."""
     if str(path) == "-":
         yield from _decoded(sys.stdin.buffer, _name(path))
@@ -77,7 +77,7 @@ def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, s
     path = Path(path)
     name = _name(path)
     out: dict[str, str] = {}
-    for lineno, line in _lines(path):
+    for lineno, line in list_lines(path):
         parts = line.split(maxsplit=1)
         if len(parts) < 2:
             raise DataDirError(f"{name}:{lineno}: expected '<key> <value>', got '{line}'")
@@ -161,7 +161,7 @@ def read_trials(path: str | os.PathLike) -> Trials:
     """Read Kaldi ``enroll test target|nontarget`` or VoxCeleb ``1|0 a.wav b.wav`` trials."""
     path = Path(path)
     enroll, test, labels = [], [], []
-    for lineno, line in _lines(path):
+    for lineno, line in list_lines(path):
         f = line.split()
         if len(f) != 3:
             raise DataDirError(f"{path}:{lineno}: expected 3 fields ('enroll test target|nontarget' "
@@ -224,7 +224,7 @@ class DataDir:
 def _check_sorted_unique(path: Path, problems: list[str]) -> list[str]:
     keys: list[str] = []
     prev = None
-    for lineno, line in _lines(path):
+    for lineno, line in list_lines(path):
         key = line.split(maxsplit=1)[0]
         if prev is not None and key <= prev:
             what = "duplicate" if key == prev else "not sorted"

@@ -27,7 +27,7 @@ import numpy as np
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import Trials
+from spkid.datadir import Trials, list_lines
 from spkid.errors import SpkidError
 from spkid.extract import load_system
 from spkid.fileio import atomic_write, check_output_file
@@ -54,18 +54,17 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
     if not p.is_file():
         raise SpkidError(f"pairs file {p} not found")
     pairs = []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) == 3 and parts[0] in ("0", "1"):
-                parts = parts[1:]
-            elif len(parts) == 3 and parts[2] in ("target", "nontarget"):
-                parts = parts[:2]
-            if len(parts) != 2:
-                raise SpkidError(f"{p}:{lineno}: expected 'a.wav b.wav', got '{line.strip()}'")
-            pairs.append((parts[0], parts[1]))
+    for lineno, line in list_lines(p):
+        parts = line.split()
+        if parts[0].startswith("#"):
+            continue
+        if len(parts) == 3 and parts[0] in ("0", "1"):
+            parts = parts[1:]
+        elif len(parts) == 3 and parts[2] in ("target", "nontarget"):
+            parts = parts[:2]
+        if len(parts) != 2:
+            raise SpkidError(f"{p}:{lineno}: expected 'a.wav b.wav', got '{line}'")
+        pairs.append((parts[0], parts[1]))
     if not pairs:
         raise SpkidError(f"pairs file {p} holds no pairs")
     return pairs

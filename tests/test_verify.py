@@ -115,3 +115,16 @@ def test_scores_out_is_checked_before_any_work(tmp_path):
     with pytest.raises(SpkidError, match=rf"--scores-out={tmp_path / 'adir'} is a folder; give a file name"):
         verify([f"--pairs={tmp_path / 'none.txt'}", f"--scores-out={tmp_path / 'adir'}", str(tmp_path / "no_exp")])
     assert list((tmp_path / "adir").iterdir()) == []
+
+
+def test_pairs_file_formats_and_bad_lines(tmp_path):
+    read_pairs = load_step("verify").read_pairs
+    p = tmp_path / "pairs"
+    p.write_text("# a comment\n\na.wav b.wav\n1 c.wav d.wav\ne.wav f.wav nontarget\n")
+    assert read_pairs(str(p)) == [("a.wav", "b.wav"), ("c.wav", "d.wav"), ("e.wav", "f.wav")]
+    p.write_text("a.wav b.wav\nc.wav\n")
+    with pytest.raises(SpkidError, match=r"pairs:2: expected 'a.wav b.wav', got 'c.wav'"):
+        read_pairs(str(p))
+    p.write_bytes(b"a.wav b.wav\nc\xe9.wav d.wav\n")
+    with pytest.raises(SpkidError, match=r"pairs:2: not UTF-8 text"):
+        read_pairs(str(p))
