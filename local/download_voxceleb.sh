@@ -12,4 +12,4 @@ if [ -f "$SPKID_ROOT/conf/download.conf" ]; then
   echo "download_voxceleb.sh: reading conf/download.conf"
   conf=(--config "$SPKID_ROOT/conf/download.conf")
 fi
-exec python "$SPKID_ROOT/local/download_corpora.py" "${conf[@]}" "$@"
+exec python "$SPKID_ROOT/local/download_corpora.py" ${conf[@]+"${conf[@]}"} "$@"

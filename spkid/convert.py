@@ -41,7 +41,7 @@ def find_files(root: str | os.PathLike, suffix: str) -> list[str]:
     """Relative paths (sorted) of the files under ``root`` ending in ``suffix``."""
     root = Path(root)
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # linked speaker dirs count
         dirnames.sort()
         rel = os.path.relpath(dirpath, root)
         for name in filenames:

@@ -137,7 +137,7 @@ def credentials_from_env(opts: ObtainOptions) -> ObtainOptions:
 
 
 def _has_file(root: Path, suffix: str) -> bool:
-    for _dirpath, _dirs, files in os.walk(root):
+    for _dirpath, _dirs, files in os.walk(root, followlinks=True):
         if any(f.endswith(suffix) for f in files):
             return True
     return False
@@ -180,7 +180,9 @@ class Stage1:
                 f"no VoxCeleb access key for {file}: the URL template {url_or_template} needs one. Export "
                 f"{ENV_KEY}=<key> (the key is in the download e-mail from the dataset owners) or pass "
                 f"--vox-key; or, with the corpora already on disk, point --corpus-dir at them and use "
-                f"--skip-download true")
+                f"--skip-download true"
+                + (f". A user name and password (which you gave) go with a --vox-url that has no {{key}}, "
+                   f"e.g. in conf/download.conf" if self.o.vox_user else ""))
         url, display = fill_template(url_or_template, file, self.o.vox_key)
         auth = None
         if self.o.vox_user and urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.o.vox_url).netloc:

@@ -232,16 +232,20 @@ def _transfer(src: Source, part: Path, timeout: float, expect_binary: bool, prog
         got = 0
         with open(part, mode) as out, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
                                           desc=dest.name, disable=not progress, leave=False) as bar:
-            try:
-                while True:
+            while True:
+                try:
                     block = resp.read(CHUNK)
-                    if not block:
-                        break
+                except (OSError, http.client.HTTPException) as e:
+                    raise _Retry(f"transfer interrupted ({type(e).__name__}: {e})") from None
+                if not block:
+                    break
+                try:
                     out.write(block)
-                    got += len(block)
-                    bar.update(len(block))
-            except (OSError, http.client.HTTPException) as e:
-                raise _Retry(f"transfer interrupted ({type(e).__name__})") from None
+                except OSError as e:  # the disk, not the network: retrying cannot help
+                    raise DownloadError(f"cannot write {part}: {e.strerror or e}; free space in {part.parent} "
+                                        f"and run again (the transfer resumes from {offset + got} bytes)") from None
+                got += len(block)
+                bar.update(len(block))
         if remaining is not None and got < remaining:
             raise _Retry(f"transfer interrupted after {offset + got} of {total} bytes")
 
@@ -382,8 +386,16 @@ def extract(archive: str | os.PathLike, dest_root: str | os.PathLike,
             if target.is_file() and target.stat().st_size == size:
                 skipped += 1
                 continue
-            with open_member() as src:
-                _write_member(src, target)
+            try:
+                with open_member() as src:
+                    _write_member(src, target)
+            except OSError as e:
+                if e.filename is None and e.errno is None:
+                    raise  # a read error of the archive itself (handled below)
+                # the archive is fine (its md5 was checked): the disk or permissions are not
+                raise DownloadError(f"cannot write {target} while extracting {archive}: {e.strerror or e}; free "
+                                    f"space / fix permissions under {dest_root} and run again (extraction "
+                                    f"resumes; the archive is kept)") from None
             written += 1
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         raise DownloadError(f"cannot extract {archive}: {e}; delete it (and its .md5 file) and run again "

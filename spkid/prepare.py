@@ -82,7 +82,7 @@ class SetSummary:
 def scan_wavs(root: Path) -> dict[str, str]:
     """utt id (path below ``root`` without .wav) -> file path, for every .wav under ``root``."""
     out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # linked speaker dirs count
         dirnames.sort()
         rel = os.path.relpath(dirpath, root)
         for name in filenames:

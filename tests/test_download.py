@@ -220,3 +220,22 @@ def test_cli_refuses_credentials_in_a_conf_file(tmp_path):
                         str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and f"{conf}:2: --vox-key must not be in a file" in p.stderr
     assert "abc" not in p.stderr
+
+
+def test_full_disk_is_named_not_blamed_on_the_archive_or_network(tmp_path, monkeypatch):
+    """ENOSPC while extracting keeps the (md5-checked) archive and says to free space."""
+    import errno
+    import zipfile
+
+    from spkid import download
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("wav/id1/v/00001.wav", b"x" * 100)
+
+    def full(src, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download, "_write_member", full)
+    with pytest.raises(download.DownloadError, match=r"No space left on device; free space .* the archive is kept"):
+        download.extract(archive, tmp_path / "out", lambda name: name)

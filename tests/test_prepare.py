@@ -137,3 +137,18 @@ def test_compare_known_counts():
     short = [SetSummary("vox2_dev", 1000, 5_994, {}), SetSummary("vox1", 153_516, 1_251, {"vox1_O": 37_720})]
     warnings = compare_known(short)
     assert len(warnings) == 2 and "1,092,009" in warnings[0] and "37,611" in warnings[1]
+
+
+def test_linked_speaker_folders_are_found(tmp_path):
+    """VoxCeleb1 dev and test merged by links (ln -s .../wav/* corpus/voxceleb/voxceleb1/wav/)."""
+    from spkid.convert import find_files
+    from spkid.prepare import scan_wavs
+
+    real = tmp_path / "real" / "id10001" / "v1"
+    real.mkdir(parents=True)
+    sf.write(real / "00001.wav", np.zeros(1600, np.float32), 16000)
+    wav = tmp_path / "corpus" / "voxceleb1" / "wav"
+    wav.mkdir(parents=True)
+    (wav / "id10001").symlink_to(tmp_path / "real" / "id10001")
+    assert list(scan_wavs(wav)) == ["id10001/v1/00001"]
+    assert find_files(wav, ".wav") == ["id10001/v1/00001.wav"]
