@@ -70,6 +70,21 @@ def list_lines(path: Path) -> Iterable[tuple[int, str]]:
         raise DataDirError(f"{path}: not UTF-8 text; Kaldi lists must be UTF-8") from None
 
 
+def read_scp(path: str | os.PathLike) -> list[tuple[str, str, int]]:
+    """(utt, ark path, byte offset) per line of a kaldiio ``<utt> <ark>:<offset>`` scp."""
+    path = Path(path)
+    out = []
+    for lineno, line in list_lines(path):
+        try:
+            utt, where = line.split(maxsplit=1)
+            ark, offset = where.rsplit(":", 1)
+            out.append((utt, ark, int(offset)))
+        except ValueError:
+            raise DataDirError(f"{path}:{lineno}: expected '<utt> <ark>:<offset>', got '{line}'; "
+                               f"re-run steps/extract.sh") from None
+    return out
+
+
 def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, str]:
     """Read ``<key> <rest of line>``; duplicate keys and short lines are errors (file:line).
 

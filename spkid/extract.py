@@ -21,6 +21,7 @@ import torch
 
 from spkid.audio import crop_samples, read_audio, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
+from spkid.datadir import read_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_paths
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
@@ -161,22 +162,6 @@ def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.Path
     return n
 
 
-def read_scp_lines(scp: str | os.PathLike) -> list[tuple[str, str, int]]:
-    """(utt, ark path, byte offset) per line of a kaldiio scp."""
-    out = []
-    with open(scp, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                utt, where = line.split(maxsplit=1)
-                path, offset = where.strip().rsplit(":", 1)
-                out.append((utt, path, int(offset)))
-            except ValueError:
-                raise ExtractError(f"{scp}:{lineno}: expected '<utt> <ark>:<offset>', got '{line.strip()}'") from None
-    return out
-
-
 def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> int:
     """Concatenate job arks into ``ark`` byte for byte and write its scp (offsets shifted, lines
     sorted by utterance), atomically; returns the number of utterances."""
@@ -187,7 +172,7 @@ def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> in
         with open(tmp_ark, "wb") as out:
             for part in parts:
                 part = Path(part)
-                for utt, _, offset in read_scp_lines(part.with_suffix(".scp")):
+                for utt, _, offset in read_scp(part.with_suffix(".scp")):
                     entries.append((utt, base + offset))
                 with open(part, "rb") as f:
                     while chunk := f.read(1 << 24):

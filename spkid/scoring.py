@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spkid.datadir import Trials
+from spkid.datadir import Trials, read_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -204,20 +204,10 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
         raise ScoringError(f"{scp} not found: extract the embeddings first (steps/extract.sh)")
     table = {}
     arks: dict[str, str] = {}
-    with open(scp, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                utt, where = line.split(maxsplit=1)
-                ark, offset = where.strip().rsplit(":", 1)
-                int(offset)
-            except ValueError:
-                raise ScoringError(f"{scp}:{lineno}: expected '<utt> <ark>:<offset>', got '{line.strip()}'; "
-                                   f"re-run steps/extract.sh") from None
-            if ark not in arks:
-                arks[ark] = _locate_ark(ark, scp)
-            table[utt] = f"{arks[ark]}:{offset}"
+    for utt, ark, offset in read_scp(scp):
+        if ark not in arks:
+            arks[ark] = _locate_ark(ark, scp)
+        table[utt] = f"{arks[ark]}:{offset}"
     want = sorted(table) if utts is None else sorted(set(utts))
     missing = [u for u in want if u not in table]
     if missing:

@@ -31,10 +31,10 @@ from tqdm import tqdm
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import DataDir, write_table
+from spkid.datadir import DataDir, read_scp, write_table
 from spkid.errors import SpkidError
 from spkid.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
-                           read_scp_lines, write_embeddings)
+                           write_embeddings)
 from spkid.fileio import atomic_write
 from spkid.options import SYSTEM_OPTIONS, EvalOptions
 
@@ -93,7 +93,7 @@ def write_info(path: Path, info: dict[str, str]) -> None:
 
 def part_done(ark: Path, utts: list[str]) -> bool:
     scp = ark.with_suffix(".scp")
-    return ark.is_file() and scp.is_file() and [u for u, _, _ in read_scp_lines(scp)] == utts
+    return ark.is_file() and scp.is_file() and [u for u, _, _ in read_scp(scp)] == utts
 
 
 def child(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, out_dir: Path) -> int:
@@ -172,7 +172,7 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
                     raise ExtractError(f"extraction job {k} failed (see {log}): {' | '.join(tail)}")
     bar.close()
     n = merge_arks(arks, final)
-    got = [u for u, _, _ in read_scp_lines(final.with_suffix(".scp"))]
+    got = [u for u, _, _ in read_scp(final.with_suffix(".scp"))]
     if got != utts:
         missing = sorted(set(utts) - set(got))
         raise ExtractError(f"{final.with_suffix('.scp')} has {n} utterances but {what} has {len(utts)}; "
