@@ -141,8 +141,9 @@ class PackedAudio:
     recordings: dict[str, tuple[int, int]]
 
     @classmethod
-    def load(cls, data_dir: Path) -> "PackedAudio | None":
-        """The bank of ``data_dir``, or None when it has none; a stale or damaged one is an error."""
+    def load(cls, data_dir: Path, wav_scp: Mapping[str, str]) -> "PackedAudio | None":
+        """The bank of ``data_dir`` (whose wav.scp is ``wav_scp``), or None when it has none; a
+        stale or damaged one, or one that lacks a recording of wav.scp, is an error."""
         index_path, audio_path = data_dir / PACK_INDEX, data_dir / PACK_AUDIO
         if not index_path.exists():
             return None
@@ -164,6 +165,9 @@ class PackedAudio:
                 except ValueError:
                     raise DataDirError(f"{index_path}:{lineno}: expected '<rec> <offset> <samples>', got "
                                        f"'{line.strip()}'; {fix}") from None
+        missing = [r for r in wav_scp if r not in recordings]
+        if missing:
+            raise DataDirError(f"{index_path} lacks recording '{missing[0]}' of wav.scp; {fix}")
         total = max((o + n for o, n in recordings.values()), default=0)
         size = audio_path.stat().st_size if audio_path.exists() else -1
         if size != 2 * total:
@@ -212,12 +216,8 @@ class WindowBank:
             raise DataDirError(f"{path}: no audio listed (re-run the data preparation stage)")
         bank = cls(names, [wav_scp[r] for r in recs], np.asarray(starts, dtype=np.int64),
                    np.asarray(lengths, dtype=np.int64))
-        packed = PackedAudio.load(path)
+        packed = PackedAudio.load(path, wav_scp)
         if packed is not None:
-            missing = [r for r in recs if r not in packed.recordings]
-            if missing:
-                raise DataDirError(f"{path}/{PACK_INDEX} lacks recording '{missing[0]}'; "
-                                   f"re-pack it: utils/pack_audio.py {path}")
             offsets = np.asarray([packed.recordings[r][0] for r in recs], dtype=np.int64)
             rec_len = np.asarray([packed.recordings[r][1] for r in recs], dtype=np.int64)
             # segments times are rounded: a window ends at its recording's real end at the latest
@@ -265,12 +265,7 @@ class RirBank:
         """From a data dir's wav.scp: through its packed bank when it has one (one read for
         RIRS_NOISES' 60,000 responses), else file by file."""
         wav_scp = read_wav_scp(path / "wav.scp")
-        packed = PackedAudio.load(path)
-        if packed is not None:
-            missing = [r for r in wav_scp if r not in packed.recordings]
-            if missing:
-                raise DataDirError(f"{path}/{PACK_INDEX} lacks RIR '{missing[0]}'; "
-                                   f"re-pack it: utils/pack_audio.py {path}")
+        packed = PackedAudio.load(path, wav_scp)
         names, parts = [], []
         for name in tqdm(sorted(wav_scp), desc="loading RIRs", disable=packed is not None or len(wav_scp) < 1000):
             if packed is not None:

@@ -83,7 +83,7 @@ def test_musan_segments(prepared):
         seg, utt, start, end = line.split()
         assert utt in noise.wav_scp and 0 <= float(start) < float(end) <= noise.utt2dur[utt] + 0.01
     # stage 2 packs each MUSAN dir: the recordings' 16-bit samples, in wav.scp order
-    packed = PackedAudio.load(data / "musan_noise")
+    packed = PackedAudio.load(data / "musan_noise", noise.wav_scp)
     assert list(packed.recordings) == sorted(noise.wav_scp)
     for utt, (offset, n) in packed.recordings.items():
         x, _ = sf.read(noise.wav_scp[utt], dtype="int16")
