@@ -333,9 +333,14 @@ class AugmentSource:
     def rir(self, draw: AugDraw) -> np.ndarray | None:
         return self.rirs[draw.rir] if draw.rir >= 0 else None
 
+    @property
+    def unpacked(self) -> list[str]:
+        """The MUSAN categories read from their wav files (their dirs have no packed bank)."""
+        return [c for c, b in self.banks.items() if b.packed is None]
+
     def device_bank_refusal(self, max_gib: float) -> str | None:
         """Why the banks cannot go to the training device under a ``max_gib`` budget (None: they can)."""
-        unpacked = [str(self.path / AUG_DIRS[c]) for c, b in self.banks.items() if b.packed is None]
+        unpacked = [str(self.path / AUG_DIRS[c]) for c in self.unpacked]
         if unpacked:
             return (f"{', '.join(unpacked)} {'is' if len(unpacked) == 1 else 'are'} not packed, so the DataLoader "
                     f"workers read the noise clips from the wav files (pack: utils/pack_audio.py "

@@ -239,7 +239,7 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
                      DeviceAugmentBank.nbytes(source) / 2**30)
         else:
             mode, device_augment = AUG_BATCHED, BatchAugmenter()
-            (log.warning if "not packed" in refusal else log.info)("augmentation: batched on %s; %s", device, refusal)
+            (log.warning if source.unpacked else log.info)("augmentation: batched on %s; %s", device, refusal)
     dataset = TrainCropDataset(utts, [data.wav_scp[u] for u in utts], [lengths[u] for u in utts], labels,
                                crop_samples(train.train_frames), source, mode)
     workers = train.num_workers
