@@ -31,11 +31,10 @@ from tqdm import tqdm
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import DataDir, read_scp, write_table
+from spkid.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                            write_embeddings)
-from spkid.fileio import atomic_write
 from spkid.options import SYSTEM_OPTIONS, EvalOptions
 
 
@@ -81,14 +80,8 @@ def fingerprint(exp_dir: Path, ev: EvalOptions, wav_scp: dict[str, str]) -> dict
 
 
 def read_info(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    return dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
-
-
-def write_info(path: Path, info: dict[str, str]) -> None:
-    with atomic_write(path) as f:
-        f.writelines(f"{k} {v}\n" for k, v in info.items())
+    """``extract.info`` or ``split/fingerprint`` (``<key> <value>`` lines), empty when absent."""
+    return read_table(path) if path.is_file() else {}
 
 
 def part_done(ark: Path, utts: list[str]) -> bool:
@@ -132,7 +125,7 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
     if read_info(split / "fingerprint") != fp:  # parts made with other settings are not reused
         for p in split.iterdir():
             p.unlink()
-        write_info(split / "fingerprint", fp)
+        write_table(split / "fingerprint", fp)
     parts = [utts[k * len(utts) // nj:(k + 1) * len(utts) // nj] for k in range(nj)]
     arks = [split / f"emb.{k}.ark" for k in range(nj)]
     todo = [k for k in range(nj) if not part_done(arks[k], parts[k])]
@@ -178,7 +171,7 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
         raise ExtractError(f"{final.with_suffix('.scp')} has {n} utterances but {what} has {len(utts)}; "
                            f"missing e.g. {', '.join(missing[:5])}; remove {out_dir} and re-run")
     write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts if u in utt2spk})
-    write_info(info_path, {"utterances": str(n), **fp})  # last: it marks the set done
+    write_table(info_path, {"utterances": str(n), **fp})  # last: it marks the set done
     for p in split.iterdir():
         p.unlink()
     split.rmdir()
