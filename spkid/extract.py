@@ -1,4 +1,4 @@
-"""Embedding extraction (paper section 3.6): ten evenly spaced 4.015-s crops per utterance.
+"""Embedding extraction (paper section 3.5): ten evenly spaced 4.015-s crops per utterance.
 
 Each utterance becomes one float32 matrix, crops x embed_dim, of raw (unnormalised) crop
 embeddings, stored with kaldiio as ark/scp, so that scoring, AS-norm and fusion never need

@@ -1,4 +1,4 @@
-"""Verification metrics from score and label arrays: EER, MinDCF and DET points (paper section 3.7).
+"""Verification metrics from score and label arrays: EER, MinDCF and DET points (paper section 3.6).
 
 Pure numpy functions; nothing here reads files. Labels are 1 for a target trial and 0 for a
 non-target one; a higher score means "more likely the same speaker". Every function is exact
@@ -158,7 +158,7 @@ def dcf_norm(p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
 
 
 def min_dcf(scores, labels, p_target: float = 0.05, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
-    """Normalised minimum detection cost over all thresholds (paper section 3.7, P_target 0.05)."""
+    """Normalised minimum detection cost over all thresholds (paper section 3.6, P_target 0.05)."""
     return min_dcf_threshold(scores, labels, p_target, c_miss, c_fa)[0]
 
 

@@ -2,7 +2,7 @@
 
 Each group is a dataclass; together they are ``SYSTEM_OPTIONS``. Training writes the resolved
 values to ``exp/<SYS>/config.conf`` and extraction and scoring read them back from there, so
-an experiment describes itself. Defaults are the paper's (REFERENCE in the README); a value of
+an experiment describes itself. Defaults are the paper's (see the README); a value of
 0 or "" where noted means "the trunk's paper value".
 """
 

@@ -1,4 +1,4 @@
-"""Trial scoring from stored crop embeddings (paper section 3.6), with optional AS-norm.
+"""Trial scoring from stored crop embeddings (paper section 3.5), with optional AS-norm.
 
 Each utterance is stored as a crops x dim matrix of raw crop embeddings (``spkid.extract``).
 Scores never need the network:
