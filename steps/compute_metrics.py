@@ -2,7 +2,7 @@
 """EER and MinDCF of a score file against its trial list.
 
     steps/compute_metrics.py --trials data/vox1/trials/vox1_O --scores exp/HA4/scores/vox1/vox1_O.score
-    EER 0.880% MinDCF(p=0.05) 0.0612
+    EER 0.880% MinDCF(p=0.05) 0.0790          (the paper's HA4 on Vox1-O, Table 2)
 
 EER is the paper's definition unless --eer-method says otherwise: on the ROC, the point where
 |FNR - FPR| is least, and the larger of the two there (voxceleb_trainer's tuneThresholdfromScore).
