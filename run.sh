@@ -122,6 +122,6 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   marker="exp/.done.results.${systems// /_}"
   { [ -f "$marker" ] && ! $force; } || rm -f exp/.done.results.*
   run_stage 6 "$marker" \
-    steps/fuse_and_report.sh --config conf/fusion.conf --systems "$systems" data exp
+    steps/fuse_and_report.sh --config conf/fusion.conf --systems "$systems" --corpus $corpus data exp
   echo "run.sh: results in exp/RESULTS.md"
 fi

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from spkid import metrics
+from spkid import metrics, paper
 from spkid.config import option, read_resolved
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS
@@ -34,6 +34,9 @@ class ReportOptions:
     systems: str = option("", "space-separated trained systems: fused by fuse.py, one row each in the table")
     fusions: str = option("F1 F2", "fusion rows of the table (exp/fusion/<name>/), skipped when absent")
     out: str = option("", "the table's markdown (default <exp>/RESULTS.md)")
+    corpus: str = option("voxceleb", "voxceleb: a row of the paper's figures under each system or fusion named "
+                         "as a Table 2 row; mini: list titles marked '-like', no paper rows (run.sh sets it)",
+                         choices=("voxceleb", "mini"))
 
 
 @dataclass
@@ -71,8 +74,21 @@ class Row:
     loss: str = "-"
     aug: str = "-"
     bn: str = "-"
-    results: dict[str, metrics.Metrics] = field(default_factory=dict)  # list name -> metrics
+    results: dict[str, metrics.Metrics | paper.Reported] = field(default_factory=dict)  # list name -> figures
     note: str = ""
+
+
+def with_paper_rows(rows: Sequence[Row], lists: Sequence[TrialList]) -> list[Row]:
+    """``rows`` with the paper's Table 2 figures, as a row "<name> (paper)", under every row named
+    as one of its rows (fusions included), when any of ``lists`` is one the paper reports."""
+    out = list(rows)
+    if not any(t.name in paper.LISTS for t in lists):
+        return out
+    for r in rows:
+        p = paper.TABLE2.get(r.name)
+        if p is not None:
+            out.insert(out.index(r) + 1, Row(f"{p.name} (paper)", p.params, p.loss, p.aug, p.bn, dict(p.results)))
+    return out
 
 
 def system_row(exp_dir: str | os.PathLike) -> Row:
@@ -87,8 +103,8 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
 
 
 def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer_method: str,
-           det_links: dict[str, str], tune_list: str = "", max_weight: int = 3) -> str:
-    """The markdown of RESULTS.md."""
+           det_links: dict[str, str], tune_list: str = "", max_weight: int = 3, corpus: str = "voxceleb") -> str:
+    """The markdown of RESULTS.md; ``corpus="voxceleb"`` adds the paper's rows (:func:`with_paper_rows`)."""
     lines = ["# Results", "",
              f"EER in %, {metrics.EER_DESCRIPTIONS[eer_method]} (--eer-method={eer_method}). "
              f"MinDCF with P_target = {p_target:g}, C_miss = C_fa = 1 (the paper's 0.05; other toolkits "
@@ -97,9 +113,20 @@ def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer
         lines += [f"F1 / F2: score fusion sum_i w_i s_i / sum_i w_i, w_i in 0..{max_weight}, every combination "
                   f"searched for the best EER (F1) or MinDCF (F2) on {tune_list}; the weights are listed "
                   f"below the table. Their figures on {tune_list} itself are tuned, not held out.", ""]
+    if corpus == "voxceleb" and any(r.name in paper.TABLE2 and r.name not in paper.FUSIONS for r in rows):
+        rows = with_paper_rows(rows, lists)
+        lines += ["Rows \"<name> (paper)\": the paper's Table 2, for comparison (its F1 weights "
+                  + " + ".join(f"{w}*{s}" for s, w in paper.F1_WEIGHTS.items())
+                  + "; a fusion here fuses the systems of this table). "
+                  + ("The paper's figures use the same EER definition and P_target."
+                     if (eer_method, p_target) == ("roc", 0.05) else
+                     "The paper's figures use --eer-method=roc and P_target = 0.05, not this table's: "
+                     "compare with care."), ""]
     head = ["Config", "#Params", "Loss", "Aug.", "BN"]
     for t in lists:
         title = LIST_TITLES.get(t.name, t.name)
+        if corpus == "mini":
+            title = f"{title}-like (mini)"
         head += [f"{title} EER", f"{title} MinDCF(p={p_target:g})"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * 5 + ["---:"] * (2 * len(lists))) + "|")

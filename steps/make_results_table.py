@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     if not shown:
         raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
     text = results.render([r for r, _ in rows], shown, fo.p_target, fo.eer_method, det_links,
-                          f"{fo.tune_set}/{fo.tune_list}", fo.max_weight)
+                          f"{fo.tune_set}/{fo.tune_list}", fo.max_weight, to.corpus)
     with atomic_write(out) as f:
         f.write(text)
     print(f"make_results_table.py: {len(rows)} row(s) x {len(shown)} trial list(s) -> {out}")

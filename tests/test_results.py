@@ -127,3 +127,57 @@ def test_list_order(tmp_path):
         (tmp_path / s / "trials").mkdir(parents=True, exist_ok=True)
         (tmp_path / s / "trials" / lst).write_text("a b target\n")
     assert [t.name for t in results.find_trial_lists(tmp_path)] == ["vox1_O", "vox1_H", "voxsrc20_val", "other"]
+
+
+def test_paper_rows_beside_table2_systems(tmp_path, monkeypatch):
+    """On VoxCeleb the table sets the paper's figures under every system named as a Table 2 row."""
+    rng = np.random.default_rng(1)
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    sets = {"vox1": make_set(data, "vox1", ["vox1_O"], 12, rng),
+            "voxsrc20_val": make_set(data, "voxsrc20_val", ["voxsrc20_val"], 10, rng)}
+    spk = {f"id{s:05d}": rng.normal(size=16) for s in range(12)}
+    make_system(exp, "HA4", sets, 1.5, rng, spk)
+    make_system(exp, "mine", sets, 2.5, rng, spk)
+    monkeypatch.setattr(results, "trunk_params", lambda opts: 8_028_492)
+    for sys_name in ("HA4", "mine"):
+        for s in sets:
+            assert step("score")([str(exp / sys_name), str(data / s)]) == 0
+    args = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "HA4 mine", str(data), str(exp)]
+    assert step("fuse")(args) == 0 and step("make_results_table")(args) == 0
+    text = (exp / "RESULTS.md").read_text()
+    rows = [r.split("|")[1].strip() for r in text.splitlines() if r.startswith("| ") and "Config" not in r]
+    assert rows == ["HA4", "HA4 (paper)", "mine", "F1", "F1 (paper)", "F2", "F2 (paper)"]
+    # Table 2: HA4 0.88 / 0.079 on VoxCeleb1 cleaned, 3.51 / 0.202 on the VoxSRC 2020 validation list
+    assert "| HA4 (paper) | 8.0M | AP+softmax | yes | no | 0.88 | 0.079 | 3.51 | 0.202 |" in text
+    assert "| F1 (paper) | - | - | - | - | 0.73 | 0.056 | 3.08 | 0.174 |" in text
+    assert "3*HA4 + 3*EA4 + 1*EA5 + 1*HA6" in text and "same EER definition" in text
+
+    assert step("make_results_table")(["--corpus", "mini", "--eer-method", "kaldi", *args]) == 0
+    text = (exp / "RESULTS.md").read_text()
+    assert "(paper)" not in text and "VoxCeleb1 cl.-like (mini) EER" in text
+    other_metrics = results.render([results.Row("HA4")], results.find_trial_lists(data), 0.01, "kaldi", {})
+    assert "| HA4 (paper) |" in other_metrics and "compare with care" in other_metrics
+
+
+def test_paper_table_agrees_with_the_confs():
+    """spkid.paper's Table 2 (typed from the paper) and conf/<SYS>.conf (written from the paper's
+    text) describe each row the same way: loss, augmentation, BN and trunk size."""
+    from spkid import paper
+    from spkid.config import parse_options
+    from spkid.options import SYSTEM_OPTIONS
+
+    assert len(paper.TABLE2) == 42 and {"F1", "F2"} <= set(paper.TABLE2)
+    sizes = {"Q_SAP": 1_437_078, "H_ASP": 8_028_492, "ECAPA": 14_657_088}
+    for name, row in paper.TABLE2.items():
+        if name.startswith("F"):
+            continue
+        model, loss, train, _ = parse_options(SYSTEM_OPTIONS, ["--config", str(ROOT / "conf" / f"{name}.conf")])[:-1]
+        assert (row.loss, row.aug, row.bn) == (results.LOSS_NAMES[loss.loss], "yes" if train.augment else "no",
+                                               "yes" if model.embed_bn else "no"), name
+        assert row.params == f"{sizes[model.trunk] / 1e6:.1f}M", name
+        assert set(row.results) == set(paper.LISTS)
+        assert all(0 < r.eer < 0.1 and 0 < r.min_dcf < 0.4 for r in row.results.values()), name
+    # the best EER per trunk family that the paper prints in bold on VoxCeleb1 cleaned
+    best = {fam: min((n for n in paper.TABLE2 if n.rstrip("12345678") == fam),
+                     key=lambda n: paper.TABLE2[n].results["vox1_O"].eer) for fam in ("Q", "QA", "H", "HA", "EA")}
+    assert best == {"Q": "Q8", "QA": "QA8", "H": "H7", "HA": "HA4", "EA": "EA4"}
