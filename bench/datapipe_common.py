@@ -59,17 +59,36 @@ def batches_forever(data: TrainData) -> Iterator[dict]:
         yield from data.loader
 
 
+def loader_backlog(loader) -> int:
+    """Batches a DataLoader holds ready for the step once its workers have had time to run
+    ahead (num_workers x prefetch_factor; 0 without workers)."""
+    workers = getattr(loader, "num_workers", 0) or 0
+    return workers * (getattr(loader, "prefetch_factor", None) or 0)
+
+
 def time_training(data: TrainData, job: TrainJob, device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
     """(utterances/s, share of the time spent waiting for the loader) over ``steps`` steps of
     the trainer's own step (spkid.trainer.Trainer.step: AMP, channels-last, fused Adam, compile).
 
     As in training, the host does not wait for the device between steps (the step never
     synchronises), so it queues step N+1 while the device runs step N; the device is
-    synchronised once before the timed steps and once after them."""
+    synchronised once before the timed steps and once after them.
+
+    The warm-up (its first steps autotune cuDNN or compile, for seconds) lets the workers fill
+    the loader's queue, :func:`loader_backlog` batches that the timed steps would then take
+    without waiting even when the workers cannot keep up: so the untimed steps go on until that
+    many more have been taken, and the timed ones see the loader's steady state. An epoch
+    that ends inside the measurement stalls the step while the workers start the next one
+    (once per ~5,000 batches on VoxCeleb2): it is noted when the data is that short."""
     trainer = Trainer(job, data.num_speakers, Dist(rank=0, world_size=1, local_rank=0, device=device))
     trainer.net.train()
+    untimed = warmup + loader_backlog(data.loader)
+    if data.batches_per_epoch < untimed + steps:
+        print(f"note: an epoch is {data.batches_per_epoch} batches, fewer than the {untimed + steps} this measurement "
+              f"takes ({untimed} untimed): the start of the next epoch, where the step waits for the workers, "
+              f"is part of the figure", flush=True)
     batches = batches_forever(data)
-    for _ in range(warmup):
+    for _ in range(untimed):
         trainer.step(next(batches), data.device_augment)
     synchronize(device)
     wait = 0.0
@@ -86,6 +105,14 @@ def time_training(data: TrainData, job: TrainJob, device: torch.device, steps: i
     return utts / total, wait / total
 
 
+def synthetic_speakers(batch: int, m: int, batches: int) -> int:
+    """Synthetic speakers (:data:`UTTS_PER_SPEAKER` utterance ids each) for epochs of at least
+    ``batches`` batches of ``batch`` utterances, M = ``m`` per speaker; at least two batches'
+    worth of distinct speakers."""
+    per_batch, groups = batch // m, UTTS_PER_SPEAKER // m
+    return max(2 * per_batch, -(-(batches + 1) * per_batch // groups))
+
+
 def _pair(text: str, name: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
@@ -94,9 +121,13 @@ def _pair(text: str, name: str) -> tuple[float, float]:
     return lo, hi
 
 
+#: utterance ids per speaker of :func:`synthetic_data`.
+UTTS_PER_SPEAKER = 8
+
+
 def synthetic_data(root: Path, speakers: int, files: int, seconds: str, musan_seconds: str) -> tuple[DataDir, Path]:
-    """A synthetic training dir (8 utterance ids per speaker) and augmentation dirs under ``root``."""
-    train = make_train_dir(root, num_speakers=speakers, utts_per_speaker=8, seconds=_pair(seconds, "--seconds"),
+    """A synthetic training dir (:data:`UTTS_PER_SPEAKER` utterance ids per speaker) and augmentation dirs under ``root``."""
+    train = make_train_dir(root, num_speakers=speakers, utts_per_speaker=UTTS_PER_SPEAKER, seconds=_pair(seconds, "--seconds"),
                            max_files=files)
     aug = make_aug_dirs(root, num_clips=6, clip_seconds=_pair(musan_seconds, "--musan-seconds"), num_rirs=40)
     return train, aug

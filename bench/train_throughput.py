@@ -28,8 +28,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
+import torch
 
-from bench.datapipe_common import SourceOptions, bench_data, setup_device, time_training
+from bench.datapipe_common import SourceOptions, bench_data, setup_device, synthetic_speakers, time_training
 from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.dataset import build_train_data
@@ -51,7 +52,7 @@ class BenchOptions:
     compile: bool = option(False, "torch.compile the model and loss (TrainOptions.compile)")
     compile_mode: str = option("default", "torch.compile mode (TrainOptions.compile_mode)", ("default", "reduce-overhead", "max-autotune"))
     placements: str = option("worker,read,bank", "augmentation placements to time, comma-separated: worker (per utterance in the workers, the baseline), read (batched, workers read the clips), bank (batched, bank on the device)")
-    speakers: int = option(0, "synthetic speakers; 0 = enough for two batches' worth of distinct speakers")
+    speakers: int = option(0, "synthetic speakers; 0 = enough for an epoch longer than a measurement (and two batches' worth of distinct speakers)")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -76,9 +77,13 @@ def main(argv: Sequence[str]) -> int:
     precision = f"{opts.amp} autocast" if device.type == "cuda" and opts.amp != "none" else "fp32"
 
     with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
-        train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers or 2 * batch // m)
-        print(f"device {device.type}, batch {batch} (M={m}), {workers} workers, {opts.steps} timed steps after "
-              f"{opts.warmup} warm-up, {precision}{f', torch.compile ({opts.compile_mode})' if opts.compile else ''}")
+        # warm-up, the loader's queue (workers x the DataLoader's prefetch_factor of 2), the timed steps
+        measured = opts.warmup + 2 * workers + opts.steps
+        train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers or synthetic_speakers(batch, m, measured))
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+        print(f"device {device.type} ({name}), batch {batch} (M={m}), {workers} workers, {opts.steps} timed steps "
+              f"after {opts.warmup} warm-up and {2 * workers} more (the loader's queue), {precision}"
+              f"{f', torch.compile ({opts.compile_mode})' if opts.compile else ''}")
         print(f"{'trunk':<6}  {'augmentation':<28}  {'utt/s':>8}  {'wait':>6}  ratio")
         results = []
 
