@@ -46,7 +46,7 @@ part() {  # part NAME SECONDS CMD...
   local t0=$SECONDS
   timeout -k 10 "$secs" "$@" >>"$out/$name.log" 2>&1
   local rc=$?
-  echo "=== $name: exit $rc$([ $rc -eq 124 ] && echo ' (time limit)') after $((SECONDS - t0)) s" | tee -a "$out/$name.log"
+  echo "=== $name: exit $rc$( ( [ $rc -eq 124 ] || [ $rc -eq 137 ] ) && echo ' (time limit)') after $((SECONDS - t0)) s" | tee -a "$out/$name.log"
   tail -n 25 "$out/$name.log"
 }
 
