@@ -200,6 +200,38 @@ def test_cuda_step_does_not_synchronise(tmp_path, amp, trunk, channels, loss):
     assert torch.isfinite(loss_value).item() and 0 <= acc.item() <= 1
 
 
+class _ScalarReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the operators that read a device value back to the host (a sync on CUDA)."""
+
+    READS = {"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select", "_unique2"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.READS:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("loss,scaler", [("ap_softmax", False), ("aam_softmax", True)])
+def test_step_reads_nothing_back_from_the_device(tmp_path, loss, scaler):
+    """The CPU half of test_cuda_step_does_not_synchronise, run everywhere: no operator of the
+    step (front-end, trunk, loss, backward, the non-finite flag, fused Adam; with a gradient
+    scaler under fp16 autocast too) reads a value back to the host."""
+    model, train = tiny_options()
+    job = TrainJob(model, LossOptions(loss=loss), train, EvalOptions(), tmp_path, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=CPU)
+    if scaler:
+        trainer.amp_dtype, trainer.scaler = torch.float16, torch.amp.GradScaler("cpu")
+    g = torch.Generator().manual_seed(0)
+    trainer.step(_batch("warm", 0.1 * torch.randn(4, 3440, generator=g)))  # lazy optimizer and scaler state
+    with _ScalarReads() as reads:
+        trainer.step(_batch("a", 0.1 * torch.randn(4, 3440, generator=g)))
+    assert reads.seen == []
+
+
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
 def test_compile_mode_reaches_torch_compile(tmp_path, monkeypatch, mode):
     seen = []
