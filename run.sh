@@ -74,6 +74,9 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   fi
 fi
 
+# stages 2-6 write into their markers the corpus they were made from (see run_stage)
+stage_stamp="corpus $(realpath -m "$corpus_dir")"
+
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   require "$corpus_dir/.done" 1 "obtain the $corpus corpus"
   run_stage 2 data/.done \

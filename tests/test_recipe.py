@@ -122,3 +122,22 @@ def test_stage_needing_an_earlier_one_names_it(tmp_path, recipe):
     out = run(fresh, "--stage", "2", "--stop-stage", "2")
     assert out.returncode == 1
     assert "corpus/mini/.done is missing: obtain the mini corpus first (./run.sh --stage 1 --stop-stage 1" in out.stderr
+
+
+def test_a_stage_made_from_another_corpus_is_refused_not_skipped(tmp_path, recipe):
+    # after the mini pipeline, data/ and exp/ hold the mini corpus's dirs and systems: stages
+    # for VoxCeleb must not skip them as finished
+    fresh = tmp_path / "r"
+    shutil.copytree(recipe, fresh, symlinks=True, ignore=shutil.ignore_patterns("corpus", "data", "exp"))
+    shutil.copytree(tiny_corpus(), fresh / "corpus" / "mini")
+    (fresh / "corpus" / "mini" / ".done").touch()
+    (fresh / "corpus" / "voxceleb").mkdir()
+    (fresh / "corpus" / "voxceleb" / ".done").touch()
+    mini = run(fresh, "--stage", "2", "--stop-stage", "2")
+    assert mini.returncode == 0, mini.stderr[-2000:]
+    assert "skipping" in run(fresh, "--stage", "2", "--stop-stage", "2").stdout
+    made = f"data/.done was made from {fresh / 'corpus' / 'mini'}, not {fresh / 'corpus' / 'voxceleb'}: redo stage 2"
+    for stage in ("2", "3"):
+        vox = run(fresh, "--corpus", "voxceleb", "--stage", stage, "--stop-stage", stage, "--systems", "EA4")
+        assert vox.returncode == 1 and made in vox.stderr, vox.stderr[-1000:]
+        assert "--stage 2 --stop-stage 2 --force true" in vox.stderr and "skipping" not in vox.stdout

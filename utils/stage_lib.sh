@@ -1,11 +1,13 @@
 # Helpers for run.sh's stage blocks (sourced). They keep each block to one readable call.
 
 # run_stage N MARKER CMD [ARGS...]: run CMD unless MARKER exists (or --force true); write
-# MARKER last, so an interrupted stage is simply run again. Output goes to the terminal and
-# to exp/log/stage<N>_<dir of MARKER, with / as _>.log.
+# MARKER last, so an interrupted stage is simply run again. MARKER holds $stage_stamp (the
+# corpus the stage was made from), so a stage finished for another corpus is refused rather
+# than skipped. Output goes to the terminal and to exp/log/stage<N>_<dir of MARKER, / as _>.log.
 run_stage() {
   local n=$1 marker=$2; shift 2
   if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
+    check_stamp "$marker" "$n" "./run.sh --stage $n --stop-stage $n --force true with the same options"
     echo "stage $n: $marker exists, skipping (--force true redoes it)"
     return 0
   fi
@@ -24,7 +26,19 @@ run_stage() {
     exit 1
   fi
   mkdir -p "$dir"
-  touch "$marker"
+  printf '%s\n' "${stage_stamp:-}" > "$marker.tmp"
+  mv "$marker.tmp" "$marker"
+}
+
+# check_stamp MARKER N HOW: stop when MARKER was made from another corpus than $stage_stamp
+# names (an empty marker, written before markers named their corpus, is taken as it is).
+check_stamp() {
+  local made
+  made=$(cat "$1")
+  if [ -n "$made" ] && [ "$made" != "${stage_stamp:-}" ]; then
+    echo "run.sh: $1 was made from ${made#corpus }, not ${stage_stamp#corpus }: redo stage $2 for this corpus ($3)" >&2
+    exit 1
+  fi
 }
 
 # require MARKER N WHAT: stop with the stage to run first when an input stage is not finished.
@@ -33,6 +47,7 @@ require() {
     echo "run.sh: $1 is missing: $3 first (./run.sh --stage $2 --stop-stage $2 with the same options)" >&2
     exit 1
   fi
+  check_stamp "$1" "$2" "./run.sh --stage $2 --stop-stage $2 --force true with the same options"
 }
 
 # require_file FILE HINT
