@@ -26,11 +26,15 @@ class ConfigError(SpkidError):
     pass
 
 
-def option(default: Any, help: str, choices: Sequence | None = None) -> Any:
-    """A dataclass field that is an option: its default, help text and allowed values."""
+def option(default: Any, help: str, choices: Sequence | None = None, min: float | None = None) -> Any:
+    """A dataclass field that is an option: its default, help text and allowed values (``choices``,
+    or for a number its least value ``min``, so that a conf's 0 or -1 is refused by file and line
+    instead of failing deep in training)."""
     meta: dict[str, Any] = {"help": help}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if min is not None:
+        meta["min"] = min
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -76,6 +80,9 @@ def convert_value(value: str, typ: type, f: dataclasses.Field, where: str) -> An
     choices = f.metadata.get("choices")
     if choices is not None and out not in choices:
         raise ConfigError(f"{where}: {name}={value} is not one of: {', '.join(map(str, choices))}")
+    least = f.metadata.get("min")
+    if least is not None and out < least:
+        raise ConfigError(f"{where}: {name}={value} is out of range: it must be at least {least}")
     return out
 
 
@@ -171,6 +178,8 @@ def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str
             kind = hints[f.name].__name__
             choices = f.metadata.get("choices")
             kind = "|".join(map(str, choices)) if choices else kind
+            if "min" in f.metadata:
+                kind += f" >= {f.metadata['min']}"
             lines.append(f"  {option_name(f.name)}={format_value(default)}  ({kind}) {f.metadata.get('help', '')}")
     return "\n".join(lines)
 

@@ -103,7 +103,7 @@ ENV_USER, ENV_PASSWORD, ENV_KEY = "SPKID_VOX_USER", "SPKID_VOX_PASSWORD", "SPKID
 class ObtainOptions:
     corpus_dir: str = option("", "where the corpora go (or already are)")
     download_dir: str = option("", "parts and archives (default <corpus-dir>/downloads)")
-    nj: int = option(4, "parallel ffmpeg processes for m4a->wav")
+    nj: int = option(4, "parallel ffmpeg processes for m4a->wav", min=1)
     components: str = option(DEFAULT_COMPONENTS, "comma-separated subset of " + ",".join(COMPONENTS) + " (voxsrc ones only when their sources are given)")
     skip_download: bool = option(False, "never download: use the corpora already under --corpus-dir (a missing one is an error)")
     vox_url: str = option("https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", "VoxCeleb URL template: {file} = the part or archive name, {key} = --vox-key")

@@ -14,6 +14,7 @@ from spkid.config import option
 
 TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
 LOSSES = ("softmax", "am_softmax", "aam_softmax", "ap", "ap_softmax")
+MIN_FRAMES = 10  # the shortest crop every trunk runs on (0.115 s), as steps/model_summary.py checks
 
 
 @dataclass
@@ -36,33 +37,33 @@ class LossOptions:
 
 @dataclass
 class TrainOptions:
-    epochs: int = option(250, "training epochs")
-    batch_size: int = option(200, "utterances per global batch (all ranks together): 200 classification, 400 metric losses")
-    n_per_speaker: int = option(0, "utterances of one speaker in a batch (M); 0 = 2 for ap/ap_softmax, 1 otherwise")
+    epochs: int = option(250, "training epochs", min=1)
+    batch_size: int = option(200, "utterances per global batch (all ranks together): 200 classification, 400 metric losses", min=1)
+    n_per_speaker: int = option(0, "utterances of one speaker in a batch (M); 0 = 2 for ap/ap_softmax, 1 otherwise", min=0)
     max_seg_per_spk: int = option(500, "per epoch, at most this many utterances of one speaker")
-    train_frames: int = option(200, "training crop in frames: frames*160+240 samples (200 = 2.015 s)")
+    train_frames: int = option(200, "training crop in frames: frames*160+240 samples (200 = 2.015 s)", min=MIN_FRAMES)
     augment: bool = option(False, "online MUSAN+RIR augmentation: clean/reverb/music/babble/noise, equal odds")
     batched_augment: bool = option(True, "augment whole batches on the training device (GPU when present) instead of per utterance in workers")
     aug_bank_max_gb: float = option(-1.0, "batched augmentation: hold the packed MUSAN banks (16-bit) and the RIRs on the training device when they take at most this many GiB (real MUSAN: ~12 GiB), else the workers read the noise clips; -1: a quarter of the device's memory (16 GiB on a CPU); 0: never")
-    lr: float = option(0.001, "Adam learning rate")
-    weight_decay: float = option(5e-5, "Adam weight decay")
-    lr_decay: float = option(0.75, "StepLR factor")
-    lr_step: int = option(16, "StepLR period in epochs")
+    lr: float = option(0.001, "Adam learning rate", min=0.0)
+    weight_decay: float = option(5e-5, "Adam weight decay", min=0.0)
+    lr_decay: float = option(0.75, "StepLR factor", min=0.0)
+    lr_step: int = option(16, "StepLR period in epochs", min=1)
     amp: str = option("fp16", "mixed precision on CUDA (ignored on CPU): fp16 with a gradient scaler, bf16, or none", ("fp16", "bf16", "none"))
     compile: bool = option(False, "torch.compile the trunk and loss head")
     compile_mode: str = option("default", "torch.compile mode with --compile true: default; reduce-overhead (CUDA graphs: the fixed-shape step replayed as one graph, for launch-bound steps); max-autotune", ("default", "reduce-overhead", "max-autotune"))
-    num_workers: int = option(4, "DataLoader worker processes per rank")
+    num_workers: int = option(4, "DataLoader worker processes per rank", min=0)
     seed: int = option(1, "random seed (sampler, crops, augmentation, initialisation)")
 
 
 @dataclass
 class EvalOptions:
-    eval_frames: int = option(400, "evaluation crop in frames (400 = 4.015 s)")
-    num_eval_crops: int = option(10, "evenly spaced crops per test utterance; 0 = the whole utterance")
+    eval_frames: int = option(400, "evaluation crop in frames (400 = 4.015 s)", min=MIN_FRAMES)
+    num_eval_crops: int = option(10, "evenly spaced crops per test utterance; 0 = the whole utterance", min=0)
     score_type: str = option("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code)", ("cosine", "euclidean"))
     as_norm: bool = option(False, "adaptive score normalisation against training-speaker cohort")
-    as_norm_top_n: int = option(300, "AS-norm: top-N cohort scores per side")
-    cohort_utts_per_spk: int = option(10, "AS-norm cohort: utterances extracted per training speaker (evenly spaced in its sorted list; 0 = all)")
+    as_norm_top_n: int = option(300, "AS-norm: top-N cohort scores per side", min=1)
+    cohort_utts_per_spk: int = option(10, "AS-norm cohort: utterances extracted per training speaker (evenly spaced in its sorted list; 0 = all)", min=0)
     p_target: float = option(0.05, "MinDCF prior (the paper's 0.05; NIST SRE often uses 0.01)")
 
 

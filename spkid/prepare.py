@@ -67,7 +67,7 @@ class PrepareError(SpkidError):
 class PrepareOptions:
     corpus_dir: str = option("", "corpus directory written by stage 1 (required)")
     data: str = option("data", "where the data directories go")
-    nj: int = option(8, "threads reading audio headers")
+    nj: int = option(8, "threads reading audio headers", min=1)
     quiet: bool = option(False, "no progress bars")
 
 

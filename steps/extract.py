@@ -40,10 +40,10 @@ from spkid.options import SYSTEM_OPTIONS, EvalOptions
 
 @dataclass
 class ExtractOptions:
-    nj: int = option(1, "parallel jobs (the utterances are split into nj parts)")
-    gpus: int = option(0, "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU")
-    batch_utts: int = option(16, "utterances whose crops share one forward pass")
-    read_workers: int = option(2, "audio-reading DataLoader workers per job")
+    nj: int = option(1, "parallel jobs (the utterances are split into nj parts)", min=1)
+    gpus: int = option(0, "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU", min=0)
+    batch_utts: int = option(16, "utterances whose crops share one forward pass", min=1)
+    read_workers: int = option(2, "audio-reading DataLoader workers per job", min=0)
     cohort_data: str = option("", "training data dir for the AS-norm cohort (extracted only when the system uses --as-norm=true)")
     allow_pipes: bool = option(False, "run wav.scp entries that are shell commands")
     job: int = option(-1, "internal: run only part JOB of OUT_NAME (set by the parent)")

@@ -31,8 +31,8 @@ class RunOptions:
     train_data: str = option("", "training data dir (wav.scp, utt2spk, spk2utt, utt2dur)")
     aug_data: str = option("", "data root holding musan_noise, musan_music, musan_speech and rirs (used with --augment true)")
     device: str = option("auto", "auto (CUDA when present), cuda or cpu; steps/train.sh sets it from --gpus", ("auto", "cuda", "cpu"))
-    log_interval: int = option(50, "steps between progress updates (the only points where the host waits for the device)")
-    keep_checkpoints: int = option(3, "keep the newest N epoch checkpoints (0 = all)")
+    log_interval: int = option(50, "steps between progress updates (the only points where the host waits for the device)", min=1)
+    keep_checkpoints: int = option(3, "keep the newest N epoch checkpoints (0 = all)", min=0)
     log_utts: bool = option(False, "debug: append the utterance ids each rank trains on to log/utts.rank<R>.txt")
     quiet: bool = option(False, "no progress bar or per-epoch console lines (the log file still has them)")
 

@@ -45,6 +45,14 @@ def test_later_config_wins_and_command_line_overrides_all(tmp_path):
     ("--embed-bn=yes\n", "a.conf:1: --embed-bn takes true or false"),
     ("--loss=triplet\n", "a.conf:1: --loss=triplet is not one of"),
     ("--config=other.conf\n", "a.conf:1: --config cannot be nested"),
+    # values that used to fail deep in training with a traceback (StepLR, the sampler, Adam, ...)
+    ("--epochs=3\n--lr-step=0\n", "a.conf:2: --lr-step=0 is out of range: it must be at least 1"),
+    ("--batch-size=0\n", "a.conf:1: --batch-size=0 is out of range: it must be at least 1"),
+    ("--train-frames=0\n", "a.conf:1: --train-frames=0 is out of range: it must be at least 10"),
+    ("--eval-frames=-5\n", "a.conf:1: --eval-frames=-5 is out of range: it must be at least 10"),
+    ("--lr=-1\n", "a.conf:1: --lr=-1 is out of range: it must be at least 0.0"),
+    ("--num-workers=-1\n", "a.conf:1: --num-workers=-1 is out of range: it must be at least 0"),
+    ("--epochs=0\n", "a.conf:1: --epochs=0 is out of range: it must be at least 1"),
 ])
 def test_bad_conf_lines_name_file_and_line(tmp_path, text, fragment):
     a = write(tmp_path, "a.conf", text)
@@ -88,3 +96,4 @@ def test_help_lists_every_option(capsys):
     for cls in SYSTEM_OPTIONS:
         for f in dataclasses.fields(cls):
             assert "--" + f.name.replace("_", "-") + "=" in out
+    assert "--lr-step=16  (int >= 1) StepLR period in epochs" in out

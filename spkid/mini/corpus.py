@@ -45,7 +45,7 @@ MUSAN_SUBDIRS = {"noise": ("free-sound", "sound-bible"), "music": ("fma", "jamen
 @dataclass
 class MiniCorpusOptions:
     out: str = option("", "corpus directory to write (required)")
-    nj: int = option(2, "parallel generation processes")
+    nj: int = option(2, "parallel generation processes", min=1)
     seed: int = option(1, "random seed: the same seed and sizes give the same corpus")
     extra_voices: bool = option(False, "add mbrola voices (Debian contrib/non-free; utils/setup_env.sh --extra-voices installs them)")
     train_speakers: int = option(40, "training speakers (voxceleb2/wav)")
