@@ -39,6 +39,10 @@ esac
 for v in stage stop_stage; do
   [[ "${!v}" =~ ^[1-6]$ ]] || { echo "run.sh: --${v//_/-} must be a stage number, 1 to 6, not '${!v}'" >&2; exit 1; }
 done
+for v in nj gpus nnodes node_rank; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: --${v//_/-} takes a whole number, not '${!v}'" >&2; exit 1; }
+done
+[ "$nj" -ge 1 ] && [ "$nnodes" -ge 1 ] || { echo "run.sh: --nj and --nnodes must be at least 1" >&2; exit 1; }
 [ "$stage" -le "$stop_stage" ] || { echo "run.sh: --stage $stage comes after --stop-stage $stop_stage" >&2; exit 1; }
 
 setup_opts=""; $extra_voices && setup_opts="--extra-voices"

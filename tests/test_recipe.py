@@ -114,6 +114,11 @@ def test_bad_options_are_refused(recipe):
     assert bad.returncode == 1 and "--corpus must be mini or voxceleb" in bad.stderr
     bad = run(recipe, "--force", "maybe")
     assert bad.returncode == 1 and "takes true or false" in bad.stderr
+    # checked up front, even when the stages that use them are finished and skipped
+    bad = run(recipe, "--gpus", "abc")
+    assert bad.returncode == 1 and "run.sh: --gpus takes a whole number, not 'abc'" in bad.stderr
+    bad = run(recipe, "--nj", "0")
+    assert bad.returncode == 1 and "run.sh: --nj and --nnodes must be at least 1" in bad.stderr
 
 
 def test_stage_needing_an_earlier_one_names_it(tmp_path, recipe):
