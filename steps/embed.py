@@ -3,6 +3,7 @@
 
     steps/embed.py --out=emb exp/H_ASP recordings/          # every audio file under the folder
     steps/embed.py --out=emb --format=npy exp/H_ASP data/x/wav.scp
+    steps/embed.py --out=emb exp/H_ASP speech.flac          # one recording, key 'speech'
 
 Keys: a folder's files by relative path without extension (``spk1/rec01``); a wav.scp's
 utterance ids. --kind=mean (default) writes one vector per recording: the mean of its
@@ -50,7 +51,8 @@ class EmbedOptions:
 
 
 def list_inputs(source: str) -> list[tuple[str, str]]:
-    """``(key, entry)`` for a folder of audio files or a wav.scp."""
+    """``(key, entry)`` for a folder of audio files, one audio file (its name without extension as
+    the key) or a wav.scp."""
     p = Path(source)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
@@ -62,13 +64,15 @@ def list_inputs(source: str) -> list[tuple[str, str]]:
         if clash:
             raise SpkidError(f"{p}: files that differ only in extension share a key: {', '.join(clash[:5])}; rename them")
         return items
+    if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS:  # one recording, not a list of them
+        return [(p.stem, str(p))]
     if p.is_file():
         items = sorted(read_wav_scp(p).items())
         if not items:
             raise SpkidError(f"{p} is empty: it lists no recordings; give a wav.scp with '<key> <audio file>' "
                              f"lines, or a folder of audio files")
         return items
-    raise SpkidError(f"{p} not found: give a folder of audio files or a wav.scp")
+    raise SpkidError(f"{p} not found: give a folder of audio files, an audio file or a wav.scp")
 
 
 def write_ark(out: Path, table: dict[str, np.ndarray]) -> None:

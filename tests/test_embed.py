@@ -72,11 +72,22 @@ def test_wav_scp_to_npy_crops(setup, tmp_path):
     np.testing.assert_allclose(arr[1], crops_of(exp, str(rec / "spk2/stereo.wav")), atol=1e-6)
 
 
+def test_one_audio_file_is_one_recording(setup, tmp_path):
+    # it used to be read as a wav.scp: "not UTF-8 text ... re-encode it (iconv ...)"
+    exp, rec = setup
+    out = tmp_path / "emb"
+    assert embed([f"--out={out}", "--format=npy", "--quiet=true", str(exp), str(rec / "spk1" / "r2.flac")]) == 0
+    assert (out / "keys.txt").read_text() == "r2\n"
+    crops = crops_of(exp, str(rec / "spk1" / "r2.flac"))
+    want = (crops / np.linalg.norm(crops, axis=1, keepdims=True)).mean(0)
+    np.testing.assert_allclose(np.load(out / "embeddings.npy")[0], want, atol=1e-6)
+
+
 def test_input_problems(setup, tmp_path):
     exp, rec = setup
     with pytest.raises(SpkidError, match="--out=FOLDER is required"):
         embed([str(exp), str(rec)])
-    with pytest.raises(SpkidError, match="not found: give a folder of audio files or a wav.scp"):
+    with pytest.raises(SpkidError, match="not found: give a folder of audio files, an audio file or a wav.scp"):
         embed([f"--out={tmp_path}", str(exp), str(tmp_path / "nothing")])
     (tmp_path / "empty.scp").write_text("\n")
     with pytest.raises(SpkidError, match=rf"^{tmp_path / 'empty.scp'} is empty: it lists no recordings; give a "
