@@ -94,9 +94,9 @@ def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") 
 
     exp_dir = Path(exp_dir)
     conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
-    for path, what in ((conf, "its resolved options"), (final, "the trained network")):
+    for path, what in ((conf, "resolved options"), (final, "trained network")):
         if not path.is_file():
-            raise ExtractError(f"{path} not found: {exp_dir} has no {what}; train it first "
+            raise ExtractError(f"{path} not found: {exp_dir} holds no {what}; train it first "
                                f"(run.sh stage 3, steps/train.sh ... {exp_dir})")
     opts = tuple(read_resolved(conf, SYSTEM_OPTIONS))
     model_opts = next(o for o in opts if isinstance(o, ModelOptions))

@@ -27,7 +27,7 @@ def test_load_system_restores_the_weights(system, tmp_path):
     for name, value in system.model.state_dict().items():
         torch.testing.assert_close(value, saved[name])
     assert not system.model.training and system.model_opts == TINY_MODEL
-    with pytest.raises(SpkidError, match=r"nothing/config\.conf not found.*train it first"):
+    with pytest.raises(SpkidError, match=r"nothing/config\.conf not found: \S*nothing holds no resolved options; train it first"):
         load_system(tmp_path / "nothing")
 
 
