@@ -155,6 +155,11 @@ def test_utt2spk_to_spk2utt_reads_stdin(tmp_path):
         "utt2spk_to_spk2utt.py: error: <stdin>:2: expected '<key> <value>', got 'b'"
 
 
+def test_utt2spk_to_spk2utt_help(tmp_path):
+    r = run_util("utt2spk_to_spk2utt.py", "--help")  # it was taken for a file: "error: --help not found"
+    assert r.returncode == 0 and r.stdout.decode().startswith("usage: utt2spk_to_spk2utt.py UTT2SPK > SPK2UTT")
+
+
 def test_unreadable_audio_says_not_found_or_why(tmp_path):
     d = make_dir(tmp_path)
     missing = tmp_path / "wav" / "gone.wav"

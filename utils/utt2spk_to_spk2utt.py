@@ -7,6 +7,9 @@ from spkid.datadir import read_utt2spk, utt2spk_to_spk2utt
 
 
 def main(argv):
+    if argv in (["-h"], ["--help"]):
+        print(f"usage: utt2spk_to_spk2utt.py UTT2SPK > SPK2UTT\n\n{__doc__.strip()}")
+        return 0
     if len(argv) != 1:
         print("usage: utt2spk_to_spk2utt.py UTT2SPK > SPK2UTT", file=sys.stderr)
         return 2
