@@ -48,8 +48,8 @@ def test_later_config_wins_and_command_line_overrides_all(tmp_path):
     # values that used to fail deep in training with a traceback (StepLR, the sampler, Adam, ...)
     ("--epochs=3\n--lr-step=0\n", "a.conf:2: --lr-step=0 is out of range: it must be at least 1"),
     ("--batch-size=0\n", "a.conf:1: --batch-size=0 is out of range: it must be at least 1"),
-    ("--train-frames=0\n", "a.conf:1: --train-frames=0 is out of range: it must be at least 10"),
-    ("--eval-frames=-5\n", "a.conf:1: --eval-frames=-5 is out of range: it must be at least 10"),
+    ("--train-frames=0\n", "a.conf:1: --train-frames=0 is out of range: it must be at least 1"),
+    ("--eval-frames=-5\n", "a.conf:1: --eval-frames=-5 is out of range: it must be at least 1"),
     ("--lr=-1\n", "a.conf:1: --lr=-1 is out of range: it must be at least 0.0"),
     ("--num-workers=-1\n", "a.conf:1: --num-workers=-1 is out of range: it must be at least 0"),
     ("--epochs=0\n", "a.conf:1: --epochs=0 is out of range: it must be at least 1"),
