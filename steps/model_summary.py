@@ -15,10 +15,13 @@ from typing import Sequence
 from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.errors import SpkidError
-from spkid.features import SAMPLE_RATE, num_frames
+from spkid.features import HOP_LENGTH, SAMPLE_RATE, num_frames
 from spkid.models import build_model, trunk_parameters
 from spkid.models.summary import layer_table
 from spkid.options import SYSTEM_OPTIONS, ModelOptions
+
+
+MIN_SUMMARY_FRAMES = 16  # feature frames of the shortest example input
 
 
 @dataclass
@@ -29,11 +32,12 @@ class SummaryOptions:
 def main(argv: Sequence[str]) -> int:
     *system, opts, _ = parse_options(
         [*SYSTEM_OPTIONS, SummaryOptions], argv, prog="model_summary.py",
-        description="Layer table of the model a system conf describes, and its parameter count.")
+        description=__doc__)
     model_opts = next(o for o in system if isinstance(o, ModelOptions))
     samples = int(round(opts.seconds * SAMPLE_RATE))
-    if num_frames(samples) < 16:
-        raise SpkidError(f"--seconds={opts.seconds} is too short to run the trunk; use at least 0.1")
+    if num_frames(samples) < MIN_SUMMARY_FRAMES:
+        least = (MIN_SUMMARY_FRAMES - 1) * HOP_LENGTH / SAMPLE_RATE
+        raise SpkidError(f"--seconds={opts.seconds} is too short to run the trunk; use at least {least:g}")
     model = build_model(model_opts)
     rows = layer_table(model, samples)
     print(f"model: {model_opts.trunk}  input: {samples} samples ({opts.seconds:g} s) = "

@@ -47,7 +47,8 @@ def load_cohort(cohort_dir: Path, ev: EvalOptions):
 
 def main(argv: list[str]) -> int:
     positional = ["exp_dir", "data_dir"]
-    *_, (exp_dir, data_dir) = parse_options([ScoreOptions, *SYSTEM_OPTIONS], argv, positional, prog="score.py")
+    *_, (exp_dir, data_dir) = parse_options([ScoreOptions, *SYSTEM_OPTIONS], argv, positional, prog="score.py",
+                                               description=__doc__)
     exp_dir, data_dir = Path(exp_dir), Path(data_dir)
     conf = exp_dir / "config.conf"
     if not conf.is_file():

@@ -9,6 +9,7 @@ import pytest
 
 from spkid.cli import run_main
 from spkid.errors import SpkidError
+from trained_system import STEPS, load_step
 
 
 def exit_of(main, monkeypatch, capsys) -> tuple[int, str]:
@@ -46,3 +47,14 @@ def test_spkid_errors_interrupts_and_status(monkeypatch, capsys):
     assert exit_of(lambda argv: 2, monkeypatch, capsys) == (2, "")
     with pytest.raises(ValueError):  # a bug still shows its traceback
         exit_of(raiser(ValueError("bug")), monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("step", sorted(p.stem for p in STEPS.glob("*.py")))
+def test_every_step_help_says_what_it_does(step, capsys):
+    # steps/score.py --help was a bare option list, without its purpose and example
+    with pytest.raises(SystemExit) as e:
+        load_step(step).main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("usage: ")
+    doc = load_step(step).__doc__.strip().splitlines()[0]
+    assert doc in out, (step, out[:300])

@@ -223,6 +223,14 @@ def test_model_summary_reads_a_system_conf(tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"trunk parameters: {trunk_parameters(build_model(ModelOptions(trunk='Q_SAP', channels='8,16,32,64')))}"
 
 
+def test_model_summary_too_short_names_a_length_that_runs(capsys):
+    summary = load_script("steps/model_summary.py").main
+    # it said "use at least 0.1" for --seconds=0.1
+    with pytest.raises(SpkidError, match=r"^--seconds=0.1 is too short to run the trunk; use at least 0.15$"):
+        summary(["--trunk=Q_SAP", "--channels=8,16,32,64", "--seconds=0.1"])
+    assert summary(["--trunk=Q_SAP", "--channels=8,16,32,64", "--seconds=0.15"]) == 0
+
+
 def test_bench_runs_a_tiny_configuration(capsys):
     assert load_script("bench/models.py").main(["--trunks=ECAPA", "--channels=16", "--batch-size=2", "--samples=8000",
                        "--iters=1", "--warmup=0", "--device=cpu"]) == 0
