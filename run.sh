@@ -78,8 +78,9 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   fi
 fi
 
-# stages 2-6 write into their markers the corpus they were made from (see run_stage)
-stage_stamp="corpus $(realpath -m "$corpus_dir")"
+# stages 2-6 write into their markers the corpus they were made from (see run_stage): its
+# name, not its path, so that a moved checkout or another node's mount point is the same corpus
+stage_stamp="the $corpus corpus"
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   require "$corpus_dir/.done" 1 "obtain the $corpus corpus"

@@ -141,8 +141,12 @@ def test_a_stage_made_from_another_corpus_is_refused_not_skipped(tmp_path, recip
     mini = run(fresh, "--stage", "2", "--stop-stage", "2")
     assert mini.returncode == 0, mini.stderr[-2000:]
     assert "skipping" in run(fresh, "--stage", "2", "--stop-stage", "2").stdout
-    made = f"data/.done was made from {fresh / 'corpus' / 'mini'}, not {fresh / 'corpus' / 'voxceleb'}: redo stage 2"
+    made = "data/.done was made from the mini corpus, not the voxceleb corpus: redo stage 2"
     for stage in ("2", "3"):
         vox = run(fresh, "--corpus", "voxceleb", "--stage", stage, "--stop-stage", stage, "--systems", "EA4")
         assert vox.returncode == 1 and made in vox.stderr, vox.stderr[-1000:]
         assert "--stage 2 --stop-stage 2 --force true" in vox.stderr and "skipping" not in vox.stdout
+    # the same corpus elsewhere (a moved checkout, another node's mount point) is still the same
+    moved = tmp_path / "moved"
+    fresh.rename(moved)
+    assert "skipping" in run(moved, "--stage", "2", "--stop-stage", "2").stdout

@@ -36,7 +36,7 @@ check_stamp() {
   local made
   made=$(cat "$1")
   if [ -n "$made" ] && [ "$made" != "${stage_stamp:-}" ]; then
-    echo "run.sh: $1 was made from ${made#corpus }, not ${stage_stamp#corpus }: redo stage $2 for this corpus ($3)" >&2
+    echo "run.sh: $1 was made from $made, not $stage_stamp: redo stage $2 for this corpus ($3)" >&2
     exit 1
   fi
 }
