@@ -177,11 +177,15 @@ def load_resume_checkpoint(exp_dir: Path, d: Dist) -> dict | None:
     return state
 
 
-def prune_checkpoints(exp_dir: Path, keep: int) -> None:
-    """Keep the newest ``keep`` checkpoints (0 keeps all)."""
+def prune_checkpoints(exp_dir: Path, keep: int, newest: int) -> None:
+    """Keep the ``keep`` checkpoints up to epoch ``newest`` (the one just written; 0 keeps all).
+    Newer ones are left alone: they are the unreadable ones a resumed run skipped, and counting
+    them could delete the only good checkpoint."""
     if keep <= 0:
         return
-    for path in sorted((Path(exp_dir) / "checkpoints").glob("epoch_*.pt"), reverse=True)[keep:]:
+    done = sorted((p for p in (Path(exp_dir) / "checkpoints").glob("epoch_*.pt") if p <= checkpoint_path(exp_dir, newest)),
+                  reverse=True)
+    for path in done[keep:]:
         path.unlink(missing_ok=True)
 
 
@@ -511,7 +515,7 @@ class Trainer:
             rng = self.gather_rng()
             if d.is_main:
                 save_atomic(self.state_dict(rng), checkpoint_path(job.exp_dir, epoch))
-                prune_checkpoints(job.exp_dir, job.keep_checkpoints)
+                prune_checkpoints(job.exp_dir, job.keep_checkpoints, epoch)
                 log.info("epoch %d/%d: loss %.4f, accuracy %.2f%%, lr %.3g, %d steps (%d skipped), "
                          "%.0f utt/s, %.1f s, waiting for data %.0f%%", epoch, job.train.epochs, stats.loss,
                          100 * stats.accuracy, lr, stats.steps, stats.skipped,

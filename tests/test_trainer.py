@@ -17,7 +17,7 @@ from spkid.models import build_model
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
 from spkid.synthetic import make_train_dir
 from spkid.trainer import (Dist, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
-                           load_latest_checkpoint, nonfinite_grads, save_atomic)
+                           load_latest_checkpoint, nonfinite_grads, prune_checkpoints, save_atomic)
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -66,6 +66,19 @@ def test_truncated_checkpoint_is_skipped(tmp_path, caplog):
     assert "epoch_0002.pt" in caplog.text and "unreadable" in caplog.text
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     assert load_latest_checkpoint(tmp_path / "nothing") is None
+
+
+def test_pruning_keeps_the_checkpoint_just_written(tmp_path):
+    """A run that resumed from epoch 3 past two unreadable newer checkpoints (4 and 5) and has
+    just written epoch 4: --keep-checkpoints 1 keeps that one, not the unreadable epoch 5."""
+    for epoch in (3, 4, 5):
+        save_atomic({"epoch": epoch}, checkpoint_path(tmp_path, epoch))
+    checkpoint_path(tmp_path, 5).write_bytes(b"truncated")
+    prune_checkpoints(tmp_path, keep=1, newest=4)
+    assert load_latest_checkpoint(tmp_path)["epoch"] == 4
+    assert not checkpoint_path(tmp_path, 3).exists()
+    prune_checkpoints(tmp_path, keep=0, newest=4)
+    assert checkpoint_path(tmp_path, 4).exists()
 
 
 def test_config_differences(tmp_path):
