@@ -130,7 +130,8 @@ def checkpoint_path(exp_dir: Path, epoch: int) -> Path:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, fsync, then rename: a checkpoint is whole or absent."""
+    """torch.save to a temporary file, fsync, then rename: a checkpoint is whole or absent.
+    A failed write (full disk, quota) is a SpkidError naming ``path``; the old file stays."""
     tmp = atomic_tmp_path(path)
     try:
         with open(tmp, "wb") as f:
@@ -138,8 +139,15 @@ def save_atomic(obj: Any, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        cause = e if isinstance(e, (OSError, RuntimeError)) else None
+        while cause is not None and not isinstance(cause, OSError):  # torch's zip writer may re-raise
+            cause = cause.__context__                                 # a failed write as RuntimeError
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise SpkidError(f"cannot write {path}: {os.strerror(cause.errno)}; free space on its file system "
+                             f"(or fix its permissions) and run the same command again (training resumes "
+                             f"from the newest checkpoint)") from e
         raise
 
 

@@ -1,3 +1,4 @@
+import errno
 import importlib.util
 import logging
 import os
@@ -66,6 +67,29 @@ def test_truncated_checkpoint_is_skipped(tmp_path, caplog):
     assert "epoch_0002.pt" in caplog.text and "unreadable" in caplog.text
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     assert load_latest_checkpoint(tmp_path / "nothing") is None
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_full_disk_is_one_line_and_keeps_the_old_checkpoint(tmp_path, monkeypatch, wrapped):
+    """A full disk surfaces from torch.save as an OSError or, when it hits the zip writer's
+    end, as a RuntimeError raised while handling it: either way one line naming the file."""
+    save_atomic({"epoch": 1}, checkpoint_path(tmp_path, 1))
+
+    def full_disk_save(obj, f):
+        f.write(b"partial")
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            if not wrapped:
+                raise
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    with pytest.raises(SpkidError, match=r"cannot write .*epoch_0002\.pt: No space left on device; free space"):
+        save_atomic({"epoch": 2}, checkpoint_path(tmp_path, 2))
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch_0001.pt"]
+    monkeypatch.undo()
+    assert load_latest_checkpoint(tmp_path)["epoch"] == 1
 
 
 def test_pruning_keeps_the_checkpoint_just_written(tmp_path):
