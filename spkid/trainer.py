@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,19 @@ def _barrier(d: Dist) -> None:
         dist.barrier()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, like Ctrl-C."""
+
+
+def raise_on_sigterm() -> Any:
+    """Make SIGTERM (a scheduler's pre-emption, torchrun stopping its workers) unwind the
+    process like Ctrl-C, so that a checkpoint being written is removed rather than left as a
+    temporary file beside the others. Returns the previous handler (for ``signal.signal``)."""
+    def handler(signum, frame):
+        raise Terminated(f"terminated ({signal.Signals(signum).name})")
+    return signal.signal(signal.SIGTERM, handler)
+
+
 # ----------------------------------------------------------------------------- RNG states
 
 def rng_state(device: torch.device) -> dict:
@@ -151,6 +165,18 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
+def remove_partial_writes(exp_dir: Path) -> int:
+    """Delete the temporary files of checkpoints and final.pt whose writer was killed (SIGKILL,
+    a node lost) before it could remove them; each is as large as a checkpoint. Returns how many."""
+    exp_dir = Path(exp_dir)
+    partial = [*(exp_dir / "checkpoints").glob(".epoch_*.pt.*.tmp"), *exp_dir.glob(".final.pt.*.tmp")]
+    for path in partial:
+        path.unlink(missing_ok=True)
+    if partial:
+        log.info("removed %d partial checkpoint file(s) left by a killed run (e.g. %s)", len(partial), partial[0])
+    return len(partial)
+
+
 def load_latest_checkpoint(exp_dir: Path) -> dict | None:
     """The newest checkpoint that loads; unreadable (e.g. truncated) ones are skipped with a warning."""
     paths = sorted((Path(exp_dir) / "checkpoints").glob("epoch_*.pt"), reverse=True)
@@ -168,7 +194,10 @@ def load_latest_checkpoint(exp_dir: Path) -> dict | None:
 def load_resume_checkpoint(exp_dir: Path, d: Dist) -> dict | None:
     """The checkpoint to resume from, the same file on every rank: rank 0 picks the newest
     readable one and the others load that one (a rank that picked on its own could start from
-    another epoch after a read error, and the ranks' collectives would no longer match)."""
+    another epoch after a read error, and the ranks' collectives would no longer match).
+    Rank 0 first removes the partial writes of a killed run."""
+    if d.is_main:
+        remove_partial_writes(exp_dir)
     if d.world_size == 1:
         return load_latest_checkpoint(exp_dir)
     state = load_latest_checkpoint(exp_dir) if d.is_main else None

@@ -6,11 +6,13 @@
 Writes exp/SYS/config.conf (the resolved system options, read back by extraction and
 scoring), exp/SYS/checkpoints/epoch_NNNN.pt every epoch, exp/SYS/final.pt at the end and
 exp/SYS/log/train.log. Re-running the same command resumes from the newest readable
-checkpoint; a run whose options differ from the saved config.conf is refused.
+checkpoint; a run whose options differ from the saved config.conf is refused. SIGTERM (a
+scheduler's pre-emption) stops it like Ctrl-C, naming the checkpoint it will resume from.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from spkid.dataset import build_train_data
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS, n_per_speaker
 from spkid.trainer import (TrainJob, Trainer, close_distributed, config_differences, init_distributed,
-                           load_resume_checkpoint, log, setup_logging)
+                           load_resume_checkpoint, log, raise_on_sigterm, setup_logging)
 
 
 @dataclass
@@ -47,6 +49,7 @@ def main(argv: Sequence[str]) -> int:
                          "or set --augment false")
     exp = Path(exp_dir)
     system = [model, loss, train, evalo]
+    previous_handler = raise_on_sigterm()
     d = init_distributed(run.device)
     try:
         setup_logging(exp, d, run.quiet)
@@ -86,8 +89,15 @@ def main(argv: Sequence[str]) -> int:
                            f"last epoch loss {stats.loss:.4f}, accuracy {100 * stats.accuracy:.2f}%")
             log.info("train.py: %s: %s; model in %s", exp, summary, final, extra={"file_only": True})
             print(f"train.py: {exp}: {summary}; model in {final}", flush=True)
+    except KeyboardInterrupt as e:
+        if d.is_main:
+            newest = sorted((exp / "checkpoints").glob("epoch_*.pt"))
+            log.warning("%s: run the same command to resume from %s", e or "interrupted",
+                        newest[-1] if newest else "the start (no checkpoint yet)")
+        raise
     finally:
         close_distributed()
+        signal.signal(signal.SIGTERM, previous_handler)
     return 0
 
 

@@ -18,7 +18,8 @@ from spkid.models import build_model
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
 from spkid.synthetic import make_train_dir
 from spkid.trainer import (Dist, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
-                           load_latest_checkpoint, nonfinite_grads, prune_checkpoints, save_atomic)
+                           load_latest_checkpoint, load_resume_checkpoint, nonfinite_grads, prune_checkpoints,
+                           save_atomic)
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -103,6 +104,47 @@ def test_pruning_keeps_the_checkpoint_just_written(tmp_path):
     assert not checkpoint_path(tmp_path, 3).exists()
     prune_checkpoints(tmp_path, keep=0, newest=4)
     assert checkpoint_path(tmp_path, 4).exists()
+
+
+SLOW_SAVE = """
+import sys, time, torch
+from pathlib import Path
+from spkid.trainer import raise_on_sigterm, save_atomic
+def slow_save(obj, f):
+    f.write(b"part of a checkpoint")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+torch.save = slow_save
+raise_on_sigterm()
+save_atomic({}, Path(sys.argv[1]))
+"""
+
+
+def test_sigterm_while_writing_a_checkpoint_leaves_no_partial_file(tmp_path):
+    path = checkpoint_path(tmp_path, 2)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n"
+        assert [p.name for p in path.parent.iterdir()] == [f".epoch_0002.pt.{proc.pid}.tmp"]
+        proc.terminate()  # SIGTERM, as a scheduler sends it
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert "Terminated: terminated (SIGTERM)" in err
+    assert list(path.parent.iterdir()) == []
+
+
+def test_partial_writes_of_a_killed_run_are_removed_on_resume(tmp_path, caplog):
+    """SIGKILL leaves the temporary file, checkpoint-sized; the next run deletes it."""
+    save_atomic({"epoch": 1}, checkpoint_path(tmp_path, 1))
+    (tmp_path / "checkpoints" / ".epoch_0002.pt.4242.tmp").write_bytes(b"partial")
+    (tmp_path / ".final.pt.4242.tmp").write_bytes(b"partial")
+    with caplog.at_level(logging.INFO, logger="spkid.train"):
+        assert load_resume_checkpoint(tmp_path, CPU)["epoch"] == 1
+    assert "removed 2 partial checkpoint file(s)" in caplog.text
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["epoch_0001.pt"]
 
 
 def test_config_differences(tmp_path):
