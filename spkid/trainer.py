@@ -90,6 +90,13 @@ def close_distributed() -> None:
         dist.destroy_process_group()
 
 
+def peer_lost(e: BaseException) -> bool:
+    """Whether ``e`` is a collective failing because another rank went away (it raised, or was
+    killed): NCCL's DistError, or gloo's plain RuntimeError about the closed connection."""
+    return isinstance(e, dist.DistError) or any(
+        text in str(e) for text in ("Connection closed by peer", "Connection reset by peer"))
+
+
 def _barrier(d: Dist) -> None:
     if d.world_size > 1:
         dist.barrier()

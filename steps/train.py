@@ -22,10 +22,10 @@ from spkid.cli import run_main
 from spkid.config import option, parse_options, write_resolved
 from spkid.datadir import DataDir
 from spkid.dataset import build_train_data
-from spkid.errors import SpkidError
+from spkid.errors import SpkidError, error_message
 from spkid.options import SYSTEM_OPTIONS, n_per_speaker
 from spkid.trainer import (TrainJob, Trainer, close_distributed, config_differences, init_distributed,
-                           load_resume_checkpoint, log, raise_on_sigterm, setup_logging)
+                           load_resume_checkpoint, log, peer_lost, raise_on_sigterm, setup_logging)
 
 
 @dataclass
@@ -89,6 +89,15 @@ def main(argv: Sequence[str]) -> int:
                            f"last epoch loss {stats.loss:.4f}, accuracy {100 * stats.accuracy:.2f}%")
             log.info("train.py: %s: %s; model in %s", exp, summary, final, extra={"file_only": True})
             print(f"train.py: {exp}: {summary}; model in {final}", flush=True)
+    except SpkidError as e:  # into log/train[.rank<R>].log too: on a cluster that is where one looks
+        log.error("%s", error_message(e), extra={"file_only": True})
+        raise
+    except RuntimeError as e:
+        if d.world_size > 1 and peer_lost(e):
+            raise SpkidError(f"rank {d.rank} stopped: another rank failed (its error is above, and in "
+                             f"{exp / 'log'}/train.log or train.rank<R>.log); fix it and run the same command "
+                             f"to resume") from None
+        raise
     except KeyboardInterrupt as e:
         if d.is_main:
             newest = sorted((exp / "checkpoints").glob("epoch_*.pt"))

@@ -461,3 +461,28 @@ def test_two_process_ddp(corpus, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "epoch 3 of 3" in r.stdout
     assert "resuming after epoch 2 from" in (exp / "log" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_an_error_on_one_rank_stops_all_with_its_line(corpus, tmp_path):
+    """A wav only rank 1 reads is corrupt: rank 1's error, naming the utterance, is printed and
+    in its log; rank 0, whose collective lost its peer, says so in one line (no traceback)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name in ("utt2spk", "spk2utt", "utt2dur", "wav.scp"):
+        (data_dir / name).write_text((corpus / name).read_text())
+    model, train = tiny_options(batch_size=8, seed=7, max_seg_per_spk=500)
+    rank1 = build_train_data(DataDir.load(data_dir), None, train, 2, 1, 2, CPU.device)
+    rank1.set_epoch(1)
+    utt = rank1.dataset.utts[next(iter(rank1.sampler))[0][0]]
+    wav = tmp_path / "broken.wav"
+    wav.write_bytes(b"not a wav file" * 10)
+    scp = DataDir.load(data_dir).wav_scp
+    (data_dir / "wav.scp").write_text("".join(f"{u} {wav if u == utt else e}\n" for u, e in sorted(scp.items())))
+    exp = tmp_path / "exp"
+    r = _train_sh("--cpu-procs", "2", *TINY_MODEL, *TINY_TRAIN, "--loss=ap", "--batch-size=8", "--seed=7", "--epochs=1",
+                  "--quiet=true", f"--train-data={data_dir}", str(exp), timeout=120)
+    assert r.returncode != 0
+    assert f"train.py: error: utterance '{utt}'" in r.stderr
+    assert f"utterance '{utt}'" in (exp / "log" / "train.rank1.log").read_text()
+    assert "[rank0]: Traceback" not in r.stderr, r.stderr[-3000:]
