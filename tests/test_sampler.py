@@ -88,6 +88,10 @@ def test_m1_and_single_speaker_batches():
 def test_batch_size_must_divide_by_world_times_m():
     with pytest.raises(SamplerError, match="--batch-size=8"):
         sampler(batch_size=10, world_size=2)
+    # A run resumed on another number of GPUs cannot change its global batch: the world sizes
+    # that divide it are named too.
+    with pytest.raises(SamplerError, match=r"--batch-size=6, or, to resume .* a world size of 1, 2, 4: GPUs x nodes"):
+        sampler(batch_size=8, world_size=3)
     with pytest.raises(SamplerError, match="distinct speakers"):
         sampler(batch_size=40)
 
