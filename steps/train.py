@@ -94,9 +94,9 @@ def main(argv: Sequence[str]) -> int:
         raise
     except RuntimeError as e:
         if d.world_size > 1 and peer_lost(e):
-            raise SpkidError(f"rank {d.rank} stopped: another rank failed (its error is above, and in "
-                             f"{exp / 'log'}/train.log or train.rank<R>.log); fix it and run the same command "
-                             f"to resume") from None
+            raise SpkidError(f"rank {d.rank} stopped: another rank failed or was killed (its error, if it "
+                             f"printed one, is above and in {exp / 'log'}/train.log or train.rank<R>.log); "
+                             f"fix it and run the same command to resume") from None
         raise
     except KeyboardInterrupt as e:
         if d.is_main:
