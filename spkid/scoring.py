@@ -67,7 +67,8 @@ class Embeddings:
             x = normalize_rows(mat)
             utts.append(utt)
             means.append(x.mean(axis=0))
-            crops.append(x if keep_crops else x[:0])
+            # not x[:0]: a view keeps the whole matrix alive (3 GB for VoxCeleb1's ten crops)
+            crops.append(x if keep_crops else np.empty((0, x.shape[1]), dtype=np.float32))
         if not utts:
             raise ScoringError("no embeddings to score")
         return cls(utts, crops, np.stack(means))
@@ -202,12 +203,13 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
     scp = Path(scp)
     if not scp.is_file():
         raise ScoringError(f"{scp} not found: extract the embeddings first (steps/extract.sh)")
-    table = {}
+    table, place = {}, {}
     arks: dict[str, str] = {}
     for utt, ark, offset in read_scp(scp):
         if ark not in arks:
             arks[ark] = _locate_ark(ark, scp)
         table[utt] = f"{arks[ark]}:{offset}"
+        place[utt] = (arks[ark], offset)
     want = sorted(table) if utts is None else sorted(set(utts))
     missing = [u for u in want if u not in table]
     if missing:
@@ -215,12 +217,23 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
 
     def load(u: str) -> np.ndarray:
         try:
-            return kaldiio.load_mat(table[u])
+            return kaldiio.load_mat(table[u], fd_dict=open_arks)
         except (OSError, ValueError) as e:
             raise ScoringError(f"{scp}: utterance '{u}': cannot read {table[u]} ({e}); remove "
                                f"{scp.parent} and re-run steps/extract.sh") from None
 
-    return Embeddings.from_raw(((u, load(u)) for u in want), keep_crops=keep_crops)
+    # each ark opened once and read front to back (in offset order), not opened per utterance
+    open_arks: dict = {}
+    order = sorted(range(len(want)), key=lambda i: place[want[i]])
+    try:
+        emb = Embeddings.from_raw(((want[i], load(want[i])) for i in order), keep_crops=keep_crops)
+    finally:
+        for f in open_arks.values():
+            f.close()
+    if order == sorted(order):  # the usual case: merge_arks writes utterances in ark order
+        return emb
+    back = np.argsort(order)  # rows in the order of ``want`` again
+    return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back])
 
 
 def _locate_ark(ark: str, scp: Path) -> str:

@@ -81,6 +81,30 @@ def test_ark_round_trip_and_missing(tmp_path):
         scoring.read_embeddings(scp, ["nope/x/1", raw[0][0]])
 
 
+def test_read_embeddings_equals_loading_each_utterance(tmp_path):
+    """Reading each ark once in offset order gives the rows of opening every utterance's
+    matrix on its own, in utterance order, from arks whose order is not the scp's."""
+    raw = raw_embeddings(n_utts=9)
+    scp = tmp_path / "e.scp"
+    lines = []
+    for k, part in enumerate((raw[5:], raw[:5][::-1])):  # second ark first in utterance order
+        with kaldiio.WriteHelper(f"ark,scp:{tmp_path}/p{k}.ark,{tmp_path}/p{k}.scp") as w:
+            for u, m in part:
+                w(u, m)
+        lines += (tmp_path / f"p{k}.scp").read_text().splitlines()
+    scp.write_text("".join(ln + "\n" for ln in sorted(lines)))
+    subset = [raw[i][0] for i in (7, 1, 4, 0, 8)]
+    for keep in (True, False):
+        emb = scoring.read_embeddings(scp, subset, keep_crops=keep)
+        table = dict(ln.split(" ", 1) for ln in lines)
+        want = Embeddings.from_raw([(u, kaldiio.load_mat(table[u])) for u in sorted(subset)])
+        assert emb.utts == want.utts
+        np.testing.assert_array_equal(emb.means, want.means)
+        for got, ref in zip(emb.crops, want.crops):
+            np.testing.assert_array_equal(got, ref if keep else ref[:0])
+            assert keep or got.base is None  # no view holding the whole matrix in memory
+
+
 def test_relative_ark_paths_read_from_anywhere(tmp_path, monkeypatch):
     """An scp written from the recipe root names its ark relative to it; scoring from another
     directory, or after moving the exp dir, finds the ark beside the scp."""

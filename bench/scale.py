@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Host-side costs of stages 2, 4, 5 and 6 at VoxCeleb scale, each against a baseline in the same run.
+
+    python bench/scale.py --work /tmp/spkid_scale [--parts embeddings,...] [--keep]
+
+Synthetic inputs of the real sizes are written under --work (removed at the end unless --keep):
+
+- ``embeddings``: stage 5 loading the embeddings of all 153,516 VoxCeleb1 utterances (ten crops
+  x 512 dims, a 3.1 GB ark) to score Vox1-O/E/H: :func:`spkid.scoring.read_embeddings` against
+  the straightforward load (each utterance's matrix opened on its own, the crops dropped as
+  ``x[:0]``), time and peak memory, each in its own process.
+
+Each part prints the baseline, the project's path and their ratio; the machine is shared, so
+compare the ratios of one run rather than absolute seconds across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VOX1_UTTS = 153_516
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _in_process(part: str, variant: str, work: Path, args: argparse.Namespace) -> dict:
+    """Run one variant of one part in a fresh process: its own peak memory."""
+    cmd = [sys.executable, __file__, "--work", str(work), "--run", f"{part}:{variant}",
+           "--utts", str(args.utts), "--dim", str(args.dim), "--crops", str(args.crops)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- embeddings (stage 5)
+
+def make_embeddings(work: Path, args: argparse.Namespace) -> Path:
+    from spkid.extract import write_embeddings
+
+    ark = work / "emb" / "embeddings.ark"
+    if not ark.is_file():
+        rng = np.random.default_rng(0)
+        pool = rng.normal(size=(997, args.crops, args.dim)).astype(np.float32)
+        utts = sorted(f"id{10000 + i % 1251:05d}/s{i:06d}/00001" for i in range(args.utts))
+        write_embeddings(((u, pool[i % 997]) for i, u in enumerate(utts)), ark)
+    return ark.with_suffix(".scp")
+
+
+def load_embeddings_baseline(scp: Path):
+    """The straightforward load: every matrix opened on its own; crops dropped as a view."""
+    import kaldiio
+
+    from spkid.datadir import read_scp
+    from spkid.scoring import Embeddings, normalize_rows
+
+    utts, crops, means = [], [], []
+    for utt, ark, offset in sorted(read_scp(scp)):
+        x = normalize_rows(kaldiio.load_mat(f"{ark}:{offset}"))
+        utts.append(utt)
+        means.append(x.mean(axis=0))
+        crops.append(x[:0])
+    return Embeddings(utts, crops, np.stack(means))
+
+
+def run_embeddings(variant: str, work: Path) -> dict:
+    from spkid import scoring
+
+    scp = work / "emb" / "embeddings.scp"
+    start = time.perf_counter()
+    emb = load_embeddings_baseline(scp) if variant == "baseline" else scoring.read_embeddings(scp, keep_crops=False)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "utts": len(emb.utts),
+            "means_sum": float(emb.means.astype(np.float64).sum())}
+
+
+def bench_embeddings(work: Path, args: argparse.Namespace) -> None:
+    make_embeddings(work, args)
+    base = _in_process("embeddings", "baseline", work, args)
+    new = _in_process("embeddings", "new", work, args)
+    assert base["utts"] == new["utts"] and base["means_sum"] == new["means_sum"], (base, new)
+    print(f"embeddings: {new['utts']} utterances x {args.crops} crops x {args.dim} (stage 5, means only)")
+    print(f"  baseline (open per utterance, x[:0] views): {base['seconds']:7.1f} s  peak {base['peak_mb']:7.0f} MB")
+    print(f"  read_embeddings:                            {new['seconds']:7.1f} s  peak {new['peak_mb']:7.0f} MB")
+    print(f"  -> {base['seconds'] / new['seconds']:.2f}x faster, {base['peak_mb'] / new['peak_mb']:.2f}x less memory; "
+          f"same means")
+
+
+PARTS = {"embeddings": (bench_embeddings, run_embeddings)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", required=True, help="scratch folder for the synthetic data (a few GB)")
+    ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
+    ap.add_argument("--utts", type=int, default=VOX1_UTTS, help="embeddings: utterances")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--crops", type=int, default=10)
+    ap.add_argument("--keep", action="store_true", help="keep the synthetic data")
+    ap.add_argument("--run", default="", help=argparse.SUPPRESS)  # internal: PART:VARIANT in this process
+    args = ap.parse_args()
+    work = Path(args.work)
+    if args.run:
+        part, variant = args.run.split(":")
+        print(json.dumps(PARTS[part][1](variant, work)))
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        for part in args.parts.split(","):
+            PARTS[part][0](work, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
