@@ -10,6 +10,10 @@ Synthetic inputs of the real sizes are written under --work (removed at the end 
   the straightforward load (each utterance's matrix opened on its own, the crops dropped as
   ``x[:0]``), time and peak memory, each in its own process.
 
+- ``headers``: stage 2's utt2dur of VoxCeleb2 dev (1,092,009 files): ``--files`` small 16-bit
+  wav files (page cache warm, so this is the per-file CPU cost, not the disk's),
+  :func:`spkid.audio.audio_infos` against the same with every header read by ``sf.info``.
+
 Each part prints the baseline, the project's path and their ratio; the machine is shared, so
 compare the ratios of one run rather than absolute seconds across runs.
 """
@@ -94,7 +98,49 @@ def bench_embeddings(work: Path, args: argparse.Namespace) -> None:
           f"same means")
 
 
-PARTS = {"embeddings": (bench_embeddings, run_embeddings)}
+# ---------------------------------------------------------------- headers (stage 2)
+
+def bench_headers(work: Path, args: argparse.Namespace) -> None:
+    from unittest import mock
+
+    import soundfile as sf
+
+    from spkid import audio
+
+    root = work / "wav"
+    probe = work / "probe.wav"
+    sf.write(probe, np.zeros(16000 * 8 // 100, np.int16), 16000, subtype="PCM_16")
+    blob = probe.read_bytes()
+    scp = {}
+    for i in range(args.files):
+        d = root / f"id{i // 400:05d}" / f"s{i // 20 % 20:03d}"
+        if i % 20 == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        scp[f"{d.name}/{i:05d}"] = path = str(d / f"{i % 20:05d}.wav")
+        with open(path, "wb") as f:
+            f.write(blob)
+    audio.audio_infos(scp, args.nj)  # page cache warm for both
+    times = {}
+    for variant in ("baseline", "new"):
+        with mock.patch.object(audio, "wav_header_info", (lambda path: None) if variant == "baseline"
+                               else audio.wav_header_info):
+            start = time.perf_counter()
+            infos, errors = audio.audio_infos(scp, args.nj)
+            times[variant] = time.perf_counter() - start
+        assert not errors and len(infos) == len(scp)
+        if variant == "baseline":
+            want = infos
+    assert infos == want
+    per = {k: v / len(scp) for k, v in times.items()}
+    print(f"headers: {len(scp)} wav files, audio_infos with nj={args.nj} (stage 2 utt2dur)")
+    print(f"  baseline (sf.info per file): {times['baseline']:6.2f} s = {1e6 * per['baseline']:5.0f} us/file "
+          f"-> {per['baseline'] * 1_092_009:5.0f} s for VoxCeleb2 dev")
+    print(f"  header fast path:            {times['new']:6.2f} s = {1e6 * per['new']:5.0f} us/file "
+          f"-> {per['new'] * 1_092_009:5.0f} s for VoxCeleb2 dev")
+    print(f"  -> {times['baseline'] / times['new']:.2f}x; same infos")
+
+
+PARTS = {"embeddings": (bench_embeddings, run_embeddings), "headers": (bench_headers, None)}
 
 
 def main() -> None:
@@ -104,6 +150,8 @@ def main() -> None:
     ap.add_argument("--utts", type=int, default=VOX1_UTTS, help="embeddings: utterances")
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--crops", type=int, default=10)
+    ap.add_argument("--files", type=int, default=30_000, help="headers: wav files")
+    ap.add_argument("--nj", type=int, default=8, help="headers: threads (stage 2's --nj default)")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic data")
     ap.add_argument("--run", default="", help=argparse.SUPPRESS)  # internal: PART:VARIANT in this process
     args = ap.parse_args()

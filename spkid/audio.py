@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,11 +101,48 @@ class AudioInfo:
         return self.sample_rate == SAMPLE_RATE and self.channels == 1
 
 
+def wav_header_info(path: str) -> AudioInfo | None:
+    """What libsndfile reports for a plain RIFF WAVE file of integer PCM or float samples, read
+    from its chunk headers alone (a tenth of the time of ``sf.info``, which matters for a
+    million VoxCeleb2 files); None for any other file or anything unusual in one (a
+    WAVE_FORMAT_EXTENSIBLE header, a data chunk running past the end of the file, ...), which
+    libsndfile then reads."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+                return None
+            fmt = None
+            while len(chunk := f.read(8)) == 8:
+                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"data":
+                    if fmt is None:
+                        return None
+                    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt)
+                    if ((tag, bits) not in ((1, 16), (1, 24), (1, 32), (3, 32), (3, 64)) or channels < 1
+                            or block != channels * bits // 8 or size == 0 or size % block
+                            or f.tell() + size > os.fstat(f.fileno()).st_size):
+                        return None
+                    return AudioInfo(size // block, rate, channels)
+                if cid == b"fmt ":
+                    if size < 16:
+                        return None
+                    fmt = f.read(16)
+                    size -= 16
+                f.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to an even length
+    except OSError:
+        return None
+    return None
+
+
 def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInfo:
     try:
         if is_pipe(entry):
             with sf.SoundFile(io.BytesIO(_run_pipe(entry, allow_pipes, utt))) as f:
                 return AudioInfo(f.frames, f.samplerate, f.channels)
+        fast = wav_header_info(entry)
+        if fast is not None:
+            return fast
         info = sf.info(entry)
         return AudioInfo(info.frames, info.samplerate, info.channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:

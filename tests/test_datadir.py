@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from spkid.audio import AudioError, audio_info, read_audio
+from spkid.audio import AudioError, AudioInfo, audio_info, read_audio, wav_header_info
 from spkid.banks import pack_audio
 from spkid.datadir import (MAX_REPORTED, DataDir, DataDirError, read_table, read_trials, read_utt2dur,
                            utt2spk_to_spk2utt, validate_data_dir, write_trials)
@@ -173,6 +173,38 @@ def test_unreadable_audio_says_not_found_or_why(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFF junk")
     with pytest.raises(AudioError, match=r"^utterance 'j': cannot read .*junk\.wav: .*"):
         read_audio(str(tmp_path / "junk.wav"), utt="j")
+
+
+def test_audio_info_from_wav_headers_equals_libsndfile(tmp_path):
+    """The header fast path reports what sf.info does, and leaves every unusual file to it."""
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (1001, 2))
+    files = {}
+    for name, ch, rate, fmt, subtype in [("pcm16", 1, 16000, "WAV", "PCM_16"), ("pcm24", 2, 8000, "WAV", "PCM_24"),
+                                         ("pcm32", 1, 16000, "WAV", "PCM_32"), ("f32", 2, 16000, "WAV", "FLOAT"),
+                                         ("f64", 1, 44100, "WAV", "DOUBLE"), ("u8", 1, 16000, "WAV", "PCM_U8"),
+                                         ("wavex", 1, 16000, "WAVEX", "PCM_16"), ("flac", 1, 16000, "FLAC", "PCM_16")]:
+        files[name] = tmp_path / f"{name}.{'flac' if fmt == 'FLAC' else 'wav'}"
+        sf.write(files[name], x[:, :ch], rate, format=fmt, subtype=subtype)
+    raw = files["pcm16"].read_bytes()
+    data = raw.index(b"data")
+    files["junk_chunk"] = tmp_path / "junk.wav"  # an odd-length chunk (padded) before the samples
+    files["junk_chunk"].write_bytes(raw[:12] + b"junk" + (3).to_bytes(4, "little") + b"abc\0" + raw[12:])
+    files["truncated"] = tmp_path / "truncated.wav"  # data chunk longer than the file
+    files["truncated"].write_bytes(raw[:-101])
+    files["no_data"] = tmp_path / "no_data.wav"
+    files["no_data"].write_bytes(raw[:data])
+    files["text"] = tmp_path / "text.wav"
+    files["text"].write_text("not audio\n")
+    fast = {"pcm16", "pcm24", "pcm32", "f32", "f64", "junk_chunk"}
+    for name, path in files.items():
+        assert (wav_header_info(str(path)) is not None) == (name in fast), name
+        try:
+            info = sf.info(str(path))
+        except Exception:
+            with pytest.raises(AudioError):
+                audio_info(str(path))
+            continue
+        assert audio_info(str(path)) == AudioInfo(info.frames, info.samplerate, info.channels), name
 
 
 def test_empty_lists_are_a_problem(tmp_path):
