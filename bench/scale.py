@@ -14,6 +14,11 @@ Synthetic inputs of the real sizes are written under --work (removed at the end 
   wav files (page cache warm, so this is the per-file CPU cost, not the disk's),
   :func:`spkid.audio.audio_infos` against the same with every header read by ``sf.info``.
 
+- ``fuse``: stage 6 loading the scores of ``--systems`` systems on Vox1-E (579,818 trials) to
+  fuse them (``steps/fuse.py``'s ``load_list_scores``), against reading every score file for
+  the alignment check and again for the scores, all files' trial ids held at once; time and
+  peak memory, each in its own process.
+
 Each part prints the baseline, the project's path and their ratio; the machine is shared, so
 compare the ratios of one run rather than absolute seconds across runs.
 """
@@ -140,7 +145,63 @@ def bench_headers(work: Path, args: argparse.Namespace) -> None:
     print(f"  -> {times['baseline'] / times['new']:.2f}x; same infos")
 
 
-PARTS = {"embeddings": (bench_embeddings, run_embeddings), "headers": (bench_headers, None)}
+# ---------------------------------------------------------------- fuse (stage 6)
+
+VOX1_E_TRIALS = 579_818
+
+
+def _fuse_step():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fuse_step", Path(__file__).parents[1] / "steps" / "fuse.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_fuse(variant: str, work: Path) -> dict:
+    from spkid import fusion, scoring
+    from spkid.datadir import read_trials
+
+    trials_path = work / "data" / "vox1" / "trials" / "vox1_E"
+    systems = sorted(p.name for p in (work / "exp").iterdir())
+    start = time.perf_counter()
+    if variant == "baseline":
+        files = [work / "exp" / s / "scores" / "vox1" / "vox1_E.score" for s in systems]
+        trials = read_trials(trials_path)
+        raw = [scoring.read_scores(f) for f in files]
+        fusion.check_aligned([(str(f), e, t) for f, (e, t, _) in zip(files, raw)])
+        scores = np.stack([scoring.scores_for_trials(f, trials, str(trials_path)) for f in files])
+    else:
+        trials, scores = _fuse_step().load_list_scores(work / "exp", systems, "vox1", "vox1_E", trials_path)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "sum": float(scores.sum()),
+            "shape": list(scores.shape)}
+
+
+def bench_fuse(work: Path, args: argparse.Namespace) -> None:
+    from spkid import scoring
+    from spkid.datadir import Trials, write_trials
+
+    rng = np.random.default_rng(0)
+    utts = [f"id{10000 + i % 1251:05d}/s{i:06d}/00001" for i in range(VOX1_UTTS)]
+    e, t = rng.integers(0, len(utts), (2, VOX1_E_TRIALS))
+    trials = Trials([utts[i] for i in e], [utts[i] for i in t], (rng.random(VOX1_E_TRIALS) < 0.5).astype(np.int8))
+    write_trials(work / "data" / "vox1" / "trials" / "vox1_E", trials)
+    for k in range(args.systems):
+        scoring.write_scores(work / "exp" / f"SYS{k}" / "scores" / "vox1" / "vox1_E.score", trials,
+                             rng.normal(size=VOX1_E_TRIALS) + 2.0 * trials.labels)
+    base = _in_process("fuse", "baseline", work, args)
+    new = _in_process("fuse", "new", work, args)
+    assert base["sum"] == new["sum"] and base["shape"] == new["shape"], (base, new)
+    print(f"fuse: {args.systems} systems x {VOX1_E_TRIALS} trials (Vox1-E), loading the scores to fuse")
+    print(f"  baseline (each file read twice, all ids held): {base['seconds']:6.1f} s  peak {base['peak_mb']:6.0f} MB")
+    print(f"  load_list_scores (each read once, in turn):    {new['seconds']:6.1f} s  peak {new['peak_mb']:6.0f} MB")
+    print(f"  -> {base['seconds'] / new['seconds']:.2f}x faster, {base['peak_mb'] / new['peak_mb']:.2f}x less memory; "
+          f"same scores")
+
+
+PARTS = {"embeddings": (bench_embeddings, run_embeddings), "headers": (bench_headers, None),
+         "fuse": (bench_fuse, run_fuse)}
 
 
 def main() -> None:
@@ -152,6 +213,7 @@ def main() -> None:
     ap.add_argument("--crops", type=int, default=10)
     ap.add_argument("--files", type=int, default=30_000, help="headers: wav files")
     ap.add_argument("--nj", type=int, default=8, help="headers: threads (stage 2's --nj default)")
+    ap.add_argument("--systems", type=int, default=8, help="fuse: systems")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic data")
     ap.add_argument("--run", default="", help=argparse.SUPPRESS)  # internal: PART:VARIANT in this process
     args = ap.parse_args()

@@ -275,10 +275,12 @@ def read_scores(path: str | os.PathLike) -> tuple[list[str], list[str], np.ndarr
     return enroll, test, np.asarray(vals, dtype=np.float64)
 
 
-def scores_for_trials(path: str | os.PathLike, trials: Trials, trials_path: str = "the trial list") -> np.ndarray:
+def scores_for_trials(path: str | os.PathLike, trials: Trials, trials_path: str = "the trial list",
+                      read: tuple[list[str], list[str], np.ndarray] | None = None) -> np.ndarray:
     """The scores of ``path`` in the order of ``trials``; a trial without a score (or a score
-    file in another order with missing pairs) is an error naming the pairs."""
-    enroll, test, vals = read_scores(path)
+    file in another order with missing pairs) is an error naming the pairs. ``read``: what
+    :func:`read_scores` gave for ``path``, when the caller has read it already."""
+    enroll, test, vals = read if read is not None else read_scores(path)
     if enroll == trials.enroll and test == trials.test:
         return vals
     table = dict(zip(zip(enroll, test), vals))
