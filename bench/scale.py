@@ -51,6 +51,20 @@ def _in_process(part: str, variant: str, work: Path, args: argparse.Namespace) -
     return json.loads(out.strip().splitlines()[-1])
 
 
+def compare_in_processes(part: str, work: Path, args: argparse.Namespace, what: str, baseline: str, new: str,
+                         same: str) -> None:
+    """Time and peak memory of the baseline and the project's path of ``part``, each in its own
+    process, whose results (their "check") must agree."""
+    a = _in_process(part, "baseline", work, args)
+    b = _in_process(part, "new", work, args)
+    assert a["check"] == b["check"], (a, b)
+    width = max(len(baseline) + 11, len(new)) + 1
+    print(f"{part}: {what}")
+    for name, r in ((f"baseline ({baseline})", a), (new, b)):
+        print(f"  {name + ':':<{width}} {r['seconds']:7.1f} s  peak {r['peak_mb']:7.0f} MB")
+    print(f"  -> {a['seconds'] / b['seconds']:.2f}x faster, {a['peak_mb'] / b['peak_mb']:.2f}x less memory; {same}")
+
+
 # ---------------------------------------------------------------- embeddings (stage 5)
 
 def make_embeddings(work: Path, args: argparse.Namespace) -> Path:
@@ -87,20 +101,15 @@ def run_embeddings(variant: str, work: Path) -> dict:
     scp = work / "emb" / "embeddings.scp"
     start = time.perf_counter()
     emb = load_embeddings_baseline(scp) if variant == "baseline" else scoring.read_embeddings(scp, keep_crops=False)
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "utts": len(emb.utts),
-            "means_sum": float(emb.means.astype(np.float64).sum())}
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(),
+            "check": [len(emb.utts), float(emb.means.astype(np.float64).sum())]}
 
 
 def bench_embeddings(work: Path, args: argparse.Namespace) -> None:
     make_embeddings(work, args)
-    base = _in_process("embeddings", "baseline", work, args)
-    new = _in_process("embeddings", "new", work, args)
-    assert base["utts"] == new["utts"] and base["means_sum"] == new["means_sum"], (base, new)
-    print(f"embeddings: {new['utts']} utterances x {args.crops} crops x {args.dim} (stage 5, means only)")
-    print(f"  baseline (open per utterance, x[:0] views): {base['seconds']:7.1f} s  peak {base['peak_mb']:7.0f} MB")
-    print(f"  read_embeddings:                            {new['seconds']:7.1f} s  peak {new['peak_mb']:7.0f} MB")
-    print(f"  -> {base['seconds'] / new['seconds']:.2f}x faster, {base['peak_mb'] / new['peak_mb']:.2f}x less memory; "
-          f"same means")
+    compare_in_processes("embeddings", work, args,
+                         f"{args.utts} utterances x {args.crops} crops x {args.dim} (stage 5, means only)",
+                         "open per utterance, x[:0] views", "read_embeddings", "same means")
 
 
 # ---------------------------------------------------------------- headers (stage 2)
@@ -174,8 +183,8 @@ def run_fuse(variant: str, work: Path) -> dict:
         scores = np.stack([scoring.scores_for_trials(f, trials, str(trials_path)) for f in files])
     else:
         trials, scores = _fuse_step().load_list_scores(work / "exp", systems, "vox1", "vox1_E", trials_path)
-    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "sum": float(scores.sum()),
-            "shape": list(scores.shape)}
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(),
+            "check": [list(scores.shape), float(scores.sum())]}
 
 
 def bench_fuse(work: Path, args: argparse.Namespace) -> None:
@@ -190,14 +199,10 @@ def bench_fuse(work: Path, args: argparse.Namespace) -> None:
     for k in range(args.systems):
         scoring.write_scores(work / "exp" / f"SYS{k}" / "scores" / "vox1" / "vox1_E.score", trials,
                              rng.normal(size=VOX1_E_TRIALS) + 2.0 * trials.labels)
-    base = _in_process("fuse", "baseline", work, args)
-    new = _in_process("fuse", "new", work, args)
-    assert base["sum"] == new["sum"] and base["shape"] == new["shape"], (base, new)
-    print(f"fuse: {args.systems} systems x {VOX1_E_TRIALS} trials (Vox1-E), loading the scores to fuse")
-    print(f"  baseline (each file read twice, all ids held): {base['seconds']:6.1f} s  peak {base['peak_mb']:6.0f} MB")
-    print(f"  load_list_scores (each read once, in turn):    {new['seconds']:6.1f} s  peak {new['peak_mb']:6.0f} MB")
-    print(f"  -> {base['seconds'] / new['seconds']:.2f}x faster, {base['peak_mb'] / new['peak_mb']:.2f}x less memory; "
-          f"same scores")
+    compare_in_processes("fuse", work, args,
+                         f"{args.systems} systems x {VOX1_E_TRIALS} trials (Vox1-E), loading the scores to fuse",
+                         "each file read twice, all ids held", "load_list_scores (each read once, in turn)",
+                         "same scores")
 
 
 PARTS = {"embeddings": (bench_embeddings, run_embeddings), "headers": (bench_headers, None),
