@@ -127,3 +127,43 @@ def test_summary_line_and_json():
     j = m.to_json()
     assert j["eer_method"] == "roc" and "paper" in j["eer_definition"]
     assert j["n_target"] == 3 and j["p_target"] == 0.05
+
+
+def rates_at(scores, labels, t):
+    """(FNR, FPR) when accepting score >= t, counted directly."""
+    s, y = np.asarray(scores), np.asarray(labels).astype(bool)
+    return np.mean(s[y] < t), np.mean(s[~y] >= t)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_thresholds_reach_the_reported_operating_points(seed):
+    """The saved thresholds (steps/verify.py decides with them; fusion centres on them) are the
+    ones where the reported EER and MinDCF are met, not a neighbouring operating point."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(300) < 0.3
+    y[:2] = [True, False]
+    s = rng.normal(size=300) + 1.5 * y
+    e, t = metrics.eer_threshold(s, y, "roc")
+    assert max(rates_at(s, y, t)) == pytest.approx(e, abs=1e-12)
+    e, t = metrics.eer_threshold(s, y, "kaldi")
+    assert rates_at(s, y, t)[0] == pytest.approx(e, abs=1e-12)
+    e, t = metrics.eer_threshold(s, y, "interp")
+    fnr, fpr = rates_at(s, y, t)
+    assert fnr <= e + 1e-12 and e <= fpr + 1e-12
+    for p, c_miss, c_fa in ((0.05, 1.0, 1.0), (0.01, 1.0, 1.0), (0.5, 10.0, 1.0)):
+        d, t = metrics.min_dcf_threshold(s, y, p, c_miss, c_fa)
+        fnr, fpr = rates_at(s, y, t)
+        cost = (c_miss * p * fnr + c_fa * (1 - p) * fpr) / min(c_miss * p, c_fa * (1 - p))
+        assert cost == pytest.approx(d, abs=1e-12)
+
+
+def test_compute_metrics_uses_the_costs_and_p_target():
+    rng = np.random.default_rng(7)
+    y = rng.random(200) < 0.4
+    s = rng.normal(size=200) + y
+    for p, c_miss, c_fa in ((0.01, 1.0, 1.0), (0.5, 10.0, 1.0), (0.3, 1.0, 5.0)):
+        m = compute_metrics(s, y, p_target=p, c_miss=c_miss, c_fa=c_fa)
+        assert m.min_dcf == pytest.approx(min_dcf(s, y, p, c_miss, c_fa), abs=1e-12)
+        assert (m.p_target, m.c_miss, m.c_fa) == (p, c_miss, c_fa)
+    # and the costs matter on this data (so the comparison above can tell them apart)
+    assert min_dcf(s, y, 0.5, 10.0, 1.0) != pytest.approx(min_dcf(s, y, 0.5))
