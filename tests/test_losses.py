@@ -296,3 +296,14 @@ def test_ap_under_ddp_sees_the_whole_global_batch(tmp_path, loss):
         torch.testing.assert_close(out["loss"], whole.detach())
     for got, exp in zip(out["grads"], want):
         torch.testing.assert_close(got, exp, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("angular", [False, True])
+def test_margin_accuracy_is_on_the_plain_cosines(angular):
+    # theta = pi/4 - 0.05: nearer class 0 (cos 0.74 vs 0.67), but the margin of 0.2 would put the
+    # target logit below class 1's; the reported accuracy is the nearest class's, 1.
+    head = margin_head(0.2, 30.0, angular=angular)
+    _, acc = head(torch.tensor([unit(math.pi / 4 - 0.05)], dtype=torch.float64), torch.tensor([0]))
+    assert acc.item() == 1.0
+    _, acc = head(torch.tensor([unit(math.pi / 4 + 0.05)], dtype=torch.float64), torch.tensor([0]))
+    assert acc.item() == 0.0
