@@ -135,3 +135,37 @@ def test_score_file_round_trip_and_alignment(tmp_path):
     shuffled.write_text("c z 1.0\na x 0.5\n")
     with pytest.raises(ScoringError, match="1 trial.*b y"):
         scoring.scores_for_trials(shuffled, trials)
+
+
+def test_as_norm_euclidean_by_hand():
+    """AS-norm of euclidean scores scores each side against the cohort with the same function:
+    minus the mean distance of its crops to the cohort speaker's unit vector."""
+    raw = raw_embeddings(n_utts=4, crops=3, dim=8)
+    emb = Embeddings.from_raw(raw)
+    cohort = unit(np.random.default_rng(2).normal(size=(6, 8))).astype(np.float32)
+    trials = Trials([raw[0][0]], [raw[1][0]], np.array([0], np.int8))
+    got = score_trials(emb, trials, "euclidean", cohort=cohort, top_n=4)[0]
+    (_, a), (_, b) = raw[0], raw[1]
+    s = -np.mean([[np.linalg.norm(unit(x) - unit(y)) for y in b] for x in a])
+    side = [np.sort([-np.mean([np.linalg.norm(unit(x) - c) for x in m]) for c in cohort])[-4:] for m in (a, b)]
+    want = 0.5 * sum((s - c.mean()) / c.std() for c in side)
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_chunked_scoring_covers_every_trial():
+    """Trial lists longer than one chunk: every chunk is scored (small chunks against brute force)."""
+    raw = raw_embeddings(n_utts=7, crops=3, dim=8)
+    raw[4] = (raw[4][0], raw[4][1][:1])
+    emb = Embeddings.from_raw(raw)
+    rng = np.random.default_rng(3)
+    e = rng.integers(0, 7, 23)
+    t = (e + rng.integers(1, 7, 23)) % 7  # no self-trials: sqrt(2 - 2<x,x>) is float32 noise
+    crops = [unit(m) for _, m in raw]
+    cos = [np.mean(crops[i] @ crops[j].T) for i, j in zip(e, t)]
+    dist = [-np.mean(np.linalg.norm(crops[i][:, None] - crops[j][None], axis=-1)) for i, j in zip(e, t)]
+    np.testing.assert_allclose(scoring.cosine_scores(emb.means, e, t, chunk=5), cos, atol=1e-5)
+    np.testing.assert_allclose(scoring.euclidean_scores(emb.crops, e, t, chunk=2), dist, atol=1e-5)
+    cohort = unit(rng.normal(size=(4, 8))).astype(np.float32)
+    rows = np.arange(7)
+    brute = [[-np.mean(np.linalg.norm(crops[u] - c, axis=-1)) for c in cohort] for u in rows]
+    np.testing.assert_allclose(scoring.cohort_scores(emb, rows, cohort, "euclidean", chunk=3), brute, atol=1e-5)
