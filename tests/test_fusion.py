@@ -86,3 +86,20 @@ def test_check_aligned():
         fusion.check_aligned([("A", ["a", "b"], ["c", "d"]), ("B", ["a", "x"], ["c", "d"])])
     with pytest.raises(FusionError, match="1 trials"):
         fusion.check_aligned([("A", ["a", "b"], ["c", "d"]), ("B", ["a"], ["c"])])
+
+
+@pytest.mark.parametrize("p_target, c_miss, c_fa", [(0.01, 1.0, 1.0), (0.3, 5.0, 1.0), (0.05, 1.0, 10.0)])
+def test_grid_search_mindcf_uses_the_prior_and_costs(p_target, c_miss, c_fa):
+    """conf/fusion.conf's p_target/c_miss/c_fa reach both the bound pass and the exact values:
+    the search returns the exhaustive optimum of the MinDCF with those settings."""
+    rng = np.random.default_rng(11)
+    n, k = 2000, 3
+    y = rng.random(n) < 0.3
+    s = np.stack([(0.8 + 0.4 * i) * y + rng.standard_t(4 - 0.5 * i, size=n) * (1 + 0.5 * i) for i in range(k)])
+    grid = weight_grid(k, 3)
+    res = grid_search(s, y, objectives=["mindcf"], p_target=p_target, c_miss=c_miss, c_fa=c_fa)["mindcf"]
+    values = np.array([fusion.objective_value(fuse(s, w), y, "mindcf", p_target=p_target, c_miss=c_miss, c_fa=c_fa)
+                       for w in grid])
+    best = int(np.argmin(values))
+    assert res.value == values[best]
+    assert res.weights.tolist() == grid[best].tolist()
