@@ -8,7 +8,8 @@ import spkid.banks as banks
 from spkid.audio import crop_samples, pcm16_to_float, wrap_crop
 from spkid.banks import AugmentSource, WindowBank, read_crop
 from spkid.datadir import DataDir
-from spkid.dataset import AUG_BATCHED, AUG_DEVICE, AUG_WORKER, bank_budget_gib, build_train_data, device_wave
+from spkid.dataset import (AUG_BATCHED, AUG_DEVICE, AUG_WORKER, TrainCropDataset, bank_budget_gib, build_train_data,
+                           device_wave)
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 from spkid.synthetic import make_aug_dirs, make_train_dir
@@ -102,6 +103,24 @@ def test_short_utterances_are_wrap_padded(tmp_path):
     for utt, w in zip(b["utts"], device_wave(b, CPU).numpy()):
         full = sf.read(train.wav_scp[utt], dtype="float32")[0]
         np.testing.assert_array_equal(w, np.resize(full, len(w)))
+
+
+def test_crop_starts_are_uniform_over_the_utterance(tmp_path):
+    """The start of a training crop is drawn over the whole utterance (every sample index is its
+    own 16-bit value here, so a crop's first sample is its start)."""
+    n, frames = 40000, crop_samples(50)
+    path = tmp_path / "ramp.wav"
+    sf.write(path, (np.arange(n) - n // 2).astype(np.int16), 16000, subtype="PCM_16")
+    ds = TrainCropDataset(["u"], [str(path)], [n], [0], frames)
+    starts = []
+    for seed in range(300):
+        w = ds[(0, seed)]["wave"].astype(np.int64) + n // 2
+        assert np.array_equal(w, np.arange(w[0], w[0] + frames))  # contiguous, never wrapped
+        starts.append(int(w[0]))
+    span = n - frames
+    assert min(starts) < 0.05 * span and max(starts) > 0.95 * span
+    assert abs(np.mean(starts) - span / 2) < 0.1 * span
+    assert ds[(0, 7)]["wave"].tolist() == ds[(0, 7)]["wave"].tolist()  # the item's seed fixes it
 
 
 # The three placements of augmentation: per utterance in the workers; batched on the device with
