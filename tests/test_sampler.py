@@ -105,3 +105,25 @@ def test_pack_tuples_defers_clashes():
     spk = np.array([0, 0, 1, 1, 2, 2])
     full = pack_tuples(spk, np.arange(6), 3)
     assert sorted(sorted(spk[b].tolist()) for b in full) == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_capped_speakers_rotate_through_all_their_utterances():
+    """With --max-seg-per-spk below a speaker's count, each epoch takes a fresh random subset:
+    over a few epochs every utterance of speaker 7 (20 utterances, cap 6) is trained on."""
+    s = sampler()
+    seen = set()
+    for epoch in range(12):
+        s.set_epoch(epoch)
+        seen |= {i for b in s for i, _ in b if UTT2SPK[i] == 7}
+    assert seen == set(make_spk_utts(COUNTS)[7])
+
+
+def test_batch_composition_changes_between_epochs():
+    """Which speakers share a batch is reshuffled each epoch (not fixed by speaker order)."""
+    s = sampler()
+    pairs = []
+    for epoch in range(2):
+        s.set_epoch(epoch)
+        pairs.append({frozenset({UTT2SPK[b[k][0]], UTT2SPK[b[j][0]]})
+                      for b in s for k in range(0, 8, 2) for j in range(k + 2, 8, 2)})
+    assert pairs[0] != pairs[1]
