@@ -35,6 +35,7 @@ def test_short_utterances_are_wrap_padded():
     np.testing.assert_array_equal(extract.wrap_pad(wave, 12), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
     crops = extract.utterance_crops(wave, 12, 10)
     assert crops.shape == (10, 12) and np.all(crops == crops[0])
+    np.testing.assert_array_equal(crops[0], [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])  # repeated, not zero-padded
     assert extract.utterance_crops(wave, 12, 0).shape == (1, 12)
 
 
@@ -92,6 +93,20 @@ def step_main():
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod.main
+
+
+def test_embed_waveform_uses_the_systems_crops(tmp_path):
+    """steps/verify.py and steps/embed.py embed with the crops of the system's EvalOptions."""
+    torch.set_num_threads(1)
+    _, model = tiny_system(tmp_path)
+    wave = (0.1 * np.random.default_rng(2).normal(size=9000)).astype(np.float32)
+    crop = extract.crop_samples(30)
+    for crops in (3, 0):
+        got = extract.embed_waveform(model, wave, EvalOptions(eval_frames=30, num_eval_crops=crops))
+        with torch.no_grad():
+            want = model(torch.from_numpy(extract.utterance_crops(wave, crop, crops))).numpy()
+        assert got.shape == ((crops or 1), 8)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("nj", [1, 2])
