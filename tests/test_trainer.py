@@ -17,7 +17,7 @@ from spkid.errors import SpkidError
 from spkid.models import build_model
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
 from spkid.synthetic import make_train_dir
-from spkid.trainer import (Dist, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
+from spkid.trainer import (Dist, EpochStats, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
                            load_latest_checkpoint, load_resume_checkpoint, nonfinite_grads, prune_checkpoints,
                            save_atomic)
 
@@ -145,6 +145,56 @@ def test_partial_writes_of_a_killed_run_are_removed_on_resume(tmp_path, caplog):
         assert load_resume_checkpoint(tmp_path, CPU)["epoch"] == 1
     assert "removed 2 partial checkpoint file(s)" in caplog.text
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["epoch_0001.pt"]
+
+
+def _draws():
+    import random
+
+    import numpy as np
+    return random.random(), np.random.random(3).tolist(), torch.rand(3).tolist()
+
+
+def test_checkpoint_restores_every_random_stream(tmp_path):
+    """A resumed run continues the Python, NumPy and torch streams where the checkpoint left them."""
+    model, train = tiny_options()
+    job = TrainJob(model, LossOptions(loss="softmax"), train, EvalOptions(), tmp_path, quiet=True)
+    trainer = Trainer(job, 6, CPU)
+    torch.manual_seed(123)
+    state = trainer.state_dict(trainer.gather_rng())
+    after_save = _draws()
+    _draws()
+    trainer.load_state_dict(state)
+    assert _draws() == after_save
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # the stub takes no step
+def test_fit_gives_each_epoch_its_own_sampler_epoch(corpus, tmp_path, monkeypatch):
+    """fit() moves the sampler to each epoch's plan (a fresh and rerun epoch see the epoch's batches),
+    also when it starts after a checkpoint."""
+    model, train = tiny_options(epochs=3, batch_size=6)
+    data = build_train_data(DataDir.load(corpus), None, train, 1, 0, 1, CPU.device)
+    job = TrainJob(model, LossOptions(loss="softmax"), train, EvalOptions(), tmp_path, quiet=True)
+    (tmp_path / "checkpoints").mkdir()
+    seen = []
+
+    def epoch_plan(self, data, epoch):
+        seen.append((epoch, data.sampler.global_batches()))
+        return EpochStats(1.0, 0.0, 1, 0, 8, 1.0)
+
+    monkeypatch.setattr(Trainer, "train_epoch", epoch_plan)
+    trainer = Trainer(job, data.num_speakers, CPU)
+    trainer.fit(data)
+    assert [e for e, _ in seen] == [1, 2, 3]
+    plans = [b for _, b in seen]
+    assert plans[0] != plans[1] != plans[2]
+    for e, plan in seen:
+        data.set_epoch(e)
+        assert plan == data.sampler.global_batches()
+    resumed = Trainer(job, data.num_speakers, CPU)
+    resumed.load_state_dict(torch.load(checkpoint_path(tmp_path, 1), weights_only=True))
+    seen.clear()
+    resumed.fit(data)
+    assert [e for e, _ in seen] == [2, 3] and [b for _, b in seen] == plans[1:]
 
 
 def test_config_differences(tmp_path):
