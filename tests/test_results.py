@@ -9,9 +9,9 @@ import kaldiio
 import numpy as np
 import pytest
 
-from spkid import results
+from spkid import metrics, results
 from spkid.config import write_resolved
-from spkid.datadir import DataDir, Trials, write_trials
+from spkid.datadir import DataDir, Trials, read_trials, write_trials
 from spkid.errors import SpkidError
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
@@ -108,6 +108,23 @@ def test_score_fuse_report(recipe, capsys):
     assert step("fuse")(both) == 0 and step("make_results_table")(both) == 0
     text = (exp / "R2.md").read_text()
     assert "w_i in 0..2" in text and "| F1 |" in text and "| F2 |" not in text
+    # the table's figures are recomputed with its own P_target and EER definition
+    assert step("make_results_table")(["--p-target=0.3", "--eer-method=kaldi", "--out", str(exp / "R3.md"), *args]) == 0
+    row = next(r for r in (exp / "R3.md").read_text().splitlines() if r.startswith("| A |")).split("|")
+    trials = read_trials(data / "vox1" / "trials" / "vox1_O")
+    scores = [float(line.split()[2]) for line in (exp / "A/scores/vox1/vox1_O.score").read_text().splitlines()]
+    assert row[6].strip() == f"{100 * metrics.eer(scores, trials.labels, 'kaldi'):.2f}"
+    assert row[7].strip() == f"{metrics.min_dcf(scores, trials.labels, 0.3):.3f}"
+    assert metrics.min_dcf(scores, trials.labels, 0.3) != pytest.approx(metrics.min_dcf(scores, trials.labels, 0.05))
+
+
+def test_render_cells():
+    lists = [results.TrialList("vox1", "vox1_O", Path("x")), results.TrialList("vox1", "vox1_H", Path("y"))]
+    m = metrics.compute_metrics([0.9, 0.8, 0.4, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0, 0])
+    text = results.render([results.Row("A", results.format_params(1_437_078), results={"vox1_O": m}),
+                           results.Row("B", results.format_params(95_300))], lists, 0.05, "roc", {})
+    assert "| A | 1.44M | - | - | - | 33.33 | 0.333 | - | - |" in text
+    assert "| B | 95.3K | - | - | - | - | - | - | - |" in text  # not scored: a dash, never a number
 
 
 def test_as_norm_needs_cohort(recipe):
