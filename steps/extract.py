@@ -7,8 +7,8 @@ Writes exp/HA4/embeddings/vox1/embeddings.{ark,scp} (kaldiio; one crops x dim fl
 per utterance, raw crop embeddings: ten evenly spaced 4.015-s crops by default, see
 --eval-frames/--num-eval-crops in exp/HA4/config.conf) and a copy of utt2spk. The utterances
 are split into --nj parts run in parallel (one process per part; part k on GPU k mod --gpus,
-or on the CPU when --gpus 0), each writing split/emb.<k>.{ark,scp}, then merged; the count is
-checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
+or on the CPU when --gpus 0, where the parts are threads of this process sharing one network),
+each writing split/emb.<k>.{ark,scp}, then merged; the count is checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
 not redone unless it was made with other crops, another final.pt or another wav.scp
 (extract.info records them), in which case it is extracted again. With --cohort-data
 data/vox2_dev and a system whose config says --as-norm=true, the AS-norm cohort
@@ -22,7 +22,9 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +44,10 @@ from spkid.options import SYSTEM_OPTIONS, EvalOptions
 class ExtractOptions:
     nj: int = option(1, "parallel jobs (the utterances are split into nj parts)", min=1)
     gpus: int = option(0, "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU", min=0)
-    batch_utts: int = option(16, "utterances whose crops share one forward pass", min=1)
-    read_workers: int = option(2, "audio-reading DataLoader workers per job", min=0)
+    batch_utts: int = option(0, "utterances whose crops share one forward pass; 0: 16 on a GPU, 1 on the CPU "
+                             "(where a one-utterance batch stays in the cache and runs faster)", min=0)
+    read_workers: int = option(2, "audio-reading DataLoader workers per job (CPU jobs run as threads of one "
+                               "process when --nj > 1: each reads its own audio)", min=0)
     cohort_data: str = option("", "training data dir for the AS-norm cohort (extracted only when the system uses --as-norm=true)")
     allow_pipes: bool = option(False, "run wav.scp entries that are shell commands")
     job: int = option(-1, "internal: run only part JOB of OUT_NAME (set by the parent)")
@@ -58,14 +62,51 @@ def job_device(opts: ExtractOptions) -> torch.device:
     return torch.device("cpu")
 
 
-def run_part(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, items, ark: Path, progress) -> int:
+def job_model(exp_dir: Path, opts: ExtractOptions) -> torch.nn.Module:
+    """The network on the job's device; on the CPU each of the --nj jobs gets its share of the cores."""
     device = job_device(opts)
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(opts.nj, 1)))
-    system = load_system(exp_dir, device)
-    stream = embed(system.model, items, crop_samples(ev.eval_frames), ev.num_eval_crops, device,
-                   opts.batch_utts, opts.read_workers, opts.allow_pipes)
+    return load_system(exp_dir, device).model
+
+
+def run_part(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions, items, ark: Path, progress,
+             read_workers: int) -> int:
+    device = next(model.parameters()).device
+    batch_utts = opts.batch_utts or (16 if device.type == "cuda" else 1)
+    stream = embed(model, items, crop_samples(ev.eval_frames), ev.num_eval_crops, device,
+                   batch_utts, read_workers, opts.allow_pipes)
     return write_embeddings(stream, ark, progress)
+
+
+class _Stopped(Exception):
+    """Raised in a part's thread when another part failed (or Ctrl-C), to end it early."""
+
+
+def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions,
+                         parts: dict[int, list[tuple[str, str]]], arks: list[Path], bar) -> None:
+    """CPU parts as threads of this process: one torch start-up and one network for all of them
+    (each thread's forward passes use its share of the cores; torch releases the GIL in them).
+    The first failure ends the other parts at their next utterance and is raised."""
+    lock, stop = threading.Lock(), threading.Event()
+
+    def tick():
+        if stop.is_set():
+            raise _Stopped
+        with lock:
+            bar.update(1)
+
+    # no DataLoader workers: forking a process whose other threads run torch can deadlock the child
+    with ThreadPoolExecutor(len(parts)) as pool:
+        futures = [pool.submit(run_part, model, ev, opts, items, arks[k], tick, 0) for k, items in parts.items()]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()
+            wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
 
 
 def fingerprint(exp_dir: Path, ev: EvalOptions, wav_scp: dict[str, str]) -> dict[str, str]:
@@ -101,7 +142,8 @@ def child(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, out_dir: Path) -
         if done[0] % 20 == 0 or done[0] == len(utts):
             counter.write_text(str(done[0]))
 
-    run_part(exp_dir, ev, opts, [(u, wav[u]) for u in utts], split / f"emb.{opts.job}.ark", tick)
+    run_part(job_model(exp_dir, opts), ev, opts, [(u, wav[u]) for u in utts], split / f"emb.{opts.job}.ark", tick,
+             opts.read_workers)
     return 0
 
 
@@ -133,7 +175,11 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
     initial = len(utts) - sum(len(parts[k]) for k in todo)
     bar = tqdm(total=len(utts), desc=f"extract {what}", unit="utt", initial=initial)
     if nj == 1 and todo:
-        run_part(exp_dir, ev, opts, [(u, wav_scp[u]) for u in utts], arks[0], lambda: bar.update(1))
+        run_part(job_model(exp_dir, opts), ev, opts, [(u, wav_scp[u]) for u in utts], arks[0], lambda: bar.update(1),
+                 opts.read_workers)
+    elif todo and opts.gpus == 0:
+        run_parts_in_threads(job_model(exp_dir, opts), ev, opts, {k: [(u, wav_scp[u]) for u in parts[k]] for k in todo},
+                             arks, bar)
     elif todo:
         log_dir = exp_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)

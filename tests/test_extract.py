@@ -133,6 +133,38 @@ def test_extract_end_to_end(tmp_path, nj, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
 
+def test_cpu_parts_as_threads_match_one_batched_job(tmp_path):
+    """The CPU fast path (--nj 2: parts as threads of one process, one-utterance batches by
+    default) writes the embeddings of the straightforward one (one job, 16-utterance batches,
+    DataLoader workers)."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=7)
+    main = step_main()
+    scp = exp / "embeddings" / "set" / "embeddings.scp"
+    assert main(["--nj=1", "--batch-utts=16", "--read-workers=1", str(exp), str(data.path)]) == 0
+    plain = dict(kaldiio.load_scp(str(scp)))
+    (exp / "embeddings" / "set" / "extract.info").unlink()
+    assert main(["--nj=2", str(exp), str(data.path)]) == 0
+    fast = dict(kaldiio.load_scp(str(scp)))
+    assert sorted(fast) == sorted(plain) == sorted(data.wav_scp)
+    for utt in plain:
+        np.testing.assert_allclose(fast[utt], plain[utt], rtol=1e-5, atol=1e-6)
+
+
+def test_a_failing_cpu_part_fails_the_set(tmp_path):
+    """A part that fails in its thread raises its own error (naming the utterance); the set is not marked done."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=6)
+    bad = sorted(data.wav_scp)[-1]
+    sf.write(data.wav_scp[bad], np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(extract.ExtractError, match=f"utterance '{bad}'.*no samples"):
+        step_main()(["--nj=2", str(exp), str(data.path)])
+    out = exp / "embeddings" / "set"
+    assert not (out / "extract.info").exists() and not (out / "embeddings.scp").exists()
+
+
 def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
     torch.set_num_threads(1)
     exp, _ = tiny_system(tmp_path)
