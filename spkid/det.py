@@ -7,15 +7,12 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state, faster import
+from scipy.special import ndtri  # the normal quantile, = scipy.stats.norm.ppf, at a third of its import time
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import norm  # noqa: E402
-
-from spkid import metrics  # noqa: E402
-from spkid.fileio import atomic_tmp_path  # noqa: E402
+from spkid import metrics
+from spkid.fileio import atomic_tmp_path
 
 TICKS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8]
 
@@ -36,22 +33,23 @@ class DetCurve:
 def plot_det(curves: Sequence[DetCurve], path: str | os.PathLike, title: str = "",
              eer_method: str = "roc") -> None:
     """Write the DET plot of ``curves`` to ``path`` (PNG, atomically)."""
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    fig = Figure(figsize=(5.5, 5.5), dpi=120)
+    ax = fig.subplots()
     lo_p = 0.0005
     for c in curves:
         lo_p = min(lo_p, max(min(c.eer, 0.5) / 4, TICKS[0]))
     clip = (TICKS[0] / 2, 1 - TICKS[0] / 2)
     for c in curves:
-        x = norm.ppf(np.clip(c.fpr, *clip))
-        y = norm.ppf(np.clip(c.fnr, *clip))
+        x = ndtri(np.clip(c.fpr, *clip))
+        y = ndtri(np.clip(c.fnr, *clip))
         (line,) = ax.plot(x, y, lw=1.4, label=f"{c.name} (EER {100 * c.eer:.2f}%)")
-        e = norm.ppf(np.clip(c.eer, *clip))
+        e = ndtri(np.clip(c.eer, *clip))
         ax.plot([e], [e], "o", color=line.get_color(), ms=5)
     ticks = [t for t in TICKS if t >= lo_p]
-    pos = norm.ppf(ticks)
+    pos = ndtri(ticks)
     ax.set_xticks(pos, [f"{100 * t:g}" for t in ticks])
     ax.set_yticks(pos, [f"{100 * t:g}" for t in ticks])
-    lim = (norm.ppf(lo_p), norm.ppf(0.5))
+    lim = (ndtri(lo_p), ndtri(0.5))
     ax.set_xlim(*lim)
     ax.set_ylim(*lim)
     ax.plot(lim, lim, ":", color="grey", lw=0.8)
@@ -66,6 +64,5 @@ def plot_det(curves: Sequence[DetCurve], path: str | os.PathLike, title: str = "
         fig.savefig(tmp, format="png")
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         if tmp.exists():
             tmp.unlink()
