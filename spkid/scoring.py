@@ -203,23 +203,23 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
     scp = Path(scp)
     if not scp.is_file():
         raise ScoringError(f"{scp} not found: extract the embeddings first (steps/extract.sh)")
-    table, place = {}, {}
+    place: dict[str, tuple[str, int]] = {}  # utt -> (ark as found, byte offset)
     arks: dict[str, str] = {}
     for utt, ark, offset in read_scp(scp):
         if ark not in arks:
             arks[ark] = _locate_ark(ark, scp)
-        table[utt] = f"{arks[ark]}:{offset}"
         place[utt] = (arks[ark], offset)
-    want = sorted(table) if utts is None else sorted(set(utts))
-    missing = [u for u in want if u not in table]
+    want = sorted(place) if utts is None else sorted(set(utts))
+    missing = [u for u in want if u not in place]
     if missing:
         raise missing_error(missing, str(scp), "re-run steps/extract.sh for that data directory")
 
     def load(u: str) -> np.ndarray:
+        where = "{}:{}".format(*place[u])
         try:
-            return kaldiio.load_mat(table[u], fd_dict=open_arks)
+            return kaldiio.load_mat(where, fd_dict=open_arks)
         except (OSError, ValueError) as e:
-            raise ScoringError(f"{scp}: utterance '{u}': cannot read {table[u]} ({e}); remove "
+            raise ScoringError(f"{scp}: utterance '{u}': cannot read {where} ({e}); remove "
                                f"{scp.parent} and re-run steps/extract.sh") from None
 
     # each ark opened once and read front to back (in offset order), not opened per utterance
@@ -230,7 +230,7 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
     finally:
         for f in open_arks.values():
             f.close()
-    if order == sorted(order):  # the usual case: merge_arks writes utterances in ark order
+    if order == list(range(len(want))):  # the usual case: merge_arks writes utterances in ark order
         return emb
     back = np.argsort(order)  # rows in the order of ``want`` again
     return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back])
