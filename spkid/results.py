@@ -80,9 +80,11 @@ class Row:
 
 def with_paper_rows(rows: Sequence[Row], lists: Sequence[TrialList]) -> list[Row]:
     """``rows`` with the paper's Table 2 figures, as a row "<name> (paper)", under every row named
-    as one of its rows (fusions included), when any of ``lists`` is one the paper reports."""
+    as one of its rows (fusions included), when a system (not only a fusion) is named as one and
+    any of ``lists`` is one the paper reports."""
     out = list(rows)
-    if not any(t.name in paper.LISTS for t in lists):
+    if (not any(r.name in paper.TABLE2 and r.name not in paper.FUSIONS for r in rows)
+            or not any(t.name in paper.LISTS for t in lists)):
         return out
     for r in rows:
         p = paper.TABLE2.get(r.name)
@@ -113,8 +115,8 @@ def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer
         lines += [f"F1 / F2: score fusion sum_i w_i s_i / sum_i w_i, w_i in 0..{max_weight}, every combination "
                   f"searched for the best EER (F1) or MinDCF (F2) on {tune_list}; the weights are listed "
                   f"below the table. Their figures on {tune_list} itself are tuned, not held out.", ""]
-    if corpus == "voxceleb" and any(r.name in paper.TABLE2 and r.name not in paper.FUSIONS for r in rows):
-        rows = with_paper_rows(rows, lists)
+    shown = with_paper_rows(rows, lists) if corpus == "voxceleb" else list(rows)
+    if len(shown) > len(rows):
         lines += ["Rows \"<name> (paper)\": the paper's Table 2, for comparison (its F1 weights "
                   + " + ".join(f"{w}*{s}" for s, w in paper.F1_WEIGHTS.items())
                   + "; a fusion here fuses the systems of this table). "
@@ -130,7 +132,7 @@ def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer
         head += [f"{title} EER", f"{title} MinDCF(p={p_target:g})"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * 5 + ["---:"] * (2 * len(lists))) + "|")
-    for r in rows:
+    for r in shown:
         cells = [r.name, r.params, r.loss, r.aug, r.bn]
         for t in lists:
             m = r.results.get(t.name)
