@@ -7,7 +7,7 @@
 run_stage() {
   local n=$1 marker=$2; shift 2
   if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
-    check_stamp "$marker" "$n" "./run.sh --stage $n --stop-stage $n --force true with the same options"
+    check_stamp "$marker" "$n"
     echo "stage $n: $marker exists, skipping (--force true redoes it)"
     return 0
   fi
@@ -30,13 +30,14 @@ run_stage() {
   mv "$marker.tmp" "$marker"
 }
 
-# check_stamp MARKER N HOW: stop when MARKER was made from another corpus than $stage_stamp
-# names (an empty marker, written before markers named their corpus, is taken as it is).
+# check_stamp MARKER N: stop when MARKER (of stage N) was made from another corpus than
+# $stage_stamp names (an empty marker, written before markers named their corpus, is taken as it is).
 check_stamp() {
   local made
   made=$(cat "$1")
   if [ -n "$made" ] && [ "$made" != "${stage_stamp:-}" ]; then
-    echo "run.sh: $1 was made from $made, not $stage_stamp: redo stage $2 for this corpus ($3)" >&2
+    echo "run.sh: $1 was made from $made, not $stage_stamp: redo stage $2 for this corpus" \
+      "(./run.sh --stage $2 --stop-stage $2 --force true with the same options)" >&2
     exit 1
   fi
 }
@@ -47,7 +48,7 @@ require() {
     echo "run.sh: $1 is missing: $3 first (./run.sh --stage $2 --stop-stage $2 with the same options)" >&2
     exit 1
   fi
-  check_stamp "$1" "$2" "./run.sh --stage $2 --stop-stage $2 --force true with the same options"
+  check_stamp "$1" "$2"
 }
 
 # require_file FILE HINT
