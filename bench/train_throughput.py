@@ -77,12 +77,12 @@ def main(argv: Sequence[str]) -> int:
     precision = f"{opts.amp} autocast" if device.type == "cuda" and opts.amp != "none" else "fp32"
 
     with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
-        # warm-up, the loader's queue (workers x the DataLoader's prefetch_factor of 2), the timed steps
-        measured = opts.warmup + 2 * workers + opts.steps
+        queue = 2 * workers  # the batches the loader holds ready: workers x the DataLoader's prefetch_factor of 2
+        measured = opts.warmup + queue + opts.steps
         train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers or synthetic_speakers(batch, m, measured))
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         print(f"device {device.type} ({name}), batch {batch} (M={m}), {workers} workers, {opts.steps} timed steps "
-              f"after {opts.warmup} warm-up and {2 * workers} more (the loader's queue), {precision}"
+              f"after {opts.warmup} warm-up and {queue} more (the loader's queue), {precision}"
               f"{f', torch.compile ({opts.compile_mode})' if opts.compile else ''}")
         print(f"{'trunk':<6}  {'augmentation':<28}  {'utt/s':>8}  {'wait':>6}  ratio")
         results = []
