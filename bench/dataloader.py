@@ -16,7 +16,7 @@ Measures in one run, on the same files and the same five-way scheme:
    ``--aug-bank-max-gb``): the worker half (crop + the clips it names), and the device half;
 4. ``batched, bank on device`` (``--batched-augment=true``): the worker half (crop + its draw)
    and the device half (clips cut from the bank on the device, then
-   :func:`spkid.augment.augment_batch`), timed per crop on ``--device``;
+   :func:`spkid.data.augment.augment_batch`), timed per crop on ``--device``;
 
 each as crops/s in one process (= one worker); then the DataLoader with ``--workers`` workers,
 and the share of a training step spent waiting for data (Q_SAP by default; needs spkid.models).
@@ -37,13 +37,13 @@ import soundfile as sf
 import torch
 
 from bench.datapipe_common import SourceOptions, bench_data, batches_forever, setup_device, time_training
-from spkid.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS
+from spkid.data.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import read_wav_scp
-from spkid.audio import crop_samples
-from spkid.banks import AUG_DIRS, RIR_DIR
-from spkid.dataset import build_train_data, collate, device_wave
+from spkid.data.datadir import read_wav_scp
+from spkid.data.audio import crop_samples
+from spkid.data.banks import AUG_DIRS, RIR_DIR
+from spkid.data.dataset import build_train_data, collate, device_wave
 from spkid.device import synchronize
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
@@ -64,7 +64,7 @@ class PlainAugmentedCrops:
     """The baseline: the same scheme, per sample, as straightforward numpy/scipy code.
 
     Whole-file decodes for the crop and every noise clip (MUSAN files, not windows), the RIR read
-    from disk per use. Same equations as spkid.augment, written independently."""
+    from disk per use. Same equations as spkid.data.augment, written independently."""
 
     def __init__(self, wavs: list[str], musan: dict[str, list[str]], rirs: list[str], frames: int):
         self.wavs, self.musan, self.rirs, self.frames = wavs, musan, rirs, frames
@@ -178,7 +178,7 @@ def main(argv: Sequence[str]) -> int:
 
         if opts.train_steps:
             from spkid.options import EvalOptions, LossOptions, ModelOptions
-            from spkid.trainer import TrainJob
+            from spkid.train.trainer import TrainJob
             for name, kw in placements.items():
                 step_opts = replace(train, num_workers=max(opts.workers, 1), **kw)
                 data = build_train_data(train_dir, aug_dir, step_opts, 1, 0, 1, device)

@@ -11,12 +11,12 @@ from typing import Iterator
 import torch
 
 from spkid.config import option
-from spkid.datadir import DataDir
+from spkid.data.datadir import DataDir
 from spkid.device import pick_device, synchronize
-from spkid.dataset import TrainData
+from spkid.data.dataset import TrainData
 from spkid.errors import SpkidError
-from spkid.synthetic import make_aug_dirs, make_train_dir
-from spkid.trainer import Dist, Trainer, TrainJob
+from spkid.data.synthetic import make_aug_dirs, make_train_dir
+from spkid.train.trainer import Dist, Trainer, TrainJob
 
 
 @dataclass
@@ -68,7 +68,7 @@ def loader_backlog(loader) -> int:
 
 def time_training(data: TrainData, job: TrainJob, device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
     """(utterances/s, share of the time spent waiting for the loader) over ``steps`` steps of
-    the trainer's own step (spkid.trainer.Trainer.step: AMP, channels-last, fused Adam, compile).
+    the trainer's own step (spkid.train.trainer.Trainer.step: AMP, channels-last, fused Adam, compile).
 
     As in training, the host does not wait for the device between steps (the step never
     synchronises), so it queues step N+1 while the device runs step N; the device is

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from spkid import fusion, metrics
+from spkid.eval import fusion, metrics
 
 
 def main() -> None:

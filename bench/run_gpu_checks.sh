@@ -76,7 +76,7 @@ for name in "${parts[@]}"; do
       [ "$gpus" -ge 2 ] || echo "=== ddp_nccl: GPUS=$gpus: one process, so neither torchrun nor DDP nor NCCL is exercised"
       part ddp_nccl 180 bash -c "$py -c \"
 from pathlib import Path
-from spkid.synthetic import make_train_dir, make_aug_dirs
+from spkid.data.synthetic import make_train_dir, make_aug_dirs
 make_train_dir(Path('$ddp'), num_speakers=200, utts_per_speaker=4)
 make_aug_dirs(Path('$ddp'))
 \" && steps/train.sh --gpus $gpus --trunk H_ASP --loss ap_softmax --batch-size 400 --epochs 2 \

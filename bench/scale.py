@@ -6,13 +6,13 @@
 Synthetic inputs of the real sizes are written under --work (removed at the end unless --keep):
 
 - ``embeddings``: stage 5 loading the embeddings of all 153,516 VoxCeleb1 utterances (ten crops
-  x 512 dims, a 3.1 GB ark) to score Vox1-O/E/H: :func:`spkid.scoring.read_embeddings` against
+  x 512 dims, a 3.1 GB ark) to score Vox1-O/E/H: :func:`spkid.eval.scoring.read_embeddings` against
   the straightforward load (each utterance's matrix opened on its own, the crops dropped as
   ``x[:0]``), time and peak memory, each in its own process.
 
 - ``headers``: stage 2's utt2dur of VoxCeleb2 dev (1,092,009 files): ``--files`` small 16-bit
   wav files (page cache warm, so this is the per-file CPU cost, not the disk's),
-  :func:`spkid.audio.audio_infos` against the same with every header read by ``sf.info``.
+  :func:`spkid.data.audio.audio_infos` against the same with every header read by ``sf.info``.
 
 - ``fuse``: stage 6 loading the scores of ``--systems`` systems on Vox1-E (579,818 trials) to
   fuse them (``steps/fuse.py``'s ``load_list_scores``), against reading every score file for
@@ -68,7 +68,7 @@ def compare_in_processes(part: str, work: Path, args: argparse.Namespace, what: 
 # ---------------------------------------------------------------- embeddings (stage 5)
 
 def make_embeddings(work: Path, args: argparse.Namespace) -> Path:
-    from spkid.extract import write_embeddings
+    from spkid.eval.extract import write_embeddings
 
     ark = work / "emb" / "embeddings.ark"
     if not ark.is_file():
@@ -83,8 +83,8 @@ def load_embeddings_baseline(scp: Path):
     """The straightforward load: every matrix opened on its own; crops dropped as a view."""
     import kaldiio
 
-    from spkid.datadir import read_scp
-    from spkid.scoring import Embeddings, normalize_rows
+    from spkid.data.datadir import read_scp
+    from spkid.eval.scoring import Embeddings, normalize_rows
 
     utts, crops, means = [], [], []
     for utt, ark, offset in sorted(read_scp(scp)):
@@ -96,7 +96,7 @@ def load_embeddings_baseline(scp: Path):
 
 
 def run_embeddings(variant: str, work: Path) -> dict:
-    from spkid import scoring
+    from spkid.eval import scoring
 
     scp = work / "emb" / "embeddings.scp"
     start = time.perf_counter()
@@ -119,7 +119,7 @@ def bench_headers(work: Path, args: argparse.Namespace) -> None:
 
     import soundfile as sf
 
-    from spkid import audio
+    from spkid.data import audio
 
     root = work / "wav"
     probe = work / "probe.wav"
@@ -169,8 +169,8 @@ def _fuse_step():
 
 
 def run_fuse(variant: str, work: Path) -> dict:
-    from spkid import fusion, scoring
-    from spkid.datadir import read_trials
+    from spkid.eval import fusion, scoring
+    from spkid.data.datadir import read_trials
 
     trials_path = work / "data" / "vox1" / "trials" / "vox1_E"
     systems = sorted(p.name for p in (work / "exp").iterdir())
@@ -188,8 +188,8 @@ def run_fuse(variant: str, work: Path) -> dict:
 
 
 def bench_fuse(work: Path, args: argparse.Namespace) -> None:
-    from spkid import scoring
-    from spkid.datadir import Trials, write_trials
+    from spkid.eval import scoring
+    from spkid.data.datadir import Trials, write_trials
 
     rng = np.random.default_rng(0)
     utts = [f"id{10000 + i % 1251:05d}/s{i:06d}/00001" for i in range(VOX1_UTTS)]

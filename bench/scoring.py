@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from spkid import metrics, scoring
-from spkid.datadir import Trials
+from spkid.eval import metrics, scoring
+from spkid.data.datadir import Trials
 
 
 def main() -> None:

@@ -33,10 +33,10 @@ import torch
 from bench.datapipe_common import SourceOptions, bench_data, setup_device, synthetic_speakers, time_training
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.dataset import build_train_data
+from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError
 from spkid.options import TRUNKS, EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
-from spkid.trainer import TrainJob
+from spkid.train.trainer import TrainJob
 
 
 @dataclass

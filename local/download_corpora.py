@@ -18,8 +18,8 @@ from typing import Sequence
 
 from spkid.cli import run_main
 from spkid.config import parse_options, read_conf_lines
-from spkid.corpora import ENV_KEY, ENV_PASSWORD, ENV_USER, ObtainOptions, Stage1, credentials_from_env
-from spkid.download import Secrets
+from spkid.corpora.voxceleb import ENV_KEY, ENV_PASSWORD, ENV_USER, ObtainOptions, Stage1, credentials_from_env
+from spkid.corpora.download import Secrets
 from spkid.errors import SpkidError
 
 

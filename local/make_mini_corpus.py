@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spkid.cli import run_main  # noqa: E402
 from spkid.config import parse_options  # noqa: E402
-from spkid.mini.corpus import MiniCorpusOptions, generate  # noqa: E402
+from spkid.corpora.mini.corpus import MiniCorpusOptions, generate  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -15,13 +15,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from spkid.baseline import standardize, utterance_vectors  # noqa: E402
+from spkid.eval.baseline import standardize, utterance_vectors  # noqa: E402
 from spkid.cli import run_main  # noqa: E402
 from spkid.config import option, parse_options  # noqa: E402
-from spkid.datadir import DataDir, read_trials  # noqa: E402
+from spkid.data.datadir import DataDir, read_trials  # noqa: E402
 from spkid.errors import SpkidError  # noqa: E402
-from spkid.metrics import compute_metrics  # noqa: E402
-from spkid.scoring import Embeddings, score_trials  # noqa: E402
+from spkid.eval.metrics import compute_metrics  # noqa: E402
+from spkid.eval.scoring import Embeddings, score_trials  # noqa: E402
 
 
 @dataclass

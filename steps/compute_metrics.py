@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from spkid import metrics
+from spkid.eval import metrics
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import read_trials
-from spkid.scoring import scores_for_trials
+from spkid.data.datadir import read_trials
+from spkid.eval.scoring import scores_for_trials
 
 
 @dataclass

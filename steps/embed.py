@@ -27,13 +27,13 @@ import numpy as np
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import read_wav_scp
+from spkid.data.datadir import read_wav_scp
 from spkid.errors import SpkidError
-from spkid.extract import load_system
+from spkid.eval.extract import load_system
 from spkid.fileio import atomic_tmp_path, atomic_write, check_output_dir
-from spkid.inputs import Failures
+from spkid.data.inputs import Failures
 from spkid.device import pick_device
-from spkid.usage import embed_recordings, normalised_means
+from spkid.eval.usage import embed_recordings, normalised_means
 
 # file extensions soundfile (libsndfile) decodes
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",

@@ -17,8 +17,8 @@ from typing import Sequence
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.export import FORMATS, SUFFIXES, ExportError, export, load_exported, max_embedding_difference
-from spkid.extract import load_system
+from spkid.eval.export import FORMATS, SUFFIXES, ExportError, export, load_exported, max_embedding_difference
+from spkid.eval.extract import load_system
 from spkid.fileio import atomic_paths, check_output_file
 
 

@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import DataDir, read_scp, read_table, write_table
+from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
-from spkid.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
+from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                            write_embeddings)
 from spkid.options import SYSTEM_OPTIONS, EvalOptions
 

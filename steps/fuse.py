@@ -6,7 +6,7 @@
 Fused score = sum_i w_i s_i / sum_i w_i with w_i in {0..max-weight}; every combination is
 searched (the all-zero vector and proportional duplicates skipped) for the lowest EER (F1)
 and the lowest MinDCF (F2) on <data>/<tune-set>/trials/<tune-list>, exactly (see
-spkid/fusion.py). The chosen weights are applied to every trial list all systems were scored
+spkid/eval/fusion.py). The chosen weights are applied to every trial list all systems were scored
 on: <exp>/fusion/F1/scores/<set>/<list>.score (+ .metrics.json), and written down in
 <exp>/fusion/F1/weights and search.json (same for F2).
 """
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spkid import fusion, metrics, scoring
+from spkid.eval import fusion, metrics, scoring
 from spkid.cli import run_main
 from spkid.config import parse_options
-from spkid.datadir import read_trials
+from spkid.data.datadir import read_trials
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
-from spkid.fusion import FusionOptions
-from spkid.results import ReportOptions, find_trial_lists
+from spkid.eval.fusion import FusionOptions
+from spkid.eval.results import ReportOptions, find_trial_lists
 
 FUSIONS = {"F1": "eer", "F2": "mindcf"}
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spkid import metrics, results
+from spkid.eval import metrics, results
 from spkid.cli import run_main
 from spkid.config import parse_options
-from spkid.datadir import read_table, read_trials
-from spkid.det import DetCurve, plot_det
+from spkid.data.datadir import read_table, read_trials
+from spkid.eval.det import DetCurve, plot_det
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
-from spkid.fusion import FusionOptions
-from spkid.results import ReportOptions
-from spkid.scoring import scores_for_trials
+from spkid.eval.fusion import FusionOptions
+from spkid.eval.results import ReportOptions
+from spkid.eval.scoring import scores_for_trials
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from typing import Sequence
 from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.errors import SpkidError
-from spkid.features import HOP_LENGTH, SAMPLE_RATE, num_frames
+from spkid.models.features import HOP_LENGTH, SAMPLE_RATE, num_frames
 from spkid.models import build_model, trunk_parameters
 from spkid.models.summary import layer_table
 from spkid.options import SYSTEM_OPTIONS, ModelOptions

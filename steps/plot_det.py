@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spkid import metrics
+from spkid.eval import metrics
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import read_trials
-from spkid.det import DetCurve, plot_det
+from spkid.data.datadir import read_trials
+from spkid.eval.det import DetCurve, plot_det
 from spkid.errors import SpkidError
-from spkid.scoring import scores_for_trials
+from spkid.eval.scoring import scores_for_trials
 
 
 @dataclass

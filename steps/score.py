@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spkid import metrics, scoring
+from spkid.eval import metrics, scoring
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import DataDir, read_table, read_trials
-from spkid.det import DetCurve, plot_det
+from spkid.data.datadir import DataDir, read_table, read_trials
+from spkid.eval.det import DetCurve, plot_det
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.options import SYSTEM_OPTIONS, EvalOptions

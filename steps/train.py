@@ -20,11 +20,11 @@ from typing import Sequence
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options, write_resolved
-from spkid.datadir import DataDir
-from spkid.dataset import build_train_data
+from spkid.data.datadir import DataDir
+from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError, error_message
 from spkid.options import SYSTEM_OPTIONS, n_per_speaker
-from spkid.trainer import (TrainJob, Trainer, close_distributed, config_differences, init_distributed,
+from spkid.train.trainer import (TrainJob, Trainer, close_distributed, config_differences, init_distributed,
                            load_resume_checkpoint, log, peer_lost, raise_on_sigterm, setup_logging)
 
 

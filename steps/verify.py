@@ -27,15 +27,15 @@ import numpy as np
 
 from spkid.cli import run_main
 from spkid.config import option, parse_options
-from spkid.datadir import Trials, list_lines
+from spkid.data.datadir import Trials, list_lines
 from spkid.errors import SpkidError
-from spkid.extract import load_system
+from spkid.eval.extract import load_system
 from spkid.fileio import atomic_write, check_output_file
-from spkid.inputs import Failures
-from spkid.scoring import raw_scores, trial_indices
-from spkid.threshold import DEFAULT_LIST, OPERATING_POINTS, Threshold, load_threshold
+from spkid.data.inputs import Failures
+from spkid.eval.scoring import raw_scores, trial_indices
+from spkid.eval.threshold import DEFAULT_LIST, OPERATING_POINTS, Threshold, load_threshold
 from spkid.device import pick_device
-from spkid.usage import embed_recordings, normalised_means
+from spkid.eval.usage import embed_recordings, normalised_means
 
 
 @dataclass

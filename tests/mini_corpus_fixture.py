@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from spkid.mini.corpus import MiniCorpusOptions, generate
+from spkid.corpora.mini.corpus import MiniCorpusOptions, generate
 
 TINY = dict(train_speakers=6, test_speakers=4, val_speakers=4, utts_per_speaker=4, sessions=2,
             noise_clips=3, music_clips=2, speech_clips=2, rooms=2, rirs_per_room=2, quiet=True)

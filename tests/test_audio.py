@@ -2,7 +2,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from spkid.audio import float_to_pcm16, pcm16_to_float, read_audio
+from spkid.data.audio import float_to_pcm16, pcm16_to_float, read_audio
 
 
 def test_stereo_is_mixed_down_to_the_channel_mean(tmp_path):

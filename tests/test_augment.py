@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from spkid.augment import (BABBLE, CLEAN, KINDS, MUSIC, NOISE, REVERB, AugDraw, BatchAugmenter,
+from spkid.data.augment import (BABBLE, CLEAN, KINDS, MUSIC, NOISE, REVERB, AugDraw, BatchAugmenter,
                            augment_batch, augment_utterance, draw_augmentation, fft_convolve, power_db,
                            snr_gain)
 
@@ -15,7 +15,7 @@ LENGTHS = {"noise": np.array([5000, 2000, 80000]), "music": np.array([80000, 400
            "speech": np.arange(7, 17) * 1000}
 
 
-# Paper section 3.3 (written out here, not read from spkid.augment, so a wrong table there fails)
+# Paper section 3.3 (written out here, not read from spkid.data.augment, so a wrong table there fails)
 PAPER_SNR_DB = {NOISE: (0.0, 15.0), MUSIC: (5.0, 15.0), BABBLE: (13.0, 20.0)}
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from mini_corpus_fixture import tiny_corpus
-from spkid.baseline import standardize
-from spkid.prepare import PrepareOptions, prepare
+from spkid.eval.baseline import standardize
+from spkid.corpora.prepare import PrepareOptions, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 

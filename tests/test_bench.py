@@ -7,8 +7,8 @@ import torch
 
 from bench.datapipe_common import UTTS_PER_SPEAKER, loader_backlog, synthetic_speakers, time_training
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
-from spkid.sampler import SpeakerBatchSampler
-from spkid.trainer import TrainJob
+from spkid.data.sampler import SpeakerBatchSampler
+from spkid.train.trainer import TrainJob
 
 torch.set_num_threads(1)
 

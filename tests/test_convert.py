@@ -1,7 +1,7 @@
 import soundfile as sf
 
 from fake_voxceleb import m4a_bytes
-from spkid.convert import convert_tree, describe_failures, find_files
+from spkid.corpora.convert import convert_tree, describe_failures, find_files
 
 
 def test_convert_tree_parallel_resumable_and_names_failures(tmp_path):

@@ -4,15 +4,15 @@ import pytest
 import soundfile as sf
 import torch
 
-import spkid.banks as banks
-from spkid.audio import crop_samples, pcm16_to_float, wrap_crop
-from spkid.banks import AugmentSource, WindowBank, read_crop
-from spkid.datadir import DataDir
-from spkid.dataset import (AUG_BATCHED, AUG_DEVICE, AUG_WORKER, TrainCropDataset, bank_budget_gib, build_train_data,
+import spkid.data.banks as banks
+from spkid.data.audio import crop_samples, pcm16_to_float, wrap_crop
+from spkid.data.banks import AugmentSource, WindowBank, read_crop
+from spkid.data.datadir import DataDir
+from spkid.data.dataset import (AUG_BATCHED, AUG_DEVICE, AUG_WORKER, TrainCropDataset, bank_budget_gib, build_train_data,
                            device_wave)
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
-from spkid.synthetic import make_aug_dirs, make_train_dir
+from spkid.data.synthetic import make_aug_dirs, make_train_dir
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -3,7 +3,7 @@ import sys
 import numpy as np
 from scipy.stats import norm
 
-from spkid import det
+from spkid.eval import det
 
 
 def test_det_axes_are_the_normal_quantile():

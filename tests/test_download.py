@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from fake_voxceleb import FakeServer, ServerState, md5, split, tgz_bytes, zip_bytes
-from spkid.corpora import ObtainOptions, Stage1
-from spkid.download import (DownloadError, Secrets, Source, concatenate, extract, fetch, fill_template,
+from spkid.corpora.voxceleb import ObtainOptions, Stage1
+from spkid.corpora.download import (DownloadError, Secrets, Source, concatenate, extract, fetch, fill_template,
                             read_md5_list, regex_selector)
 
 DATA = bytes(range(256)) * 1000  # 256 kB
@@ -184,7 +184,7 @@ def test_secrets_and_display_url():
 
 
 def test_published_md5_table_is_well_formed():
-    from spkid.corpora import ARCHIVES, PUBLISHED_MD5, TRIAL_LISTS
+    from spkid.corpora.voxceleb import ARCHIVES, PUBLISHED_MD5, TRIAL_LISTS
     names = {a.name for arcs in ARCHIVES.values() for a in arcs} | {p for arcs in ARCHIVES.values()
                                                                     for a in arcs for p in a.parts}
     assert names | set(TRIAL_LISTS) == set(PUBLISHED_MD5)
@@ -227,7 +227,7 @@ def test_full_disk_is_named_not_blamed_on_the_archive_or_network(tmp_path, monke
     import errno
     import zipfile
 
-    from spkid import download
+    from spkid.corpora import download
 
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as z:

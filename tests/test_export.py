@@ -1,4 +1,4 @@
-"""spkid/export.py and steps/export.py: the exported network gives the PyTorch embeddings."""
+"""spkid/eval/export.py and steps/export.py: the exported network gives the PyTorch embeddings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from spkid.errors import SpkidError
-from spkid.export import ExportError, export, load_exported, max_embedding_difference
-from spkid.extract import load_system
+from spkid.eval.export import ExportError, export, load_exported, max_embedding_difference
+from spkid.eval.extract import load_system
 from trained_system import TINY_MODEL, load_step, make_experiment, voice
 
 # Measured: TorchScript 0 (same kernels), ONNX via onnxruntime ~5e-8 on embeddings of size ~0.4.

@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from spkid import extract
+from spkid.eval import extract
 from spkid.config import write_resolved
-from spkid.datadir import DataDir
+from spkid.data.datadir import DataDir
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 

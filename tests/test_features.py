@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchaudio
 
-from spkid.features import InstanceNormLogMel, MeanNormMFCC, num_frames
+from spkid.models.features import InstanceNormLogMel, MeanNormMFCC, num_frames
 
 torch.set_num_threads(1)
 
@@ -102,10 +102,10 @@ def test_training_forward_compiles_to_one_graph(trunk, loss, m):
     whole forward as one graph. (torchaudio's spectrogram used to break it into nine.)"""
     import torch._dynamo as dynamo
 
-    from spkid.losses import build_loss
+    from spkid.train.losses import build_loss
     from spkid.models import build_model
     from spkid.options import LossOptions, ModelOptions
-    from spkid.trainer import ModelAndLoss
+    from spkid.train.trainer import ModelAndLoss
 
     model = build_model(ModelOptions(trunk=trunk, channels="32" if trunk == "ECAPA" else "4,8,8,8"))
     net = ModelAndLoss(model, build_loss(LossOptions(loss=loss), model.embed_dim, 4, m))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from spkid import fusion
-from spkid.fusion import FusionError, fuse, grid_search, weight_grid
+from spkid.eval import fusion
+from spkid.eval.fusion import FusionError, fuse, grid_search, weight_grid
 
 
 def test_weight_grid_skips_zero_and_proportional_duplicates():

@@ -1,4 +1,4 @@
-"""spkid/inputs.py: users' recordings in any rate, channel count and soundfile format; bad ones refused by name."""
+"""spkid/data/inputs.py: users' recordings in any rate, channel count and soundfile format; bad ones refused by name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from spkid.errors import SpkidError
-from spkid.inputs import (MIN_SECONDS, SILENCE_DBFS, Failures, InputError, level_dbfs, load_inputs,
+from spkid.data.inputs import (MIN_SECONDS, SILENCE_DBFS, Failures, InputError, level_dbfs, load_inputs,
                           load_recording)
 
 

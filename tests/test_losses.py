@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from spkid.errors import SpkidError
-from spkid.losses import (AngularPrototypical, MarginSoftmax, PrototypicalPlusSoftmax, Softmax,
+from spkid.train.losses import (AngularPrototypical, MarginSoftmax, PrototypicalPlusSoftmax, Softmax,
                           additive_angular_margin, build_loss)
 from spkid.options import LOSSES, LossOptions
 

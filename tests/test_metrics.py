@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from spkid import metrics
-from spkid.metrics import MetricsError, compute_metrics, eer, min_dcf
+from spkid.eval import metrics
+from spkid.eval.metrics import MetricsError, compute_metrics, eer, min_dcf
 
 
 # Hand case: targets 0.9 0.8 0.4, non-targets 0.7 0.3 0.2. At t=0.7 one target is missed

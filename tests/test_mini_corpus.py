@@ -13,10 +13,10 @@ import soundfile as sf
 
 from mini_corpus_fixture import TINY, tiny_corpus, tiny_options
 from spkid.errors import SpkidError
-from spkid.mini import channel as ch
-from spkid.mini.corpus import MARKER, generate
-from spkid.mini.noise import midi_file
-from spkid.mini.voices import BABBLE_ACCENTS, SPEAKER_ACCENTS, VoiceError, babble_voices, catalogue, check_engines
+from spkid.corpora.mini import channel as ch
+from spkid.corpora.mini.corpus import MARKER, generate
+from spkid.corpora.mini.noise import midi_file
+from spkid.corpora.mini.voices import BABBLE_ACCENTS, SPEAKER_ACCENTS, VoiceError, babble_voices, catalogue, check_engines
 
 
 def hashes(root: Path) -> dict[str, str]:

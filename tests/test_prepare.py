@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from mini_corpus_fixture import TINY, tiny_corpus
-from spkid.banks import PackedAudio
-from spkid.datadir import DataDir, read_trials, validate_data_dir
-from spkid.prepare import (PrepareError, PrepareOptions, SetSummary, compare_known, musan_segments, prepare)
+from spkid.data.banks import PackedAudio
+from spkid.data.datadir import DataDir, read_trials, validate_data_dir
+from spkid.corpora.prepare import (PrepareError, PrepareOptions, SetSummary, compare_known, musan_segments, prepare)
 
 
 def run_prepare(corpus: Path, data: Path) -> list[SetSummary]:
@@ -141,8 +141,8 @@ def test_compare_known_counts():
 
 def test_linked_speaker_folders_are_found(tmp_path):
     """VoxCeleb1 dev and test merged by links (ln -s .../wav/* corpus/voxceleb/voxceleb1/wav/)."""
-    from spkid.convert import find_files
-    from spkid.prepare import scan_wavs
+    from spkid.corpora.convert import find_files
+    from spkid.corpora.prepare import scan_wavs
 
     real = tmp_path / "real" / "id10001" / "v1"
     real.mkdir(parents=True)

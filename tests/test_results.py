@@ -9,9 +9,9 @@ import kaldiio
 import numpy as np
 import pytest
 
-from spkid import metrics, results
+from spkid.eval import metrics, results
 from spkid.config import write_resolved
-from spkid.datadir import DataDir, Trials, read_trials, write_trials
+from spkid.data.datadir import DataDir, Trials, read_trials, write_trials
 from spkid.errors import SpkidError
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
@@ -177,9 +177,9 @@ def test_paper_rows_beside_table2_systems(tmp_path, monkeypatch):
 
 
 def test_paper_table_agrees_with_the_confs():
-    """spkid.paper's Table 2 (typed from the paper) and conf/<SYS>.conf (written from the paper's
+    """spkid.eval.paper's Table 2 (typed from the paper) and conf/<SYS>.conf (written from the paper's
     text) describe each row the same way: loss, augmentation, BN and trunk size."""
-    from spkid import paper
+    from spkid.eval import paper
     from spkid.config import parse_options
     from spkid.options import SYSTEM_OPTIONS
 

@@ -3,7 +3,7 @@ import collections
 import numpy as np
 import pytest
 
-from spkid.sampler import SamplerError, SpeakerBatchSampler, pack_tuples
+from spkid.data.sampler import SamplerError, SpeakerBatchSampler, pack_tuples
 
 
 def make_spk_utts(counts):

@@ -2,9 +2,9 @@ import kaldiio
 import numpy as np
 import pytest
 
-from spkid import scoring
-from spkid.datadir import Trials
-from spkid.scoring import Embeddings, ScoringError, score_trials
+from spkid.eval import scoring
+from spkid.data.datadir import Trials
+from spkid.eval.scoring import Embeddings, ScoringError, score_trials
 
 
 def raw_embeddings(n_utts=6, crops=10, dim=16, seed=0):

@@ -1,11 +1,11 @@
-"""spkid/threshold.py: the thresholds scoring saved, read back for verification."""
+"""spkid/eval/threshold.py: the thresholds scoring saved, read back for verification."""
 
 from __future__ import annotations
 
 import pytest
 
 from spkid.errors import SpkidError
-from spkid.threshold import load_threshold
+from spkid.eval.threshold import load_threshold
 from trained_system import save_metrics
 
 

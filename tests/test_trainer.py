@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from spkid.config import read_resolved, write_resolved
-from spkid.datadir import DataDir
-from spkid.dataset import build_train_data
+from spkid.data.datadir import DataDir
+from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError
 from spkid.models import build_model
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
-from spkid.synthetic import make_train_dir
-from spkid.trainer import (Dist, EpochStats, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
+from spkid.data.synthetic import make_train_dir
+from spkid.train.trainer import (Dist, EpochStats, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
                            load_latest_checkpoint, load_resume_checkpoint, nonfinite_grads, prune_checkpoints,
                            save_atomic)
 
@@ -109,7 +109,7 @@ def test_pruning_keeps_the_checkpoint_just_written(tmp_path):
 SLOW_SAVE = """
 import sys, time, torch
 from pathlib import Path
-from spkid.trainer import raise_on_sigterm, save_atomic
+from spkid.train.trainer import raise_on_sigterm, save_atomic
 def slow_save(obj, f):
     f.write(b"part of a checkpoint")
     f.flush()

@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 
 from spkid.errors import SpkidError
-from spkid.extract import load_system
-from spkid.extract import embed_waveform
-from spkid.inputs import load_recording
+from spkid.eval.extract import load_system
+from spkid.eval.extract import embed_waveform
+from spkid.data.inputs import load_recording
 from spkid.options import EvalOptions
 from trained_system import load_step, make_experiment, save_metrics, voice, write_voice
 

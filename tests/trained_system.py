@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 from spkid.config import write_resolved
-from spkid.metrics import compute_metrics
+from spkid.eval.metrics import compute_metrics
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 

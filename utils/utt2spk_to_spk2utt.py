@@ -3,7 +3,7 @@
 import sys
 
 from spkid.cli import run_main
-from spkid.datadir import read_utt2spk, utt2spk_to_spk2utt
+from spkid.data.datadir import read_utt2spk, utt2spk_to_spk2utt
 
 
 def main(argv):

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from spkid.cli import run_main
-from spkid.datadir import validate_data_dir
+from spkid.data.datadir import validate_data_dir
 
 
 def main(argv) -> int:

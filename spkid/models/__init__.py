@@ -7,6 +7,9 @@ float32 in [-1, 1] at 16 kHz and returns ``(B, embed_dim)``.
     Q_SAP  64 log-mel, instance norm  -> ResNet-34 quarter width, SAP       -> 512
     H_ASP  64 log-mel, instance norm  -> ResNet-34 half width, ASP (Table 1) -> 512
     ECAPA  80 MFCC, mean norm         -> ECAPA-TDNN C=1024, context ASP      -> 192
+
+The front-ends are in ``features``. Imports only the foundations (``spkid.errors``,
+``spkid.options``): never data, training or evaluation.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from torch import nn
 
 from spkid.errors import SpkidError
-from spkid.features import InstanceNormLogMel, MeanNormMFCC
+from spkid.models.features import InstanceNormLogMel, MeanNormMFCC
 from spkid.models.ecapa import ECAPATDNN
 from spkid.models.resnet import ResNetHASP, ResNetQSAP
 from spkid.options import ModelOptions

@@ -23,12 +23,12 @@ from tqdm import tqdm
 from spkid.config import option
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path, atomic_write
-from spkid.mini import channel as ch
-from spkid.mini.noise import NOISE_KINDS, babble_clip, render_song, synth_noise
-from spkid.mini.rirs import room_rirs
-from spkid.mini.text import sentence
-from spkid.mini.trials import Utt, draw_trials, format_voxceleb
-from spkid.mini.voices import (SPEAKER_TSV_HEADER, Speaker, babble_voices, check_engines, plan_speakers,
+from spkid.corpora.mini import channel as ch
+from spkid.corpora.mini.noise import NOISE_KINDS, babble_clip, render_song, synth_noise
+from spkid.corpora.mini.rirs import room_rirs
+from spkid.corpora.mini.text import sentence
+from spkid.corpora.mini.trials import Utt, draw_trials, format_voxceleb
+from spkid.corpora.mini.voices import (SPEAKER_TSV_HEADER, Speaker, babble_voices, check_engines, plan_speakers,
                                scratch_dir, synthesize)
 
 SR = ch.SR

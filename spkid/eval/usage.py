@@ -1,9 +1,9 @@
 """Embedding users' recordings with a trained system, exactly as evaluation embeds test utterances.
 
-Recordings come in through ``spkid.inputs`` (any rate, channels, format; bad files refused by
-name); each is cropped and embedded by the extraction code (``spkid.extract``: the same crops,
+Recordings come in through ``spkid.data.inputs`` (any rate, channels, format; bad files refused by
+name); each is cropped and embedded by the extraction code (``spkid.eval.extract``: the same crops,
 wrap-padding and network call as stage 4) into a crops x dim matrix of raw crop embeddings, and
-scored with ``spkid.scoring`` (the mean normalised crop vector; their dot product is the paper's
+scored with ``spkid.eval.scoring`` (the mean normalised crop vector; their dot product is the paper's
 mean crop-by-crop cosine).
 """
 
@@ -15,9 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 
-from spkid.extract import System, embed_waveform
-from spkid.inputs import Failures, load_inputs
-from spkid.scoring import Embeddings
+from spkid.eval.extract import System, embed_waveform
+from spkid.data.inputs import Failures, load_inputs
+from spkid.eval.scoring import Embeddings
 
 
 def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures: Failures,
@@ -33,5 +33,5 @@ def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures:
 
 
 def normalised_means(crops: dict[str, np.ndarray]) -> Embeddings:
-    """The scoring representation of each recording (see ``spkid.scoring.Embeddings``)."""
+    """The scoring representation of each recording (see ``spkid.eval.scoring.Embeddings``)."""
     return Embeddings.from_raw(crops.items())

@@ -14,7 +14,7 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from spkid.audio import SAMPLE_RATE, read_audio
+from spkid.data.audio import SAMPLE_RATE, read_audio
 
 
 def mfcc_stats_extractor(n_mfcc: int = 20):

@@ -7,7 +7,7 @@ each U[13, 20] dB) with gain sqrt(10^((P_clean - P_clip - snr)/10)), P = 10 log1
 Reverb convolves the crop with one L2-normalised simulated RIR ("full") and keeps the first
 crop-length samples.
 
-The module is the arithmetic only; reading clips and RIRs is :mod:`spkid.dataset`'s job. The
+The module is the arithmetic only; reading clips and RIRs is :mod:`spkid.data.dataset`'s job. The
 random choices of one crop are an :class:`AugDraw` (made by :func:`draw_augmentation`); the
 audio it names is then handed to either path:
 

@@ -66,7 +66,7 @@ F2  0.74 0.061 0.93 0.066 1.90 0.124 1.17 0.067 3.10 0.173
 
 @dataclass(frozen=True)
 class Reported:
-    """One figure pair of the paper; ``eer`` is a fraction, as in :class:`spkid.metrics.Metrics`."""
+    """One figure pair of the paper; ``eer`` is a fraction, as in :class:`spkid.eval.metrics.Metrics`."""
 
     eer: float
     min_dcf: float

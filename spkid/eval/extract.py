@@ -19,9 +19,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from spkid.audio import crop_samples, read_audio, wrap_crop
+from spkid.data.audio import crop_samples, read_audio, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
-from spkid.datadir import read_scp
+from spkid.data.datadir import read_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_paths
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions

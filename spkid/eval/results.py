@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from spkid import metrics, paper
+from spkid.eval import metrics, paper
 from spkid.config import option, read_resolved
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS

@@ -3,18 +3,18 @@
 A training crop is ``train_frames*160 + 240`` samples (200 frames = 2.015 s) starting uniformly
 at random; an utterance shorter than that is wrap-padded (circular), as in the paper's code.
 Crops seek to the samples they need (durations come from utt2dur), so a 2-s crop of a
-20-s file decodes 2 s. The MUSAN windows and RIRs come from :mod:`spkid.banks`.
+20-s file decodes 2 s. The MUSAN windows and RIRs come from :mod:`spkid.data.banks`.
 
 :func:`build_train_data` puts it together for ``steps/train.py``: the speaker-balanced
-sampler (:mod:`spkid.sampler`), the dataset and DataLoader, and the augmentation placement:
+sampler (:mod:`spkid.data.sampler`), the dataset and DataLoader, and the augmentation placement:
 
 - ``--augment=false``: clean crops;
 - ``--augment=true --batched-augment=false``: each worker augments its crops with the numpy/scipy
-  reference path (:func:`spkid.augment.augment_utterance`);
+  reference path (:func:`spkid.data.augment.augment_utterance`);
 - ``--augment=true --batched-augment=true``: each worker draws the treatment of its crops;
   ``TrainData.device_augment`` mixes and reverberates the whole batch on the training device in
   one vectorised step. When the packed MUSAN banks and the RIRs fit ``--aug-bank-max-gb`` they
-  live on the device (:class:`spkid.banks.DeviceAugmentBank`) and the batch carries only the
+  live on the device (:class:`spkid.data.banks.DeviceAugmentBank`) and the batch carries only the
   draws; otherwise the workers read the clips and RIRs the draws name and the batch carries them.
 
 Every item carries its own seed (from the sampler), from which its crop start and its
@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from spkid.audio import AudioError, crop_samples, pcm16_to_float
-from spkid.augment import BatchAugmenter, augment_utterance
-from spkid.banks import AugmentSource, DeviceAugmentBank, num_samples, read_crop
-from spkid.datadir import DataDir, DataDirError
+from spkid.data.audio import AudioError, crop_samples, pcm16_to_float
+from spkid.data.augment import BatchAugmenter, augment_utterance
+from spkid.data.banks import AugmentSource, DeviceAugmentBank, num_samples, read_crop
+from spkid.data.datadir import DataDir, DataDirError
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
-from spkid.sampler import SpeakerBatchSampler
+from spkid.data.sampler import SpeakerBatchSampler
 
 log = logging.getLogger("spkid.train.data")  # into the training log (exp/SYS/log/train.log)
 
@@ -55,9 +55,9 @@ class TrainCropDataset(Dataset):
     - ``off``: the crop;
     - ``worker``: the crop augmented here, per utterance (float32);
     - ``batched``: the crop with the clips and RIR its draw names, for
-      :class:`spkid.augment.BatchAugmenter`;
+      :class:`spkid.data.augment.BatchAugmenter`;
     - ``device``: the crop with its draw only (global window numbers, offsets, SNRs, RIR index),
-      for :class:`spkid.banks.DeviceAugmentBank`.
+      for :class:`spkid.data.banks.DeviceAugmentBank`.
 
     Except in ``worker`` mode a crop of a 16-bit file stays int16 (half the bytes through the
     workers' shared memory and the host-device copy); ``pcm16_to_float`` on the device makes
@@ -131,7 +131,7 @@ def _stack_waves(items: list[dict]) -> torch.Tensor:
 def collate(items: list[dict]) -> dict:
     """Stack items into a batch: wave (b, T) (int16 or float32), label (b,), utts; aug_kind (b,)
     when augmenting. Batched augmentation adds clips (N, T) + clip_owner + clip_snr and rir
-    (R, L) + rir_owner; device augmentation adds the draws (:data:`spkid.banks.DRAW_KEYS`)."""
+    (R, L) + rir_owner; device augmentation adds the draws (:data:`spkid.data.banks.DRAW_KEYS`)."""
     batch = {"wave": _stack_waves(items),
              "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
              "utts": [it["utt"] for it in items]}
@@ -207,7 +207,7 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
 
     Labels index the data dir's speakers in sorted order (``spk2idx``; all of them, so the
     classifier size depends on the data dir only). ``loader`` yields this rank's slice of each
-    global batch (see :mod:`spkid.sampler`) as ``collate`` dicts; call ``set_epoch`` first.
+    global batch (see :mod:`spkid.data.sampler`) as ``collate`` dicts; call ``set_epoch`` first.
     ``device_augment(wave, batch)`` is set when ``train.augment and train.batched_augment``;
     :func:`device_wave` moves a batch's crops to ``device`` and applies it."""
     if train.augment and aug_dir is None:

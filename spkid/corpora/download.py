@@ -1,6 +1,6 @@
 """Resumable HTTP downloads with md5 checks, concatenation of split archives, and extraction.
 
-The mechanism only; what to fetch and where it goes is :mod:`spkid.corpora`.
+The mechanism only; what to fetch and where it goes is :mod:`spkid.corpora.voxceleb`.
 
 - A download goes to ``<dest>.part`` and is renamed onto ``<dest>`` only when complete and
   its md5 matches; an interrupted transfer is resumed with an HTTP ``Range`` request (by the

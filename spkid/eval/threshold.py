@@ -3,7 +3,7 @@
 A verification score only becomes a same/different decision against a threshold, and a
 threshold only means something for the scores it was tuned on. Scoring (``steps/score.py``)
 writes, for each trial list, ``exp/<SYS>/scores/<set>/<list>.metrics.json`` holding the two
-operating points of paper section 3.6 (``spkid.metrics.Metrics.to_json``):
+operating points of paper section 3.6 (``spkid.eval.metrics.Metrics.to_json``):
 
 * ``eer_threshold``: the threshold at the equal-error-rate point (misses = false alarms);
 * ``min_dcf_threshold``: the threshold at the minimum detection cost (P_target of EvalOptions,

@@ -1,12 +1,12 @@
 """Reading a user's recordings for a trained system: any file soundfile decodes, checked.
 
-Training and evaluation read prepared corpora (``spkid.audio``: 16 kHz, trusted). A user who
+Training and evaluation read prepared corpora (``spkid.data.audio``: 16 kHz, trusted). A user who
 verifies or embeds their own recordings brings whatever they have, so this module accepts more
 and checks more:
 
 * any format soundfile reads (WAV, FLAC, OGG/Vorbis, MP3 with libsndfile >= 1.1, AIFF, ...);
 * any sample rate, resampled to 16 kHz with ``torchaudio.functional.resample``;
-* more than one channel, mixed down to mono (the mean of the channels, as ``spkid.audio`` does)
+* more than one channel, mixed down to mono (the mean of the channels, as ``spkid.data.audio`` does)
   with a note, because a stereo call recording may hold two speakers;
 * refused, with an :class:`InputError` naming the file and the fix: a missing file, a file that
   does not decode (or holds NaN/inf samples), one shorter than :data:`MIN_SECONDS`, and one whose
@@ -33,7 +33,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from spkid.audio import SAMPLE_RATE, _run_pipe, is_pipe
+from spkid.data.audio import SAMPLE_RATE, _run_pipe, is_pipe
 from spkid.errors import SpkidError
 
 MIN_SECONDS = 0.5

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from spkid.config import option
-from spkid.convert import convert_tree, describe_failures, find_files
-from spkid.download import (DownloadError, Secrets, Source, extract, fetch, fetch_text, fill_template,
+from spkid.corpora.convert import convert_tree, describe_failures, find_files
+from spkid.corpora.download import (DownloadError, Secrets, Source, extract, fetch, fetch_text, fill_template,
                             is_url, read_md5_list, regex_selector, verify_existing, concatenate)
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spkid.mini.channel import SR
+from spkid.corpora.mini.channel import SR
 
 ROOM_SIZES = {"smallroom": (1.0, 10.0), "mediumroom": (10.0, 30.0), "largeroom": (30.0, 50.0)}
 

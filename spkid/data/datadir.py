@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from spkid.audio import SAMPLE_RATE, audio_infos, is_pipe
+from spkid.data.audio import SAMPLE_RATE, audio_infos, is_pipe
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -117,7 +117,7 @@ def write_table(path: str | os.PathLike, table: Mapping[str, object]) -> None:
 
 
 def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
-    """utt -> file path, or a shell command ending in '|' (run only when allowed, see spkid.audio)."""
+    """utt -> file path, or a shell command ending in '|' (run only when allowed, see spkid.data.audio)."""
     return read_table(path)
 
 

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spkid.audio import (SAMPLE_RATE, AudioError, audio_info, float_to_pcm16, pcm16_to_float, read_audio,
+from spkid.data.audio import (SAMPLE_RATE, AudioError, audio_info, float_to_pcm16, pcm16_to_float, read_audio,
                          wrap_crop)
-from spkid.augment import AugDraw, augment_batch, draw_augmentation
-from spkid.datadir import DataDirError, read_table, read_utt2dur, read_wav_scp
+from spkid.data.augment import AugDraw, augment_batch, draw_augmentation
+from spkid.data.datadir import DataDirError, read_table, read_utt2dur, read_wav_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
 
@@ -57,7 +57,7 @@ def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_
     Reads only those samples when the segment is long enough; a shorter segment is read whole
     and wrap-padded. ``seg_len`` < 0: to the end of the file. Lengths from utt2dur or segments
     are rounded, so a read that comes back short falls back to the real length.
-    ``keep_pcm16``: int16 samples from 16-bit files (see :func:`spkid.audio.read_audio`)."""
+    ``keep_pcm16``: int16 samples from 16-bit files (see :func:`spkid.data.audio.read_audio`)."""
     if seg_len >= offset + frames:
         x = read_audio(entry, seg_start + offset, frames, utt=utt, keep_pcm16=keep_pcm16)
         if len(x) == frames:
@@ -366,7 +366,7 @@ class DeviceAugmentBank:
     :attr:`AugmentSource.window_base` says) and the RIRs (float32) on ``device``. A batch
     carries the draws only (:data:`DRAW_KEYS`); the clips are gathered out of the bank (with
     the same circular padding as :meth:`WindowBank.read`), the RIRs padded to the longest in
-    the bank (a fixed FFT size for every batch), and :func:`spkid.augment.augment_batch` mixes
+    the bank (a fixed FFT size for every batch), and :func:`spkid.data.augment.augment_batch` mixes
     them. No host-device synchronisation."""
 
     COPY_CHUNK = 1 << 26  # samples per host-to-device copy while loading (128 MB of int16)

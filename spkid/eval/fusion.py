@@ -4,7 +4,7 @@ The fused score of a trial is ``sum_i w_i s_i / sum_i w_i`` over the systems' sc
 integer weights ``w_i`` in {0, ..., max_weight} (the paper: 0..3). Every weight vector is
 searched except the all-zero one and proportional duplicates (a vector whose weights share a
 common divisor, e.g. (2, 0, 2) = (1, 0, 1), fuses to the same scores). The objective is
-EER (F1 in the paper) or MinDCF (F2), both computed exactly by :mod:`spkid.metrics`.
+EER (F1 in the paper) or MinDCF (F2), both computed exactly by :mod:`spkid.eval.metrics`.
 
 Exhaustive, exact and fast: 4^8 - 1 - 510 = 65,025 vectors for 8 systems would take ~20 ms
 each with a full sort of 200,000 trials. Instead, branch and bound:
@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from spkid import metrics
+from spkid.eval import metrics
 from spkid.config import option
 from spkid.errors import SpkidError
 

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state, faster import
 from scipy.special import ndtri  # the normal quantile, = scipy.stats.norm.ppf, at a third of its import time
 
-from spkid import metrics
+from spkid.eval import metrics
 from spkid.fileio import atomic_tmp_path
 
 TICKS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8]

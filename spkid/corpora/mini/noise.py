@@ -16,9 +16,9 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from spkid.mini.channel import SR, normalize_peak, pink_noise, resample_speed, trim_silence
-from spkid.mini.text import sentence
-from spkid.mini.voices import BaseVoice, VoiceError, synthesize
+from spkid.corpora.mini.channel import SR, normalize_peak, pink_noise, resample_speed, trim_silence
+from spkid.corpora.mini.text import sentence
+from spkid.corpora.mini.voices import BaseVoice, VoiceError, synthesize
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 NOISE_KINDS = ("colored", "fan", "traffic", "hum", "beeps", "clicks", "rain")

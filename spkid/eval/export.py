@@ -3,8 +3,8 @@
 The exported graph is exactly ``build_model(ModelOptions)`` with the weights of
 ``exp/<SYS>/final.pt``: a waveform batch ``(batch, samples)`` float32 in [-1, 1] at 16 kHz in,
 raw embeddings ``(batch, embed_dim)`` out, both axes dynamic. Evaluation crops (EvalOptions) and
-the length normalisation of scoring stay outside the graph, as in ``spkid.extract`` and
-``spkid.scoring``, so a deployment reproduces the recipe's scores by cropping and averaging the
+the length normalisation of scoring stay outside the graph, as in ``spkid.eval.extract`` and
+``spkid.eval.scoring``, so a deployment reproduces the recipe's scores by cropping and averaging the
 same way; the resolved ``config.conf`` travels inside the file (TorchScript extra file
 ``config.conf``; ONNX metadata ``config.conf``) so the crop settings go with the network.
 
@@ -26,13 +26,13 @@ from torch import nn
 
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
-from spkid.extract import System
+from spkid.eval.extract import System
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
 ONNX_OPSET = 18
 # The shortest waveform an exported graph is traced for; recordings are at least 0.5 s
-# (spkid.inputs.MIN_SECONDS) and evaluation crops 2-4 s, far above it.
+# (spkid.data.inputs.MIN_SECONDS) and evaluation crops 2-4 s, far above it.
 MIN_EXPORT_SAMPLES = 4000
 
 

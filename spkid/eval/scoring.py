@@ -1,6 +1,6 @@
 """Trial scoring from stored crop embeddings (paper section 3.5), with optional AS-norm.
 
-Each utterance is stored as a crops x dim matrix of raw crop embeddings (``spkid.extract``).
+Each utterance is stored as a crops x dim matrix of raw crop embeddings (``spkid.eval.extract``).
 Scores never need the network:
 
 - ``cosine`` (the paper): every crop embedding is L2-normalised and the trial score is the mean
@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spkid.datadir import Trials, read_scp
+from spkid.data.datadir import Trials, read_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 

@@ -36,10 +36,10 @@ from torch import nn
 from tqdm import tqdm
 
 from spkid.config import read_resolved, to_conf_lines
-from spkid.dataset import device_wave
+from spkid.data.dataset import device_wave
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
-from spkid.losses import build_loss
+from spkid.train.losses import build_loss
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 

@@ -1,0 +1,72 @@
+"""The package layout's rules (spkid/__init__.py): which subpackage may import which, module sizes."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "spkid"
+FOUNDATIONS = {"errors", "fileio", "config", "options", "cli", "device"}
+ALLOWED = {  # subpackage -> the subpackages it may import (besides itself and the foundations)
+    "corpora": {"data"},
+    "data": set(),
+    "models": set(),
+    "train": {"data", "models"},
+    "eval": {"data", "models"},
+}
+
+
+def spkid_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level part under spkid) of every spkid import in a file, nested ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "spkid" and len(parts) > 1:
+                found.append((node.lineno, parts[1]))
+    return found
+
+
+def owner(path: Path) -> str:
+    rel = path.relative_to(PKG).parts
+    return rel[0] if len(rel) > 1 else "foundations"
+
+
+MODULES = sorted(p for p in PKG.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_follow_the_layout(path):
+    me = owner(path)
+    for line, part in spkid_imports(path):
+        if part in FOUNDATIONS or part == me or part == "__version__":
+            continue
+        if me == "foundations":
+            allowed = set()
+        else:
+            allowed = ALLOWED[me]
+        assert part in allowed, (
+            f"{path.relative_to(ROOT)}:{line} imports spkid.{part}, which spkid.{me} may not import "
+            f"(allowed: {sorted(allowed) or 'foundations only'})")
+
+
+def test_every_subpackage_states_its_rule():
+    for sub in ALLOWED:
+        doc = ast.get_docstring(ast.parse((PKG / sub / "__init__.py").read_text())) or ""
+        assert "import" in doc.lower(), f"spkid/{sub}/__init__.py must say what it may import"
+
+
+def test_the_package_never_runs_its_own_scripts():
+    for path in MODULES:
+        text = path.read_text()
+        for script_dir in ("steps/", "local/", "utils/"):
+            for line_no, line in enumerate(text.splitlines(), 1):
+                if script_dir in line and ("subprocess" in line or "run(" in line or "Popen" in line):
+                    raise AssertionError(f"{path.relative_to(ROOT)}:{line_no} runs a script: {line.strip()}")
