@@ -2,7 +2,7 @@
 
 A conf file holds one ``--option=value`` per line; ``#`` starts a comment. A step takes
 ``--config A.conf --config B.conf`` (later wins) and options on the command line override both.
-Every option is a field of a dataclass: one name, one type, one default, one help text
+A number must be finite (``nan`` and ``inf`` are refused). Every option is a field of a dataclass: one name, one type, one default, one help text
 (``field(default=..., metadata={"help": ..., "choices": (...)})``). An unknown or malformed
 option is an error naming the file and line; nothing is ignored.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from pathlib import Path
@@ -73,6 +74,10 @@ def convert_value(value: str, typ: type, f: dataclasses.Field, where: str) -> An
             out = float(value)
         except ValueError:
             raise ConfigError(f"{where}: {name} takes a number, not '{value}'") from None
+        # nan passes every range check (nan < min is false) and inf passes a least value: both
+        # used to train a model of NaN weights to the end and exit 0; no option means either
+        if not math.isfinite(out):
+            raise ConfigError(f"{where}: {name} takes a finite number, not '{value}'")
     elif typ is str:
         out = value
     else:
@@ -98,7 +103,8 @@ def read_conf_lines(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     out = []
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: an editor's byte-order mark would otherwise be part of the first option's name
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, raw in enumerate(f, 1):
             line = raw.split("#", 1)[0].strip()
             if not line:

@@ -53,6 +53,12 @@ def test_later_config_wins_and_command_line_overrides_all(tmp_path):
     ("--lr=-1\n", "a.conf:1: --lr=-1 is out of range: it must be at least 0.0"),
     ("--num-workers=-1\n", "a.conf:1: --num-workers=-1 is out of range: it must be at least 0"),
     ("--epochs=0\n", "a.conf:1: --epochs=0 is out of range: it must be at least 1"),
+    # nan passes every range check and inf a least value: both trained NaN weights and exited 0
+    ("--lr=nan\n", "a.conf:1: --lr takes a finite number, not 'nan'"),
+    ("--lr=inf\n", "a.conf:1: --lr takes a finite number, not 'inf'"),
+    ("--weight-decay=Infinity\n", "a.conf:1: --weight-decay takes a finite number, not 'Infinity'"),
+    ("--lr-decay=NaN\n", "a.conf:1: --lr-decay takes a finite number, not 'NaN'"),
+    ("--margin=-inf\n", "a.conf:1: --margin takes a finite number, not '-inf'"),
 ])
 def test_bad_conf_lines_name_file_and_line(tmp_path, text, fragment):
     a = write(tmp_path, "a.conf", text)
@@ -70,6 +76,21 @@ def test_bad_command_line(tmp_path):
         parse_options([Run], [], positional=["exp_dir"])
     with pytest.raises(ConfigError, match="not found"):
         parse_options([Run], ["--config", str(tmp_path / "missing.conf")])
+
+
+def test_non_finite_numbers_refused_on_the_command_line():
+    with pytest.raises(ConfigError, match="command line: --lr takes a finite number, not 'inf'"):
+        parse_options(SYSTEM_OPTIONS, ["--lr=inf"])
+
+
+def test_byte_order_mark_is_not_part_of_the_first_option(tmp_path):
+    # an editor that saves "UTF-8 with BOM" put U+FEFF before '--': the error quoted a line
+    # that looked right ("expected '--option=value', got '--lr=0.01'")
+    a = tmp_path / "a.conf"
+    a.write_bytes("\ufeff--lr=0.01\n--epochs=3\n".encode("utf-8"))
+    _, _, train, _ = parse_options([ModelOptions, LossOptions, TrainOptions], ["--config", str(a)])
+    assert train.lr == 0.01 and train.epochs == 3
+    assert read_resolved(a, [TrainOptions])[0].lr == 0.01
 
 
 def test_option_names_must_be_unique():
