@@ -155,6 +155,17 @@ def test_utt2spk_to_spk2utt_reads_stdin(tmp_path):
         "utt2spk_to_spk2utt.py: error: <stdin>:2: expected '<key> <value>', got 'b'"
 
 
+def test_byte_order_mark_does_not_change_the_first_key(tmp_path):
+    # a wav.scp saved as "UTF-8 with BOM" silently renamed its first utterance to U+FEFF + id
+    d = make_dir(tmp_path)
+    for name in ("wav.scp", "utt2spk"):
+        (d / name).write_bytes(b"\xef\xbb\xbf" + (d / name).read_bytes())
+    assert validate_data_dir(d) == []
+    assert sorted(DataDir.load(d).wav_scp)[0] == "id00001/sessA/00001"
+    r = run_util("utt2spk_to_spk2utt.py", "-", stdin=(d / "utt2spk").read_bytes())
+    assert r.returncode == 0 and r.stdout.decode() == (d / "spk2utt").read_text()
+
+
 def test_utt2spk_to_spk2utt_help(tmp_path):
     r = run_util("utt2spk_to_spk2utt.py", "--help")  # it was taken for a file: "error: --help not found"
     assert r.returncode == 0 and r.stdout.decode().startswith("usage: utt2spk_to_spk2utt.py UTT2SPK > SPK2UTT")

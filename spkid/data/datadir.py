@@ -39,7 +39,7 @@ def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
     not UTF-8 is an error naming ``name``, the line and the fix."""
     for lineno, data in enumerate(raw, 1):
         try:
-            line = data.decode("utf-8").strip()
+            line = data.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
         except UnicodeDecodeError as e:
             fix = ("pipe it through iconv -f LATIN1 -t UTF-8" if name == "<stdin>" else
                    f"iconv -f LATIN1 -t UTF-8 {name} -o {name}.utf8, then rename that onto it")
@@ -57,7 +57,8 @@ def list_lines(path: Path) -> Iterable[tuple[int, str]]:
     if not path.is_file():
         raise DataDirError(f"{path} not found")
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: a byte-order mark (an editor's "UTF-8 with BOM") is not part of the first key
+        with open(path, encoding="utf-8-sig") as f:
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
                 if line:
