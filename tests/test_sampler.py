@@ -92,6 +92,11 @@ def test_batch_size_must_divide_by_world_times_m():
     # that divide it are named too.
     with pytest.raises(SamplerError, match=r"--batch-size=6, or, to resume .* a world size of 1, 2, 4: GPUs x nodes"):
         sampler(batch_size=8, world_size=3)
+    # a batch that is not a multiple of M fits no world size: say so instead of naming an empty list
+    with pytest.raises(SamplerError) as e:
+        sampler(batch_size=3, m=2)
+    assert "no world size fits 3, which is not a multiple of M=2" in str(e.value)
+    assert "world size of :" not in str(e.value) and "--batch-size=2" in str(e.value)
     with pytest.raises(SamplerError, match="distinct speakers"):
         sampler(batch_size=40)
 

@@ -73,10 +73,13 @@ class SpeakerBatchSampler:
         if batch_size % (world_size * m):
             good = max(world_size * m, batch_size // (world_size * m) * world_size * m)
             sizes = [str(w) for w in range(1, batch_size // m + 1) if batch_size % (w * m) == 0][:8]
+            # no world size fits a batch that is not a multiple of M: only the batch size can change
+            resume = (f", or, to resume checkpoints trained with --batch-size={batch_size}, a world size of "
+                      f"{', '.join(sizes)}: GPUs x nodes" if sizes else
+                      f"; no world size fits {batch_size}, which is not a multiple of M={m}")
             raise SamplerError(f"--batch-size={batch_size} must be a multiple of world size x M = "
                                f"{world_size} x {m}, so that each rank gets whole speaker groups "
-                               f"(fix: --batch-size={good}, or, to resume checkpoints trained with "
-                               f"--batch-size={batch_size}, a world size of {', '.join(sizes)}: GPUs x nodes)")
+                               f"(fix: --batch-size={good}{resume})")
         if max_seg_per_spk < m:
             raise SamplerError(f"--max-seg-per-spk={max_seg_per_spk} is below M={m}: no speaker could "
                                f"contribute a group (fix: --max-seg-per-spk={max(m, 500)})")
