@@ -26,9 +26,11 @@ master_addr=localhost
 seed=1
 extra_voices=false     # mini corpus: add mbrola voices (Debian contrib/non-free)
 force=false
+known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force"
 help_message="usage: ./run.sh [--stage N] [--stop-stage M] [--corpus mini|voxceleb] [--corpus-dir DIR]
        [--systems \"HA4 EA4\"] [--nj N] [--gpus N] [--nnodes N --node-rank R --master-addr HOST]
-       [--seed S] [--extra-voices true] [--force true]"
+       [--seed S] [--extra-voices true] [--force true] [--config FILE]
+  --config FILE: these options, one --option=value per line, # comments (the command line wins)"
 
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }

@@ -17,6 +17,7 @@ node_rank=0
 master_addr=localhost
 master_port=29500  # rendezvous port on --master-addr (several nodes only; one node picks a free port)
 cpu_procs=1        # with --gpus 0: CPU processes (gloo), e.g. 2 to test DDP
+known_options="gpus nnodes node_rank master_addr master_port cpu_procs"
 help_message="usage: steps/train.sh [--gpus N] [--nnodes N --node-rank R --master-addr HOST [--master-port P]]
                       [--cpu-procs N] [steps/train.py options] EXP_DIR
   --gpus N         processes, one per GPU, on this node (0 = CPU; default $gpus)

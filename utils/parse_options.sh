@@ -1,41 +1,73 @@
 # Kaldi-style option parsing, sourced by run.sh and shell steps after they set their defaults.
-#   --foo-bar value  or  --foo-bar=value  sets the shell variable foo_bar, which must already
-#   exist (an unknown option is an error, never ignored); --config FILE sources FILE first;
-#   --help prints $help_message. Parsing stops at the first argument that is not an option,
-#   and the rest is left in "$@".
+#   --foo-bar value  or  --foo-bar=value  sets the shell variable foo_bar, which must be named in
+#   $known_options (the caller's documented options: any other variable, PATH or a helper of the
+#   script, is an unknown option, never set); --config FILE reads FILE as data, one
+#   --option=value per line with # comments (the project's conf format; never run as shell),
+#   later files winning and the command line winning over every file; --help prints
+#   $help_message. Parsing stops at the first argument that is not an option, and the rest is
+#   left in "$@".
+
+# _po_set NAME VALUE WHERE: set option NAME (without --) to VALUE; WHERE names the source in errors.
+_po_set() {
+  local name=$1 value=$2 where=$3 var old
+  var=${name//-/_}
+  if [[ ! " $known_options " == *" $var "* ]]; then
+    echo "$0: $where: unknown option --$name (see --help)" >&2; exit 1
+  fi
+  old=${!var}
+  if [ "$old" = "true" ] || [ "$old" = "false" ]; then
+    case "$value" in
+      true|false) ;;
+      *) echo "$0: $where: option --$name takes true or false, not '$value'" >&2; exit 1 ;;
+    esac
+  fi
+  printf -v "$var" '%s' "$value"
+}
+
+# _po_read_conf FILE: the options of a conf file, except those the command line set.
+_po_read_conf() {
+  local file=$1 lineno=0 raw line
+  [ -f "$file" ] || { echo "$0: config file '$file' not found" >&2; exit 1; }
+  while IFS= read -r raw || [ -n "$raw" ]; do
+    lineno=$((lineno + 1))
+    [ $lineno -eq 1 ] && raw=${raw#$'\xef\xbb\xbf'}  # an editor's byte-order mark
+    line=${raw%%#*}
+    line=${line#"${line%%[![:space:]]*}"}
+    line=${line%"${line##*[![:space:]]}"}
+    [ -n "$line" ] || continue
+    case "$line" in
+      --config=*) echo "$0: $file:$lineno: --config cannot be nested inside a conf file; pass both files" >&2; exit 1 ;;
+      --?*=*) ;;
+      *) echo "$0: $file:$lineno: expected '--option=value', got '$line'" >&2; exit 1 ;;
+    esac
+    _po_name=${line%%=*}; _po_name=${_po_name#--}
+    [[ " $_po_from_cli " == *" ${_po_name//-/_} "* ]] || _po_set "$_po_name" "${line#*=}" "$file:$lineno"
+  done < "$file"
+}
+
+_po_confs=()
+_po_from_cli=""
 while true; do
   [ $# -eq 0 ] && break
   case "$1" in
     --help|-h)
       if [ -n "${help_message:-}" ]; then printf '%s\n' "$help_message" >&2; fi
       exit 0 ;;
-    --config=*|--config)
-      if [[ "$1" == *=* ]]; then _po_file="${1#*=}"; shift; else _po_file="${2:-}"; shift 2 || { echo "$0: --config needs a file" >&2; exit 1; }; fi
-      [ -f "$_po_file" ] || { echo "$0: config file '$_po_file' not found" >&2; exit 1; }
-      # shellcheck disable=SC1090
-      . "$_po_file" ;;
+    --config=*) _po_confs+=("${1#*=}"); shift ;;
+    --config)
+      [ $# -ge 2 ] || { echo "$0: --config needs a file" >&2; exit 1; }
+      _po_confs+=("$2"); shift 2 ;;
     --*=*)
-      _po_name="${1%%=*}"; _po_name="${_po_name#--}"; _po_var="${_po_name//-/_}"
-      _po_value="${1#*=}"; shift ;;
+      _po_name="${1%%=*}"; _po_name="${_po_name#--}"
+      _po_set "$_po_name" "${1#*=}" "command line"; _po_from_cli+=" ${_po_name//-/_}"; shift ;;
     --*)
-      _po_name="${1#--}"; _po_var="${_po_name//-/_}"
+      _po_name="${1#--}"
       [ $# -ge 2 ] || { echo "$0: option --$_po_name needs a value" >&2; exit 1; }
-      _po_value="$2"; shift 2 ;;
+      _po_set "$_po_name" "$2" "command line"; _po_from_cli+=" ${_po_name//-/_}"; shift 2 ;;
     *) break ;;
   esac
-  if [ -n "${_po_var:-}" ]; then
-    if [[ ! "$_po_var" =~ ^[a-zA-Z_][a-zA-Z0-9_]*$ ]] || [ -z "${!_po_var+set}" ]; then
-      echo "$0: unknown option --$_po_name (see --help)" >&2; exit 1
-    fi
-    _po_old="${!_po_var}"
-    if [ "$_po_old" = "true" ] || [ "$_po_old" = "false" ]; then
-      case "$_po_value" in
-        true|false) ;;
-        *) echo "$0: option --$_po_name takes true or false, not '$_po_value'" >&2; exit 1 ;;
-      esac
-    fi
-    printf -v "$_po_var" '%s' "$_po_value"
-    unset _po_var
-  fi
+done
+for _po_file in ${_po_confs[@]+"${_po_confs[@]}"}; do
+  _po_read_conf "$_po_file"
 done
 true
