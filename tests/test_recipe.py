@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,68 @@ def test_a_stage_made_from_another_corpus_is_refused_not_skipped(tmp_path, recip
     moved = tmp_path / "moved"
     fresh.rename(moved)
     assert "skipping" in run(moved, "--stage", "2", "--stop-stage", "2").stdout
+
+
+def test_only_documented_options_are_accepted(recipe):
+    # any shell variable used to be an option: --PATH=/nowhere broke the run, --mini-systems
+    # changed a helper of the script
+    for opt in ("--PATH=/nowhere", "--mini-systems=X", "--help-message=x", "--known-options=PATH"):
+        bad = run(recipe, opt)
+        assert bad.returncode == 1 and f"command line: unknown option {opt.split('=')[0]}" in bad.stderr, bad.stderr
+
+
+def test_config_is_read_as_data_not_run_as_shell(recipe, tmp_path):
+    # a conf in the --option=value format was sourced: "command not found", after running any $(...)
+    conf = tmp_path / "run.conf"
+    conf.write_bytes("\ufeff# stages\n--stage=5  # scoring\n--stop-stage=3\n".encode())
+    r = run(recipe, "--config", str(conf))
+    assert r.returncode == 1 and "--stage 5 comes after --stop-stage 3" in r.stderr, r.stderr
+    assert "command not found" not in r.stderr
+    # the command line wins over the conf, wherever it stands
+    r = run(recipe, "--stop-stage", "6", "--config", str(conf), "--stage", "x")
+    assert r.returncode == 1 and "--stage must be a stage number, 1 to 6, not 'x'" in r.stderr, r.stderr
+    pwned = tmp_path / "pwned"
+    conf.write_text(f"--stage=$(touch {pwned})\n")
+    r = run(recipe, "--config", str(conf))
+    assert r.returncode == 1 and f"not '$(touch {pwned})'" in r.stderr and not pwned.exists()
+    for text, msg in ((f"stage=2; touch {pwned}\n", "run.conf:1: expected '--option=value', got 'stage=2; touch"),
+                      ("--stage=2\n--PATH=/nowhere\n", "run.conf:2: unknown option --PATH"),
+                      ("--force=maybe\n", "run.conf:1: option --force takes true or false, not 'maybe'")):
+        conf.write_text(text)
+        r = run(recipe, f"--config={conf}")
+        assert r.returncode == 1 and msg in r.stderr and not pwned.exists(), r.stderr
+
+
+STAGE = """#!/usr/bin/env python3
+import pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[1])
+signal.signal(signal.SIGTERM, signal.default_int_handler)
+(out / "started").touch()
+try:
+    time.sleep(20)
+except KeyboardInterrupt:
+    time.sleep(1)  # cleaning up, as training removes the checkpoint it was writing
+    (out / "stopped").touch()
+    sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_run_sh_reaches_the_stage_and_is_waited_for(tmp_path, sig):
+    # SIGTERM to run.sh used to leave the stage running under init (and SIGINT sent to run.sh
+    # alone did not reach it): a restarted run.sh then met the orphan in exp/<SYS>
+    (tmp_path / "stage.py").write_text(STAGE)
+    (tmp_path / "stage.py").chmod(0o755)
+    script = f"set -euo pipefail; . {ROOT}/utils/stage_lib.sh; run_stage 3 exp/S/.done.train ./stage.py ."
+    p = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert (tmp_path / "stopped").exists(), "run.sh did not wait for the stage to stop"
+    assert p.returncode == 128 + sig, (p.returncode, err)
+    assert f"run.sh: stage 3 stopped by {sig.name} (see exp/log/stage3_exp_S.log)" in err
+    assert not (tmp_path / "exp" / "S" / ".done.train").exists()

@@ -21,13 +21,44 @@ run_stage() {
   mkdir -p exp/log
   rm -f "$marker"
   echo "stage $n: $*"
-  if ! "$@" 2>&1 | tee "$log"; then
+  local rc=0
+  run_forwarding_signals "$log" "$@" || rc=$?
+  if [ -n "$stage_signal" ]; then
+    echo "run.sh: stage $n stopped by SIG$stage_signal (see $log); the same command resumes it" >&2
+    exit $((128 + $(kill -l "$stage_signal")))
+  fi
+  if [ $rc -ne 0 ]; then
     echo "run.sh: stage $n failed; see $log" >&2
     exit 1
   fi
   mkdir -p "$dir"
   printf '%s\n' "${stage_stamp:-}" > "$marker.tmp"
   mv "$marker.tmp" "$marker"
+}
+
+# run_forwarding_signals LOG CMD [ARGS...]: run CMD, its output also to LOG, as a job of its
+# own, and pass a SIGINT or SIGTERM that run.sh gets on to it, then wait until it has stopped
+# (training removes the checkpoint it was writing and names the one to resume from). Run in
+# the foreground, CMD would be left running under init when run.sh is killed; run in the
+# background without job control, it would ignore SIGINT. Sets stage_signal to INT or TERM
+# when one came.
+stage_signal=
+run_forwarding_signals() {
+  local log=$1 leader rc
+  shift
+  set -m
+  "$@" 2>&1 | tee -i "$log" &
+  set +m
+  leader=$(jobs -p %%)  # the job's process group leader: CMD
+  trap 'stage_signal=INT; kill -INT '"$leader"' 2>/dev/null || true' INT
+  trap 'stage_signal=TERM; kill -TERM '"$leader"' 2>/dev/null || true' TERM
+  while :; do
+    rc=0
+    wait %% || rc=$?
+    [ -n "$(jobs -r)" ] || break  # a signal ended the wait, not the job
+  done
+  trap - INT TERM
+  return $rc
 }
 
 # check_stamp MARKER N: stop when MARKER (of stage N) was made from another corpus than
