@@ -54,16 +54,21 @@ class TrainOptions:
     compile_mode: str = option("default", "torch.compile mode with --compile true: default; reduce-overhead (CUDA graphs: the fixed-shape step replayed as one graph, for launch-bound steps); max-autotune", ("default", "reduce-overhead", "max-autotune"))
     num_workers: int = option(4, "DataLoader worker processes per rank", min=0)
     seed: int = option(1, "random seed (sampler, crops, augmentation, initialisation)")
+    average_last: int = option(0, "final.pt = the mean of the last N epochs' parameters and batch-norm statistics (the N checkpoints are kept); 0: the last epoch's", min=0)
 
 
 @dataclass
 class EvalOptions:
     eval_frames: int = option(400, "evaluation crop in frames (400 = 4.015 s)", min=MIN_FRAMES)
     num_eval_crops: int = option(10, "evenly spaced crops per test utterance; 0 = the whole utterance", min=0)
-    score_type: str = option("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code)", ("cosine", "euclidean"))
+    score_type: str = option("cosine", "cosine: mean of crop-by-crop cosine similarities (paper); euclidean: -mean distance (paper's code); plda: LDA then two-covariance PLDA log-likelihood ratio, trained on the cohort's training utterances", ("cosine", "euclidean", "plda"))
+    lda_dim: int = option(200, "PLDA scoring: LDA dimension before PLDA (capped at the embedding size and the training speakers - 1)", min=1)
+    mean_subtract: bool = option(False, "subtract the mean raw crop embedding of the cohort's training utterances (stage 4's --cohort-data) before length normalisation and scoring")
     as_norm: bool = option(False, "adaptive score normalisation against training-speaker cohort")
     as_norm_top_n: int = option(300, "AS-norm: top-N cohort scores per side", min=1)
     cohort_utts_per_spk: int = option(10, "AS-norm cohort: utterances extracted per training speaker (evenly spaced in its sorted list; 0 = all)", min=0)
+    qmf: bool = option(False, "quality-aware calibration: logistic regression over the score, log durations, embedding norms and AS-norm imposter means, trained on --qmf-trials, applied to every list")
+    qmf_trials: str = option("voxsrc20_val/voxsrc20_val", "QMF: the held trial list it is trained on, SET/LIST under the data dirs' parent (data/SET/trials/LIST)")
     p_target: float = option(0.05, "MinDCF prior (the paper's 0.05; NIST SRE often uses 0.01)")
 
 

@@ -176,6 +176,12 @@ class Plda:
             out[lo:hi] = c + q[e[lo:hi]] + q[t[lo:hi]] + np.einsum("ij,ij->i", v[e[lo:hi]], v[t[lo:hi]])
         return out
 
+    def cross(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """LLR of every row of ``x`` against every row of ``y``: (len(x), len(y))."""
+        c = two_gaussian_llr_terms(self.between, self.within)[3]
+        (vx, qx), (vy, qy) = self.prepare(x), self.prepare(y)
+        return c + qx[:, None] + qy[None, :] + vx @ vy.T
+
     def save(self, path: str | os.PathLike) -> None:
         with atomic_write(path, "wb") as f:
             np.savez(f, lda_mean=self.lda_mean, lda=self.lda, mu=self.mu, between=self.between, within=self.within)

@@ -51,19 +51,31 @@ class Embeddings:
     """Normalised crop embeddings of a set of utterances.
 
     ``crops[i]``: (C_i, D) float32, rows L2-normalised; ``means``: (U, D), row i the mean of
-    ``crops[i]`` (not renormalised, so that ``means[a] @ means[b]`` is the mean crop cosine)."""
+    ``crops[i]`` (not renormalised, so that ``means[a] @ means[b]`` is the mean crop cosine);
+    ``norms``: (U,), the mean L2 norm of the raw crops (a quality measure for calibration).
+
+    ``center``: a vector subtracted from every raw crop before it is normalised (embedding mean
+    subtraction, ``--mean-subtract``; ``spkid.eval.backend``)."""
 
     utts: list[str]
     crops: list[np.ndarray]
     means: np.ndarray
+    norms: np.ndarray | None = None
 
     @classmethod
-    def from_raw(cls, items: Iterable[tuple[str, np.ndarray]], keep_crops: bool = True) -> "Embeddings":
-        utts, crops, means = [], [], []
+    def from_raw(cls, items: Iterable[tuple[str, np.ndarray]], keep_crops: bool = True,
+                 center: np.ndarray | None = None) -> "Embeddings":
+        utts, crops, means, norms = [], [], [], []
         for utt, mat in items:
             mat = np.asarray(mat, dtype=np.float32)
             if mat.ndim == 1:
                 mat = mat[None]
+            norms.append(float(np.linalg.norm(mat, axis=1).mean()))
+            if center is not None:
+                if center.shape != mat.shape[1:]:
+                    raise ScoringError(f"utterance '{utt}': {mat.shape[1]}-dim embeddings but a "
+                                       f"{center.shape[0]}-dim mean to subtract; extract both with one system")
+                mat = mat - center
             x = normalize_rows(mat)
             utts.append(utt)
             means.append(x.mean(axis=0))
@@ -71,7 +83,7 @@ class Embeddings:
             crops.append(x if keep_crops else np.empty((0, x.shape[1]), dtype=np.float32))
         if not utts:
             raise ScoringError("no embeddings to score")
-        return cls(utts, crops, np.stack(means))
+        return cls(utts, crops, np.stack(means), np.asarray(norms))
 
     def index(self) -> dict[str, int]:
         return {u: i for i, u in enumerate(self.utts)}
@@ -195,9 +207,9 @@ def score_trials(emb: Embeddings, trials: Trials, score_type: str = "cosine",
 
 
 def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
-                    keep_crops: bool = True) -> Embeddings:
-    """Load (a subset of) a kaldiio embeddings.scp; utterances asked for but absent are an
-    error listing them."""
+                    keep_crops: bool = True, center: np.ndarray | None = None) -> Embeddings:
+    """Load (a subset of) a kaldiio embeddings.scp, ``center`` subtracted from each raw crop
+    when given; utterances asked for but absent are an error listing them."""
     import kaldiio
 
     scp = Path(scp)
@@ -226,14 +238,14 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
     open_arks: dict = {}
     order = sorted(range(len(want)), key=lambda i: place[want[i]])
     try:
-        emb = Embeddings.from_raw(((want[i], load(want[i])) for i in order), keep_crops=keep_crops)
+        emb = Embeddings.from_raw(((want[i], load(want[i])) for i in order), keep_crops=keep_crops, center=center)
     finally:
         for f in open_arks.values():
             f.close()
     if order == list(range(len(want))):  # the usual case: merge_arks writes utterances in ark order
         return emb
     back = np.argsort(order)  # rows in the order of ``want`` again
-    return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back])
+    return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back], emb.norms[back])
 
 
 def _locate_ark(ark: str, scp: Path) -> str:

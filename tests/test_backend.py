@@ -1,0 +1,122 @@
+import kaldiio
+import numpy as np
+import pytest
+
+from spkid.data.datadir import Trials, read_trials, write_table
+from spkid.errors import SpkidError
+from spkid.eval.backend import Backend, crop_mean, needs_training_set
+from spkid.eval.calibration import Calibration
+from spkid.eval.plda import Plda
+from spkid.options import EvalOptions
+
+
+def write_set(d, mats: dict[str, np.ndarray], spk=None):
+    d.mkdir(parents=True, exist_ok=True)
+    with kaldiio.WriteHelper(f"ark,scp:{d}/embeddings.ark,{d}/embeddings.scp") as w:
+        for u in sorted(mats):
+            w(u, mats[u].astype(np.float32))
+    write_table(d / "utt2spk", {u: (spk(u) if spk else u.split("/")[0]) for u in sorted(mats)})
+
+
+def offset_embeddings(rng, n_spk, per, dim, crops=3, offset=3.0):
+    """Speakers around a large common offset (as raw network embeddings are)."""
+    centres = rng.normal(size=(n_spk, dim))
+    return {f"s{k:02d}/v/{i:03d}": (offset + centres[k] + 0.5 * rng.normal(size=(crops, dim)))
+            for k in range(n_spk) for i in range(per)}
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_mean_subtraction_by_hand(tmp_path):
+    rng = np.random.default_rng(0)
+    train = offset_embeddings(rng, 6, 4, 5)
+    test = offset_embeddings(rng, 3, 2, 5)
+    write_set(tmp_path / "cohort", train)
+    write_set(tmp_path / "test", test)
+    ev = EvalOptions(mean_subtract=True)
+    assert needs_training_set(ev) and not needs_training_set(EvalOptions())
+    be = Backend.load(tmp_path, ev, tmp_path / "cohort")
+    mean = np.vstack(list(train.values())).mean(axis=0)
+    np.testing.assert_allclose(be.center, mean, rtol=1e-5)
+    emb = be.read(tmp_path / "test" / "embeddings.scp", test.keys())
+    utts = sorted(test)
+    trials = Trials([utts[0], utts[0]], [utts[1], utts[3]], np.array([1, 0], np.int8))
+    got = be.scores(emb, trials, "test")
+    for k, (a, b) in enumerate(zip(trials.enroll, trials.test)):
+        hand = np.mean([[unit(x - mean) @ unit(y - mean) for y in test[b]] for x in test[a]])
+        assert got[k] == pytest.approx(hand, abs=1e-5)
+    # without the mean, the common offset makes every pair look alike
+    plain = Backend.load(tmp_path, EvalOptions(), tmp_path / "cohort")
+    raw = plain.scores(plain.read(tmp_path / "test" / "embeddings.scp", test.keys()), trials, "test")
+    assert raw[1] > 0.8 and got[1] < raw[1] - 0.3
+    # raw crop norms are kept for calibration, before the mean is subtracted
+    np.testing.assert_allclose(emb.norms[0], np.linalg.norm(test[utts[0]], axis=1).mean(), rtol=1e-5)
+
+
+def test_crop_mean_counts_every_crop(tmp_path):
+    mats = {"a/x/1": np.ones((2, 3)), "b/x/1": np.zeros((6, 3))}
+    write_set(tmp_path / "s", mats)
+    np.testing.assert_allclose(crop_mean(tmp_path / "s" / "embeddings.scp"), np.full(3, 0.25))
+
+
+def test_plda_backend_scores_with_the_trained_model(tmp_path):
+    rng = np.random.default_rng(1)
+    train = offset_embeddings(rng, 12, 5, 6, offset=0.0)
+    test = offset_embeddings(rng, 3, 2, 6, offset=0.0)
+    write_set(tmp_path / "cohort", train)
+    write_set(tmp_path / "test", test)
+    ev = EvalOptions(score_type="plda", lda_dim=4)
+    be = Backend.load(tmp_path, ev, tmp_path / "cohort")
+    saved = Plda.load(tmp_path / "plda.npz")
+    assert saved.lda.shape == (4, 6)
+    emb = be.read(tmp_path / "test" / "embeddings.scp", test.keys())
+    utts = sorted(test)
+    trials = Trials(utts[:3], utts[3:], np.array([0, 0, 0], np.int8))
+    e = np.array([emb.utts.index(u) for u in trials.enroll])
+    t = np.array([emb.utts.index(u) for u in trials.test])
+    np.testing.assert_allclose(be.scores(emb, trials, "test"), saved.score(emb.means, e, t))
+    # AS-norm over PLDA: each side z-normed by its top-N LLRs against the cohort speakers
+    be.ev = EvalOptions(score_type="plda", lda_dim=4, as_norm=True, as_norm_top_n=5)
+    cross = saved.cross(emb.means, be.cohort_means)
+    top = np.sort(cross, axis=1)[:, -5:]
+    mu, sd = top.mean(1), top.std(1)
+    s = saved.score(emb.means, e, t)
+    hand = 0.5 * ((s - mu[e]) / sd[e] + (s - mu[t]) / sd[t])
+    np.testing.assert_allclose(be.scores(emb, trials, "test"), hand, rtol=1e-9)
+
+
+def test_qmf_fitted_on_held_list_and_saved(tmp_path):
+    rng = np.random.default_rng(2)
+    train = offset_embeddings(rng, 8, 4, 5, offset=0.0)
+    val = offset_embeddings(rng, 6, 6, 5, offset=0.0)
+    exp, data = tmp_path / "exp", tmp_path / "data"
+    write_set(exp / "embeddings" / "cohort", train)
+    write_set(exp / "embeddings" / "val", val)
+    (data / "val" / "trials").mkdir(parents=True)
+    utts = sorted(val)
+    lines = [f"{a} {b} {'target' if a[:3] == b[:3] else 'nontarget'}" for i, a in enumerate(utts) for b in utts[i + 1:]]
+    (data / "val" / "trials" / "val").write_text("\n".join(lines) + "\n")
+    write_table(data / "val" / "utt2dur", {u: f"{2 + (i % 5):.3f}" for i, u in enumerate(utts)})
+    ev = EvalOptions(qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    be = Backend.load(exp, ev, exp / "embeddings" / "cohort")
+    cal = be.fit_calibration(exp, data)
+    assert Calibration.load(exp / "qmf.json").weights.tolist() == cal.weights.tolist()
+    assert cal.weights[0] > 0  # a higher score means more likely the same speaker
+    # the imposter-mean feature is the mean top-N cosine against the cohort speakers
+    trials = read_trials(data / "val" / "trials" / "val")
+    emb = be.read(exp / "embeddings" / "val" / "embeddings.scp", trials.utterances)
+    feats = be.features(emb, trials, be.scores(emb, trials, "val"), {u: 2.0 for u in utts}, "val")
+    i = emb.utts.index(trials.enroll[0])
+    j = emb.utts.index(trials.test[0])
+    imp = [np.sort(emb.means[k] @ be.cohort.T)[-3:].mean() for k in (i, j)]
+    np.testing.assert_allclose(feats[0, 5:], sorted(imp), rtol=1e-6)
+    np.testing.assert_allclose(feats[0, 1:3], np.log(2.0))
+    with pytest.raises(SpkidError, match="no duration"):
+        be.features(emb, trials, feats[:, 0], {}, "val")
+
+
+def test_missing_training_embeddings_named(tmp_path):
+    with pytest.raises(SpkidError, match="cohort-data"):
+        Backend.load(tmp_path, EvalOptions(score_type="plda"), tmp_path / "nothing")
