@@ -2,8 +2,10 @@
 """Stage 1 for --corpus voxceleb: download (resumably, md5-checked) and extract VoxCeleb1/2,
 MUSAN, RIRS_NOISES and the trial lists, convert VoxCeleb2 to wav, and write the corpus layout.
 
-Credentials come from $SPKID_VOX_KEY, or $SPKID_VOX_USER and $SPKID_VOX_PASSWORD (or the
---vox-* options); they are never written to disk and are hidden in every message.
+Credentials come from $SPKID_VOX_KEY, or $SPKID_VOX_USER and $SPKID_VOX_PASSWORD, in the
+environment or in a --vox-credentials-file readable by you alone (chmod 600); never from the
+command line, where every user of the machine sees them, nor a conf file. They are hidden in
+every message.
 
   local/download_corpora.py --corpus-dir corpus/voxceleb --nj 8
   local/download_corpora.py --corpus-dir /data/voxceleb --skip-download true   # corpora already there
@@ -18,33 +20,39 @@ from typing import Sequence
 
 from spkid.cli import run_main
 from spkid.config import parse_options, read_conf_lines
-from spkid.corpora.voxceleb import ENV_KEY, ENV_PASSWORD, ENV_USER, ObtainOptions, Stage1, credentials_from_env
+from spkid.corpora.credentials import ENV_KEY, ENV_PASSWORD, ENV_USER, read_credentials
 from spkid.corpora.download import Secrets
+from spkid.corpora.voxceleb import ObtainOptions, Stage1
 from spkid.errors import SpkidError
 
 
 SECRET_OPTIONS = ("--vox-user", "--vox-password", "--vox-key")
 
 
-def refuse_secrets_in_confs(argv: Sequence[str]) -> None:
-    """Credentials in a conf file would sit on disk (and in backups, and in git): refuse them."""
+def refuse_secrets(argv: Sequence[str]) -> None:
+    """Credentials on the command line are visible to every user of the machine (``ps``), and in a
+    conf file they would sit on disk (and in backups, and in git): refuse both, by name."""
     for i, arg in enumerate(argv):
+        if arg.split("=", 1)[0] in SECRET_OPTIONS:
+            raise SpkidError(f"{arg.split('=', 1)[0]}: credentials on the command line can be read by every user of "
+                             f"this machine (ps); export {ENV_KEY} (or {ENV_USER} and {ENV_PASSWORD}) instead, or "
+                             f"put them in a --vox-credentials-file only you can read (chmod 600)")
         conf = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg[9:] if arg.startswith("--config=") else None
         if conf is None:
             continue
         for opt, _value, where in read_conf_lines(conf):
             if opt in SECRET_OPTIONS:
-                raise SpkidError(f"{where}: {opt} must not be in a file; remove the line and export "
-                                 f"{ENV_USER}, {ENV_PASSWORD} or {ENV_KEY} instead")
+                raise SpkidError(f"{where}: {opt} must not be in a conf file; remove the line and export "
+                                 f"{ENV_USER}, {ENV_PASSWORD} or {ENV_KEY} instead (or use --vox-credentials-file)")
 
 
 def main(argv: Sequence[str]) -> int:
-    refuse_secrets_in_confs(argv)
+    refuse_secrets(argv)
     (opts, _) = parse_options([ObtainOptions], argv, prog="download_corpora.py", description=__doc__)
-    opts = credentials_from_env(opts)
-    secrets = Secrets(opts.vox_user, opts.vox_password, opts.vox_key)
+    cred = read_credentials(opts.vox_credentials_file)
+    secrets = Secrets(cred.user, cred.password, cred.key)
     try:
-        Stage1(opts).run()
+        Stage1(opts, credentials=cred).run()
     except SpkidError:
         raise
     except Exception:

@@ -218,7 +218,7 @@ def test_cli_refuses_credentials_in_a_conf_file(tmp_path):
     root = Path(__file__).resolve().parents[1]
     p = subprocess.run([str(root / "local" / "download_corpora.py"), "--config", str(conf), "--corpus-dir",
                         str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 1 and f"{conf}:2: --vox-key must not be in a file" in p.stderr
+    assert p.returncode == 1 and f"{conf}:2: --vox-key must not be in a conf file" in p.stderr
     assert "abc" not in p.stderr
 
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 from spkid.config import option
 from spkid.corpora.convert import convert_tree, describe_failures, find_files
+from spkid.corpora.credentials import ENV_KEY, ENV_PASSWORD, ENV_USER, Credentials
 from spkid.corpora.download import (DownloadError, Secrets, Source, extract, fetch, fetch_text, fill_template,
                             is_url, read_md5_list, regex_selector, verify_existing, concatenate)
 from spkid.errors import SpkidError
@@ -96,9 +97,6 @@ VOXSRC = {  # component -> (list name in lists/, audio root under the corpus dir
     "voxsrc20": ("voxsrc2020_val.txt", "voxsrc2020_val/wav"),
 }
 
-ENV_USER, ENV_PASSWORD, ENV_KEY = "SPKID_VOX_USER", "SPKID_VOX_PASSWORD", "SPKID_VOX_KEY"
-
-
 @dataclass
 class ObtainOptions:
     corpus_dir: str = option("", "where the corpora go (or already are)")
@@ -106,10 +104,8 @@ class ObtainOptions:
     nj: int = option(4, "parallel ffmpeg processes for m4a->wav", min=1)
     components: str = option(DEFAULT_COMPONENTS, "comma-separated subset of " + ",".join(COMPONENTS) + " (voxsrc ones only when their sources are given)")
     skip_download: bool = option(False, "never download: use the corpora already under --corpus-dir (a missing one is an error)")
-    vox_url: str = option("https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", "VoxCeleb URL template: {file} = the part or archive name, {key} = --vox-key")
-    vox_user: str = option("", f"HTTP basic-auth user for --vox-url (better: ${ENV_USER})")
-    vox_password: str = option("", f"HTTP basic-auth password (better: ${ENV_PASSWORD})")
-    vox_key: str = option("", f"access key put in {{key}} of --vox-url (better: ${ENV_KEY})")
+    vox_url: str = option("https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", f"VoxCeleb URL template: {{file}} = the part or archive name, {{key}} = the access key (${ENV_KEY})")
+    vox_credentials_file: str = option("", f"file of {ENV_KEY}=... (or {ENV_USER}=... and {ENV_PASSWORD}=...) lines, readable by you alone (chmod 600), for what the environment does not set")
     lists_url: str = option("https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/{file}", "URL template of the VoxCeleb1 trial lists")
     musan_url: str = option("https://www.openslr.org/resources/17/{file}", "MUSAN URL template")
     rirs_url: str = option("https://www.openslr.org/resources/28/{file}", "RIRS_NOISES URL template")
@@ -128,14 +124,6 @@ class ObtainOptions:
     quiet: bool = option(False, "no progress bars")
 
 
-def credentials_from_env(opts: ObtainOptions) -> ObtainOptions:
-    """Fill empty credential options from the environment (the way that keeps them out of logs)."""
-    opts.vox_user = opts.vox_user or os.environ.get(ENV_USER, "")
-    opts.vox_password = opts.vox_password or os.environ.get(ENV_PASSWORD, "")
-    opts.vox_key = opts.vox_key or os.environ.get(ENV_KEY, "")
-    return opts
-
-
 def _has_file(root: Path, suffix: str) -> bool:
     for _dirpath, _dirs, files in os.walk(root, followlinks=True):
         if any(f.endswith(suffix) for f in files):
@@ -151,7 +139,8 @@ def _count_lines(path: Path) -> int:
 class Stage1:
     """One run of stage 1 over the chosen components."""
 
-    def __init__(self, opts: ObtainOptions, log: Callable[[str], None] = print) -> None:
+    def __init__(self, opts: ObtainOptions, log: Callable[[str], None] = print,
+                 credentials: Credentials = Credentials()) -> None:
         if not opts.corpus_dir:
             raise SpkidError("--corpus-dir is required")
         self.o = opts
@@ -159,7 +148,8 @@ class Stage1:
         self.corpus = Path(opts.corpus_dir)
         self.downloads = Path(opts.download_dir) if opts.download_dir else self.corpus / "downloads"
         self.state = self.corpus / ".stage1"
-        self.secrets = Secrets(opts.vox_user, opts.vox_password, opts.vox_key)
+        self.cred = credentials
+        self.secrets = Secrets(credentials.user, credentials.password, credentials.key)
         self.progress = not opts.quiet
         self.m4a_dir = Path(opts.vox2_m4a_dir) if opts.vox2_m4a_dir else self.corpus / "voxceleb2" / "aac"
         self.components = [c.strip() for c in opts.components.split(",") if c.strip()]
@@ -175,24 +165,24 @@ class Stage1:
                 "rirs": self.o.rirs_url}[origin]
 
     def source(self, url_or_template: str, file: str) -> Source:
-        if "{key}" in url_or_template and not self.o.vox_key:
+        if "{key}" in url_or_template and not self.cred.key:
             raise DownloadError(
                 f"no VoxCeleb access key for {file}: the URL template {url_or_template} needs one. Export "
-                f"{ENV_KEY}=<key> (the key is in the download e-mail from the dataset owners) or pass "
-                f"--vox-key; or, with the corpora already on disk, point --corpus-dir at them and use "
+                f"{ENV_KEY}=<key> (the key is in the download e-mail from the dataset owners) or put it "
+                f"in a --vox-credentials-file; or, with the corpora already on disk, point --corpus-dir at them and use "
                 f"--skip-download true"
                 + (f". A user name and password (which you gave) go with a --vox-url that has no {{key}}, "
-                   f"e.g. in conf/download.conf" if self.o.vox_user else ""))
-        url, display = fill_template(url_or_template, file, self.o.vox_key)
+                   f"e.g. in conf/download.conf" if self.cred.user else ""))
+        url, display = fill_template(url_or_template, file, self.cred.key)
         auth = None
-        if self.o.vox_user and urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.o.vox_url).netloc:
-            auth = Source.basic_auth(self.o.vox_user, self.o.vox_password)
+        if self.cred.user and urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.o.vox_url).netloc:
+            auth = Source.basic_auth(self.cred.user, self.cred.password)
         return Source(url, display, auth)
 
     @property
     def auth_hint(self) -> str:
-        return (f"check the access key ({ENV_KEY} / --vox-key) or user and password ({ENV_USER}, "
-                f"{ENV_PASSWORD} / --vox-user, --vox-password), and --vox-url")
+        return (f"check the access key ({ENV_KEY}) or user and password ({ENV_USER}, {ENV_PASSWORD}), "
+                f"in the environment or --vox-credentials-file, and --vox-url")
 
     @property
     def md5(self) -> dict[str, str]:
