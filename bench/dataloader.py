@@ -37,13 +37,12 @@ import soundfile as sf
 import torch
 
 from bench.datapipe_common import SourceOptions, bench_data, batches_forever, setup_device, time_training
-from spkid.data.augment import BABBLE, CATEGORY, NUM_CLIPS, REVERB, SNR_DB, KINDS
 from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.data.datadir import read_wav_scp
 from spkid.data.audio import crop_samples
-from spkid.data.banks import AUG_DIRS, RIR_DIR
-from spkid.data.dataset import build_train_data, collate, device_wave
+from spkid.data.augment import AUG_DIRS, BABBLE, CATEGORY, KINDS, NUM_CLIPS, REVERB, RIR_DIR, SNR_DB
+from spkid.data.dataset import build_train_data, device_wave
 from spkid.device import synchronize
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
@@ -143,7 +142,7 @@ def main(argv: Sequence[str]) -> int:
             half = "" if name == "per-utterance" else ", worker half"
             print(f"  {name + half:<46} {rate:9.1f} crops/s  ({rate / rate_plain:.2f}x plain)")
             t0 = time.perf_counter()
-            host = [collate([ds[it] for it in g]) for g in groups]
+            host = [ds.collate([ds[it] for it in g]) for g in groups]
             per_crop = (time.perf_counter() - t0) / len(plan)
             bytes_per_crop = sum(v.numel() * v.element_size() for b in host for v in b.values()
                                  if isinstance(v, torch.Tensor)) / len(plan)

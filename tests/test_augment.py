@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from spkid.data.augment import (BABBLE, CLEAN, KINDS, MUSIC, NOISE, REVERB, AugDraw, BatchAugmenter,
-                           augment_batch, augment_utterance, draw_augmentation, fft_convolve, power_db,
-                           snr_gain)
+                                augment_batch, augment_utterance, draw_augmentation, fft_convolve, power_db,
+                                snr_gain)
 
 torch.set_num_threads(1)
 T = 3000

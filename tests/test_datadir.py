@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from spkid.data.audio import AudioError, AudioInfo, audio_info, read_audio, wav_header_info
-from spkid.data.banks import pack_audio
+from spkid.data.augment import pack_audio
 from spkid.data.datadir import (MAX_REPORTED, DataDir, DataDirError, read_table, read_trials, read_utt2dur,
                            utt2spk_to_spk2utt, validate_data_dir, write_trials)
 

@@ -4,12 +4,12 @@ import pytest
 import soundfile as sf
 import torch
 
-import spkid.data.banks as banks
-from spkid.data.audio import crop_samples, pcm16_to_float, wrap_crop
-from spkid.data.banks import AugmentSource, WindowBank, read_crop
+import spkid.data.audio as audio
+from spkid.data.audio import crop_samples, pcm16_to_float, read_crop, wrap_crop
+from spkid.data.augment import (AUG_BATCHED, AUG_DEVICE, AUG_WORKER, AugmentSource, DeviceAugmentBank, RirBank,
+                                WindowBank, bank_budget_gib, device_bank_refusal, pack_audio)
 from spkid.data.datadir import DataDir
-from spkid.data.dataset import (AUG_BATCHED, AUG_DEVICE, AUG_WORKER, TrainCropDataset, bank_budget_gib, build_train_data,
-                           device_wave)
+from spkid.data.dataset import TrainCropDataset, build_train_data, device_wave
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 from spkid.data.synthetic import make_aug_dirs, make_train_dir
@@ -47,13 +47,13 @@ def test_read_crop_seeks_and_wraps(tmp_path, monkeypatch):
     p = tmp_path / "a.wav"
     sf.write(p, x, 16000, subtype="FLOAT")
     calls = []
-    real = banks.read_audio
+    real = audio.read_audio
 
     def spy(entry, start=0, frames=-1, **kw):
         calls.append((start, frames))
         return real(entry, start, frames, **kw)
 
-    monkeypatch.setattr(banks, "read_audio", spy)
+    monkeypatch.setattr(audio, "read_audio", spy)
     np.testing.assert_array_equal(read_crop(str(p), 300, offset=1000, seg_len=16000), x[1000:1300])
     assert calls == [(1000, 300)]  # only the crop is decoded
     calls.clear()
@@ -213,7 +213,7 @@ def test_packed_bank_reads_what_the_wav_files_hold(corpus, tmp_path):
 
 def test_packed_rirs_equal_the_wav_files(corpus, tmp_path):
     _, aug = corpus
-    packed, plain = banks.RirBank.load(aug / "rirs"), banks.RirBank.load(unpacked_copy(aug / "rirs", tmp_path / "rirs"))
+    packed, plain = RirBank.load(aug / "rirs"), RirBank.load(unpacked_copy(aug / "rirs", tmp_path / "rirs"))
     assert (aug / "rirs" / "bank.index").is_file() and packed.names == plain.names
     np.testing.assert_array_equal(packed.bounds, plain.bounds)
     np.testing.assert_array_equal(packed.data, plain.data)
@@ -223,7 +223,7 @@ def test_packed_rirs_equal_the_wav_files(corpus, tmp_path):
 def test_device_bank_clips_wrap_like_the_reader(corpus):
     _, aug = corpus
     source = AugmentSource.load(aug)
-    dev_bank = banks.DeviceAugmentBank(source, CPU)
+    dev_bank = DeviceAugmentBank(source, CPU)
     base = source.window_base
     speech = source.banks["speech"]
     wins = [0, 1, len(speech) - 1]
@@ -241,13 +241,13 @@ def test_device_bank_clips_wrap_like_the_reader(corpus):
 def test_stale_or_damaged_bank_is_named_with_the_fix(corpus, tmp_path):
     _, aug = corpus
     d = unpacked_copy(aug / "musan_noise", tmp_path / "musan_noise")
-    banks.pack_audio(d)
+    pack_audio(d)
     assert WindowBank.load(d).packed is not None
     with open(d / "bank.pcm16", "ab") as f:
         f.write(b"\0\0")
     with pytest.raises(SpkidError, match=r"bank.pcm16 holds .* utils/pack_audio.py"):
         WindowBank.load(d)
-    banks.pack_audio(d)
+    pack_audio(d)
     lines = (d / "wav.scp").read_text().splitlines()
     (d / "wav.scp").write_text("\n".join(lines[:-1]) + "\n")
     (d / "segments").write_text("".join(l + "\n" for l in (d / "segments").read_text().splitlines()
@@ -259,8 +259,8 @@ def test_stale_or_damaged_bank_is_named_with_the_fix(corpus, tmp_path):
 def test_unpacked_or_oversized_bank_falls_back_to_worker_reads(corpus, tmp_path, caplog):
     train, aug = corpus
     src = AugmentSource.load(aug)
-    assert src.device_bank_refusal(16.0) is None
-    assert "--aug-bank-max-gb" in src.device_bank_refusal(1e-6)
+    assert device_bank_refusal(src, 16.0) is None
+    assert "--aug-bank-max-gb" in device_bank_refusal(src, 1e-6)
     assert bank_budget_gib(-1, CPU) == 16.0 and bank_budget_gib(0.5, CPU) == 0.5
     for name in ("musan_noise", "musan_music", "musan_speech", "rirs"):
         unpacked_copy(aug / name, tmp_path / name)
@@ -277,6 +277,21 @@ def test_window_bank_pickles_its_memory_map_by_name(corpus):
     assert len(blob) < bank.packed.nbytes / 4
     again = pickle.loads(blob)
     np.testing.assert_array_equal(again.read(1, 5, 500), bank.read(1, 5, 500))
+
+
+def test_device_mode_pickles_for_workers_without_its_bank(corpus):
+    import pickle
+    train, aug = corpus
+    td = build_train_data(train, aug, opts(augment=True), m=2, rank=0, world_size=1, device=CPU)
+    assert td.dataset.mode == AUG_DEVICE and td.device_augment is td.dataset.augmentation.device_augment
+    blob = pickle.dumps(td.dataset)
+    assert len(blob) < td.device_augment.audio.nbytes / 4  # the device bank stays in the training process
+    again = pickle.loads(blob)
+    assert again.augmentation.device_augment is None
+    item, copy = td.dataset[(3, 11)], again[(3, 11)]
+    assert item.keys() == copy.keys()
+    for key in item:
+        np.testing.assert_array_equal(item[key], copy[key])
 
 
 def test_ranks_split_the_global_batch(corpus):

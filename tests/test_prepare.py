@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from mini_corpus_fixture import TINY, tiny_corpus
-from spkid.data.banks import PackedAudio
+from spkid.data.augment import PackedAudio
 from spkid.data.datadir import DataDir, read_trials, validate_data_dir
 from spkid.corpora.prepare import (PrepareError, PrepareOptions, SetSummary, compare_known, musan_segments, prepare)
 

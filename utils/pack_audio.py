@@ -9,7 +9,7 @@ Stage 2 packs these dirs itself; use this for dirs made another way, or after ed
 import argparse
 import time
 
-from spkid.data.banks import pack_audio
+from spkid.data.augment import pack_audio
 from spkid.cli import run_main
 
 

@@ -5,7 +5,7 @@ knows only the layout. :data:`TRIAL_LISTS` is the one table of which list file i
 against which wav root into which data directory under which trial name.
 
 Durations come from the audio headers (no decoding). The MUSAN and RIR dirs also get their
-packed 16-bit bank (:func:`spkid.data.banks.pack_audio`), which makes a noise clip a slice of one
+packed 16-bit bank (:func:`spkid.data.augment.pack_audio`), which makes a noise clip a slice of one
 file and loading the RIRs one read. Every data directory is written into a
 temporary directory, validated with :func:`spkid.data.datadir.validate_data_dir`, then swapped in,
 so a re-run replaces complete directories and an interrupted one leaves the old ones intact.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spkid.data.audio import audio_infos
-from spkid.data.banks import pack_audio
+from spkid.data.augment import pack_audio
 from spkid.config import option
 from spkid.data.datadir import (Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
                            validate_data_dir, write_table, write_trials)

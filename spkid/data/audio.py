@@ -197,3 +197,22 @@ def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise _read_error(entry, utt, e) from None
     return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+
+
+def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_len: int = -1,
+              utt: str = "", keep_pcm16: bool = False) -> np.ndarray:
+    """Samples ``[offset, offset+frames)`` of the segment ``[seg_start, seg_start+seg_len)`` of a file.
+
+    Reads only those samples when the segment is long enough; a shorter segment is read whole
+    and wrap-padded. ``seg_len`` < 0: to the end of the file. Lengths from utt2dur or segments
+    are rounded, so a read that comes back short falls back to the real length.
+    ``keep_pcm16``: int16 samples from 16-bit files (see :func:`read_audio`)."""
+    if seg_len >= offset + frames:
+        x = read_audio(entry, seg_start + offset, frames, utt=utt, keep_pcm16=keep_pcm16)
+        if len(x) == frames:
+            return x
+    x = read_audio(entry, seg_start, seg_len, utt=utt, keep_pcm16=keep_pcm16)
+    if len(x) == 0:
+        raise AudioError(f"utterance '{utt}': {entry} holds no samples"
+                         + (f" from sample {seg_start}" if seg_start else "") + "; remove it from the data dir")
+    return wrap_crop(x, offset % len(x), frames)

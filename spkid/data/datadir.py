@@ -10,6 +10,7 @@ target|nontarget`` per line; VoxCeleb's ``1|0 a.wav b.wav`` lists are read too.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
+from tqdm import tqdm
 
-from spkid.data.audio import SAMPLE_RATE, audio_infos, is_pipe
+from spkid.data.audio import SAMPLE_RATE, audio_info, audio_infos, is_pipe
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 MAX_REPORTED = 10
 
@@ -142,6 +146,20 @@ def read_utt2dur(path: str | os.PathLike) -> dict[str, float]:
             raise DataDirError(f"{path}: utterance {utt}: duration {value} must be positive")
         out[utt] = dur
     return out
+
+
+def num_samples(entries: Mapping[str, str], utt2dur: Mapping[str, float] | None, what: str) -> dict[str, int]:
+    """Length in samples of each entry: from utt2dur when present, else from the file headers."""
+    if utt2dur is not None:
+        missing = [u for u in entries if u not in utt2dur]
+        if missing:
+            raise DataDirError(f"{what}/utt2dur has no duration for '{missing[0]}' ({len(missing)} of "
+                               f"{len(entries)} missing): regenerate it, or delete it to read the lengths "
+                               f"from the file headers (utils/validate_data_dir.py {what} lists such problems)")
+        return {u: int(round(utt2dur[u] * SAMPLE_RATE)) for u in entries}
+    log.warning("%s has no utt2dur: reading %d file headers (write utt2dur to skip this)", what, len(entries))
+    return {u: audio_info(e, utt=u).frames for u, e in tqdm(entries.items(), desc=f"lengths {what}",
+                                                            disable=len(entries) < 1000)}
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:

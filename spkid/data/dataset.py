@@ -1,82 +1,61 @@
-"""Training data: random crops of the training utterances, MUSAN/RIR banks, and the DataLoader.
+"""Training data: random crops of the training utterances, and the DataLoader.
 
 A training crop is ``train_frames*160 + 240`` samples (200 frames = 2.015 s) starting uniformly
 at random; an utterance shorter than that is wrap-padded (circular), as in the paper's code.
 Crops seek to the samples they need (durations come from utt2dur), so a 2-s crop of a
-20-s file decodes 2 s. The MUSAN windows and RIRs come from :mod:`spkid.data.banks`.
+20-s file decodes 2 s (:func:`spkid.data.audio.read_crop`).
 
 :func:`build_train_data` puts it together for ``steps/train.py``: the speaker-balanced
-sampler (:mod:`spkid.data.sampler`), the dataset and DataLoader, and the augmentation placement:
-
-- ``--augment=false``: clean crops;
-- ``--augment=true --batched-augment=false``: each worker augments its crops with the numpy/scipy
-  reference path (:func:`spkid.data.augment.augment_utterance`);
-- ``--augment=true --batched-augment=true``: each worker draws the treatment of its crops;
-  ``TrainData.device_augment`` mixes and reverberates the whole batch on the training device in
-  one vectorised step. When the packed MUSAN banks and the RIRs fit ``--aug-bank-max-gb`` they
-  live on the device (:class:`spkid.data.banks.DeviceAugmentBank`) and the batch carries only the
-  draws; otherwise the workers read the clips and RIRs the draws name and the batch carries them.
+sampler (:mod:`spkid.data.sampler`), the dataset and DataLoader, and the augmentation mode
+(:func:`spkid.data.augment.choose_augmentation`: off, per utterance in the workers, or batched on
+the training device with the workers reading the clips or with the MUSAN bank held there). The
+dataset asks the mode what each item carries and how a batch of them is collated;
+``TrainData.device_augment`` is the mode's step on the training device.
 
 Every item carries its own seed (from the sampler), from which its crop start and its
 augmentation draw follow; so a fixed seed gives the same batches for any number of workers,
-and both augmentation placements see the same draws.
+and every augmentation placement sees the same draws.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
-from spkid.data.audio import AudioError, crop_samples, pcm16_to_float
-from spkid.data.augment import BatchAugmenter, augment_utterance
-from spkid.data.banks import AugmentSource, DeviceAugmentBank, num_samples, read_crop
-from spkid.data.datadir import DataDir, DataDirError
+from spkid.data.audio import AudioError, crop_samples, pcm16_to_float, read_crop
+from spkid.data.augment import AugmentSource, Augmentation, choose_augmentation, stack_shared
+from spkid.data.datadir import DataDir, DataDirError, num_samples
 from spkid.errors import SpkidError
 from spkid.options import TrainOptions
 from spkid.data.sampler import SpeakerBatchSampler
-
-log = logging.getLogger("spkid.train.data")  # into the training log (exp/SYS/log/train.log)
-
-AUG_OFF, AUG_WORKER, AUG_BATCHED, AUG_DEVICE = "off", "worker", "batched", "device"
-AUG_MODES = (AUG_OFF, AUG_WORKER, AUG_BATCHED, AUG_DEVICE)
 
 
 class TrainCropDataset(Dataset):
     """Random training crops, indexed by ``(utterance index, seed)`` items from the sampler.
 
-    The seed fixes the crop start and then the augmentation draw. ``mode``:
-
-    - ``off``: the crop;
-    - ``worker``: the crop augmented here, per utterance (float32);
-    - ``batched``: the crop with the clips and RIR its draw names, for
-      :class:`spkid.data.augment.BatchAugmenter`;
-    - ``device``: the crop with its draw only (global window numbers, offsets, SNRs, RIR index),
-      for :class:`spkid.data.banks.DeviceAugmentBank`.
-
-    Except in ``worker`` mode a crop of a 16-bit file stays int16 (half the bytes through the
-    workers' shared memory and the host-device copy); ``pcm16_to_float`` on the device makes
-    it exactly the float32 read."""
+    The seed fixes the crop start and then the augmentation draw; ``augmentation`` (one mode of
+    :mod:`spkid.data.augment`; clean crops by default) says what an item carries besides the
+    crop, and :meth:`collate` stacks a batch of items. A crop of a 16-bit file stays int16
+    unless the mode augments it in the worker; ``pcm16_to_float`` on the device makes it
+    exactly the float32 read."""
 
     def __init__(self, utts: Sequence[str], entries: Sequence[str], lengths: Sequence[int],
-                 labels: Sequence[int], frames: int, augment: AugmentSource | None = None, mode: str = AUG_OFF):
-        if mode not in AUG_MODES:
-            raise ValueError(f"unknown augmentation mode {mode}")
-        if mode != AUG_OFF and augment is None:
-            raise ValueError(f"augmentation mode {mode} needs an AugmentSource")
+                 labels: Sequence[int], frames: int, augmentation: Augmentation | None = None):
         self.utts = list(utts)
         self.entries = list(entries)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.frames = frames
-        self.augment = augment
-        self.mode = mode
-        self.window_base = augment.window_base if augment is not None else {}
+        self.augmentation = augmentation if augmentation is not None else Augmentation()
+
+    @property
+    def mode(self) -> str:
+        return self.augmentation.name
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -85,7 +64,7 @@ class TrainCropDataset(Dataset):
         index, seed = item
         rng = np.random.default_rng(seed)
         n = int(self.lengths[index])
-        pcm16 = self.mode != AUG_WORKER
+        pcm16 = self.augmentation.keep_pcm16
         try:
             if n > self.frames:
                 wave = read_crop(self.entries[index], self.frames, int(rng.integers(n - self.frames + 1)), 0, n,
@@ -95,71 +74,21 @@ class TrainCropDataset(Dataset):
         except AudioError as e:
             raise AudioError(f"{e}; re-convert the file, or remove the utterance from the training data dir "
                              f"(wav.scp, utt2spk, spk2utt, utt2dur); utils/validate_data_dir.py checks them all") from None
-        out = {"wave": wave, "label": int(self.labels[index]), "utt": self.utts[index]}
-        if self.mode == AUG_OFF:
-            return out
-        draw = self.augment.draw(rng, self.frames)
-        out["aug_kind"] = draw.kind
-        if self.mode == AUG_DEVICE:
-            base = self.window_base.get(draw.category, 0)
-            out.update(clip_window=np.asarray(draw.windows, dtype=np.int64) + base,
-                       clip_offset=np.asarray(draw.offsets, dtype=np.int64),
-                       clip_snr=np.asarray(draw.snrs, dtype=np.float32), rir_index=draw.rir)
-            return out
-        clips, rir = self.augment.clips(draw, self.frames), self.augment.rir(draw)
-        if self.mode == AUG_WORKER:
-            out["wave"] = augment_utterance(wave, clips, draw.snrs, rir)
-        else:
-            out.update(clips=clips, clip_snr=np.asarray(draw.snrs, dtype=np.float32), rir=rir)
+        out = self.augmentation.item(wave, rng, self.frames)
+        out.update(label=int(self.labels[index]), utt=self.utts[index])
         return out
 
-
-def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
-    """Stack along a new first axis; in a DataLoader worker, straight into shared memory (as
-    ``default_collate`` does), so the batch reaches the main process without another copy."""
-    return default_collate([torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
-
-
-def _stack_waves(items: list[dict]) -> torch.Tensor:
-    """(b, T): int16 when every crop is, else float32 (int16 crops converted exactly)."""
-    waves = [it["wave"] for it in items]
-    if any(w.dtype != np.int16 for w in waves):
-        waves = [pcm16_to_float(w) for w in waves]
-    return _stack(waves)
-
-
-def collate(items: list[dict]) -> dict:
-    """Stack items into a batch: wave (b, T) (int16 or float32), label (b,), utts; aug_kind (b,)
-    when augmenting. Batched augmentation adds clips (N, T) + clip_owner + clip_snr and rir
-    (R, L) + rir_owner; device augmentation adds the draws (:data:`spkid.data.banks.DRAW_KEYS`)."""
-    batch = {"wave": _stack_waves(items),
-             "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
-             "utts": [it["utt"] for it in items]}
-    if "aug_kind" in items[0]:
-        batch["aug_kind"] = torch.tensor([it["aug_kind"] for it in items], dtype=torch.long)
-    if "clip_snr" in items[0]:
-        key = "clip_window" if "clip_window" in items[0] else "clips"
-        owners = [np.full(len(it[key]), i, dtype=np.int64) for i, it in enumerate(items)]
-        batch["clip_owner"] = torch.from_numpy(np.concatenate(owners))
-        batch["clip_snr"] = torch.from_numpy(np.concatenate([it["clip_snr"] for it in items]))
-    if "clip_window" in items[0]:
-        batch["clip_window"] = torch.from_numpy(np.concatenate([it["clip_window"] for it in items]))
-        batch["clip_offset"] = torch.from_numpy(np.concatenate([it["clip_offset"] for it in items]))
-        rir_rows = [i for i, it in enumerate(items) if it["rir_index"] >= 0]
-        batch["rir_index"] = torch.tensor([items[i]["rir_index"] for i in rir_rows], dtype=torch.long)
-        batch["rir_owner"] = torch.tensor(rir_rows, dtype=torch.long)
-    if "clips" in items[0]:
-        frames = batch["wave"].shape[1]
-        clips = [clip for it in items for clip in it["clips"]]
-        batch["clips"] = _stack(clips) if clips else torch.zeros((0, frames), dtype=torch.float32)
-        rir_rows = [i for i, it in enumerate(items) if it["rir"] is not None]
-        width = max((len(items[i]["rir"]) for i in rir_rows), default=1)
-        rir = np.zeros((len(rir_rows), width), dtype=np.float32)
-        for r, i in enumerate(rir_rows):
-            rir[r, :len(items[i]["rir"])] = items[i]["rir"]
-        batch["rir"] = torch.from_numpy(rir)
-        batch["rir_owner"] = torch.tensor(rir_rows, dtype=torch.long)
-    return batch
+    def collate(self, items: list[dict]) -> dict:
+        """Stack items into a batch: wave (b, T) (int16 when every crop is, else float32; int16
+        crops converted exactly), label (b,), utts, and the augmentation mode's tensors."""
+        waves = [it["wave"] for it in items]
+        if any(w.dtype != np.int16 for w in waves):
+            waves = [pcm16_to_float(w) for w in waves]
+        batch = {"wave": stack_shared(waves),
+                 "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+                 "utts": [it["utt"] for it in items]}
+        batch.update(self.augmentation.collate(items, self.frames))
+        return batch
 
 
 def device_wave(batch: Mapping, device: torch.device, device_augment=None) -> torch.Tensor:
@@ -192,22 +121,14 @@ class TrainData:
         self.sampler.set_epoch(epoch)
 
 
-def bank_budget_gib(max_gb: float, device: torch.device) -> float:
-    """``--aug-bank-max-gb`` resolved: -1 is a quarter of the device's memory (16 GiB on a CPU)."""
-    if max_gb >= 0:
-        return max_gb
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory / 4 / 2**30
-    return 16.0
-
-
 def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m: int, rank: int,
                      world_size: int, device: torch.device) -> TrainData:
     """The training data of one rank.
 
     Labels index the data dir's speakers in sorted order (``spk2idx``; all of them, so the
     classifier size depends on the data dir only). ``loader`` yields this rank's slice of each
-    global batch (see :mod:`spkid.data.sampler`) as ``collate`` dicts; call ``set_epoch`` first.
+    global batch (see :mod:`spkid.data.sampler`) as :meth:`TrainCropDataset.collate` dicts;
+    call ``set_epoch`` first.
     ``device_augment(wave, batch)`` is set when ``train.augment and train.batched_augment``;
     :func:`device_wave` moves a batch's crops to ``device`` and applies it."""
     if train.augment and aug_dir is None:
@@ -227,23 +148,11 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
     sampler = SpeakerBatchSampler(spk_utts, train.batch_size, m, train.max_seg_per_spk, train.seed,
                                   rank, world_size, spk_names=sorted(spk2idx))
     source = AugmentSource.load(aug_dir) if train.augment else None
-    mode, device_augment = AUG_OFF, None
-    if train.augment and not train.batched_augment:
-        mode = AUG_WORKER
-        log.info("augmentation: per utterance in the DataLoader workers")
-    elif train.augment:
-        refusal = source.device_bank_refusal(bank_budget_gib(train.aug_bank_max_gb, device))
-        if refusal is None:
-            mode, device_augment = AUG_DEVICE, DeviceAugmentBank(source, device)
-            log.info("augmentation: batched on %s, MUSAN bank and RIRs held there (%.2f GiB)", device,
-                     DeviceAugmentBank.nbytes(source) / 2**30)
-        else:
-            mode, device_augment = AUG_BATCHED, BatchAugmenter()
-            (log.warning if source.unpacked else log.info)("augmentation: batched on %s; %s", device, refusal)
+    augmentation = choose_augmentation(source, train.batched_augment, train.aug_bank_max_gb, device)
     dataset = TrainCropDataset(utts, [data.wav_scp[u] for u in utts], [lengths[u] for u in utts], labels,
-                               crop_samples(train.train_frames), source, mode)
+                               crop_samples(train.train_frames), augmentation)
     workers = train.num_workers
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=dataset.collate,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(train.seed))
-    return TrainData(loader, sampler, dataset, spk2idx, device_augment)
+    return TrainData(loader, sampler, dataset, spk2idx, augmentation.device_augment)

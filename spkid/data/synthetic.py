@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from spkid.data.audio import SAMPLE_RATE
-from spkid.data.banks import pack_audio
+from spkid.data.augment import pack_audio
 from spkid.data.datadir import DataDir, utt2spk_to_spk2utt, write_table
 
 WINDOW_S, HOP_S = 5.0, 3.0

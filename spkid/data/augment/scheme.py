@@ -7,11 +7,12 @@ each U[13, 20] dB) with gain sqrt(10^((P_clean - P_clip - snr)/10)), P = 10 log1
 Reverb convolves the crop with one L2-normalised simulated RIR ("full") and keeps the first
 crop-length samples.
 
-The module is the arithmetic only; reading clips and RIRs is :mod:`spkid.data.dataset`'s job. The
-random choices of one crop are an :class:`AugDraw` (made by :func:`draw_augmentation`); the
-audio it names is then handed to either path:
+This module is the scheme and its arithmetic only; :mod:`spkid.data.augment.sources` reads the
+clips and RIRs a draw names. The random choices of one crop are an :class:`AugDraw` (made by
+:func:`draw_augmentation`); the audio it names is then mixed by either path:
 
-- :func:`augment_utterance`: the per-utterance numpy/scipy reference (runs in DataLoader workers);
+- :func:`augment_utterance`: per utterance in numpy/scipy (``--batched-augment=false``: the
+  DataLoader workers augment their own crops);
 - :func:`augment_batch`: the same arithmetic for a whole batch in torch on the training device,
   reverb by one batched FFT convolution and every clip's gain and sum in one vectorised step.
   Given the same draws both give the same audio to float tolerance (tests/test_augment.py).
@@ -145,21 +146,3 @@ def augment_batch(wave: torch.Tensor, clips: torch.Tensor, clip_owner: torch.Ten
             gain = torch.sqrt(10.0 ** ((_power_db_t(wave)[clip_owner] - _power_db_t(clips) - clip_snr.double()) / 10.0))
             out.index_add_(0, clip_owner, clips.float() * gain.float()[:, None])
     return out
-
-
-AUG_KEYS = ("clips", "clip_owner", "clip_snr", "rir", "rir_owner")
-
-
-class BatchAugmenter:
-    """``TrainData.device_augment``: ``(wave on device, batch) -> augmented wave``.
-
-    The DataLoader workers read the clips and RIRs that each crop's draw names and put them in
-    the batch (keys :data:`AUG_KEYS`); this moves them to the wave's device (non-blocking from
-    pinned memory) and runs :func:`augment_batch` there. The MUSAN audio itself stays on disk:
-    real MUSAN is ~100 h (23 GB as float32), too big for GPU memory, while the clips of one
-    batch are ~1.4 crops per utterance."""
-
-    def __call__(self, wave: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        dev = wave.device
-        t = {k: batch[k].to(dev, non_blocking=True) for k in AUG_KEYS}
-        return augment_batch(wave, t["clips"], t["clip_owner"], t["clip_snr"], t["rir"], t["rir_owner"])

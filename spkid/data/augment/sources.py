@@ -1,9 +1,9 @@
-"""The audio that augmentation draws from: MUSAN windows and RIRs, read cheaply.
+"""The audio augmentation draws from: MUSAN windows and RIRs, read cheaply.
 
 MUSAN is read through the 5-s windows of ``data/musan_<category>/segments`` (whole files
 without one). Random access to a window is cheap in two ways:
 
-- from the wav files, seeking to the samples a crop needs (:func:`read_crop`);
+- from the wav files, seeking to the samples a crop needs (:func:`spkid.data.audio.read_crop`);
 - from the dir's **packed bank**: every recording of wav.scp as 16-bit samples, concatenated
   into ``bank.pcm16`` (raw little-endian int16) with ``bank.index`` (``<rec> <offset>
   <samples>`` lines after a ``#wav.scp-sha1 <digest>`` line). Stage 2 writes it;
@@ -15,72 +15,33 @@ without one). Random access to a window is cheap in two ways:
 The RIRs (RIRS_NOISES' simulated small and medium rooms: 60,000 short responses) are held in
 memory, L2-normalised; stage 2 packs them the same way, so loading them is one read.
 
-With ``--batched-augment=true`` the packed banks and the RIRs go to the training device
-(:class:`DeviceAugmentBank`) when they fit ``--aug-bank-max-gb``; the DataLoader workers then
-send only the draws (window, offset, SNR, RIR index) and the device cuts the clips out of the
-bank, so no noise audio crosses from the workers at all.
+:class:`AugmentSource` gathers both and reads what an :class:`~spkid.data.augment.scheme.AugDraw`
+names; :class:`spkid.data.augment.device.DeviceAugmentBank` copies the packed banks and the RIRs
+to the training device instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from spkid.data.audio import (SAMPLE_RATE, AudioError, audio_info, float_to_pcm16, pcm16_to_float, read_audio,
-                         wrap_crop)
-from spkid.data.augment import AugDraw, augment_batch, draw_augmentation
-from spkid.data.datadir import DataDirError, read_table, read_utt2dur, read_wav_scp
+from spkid.data.audio import SAMPLE_RATE, AudioError, float_to_pcm16, pcm16_to_float, read_audio, read_crop, wrap_crop
+from spkid.data.augment.scheme import AugDraw, draw_augmentation
+from spkid.data.datadir import DataDirError, num_samples, read_table, read_utt2dur, read_wav_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path
-
-log = logging.getLogger(__name__)
 
 #: data/<name> directories under --aug-data that augmentation reads.
 AUG_DIRS = {"noise": "musan_noise", "music": "musan_music", "speech": "musan_speech"}
 RIR_DIR = "rirs"
 PACK_AUDIO, PACK_INDEX = "bank.pcm16", "bank.index"
 _DIGEST_KEY = "#wav.scp-sha1"
-
-
-def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_len: int = -1,
-              utt: str = "", keep_pcm16: bool = False) -> np.ndarray:
-    """Samples ``[offset, offset+frames)`` of the segment ``[seg_start, seg_start+seg_len)`` of a file.
-
-    Reads only those samples when the segment is long enough; a shorter segment is read whole
-    and wrap-padded. ``seg_len`` < 0: to the end of the file. Lengths from utt2dur or segments
-    are rounded, so a read that comes back short falls back to the real length.
-    ``keep_pcm16``: int16 samples from 16-bit files (see :func:`spkid.data.audio.read_audio`)."""
-    if seg_len >= offset + frames:
-        x = read_audio(entry, seg_start + offset, frames, utt=utt, keep_pcm16=keep_pcm16)
-        if len(x) == frames:
-            return x
-    x = read_audio(entry, seg_start, seg_len, utt=utt, keep_pcm16=keep_pcm16)
-    if len(x) == 0:
-        raise AudioError(f"utterance '{utt}': {entry} holds no samples"
-                         + (f" from sample {seg_start}" if seg_start else "") + "; remove it from the data dir")
-    return wrap_crop(x, offset % len(x), frames)
-
-
-def num_samples(entries: Mapping[str, str], utt2dur: Mapping[str, float] | None, what: str) -> dict[str, int]:
-    """Length in samples of each entry: from utt2dur when present, else from the file headers."""
-    if utt2dur is not None:
-        missing = [u for u in entries if u not in utt2dur]
-        if missing:
-            raise DataDirError(f"{what}/utt2dur has no duration for '{missing[0]}' ({len(missing)} of "
-                               f"{len(entries)} missing): regenerate it, or delete it to read the lengths "
-                               f"from the file headers (utils/validate_data_dir.py {what} lists such problems)")
-        return {u: int(round(utt2dur[u] * SAMPLE_RATE)) for u in entries}
-    log.warning("%s has no utt2dur: reading %d file headers (write utt2dur to skip this)", what, len(entries))
-    return {u: audio_info(e, utt=u).frames for u, e in tqdm(entries.items(), desc=f"lengths {what}",
-                                                            disable=len(entries) < 1000)}
 
 
 # ----------------------------------------------------------------------------- packed banks
@@ -337,78 +298,3 @@ class AugmentSource:
     def unpacked(self) -> list[str]:
         """The MUSAN categories read from their wav files (their dirs have no packed bank)."""
         return [c for c, b in self.banks.items() if b.packed is None]
-
-    def device_bank_refusal(self, max_gib: float) -> str | None:
-        """Why the banks cannot go to the training device under a ``max_gib`` budget (None: they can)."""
-        unpacked = [str(self.path / AUG_DIRS[c]) for c in self.unpacked]
-        if unpacked:
-            return (f"{', '.join(unpacked)} {'is' if len(unpacked) == 1 else 'are'} not packed, so the DataLoader "
-                    f"workers read the noise clips from the wav files (pack: utils/pack_audio.py "
-                    f"{' '.join(unpacked)})")
-        gib = DeviceAugmentBank.nbytes(self) / 2**30
-        if gib > max_gib:
-            return (f"the packed MUSAN bank and the RIRs take {gib:.1f} GiB, over --aug-bank-max-gb {max_gib:g}, "
-                    f"so the DataLoader workers read the noise clips (raise --aug-bank-max-gb to hold them on "
-                    f"the device)")
-        return None
-
-
-# ----------------------------------------------------------------------------- on the device
-
-#: batch keys of the draws that :class:`DeviceAugmentBank` turns into audio.
-DRAW_KEYS = ("clip_window", "clip_offset", "clip_owner", "clip_snr", "rir_index", "rir_owner")
-
-
-class DeviceAugmentBank:
-    """``TrainData.device_augment`` with the audio already on the device.
-
-    Holds every category's packed MUSAN samples (int16, one tensor; windows numbered as
-    :attr:`AugmentSource.window_base` says) and the RIRs (float32) on ``device``. A batch
-    carries the draws only (:data:`DRAW_KEYS`); the clips are gathered out of the bank (with
-    the same circular padding as :meth:`WindowBank.read`), the RIRs padded to the longest in
-    the bank (a fixed FFT size for every batch), and :func:`spkid.data.augment.augment_batch` mixes
-    them. No host-device synchronisation."""
-
-    COPY_CHUNK = 1 << 26  # samples per host-to-device copy while loading (128 MB of int16)
-
-    def __init__(self, source: AugmentSource, device: torch.device):
-        total = sum(len(b.packed) for b in source.banks.values())
-        self.audio = torch.empty(total, dtype=torch.int16, device=device)
-        starts, lengths, base = [], [], 0
-        for cat in AUG_DIRS:
-            bank = source.banks[cat]
-            for a in range(0, len(bank.packed), self.COPY_CHUNK):
-                piece = np.array(bank.packed[a:a + self.COPY_CHUNK])
-                self.audio[base + a:base + a + len(piece)].copy_(torch.from_numpy(piece))
-            starts.append(bank.pack_starts + base)
-            lengths.append(bank.lengths)
-            base += len(bank.packed)
-        self.win_start = torch.from_numpy(np.concatenate(starts)).to(device)
-        self.win_len = torch.from_numpy(np.concatenate(lengths)).to(device)
-        rirs = source.rirs
-        self.rir_data = torch.from_numpy(rirs.data).to(device)
-        self.rir_start = torch.from_numpy(rirs.bounds[:-1].copy()).to(device)
-        self.rir_len = torch.from_numpy(np.diff(rirs.bounds)).to(device)
-        self.rir_width = int(np.diff(rirs.bounds).max())
-        self.device = device
-
-    @staticmethod
-    def nbytes(source: AugmentSource) -> int:
-        return 2 * sum(len(b.packed) for b in source.banks.values()) + source.rirs.data.nbytes
-
-    def clips(self, window: torch.Tensor, offset: torch.Tensor, frames: int) -> torch.Tensor:
-        """(N, frames) float32: ``frames`` samples of each window from its offset, wrapping circularly."""
-        pos = torch.arange(frames, device=self.device)
-        idx = self.win_start[window, None] + (offset[:, None] + pos) % self.win_len[window, None]
-        return self.audio[idx].float().mul_(1.0 / 32768.0)
-
-    def rirs(self, index: torch.Tensor) -> torch.Tensor:
-        """(R, longest RIR) float32: the RIRs ``index`` names, zero-padded."""
-        pos = torch.arange(self.rir_width, device=self.device)
-        idx = (self.rir_start[index, None] + pos).clamp_(max=self.rir_data.numel() - 1)
-        return self.rir_data[idx] * (pos < self.rir_len[index, None])
-
-    def __call__(self, wave: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        t = {k: batch[k].to(self.device, non_blocking=True) for k in DRAW_KEYS}
-        clips = self.clips(t["clip_window"], t["clip_offset"], wave.shape[-1])
-        return augment_batch(wave, clips, t["clip_owner"], t["clip_snr"], self.rirs(t["rir_index"]), t["rir_owner"])
