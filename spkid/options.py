@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from spkid.config import option
 
 TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
+FRONTENDS = ("paper", "logmel", "mfcc", "fbank")
 LOSSES = ("softmax", "am_softmax", "aam_softmax", "ap", "ap_softmax")
 MIN_FRAMES = 1  # a crop of frames*160+240 samples: 0 frames (240 samples) is shorter than the STFT window
 
@@ -24,6 +25,11 @@ class ModelOptions:
     n_mels: int = option(0, "mel bins; 0 = the paper's (64 for the ResNets, 80 MFCCs for ECAPA)")
     embed_dim: int = option(0, "embedding size; 0 = the paper's (512 for the ResNets, 192 for ECAPA)")
     embed_bn: bool = option(False, "BatchNorm1d on the embedding after the final Linear ('BN' in Table 2)")
+    frontend: str = option("paper", "features: paper = the trunk's (logmel for the ResNets, mfcc for ECAPA); logmel = log mel + instance norm (the paper's code); mfcc = MFCCs + mean norm; fbank = Kaldi fbank + mean norm (wespeaker; give it --input-scale=32768)", FRONTENDS)
+    preemphasis: float = option(0.97, "pre-emphasis coefficient (y[0] = x[0] - a*x[1], as the paper's code); 0 = none (the paper's code's ResNetSE34L); fbank: Kaldi's per-frame pre-emphasis", min=0.0)
+    input_scale: float = option(1.0, "waveform multiplier before the front-end: 1 for floats in [-1, 1]; 32768 for networks trained on int16-scale waveforms (the paper's code's released V2 models, its issue #144; wespeaker's fbank)", min=1e-6)
+    pool_std_floor: float = option(1e-5, "pooling: standard deviations are sqrt(max(variance, floor)) (the paper's code: 1e-5; wespeaker: 1e-10)", min=0.0)
+    context_std: str = option("biased", "ECAPA's global-context std: biased = sqrt(max(biased variance, floor)); unbiased = sqrt(unbiased variance + floor) (wespeaker)", ("biased", "unbiased"))
 
 
 @dataclass

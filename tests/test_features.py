@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchaudio
 
-from spkid.models.features import InstanceNormLogMel, MeanNormMFCC, num_frames
+from spkid.models.features import InstanceNormLogMel, KaldiFbank, MeanNormMFCC, num_frames, preemphasise
 
 torch.set_num_threads(1)
 
@@ -15,15 +15,16 @@ def speechlike(samples: int, seed: int = 0) -> torch.Tensor:
     return (tone + 0.05 * torch.randn(samples, generator=g)).clamp(-1, 1)
 
 
-def preemphasis_np(x: np.ndarray) -> np.ndarray:
-    y = x.copy()
-    y[1:] = x[1:] - 0.97 * x[:-1]
-    return y
+def preemphasis_np(x: np.ndarray, coef: float = 0.97) -> np.ndarray:
+    """The paper's code's PreEmphasis: reflect-pad one sample on the left ([x1, x0, x1, ...]), then
+    convolve with [-coef, 1]."""
+    padded = np.pad(x, (1, 0), mode="reflect")
+    return padded[1:] - coef * padded[:-1]
 
 
-def reference_power_mel(x: np.ndarray, n_mels: int) -> torch.Tensor:
+def reference_power_mel(x: np.ndarray, n_mels: int, coef: float = 0.97) -> torch.Tensor:
     """Independent path: numpy pre-emphasis, torchaudio.functional spectrogram and filterbank."""
-    w = torch.from_numpy(preemphasis_np(x))
+    w = torch.from_numpy(preemphasis_np(x, coef) if coef else x)
     spec = torchaudio.functional.spectrogram(
         w, pad=0, window=torch.hamming_window(400, dtype=torch.float64), n_fft=512, hop_length=160,
         win_length=400, power=2.0, normalized=False)
@@ -42,6 +43,46 @@ def test_logmel_instance_norm_matches_independent_computation():
     np.testing.assert_allclose(ours.std(1), 1, atol=1e-3)
 
 
+def test_preemphasis_first_sample_is_the_paper_codes():
+    """The paper's code convolves [-0.97, 1] over the waveform reflect-padded by one sample, so its
+    first output is x0 - 0.97 x1 (not x0): checked against that convolution itself."""
+    x = speechlike(1000, seed=2)
+    ref = torch.nn.functional.conv1d(torch.nn.functional.pad(x[None, None], (1, 0), mode="reflect"),
+                                     torch.tensor([[[-0.97, 1.0]]]))[0, 0]
+    ours = preemphasise(x[None], 0.97)[0]
+    torch.testing.assert_close(ours, ref)
+    assert ours[0].item() == pytest.approx(x[0].item() - 0.97 * x[1].item(), abs=1e-7)
+
+
+def test_no_preemphasis_and_input_scale_as_the_paper_codes_models():
+    """ResNetSE34L: no pre-emphasis, 40 mels. Released V2: int16-scale waveforms, so
+    log(32768^2 mel + 1e-6) before the instance norm."""
+    x = speechlike(16000, seed=3)
+    plain = np.log(reference_power_mel(x.double().numpy(), 40, coef=0.0).numpy() + 1e-6)
+    ref = (plain - plain.mean(1, keepdims=True)) / np.sqrt(plain.var(1, keepdims=True) + 1e-5)
+    ours = InstanceNormLogMel(40, preemphasis=0.0)(x[None])[0].double().numpy()
+    np.testing.assert_allclose(ours, ref, atol=5e-4)
+    scaled = np.log(32768.0 ** 2 * reference_power_mel(x.double().numpy(), 64).numpy() + 1e-6)
+    ref = (scaled - scaled.mean(1, keepdims=True)) / np.sqrt(scaled.var(1, keepdims=True) + 1e-5)
+    ours = InstanceNormLogMel(64, input_scale=32768.0)(x[None])[0].double().numpy()
+    np.testing.assert_allclose(ours, ref, atol=5e-4)
+
+
+def test_kaldi_fbank_is_torchaudios_kaldi_fbank_with_mean_removed():
+    """wespeaker's front-end: kaldi.fbank of the int16-scale waveform (80 bins, Hamming, no dither,
+    no energy), minus the mean over time; batched here, one waveform at a time there."""
+    import torchaudio.compliance.kaldi as kaldi
+
+    waves = torch.stack([speechlike(16000, seed=4), 0.01 * speechlike(16000, seed=5)])
+    ours = KaldiFbank(80)(waves)
+    assert ours.shape == (2, 80, 1 + (16000 - 400) // 160)
+    for i, w in enumerate(waves):
+        ref = kaldi.fbank(w[None] * 32768, num_mel_bins=80, frame_length=25, frame_shift=10, dither=0.0,
+                          sample_frequency=16000, window_type="hamming", use_energy=False)
+        ref = ref - ref.mean(dim=0)
+        torch.testing.assert_close(ours[i], ref.T, atol=2e-3, rtol=1e-4)
+
+
 def test_mfcc_matches_torchaudio_mfcc_with_mean_removed():
     x = speechlike(24000, seed=1)
     ours = MeanNormMFCC(80)(x[None])[0].double().numpy()
@@ -58,7 +99,8 @@ def test_mfcc_matches_torchaudio_mfcc_with_mean_removed():
     np.testing.assert_allclose(ours[0], c0 - c0.mean(), atol=2e-3)
 
 
-@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80)], ids=["logmel", "mfcc"])
+@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80), KaldiFbank(80)],
+                         ids=["logmel", "mfcc", "fbank"])
 def test_frontends_have_no_parameters_and_are_per_utterance(frontend):
     assert sum(p.numel() for p in frontend.parameters()) == 0
     assert len(list(frontend.buffers())) >= 2  # window, filterbank (and DCT)
@@ -68,7 +110,8 @@ def test_frontends_have_no_parameters_and_are_per_utterance(frontend):
     torch.testing.assert_close(both[1], frontend(b[None])[0], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80)], ids=["logmel", "mfcc"])
+@pytest.mark.parametrize("frontend", [InstanceNormLogMel(64), MeanNormMFCC(80), KaldiFbank(80)],
+                         ids=["logmel", "mfcc", "fbank"])
 def test_features_unchanged_under_autocast(frontend):
     x = torch.stack([speechlike(16000, 4), speechlike(16000, 5)])
     plain = frontend(x)

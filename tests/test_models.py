@@ -168,6 +168,43 @@ def test_cuda_fp16_training_step_without_host_syncs(trunk):
     assert emb.shape == (4, model.embed_dim)
 
 
+@pytest.mark.parametrize("trunk", ["Q_SAP", "H_ASP"])
+def test_resnets_initialise_as_the_paper_code(trunk):
+    """Every Conv2d Kaiming-normal with fan_out and ReLU gain (std sqrt(2 / (out * kh * kw)), normal,
+    not PyTorch's default uniform), every BatchNorm2d weight 1 and bias 0; SAP's context vector
+    Xavier-normal of a (C, 1) matrix (std sqrt(2 / (C + 1)))."""
+    torch.manual_seed(0)
+    model = build_model(ModelOptions(trunk=trunk))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    w = torch.cat([c.weight.detach().flatten() / (2.0 / (c.weight.shape[0] * c.weight[0, 0].numel())) ** 0.5
+                   for c in convs if c.weight.numel() > 20000])  # each scaled to unit std
+    assert w.std().item() == pytest.approx(1.0, abs=0.02) and abs(w.mean().item()) < 0.01
+    kurtosis = (w ** 4).mean().item() / w.var().item() ** 2
+    assert kurtosis == pytest.approx(3.0, abs=0.1)  # a normal's 3; a uniform's 1.8
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+    if trunk == "Q_SAP":
+        v = torch.cat([SelfAttentivePooling(2048).context.detach() for _ in range(4)])
+        assert v.std().item() == pytest.approx((2 / 2049) ** 0.5, rel=0.05)
+
+
+def test_context_pooling_unbiased_std_as_wespeaker():
+    """wespeaker's ASTP: context std sqrt(var(unbiased) + 1e-10), statistics' std
+    sqrt(max(var, 1e-10)); written here from its equations."""
+    torch.manual_seed(1)
+    pool = ContextAttentiveStatsPooling(6, 4, std_floor=1e-10, context_std="unbiased")
+    x = torch.randn(2, 6, 9)
+    x[:, 0] = 0.5  # a constant channel: the floors matter
+    ctx = torch.cat([x, x.mean(-1, keepdim=True).expand_as(x),
+                     torch.sqrt(x.var(-1, keepdim=True) + 1e-10).expand_as(x)], dim=1)
+    alpha = torch.softmax(pool.attention(ctx), dim=2)
+    mean = (alpha * x).sum(2)
+    std = torch.sqrt(((alpha * x * x).sum(2) - mean ** 2).clamp(min=1e-10))
+    torch.testing.assert_close(pool(x), torch.cat([mean, std], 1))
+    assert not torch.allclose(ContextAttentiveStatsPooling(6, 4)(x)[:, 6], std[:, 0])
+
+
 def test_weighted_mean_std_by_hand():
     x = torch.tensor([[[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]]])
     w = torch.tensor([[[0.5, 0.25, 0.25]]])

@@ -8,7 +8,8 @@ float32 in [-1, 1] at 16 kHz and returns ``(B, embed_dim)``.
     H_ASP  64 log-mel, instance norm  -> ResNet-34 half width, ASP (Table 1) -> 512
     ECAPA  80 MFCC, mean norm         -> ECAPA-TDNN C=1024, context ASP      -> 192
 
-The front-ends are in ``features``. Imports only the foundations (``spkid.errors``,
+The front-ends are in ``features``; ``--frontend``, ``--preemphasis`` and ``--input-scale`` choose
+another (e.g. an imported wespeaker model's Kaldi fbank, see ``imports``). Imports only the foundations (``spkid.errors``,
 ``spkid.options``): never data, training or evaluation.
 """
 
@@ -20,8 +21,9 @@ import torch
 from torch import nn
 
 from spkid.errors import SpkidError
-from spkid.models.features import InstanceNormLogMel, MeanNormMFCC
+from spkid.models.features import InstanceNormLogMel, KaldiFbank, MeanNormMFCC
 from spkid.models.ecapa import ECAPATDNN
+from spkid.models.pooling import STD_FLOOR
 from spkid.models.resnet import ResNetHASP, ResNetQSAP
 from spkid.options import ModelOptions
 
@@ -57,6 +59,9 @@ class SpeakerEmbedder(nn.Module):
         return self.embed_bn(self.trunk(self.frontend(wave)))
 
 
+FRONTENDS: dict[str, type] = {"logmel": InstanceNormLogMel, "mfcc": MeanNormMFCC, "fbank": KaldiFbank}
+
+
 def parse_channels(text: str, trunk: str) -> tuple[int, ...]:
     """``"32,64,128,256"`` -> ``(32, 64, 128, 256)``; ``""`` -> the trunk's paper widths."""
     if not text.strip():
@@ -77,8 +82,16 @@ def build_model(opts: ModelOptions) -> SpeakerEmbedder:
     if n_mels < 8 or embed_dim < 1:
         raise SpkidError(f"{opts.trunk}: --n-mels must be at least 8 and --embed-dim positive "
                          f"(0 = the paper's), got {opts.n_mels} and {opts.embed_dim}")
-    frontend = spec.frontend(n_mels)
-    trunk = spec.trunk(n_mels, parse_channels(opts.channels, opts.trunk), embed_dim)
+    frontend_cls = spec.frontend if opts.frontend == "paper" else FRONTENDS[opts.frontend]
+    frontend = frontend_cls(n_mels, preemphasis=opts.preemphasis, input_scale=opts.input_scale)
+    pooling = {"std_floor": opts.pool_std_floor}
+    if opts.trunk == "ECAPA":
+        pooling["context_std"] = opts.context_std
+    elif opts.context_std != "biased":
+        raise SpkidError(f"{opts.trunk}: --context-std applies to ECAPA only; remove it")
+    if opts.trunk == "Q_SAP" and opts.pool_std_floor != STD_FLOOR:
+        raise SpkidError("Q_SAP: self-attentive pooling takes no standard deviation; remove --pool-std-floor")
+    trunk = spec.trunk(n_mels, parse_channels(opts.channels, opts.trunk), embed_dim, **({} if opts.trunk == "Q_SAP" else pooling))
     return SpeakerEmbedder(frontend, trunk, opts.embed_bn)
 
 

@@ -35,13 +35,14 @@ def weighted_mean_std(x: torch.Tensor, w: torch.Tensor, floor: float = STD_FLOOR
 
 
 class SelfAttentivePooling(nn.Module):
-    """SAP: ``sum_t softmax_t(v . tanh(W x_t + b)) x_t``; ``(B, C, T) -> (B, C)``."""
+    """SAP: ``sum_t softmax_t(v . tanh(W x_t + b)) x_t``; ``(B, C, T) -> (B, C)``.
+
+    ``v`` starts as the paper's code's: Xavier-normal of a ``(C, 1)`` matrix, std ``sqrt(2 / (C + 1))``."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.linear = nn.Linear(channels, channels)
-        self.context = nn.Parameter(torch.empty(channels))
-        nn.init.normal_(self.context, std=channels ** -0.5)
+        self.context = nn.Parameter(nn.init.xavier_normal_(torch.empty(channels, 1)).view(channels).clone())
         self.out_dim = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,7 @@ class SelfAttentivePooling(nn.Module):
 class AttentiveStatsPooling(nn.Module):
     """ASP with channel-wise attention: ``(B, C, T) -> (B, 2C)`` = [weighted mean, weighted std]."""
 
-    def __init__(self, channels: int, bottleneck: int = 128):
+    def __init__(self, channels: int, bottleneck: int = 128, std_floor: float = STD_FLOOR):
         super().__init__()
         self.attention = nn.Sequential(
             nn.Conv1d(channels, bottleneck, kernel_size=1),
@@ -62,17 +63,22 @@ class AttentiveStatsPooling(nn.Module):
             nn.Conv1d(bottleneck, channels, kernel_size=1),
         )
         self.out_dim = 2 * channels
+        self.std_floor = std_floor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = torch.softmax(self.attention(x).float(), dim=-1)
-        mu, sd = weighted_mean_std(x, w)
+        mu, sd = weighted_mean_std(x, w, self.std_floor)
         return torch.cat([mu, sd], dim=1)
 
 
 class ContextAttentiveStatsPooling(nn.Module):
-    """ECAPA-TDNN's ASP with global context: ``(B, C, T) -> (B, 2C)``."""
+    """ECAPA-TDNN's ASP with global context: ``(B, C, T) -> (B, 2C)``.
 
-    def __init__(self, channels: int, bottleneck: int = 128):
+    The context std is ``sqrt(max(biased variance, floor))`` or, with ``context_std="unbiased"``,
+    wespeaker's ``sqrt(unbiased variance + floor)``."""
+
+    def __init__(self, channels: int, bottleneck: int = 128, std_floor: float = STD_FLOOR,
+                 context_std: str = "biased"):
         super().__init__()
         self.attention = nn.Sequential(
             nn.Conv1d(3 * channels, bottleneck, kernel_size=1),
@@ -80,13 +86,20 @@ class ContextAttentiveStatsPooling(nn.Module):
             nn.Conv1d(bottleneck, channels, kernel_size=1),
         )
         self.out_dim = 2 * channels
+        self.std_floor = std_floor
+        self.unbiased_context = context_std == "unbiased"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.shape[-1]
-        uniform = torch.full((1, 1, frames), 1.0 / frames, dtype=torch.float32, device=x.device)
-        g_mu, g_sd = weighted_mean_std(x, uniform)
+        if self.unbiased_context:
+            xf = x.float()
+            g_mu = xf.mean(dim=-1)
+            g_sd = torch.sqrt(torch.var(xf, dim=-1, unbiased=True) + self.std_floor)
+        else:
+            uniform = torch.full((1, 1, frames), 1.0 / frames, dtype=torch.float32, device=x.device)
+            g_mu, g_sd = weighted_mean_std(x, uniform, self.std_floor)
         context = torch.cat([x.float(), g_mu.unsqueeze(-1).expand(-1, -1, frames),
                              g_sd.unsqueeze(-1).expand(-1, -1, frames)], dim=1)
         w = torch.softmax(self.attention(context).float(), dim=-1)
-        mu, sd = weighted_mean_std(x, w)
+        mu, sd = weighted_mean_std(x, w, self.std_floor)
         return torch.cat([mu, sd], dim=1)

@@ -10,6 +10,8 @@ Both stack SE basic blocks (3, 4, 6, 3 of them) over a log-mel "image" ``(B, 1, 
   (-> 4096); Linear 4096 -> 512.
 
 Input to a trunk is the front-end output ``(B, n_mels, T)``; output the embedding ``(B, D)``.
+Both initialise as the paper's code: every Conv2d Kaiming-normal (``fan_out``, ReLU gain),
+every BatchNorm2d weight 1 and bias 0; the rest keeps PyTorch's defaults.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from spkid.errors import SpkidError
-from spkid.models.pooling import AttentiveStatsPooling, SelfAttentivePooling
+from spkid.models.pooling import STD_FLOOR, AttentiveStatsPooling, SelfAttentivePooling
 
 BLOCKS = (3, 4, 6, 3)
 SE_REDUCTION = 8
@@ -95,6 +97,16 @@ class FlattenFrequency(nn.Module):
         return x.reshape(x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
 
 
+def init_as_paper_code(module: nn.Module) -> None:
+    """The paper's code's ResNet initialisation (its ``ResNetSE.__init__``)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1.0)
+            nn.init.constant_(m.bias, 0.0)
+
+
 def _check_channels(channels: tuple[int, ...], name: str) -> None:
     if len(channels) != 4 or min(channels) < 1:
         raise SpkidError(f"{name}: --channels takes four positive widths, one per stage "
@@ -117,6 +129,7 @@ class ResNetQSAP(nn.Module):
         self.pool = SelfAttentivePooling(c[3])
         self.fc = nn.Linear(self.pool.out_dim, embed_dim)
         self.embed_dim = embed_dim
+        init_as_paper_code(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(self.image(x))))
@@ -127,7 +140,8 @@ class ResNetQSAP(nn.Module):
 class ResNetHASP(nn.Module):
     """H/ASP trunk (performance-optimised ResNet-34, half width). Paper section 2.1, Table 1."""
 
-    def __init__(self, n_mels: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), embed_dim: int = 512):
+    def __init__(self, n_mels: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), embed_dim: int = 512,
+                 std_floor: float = STD_FLOOR):
         super().__init__()
         _check_channels(channels, "H_ASP")
         if n_mels % 8:
@@ -139,9 +153,10 @@ class ResNetHASP(nn.Module):
         self.bn1 = nn.BatchNorm2d(c[0])
         self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(c, (1, 2, 2, 2))
         self.flatten = FlattenFrequency()
-        self.pool = AttentiveStatsPooling(c[3] * (n_mels // 8))
+        self.pool = AttentiveStatsPooling(c[3] * (n_mels // 8), std_floor=std_floor)
         self.fc = nn.Linear(self.pool.out_dim, embed_dim)
         self.embed_dim = embed_dim
+        init_as_paper_code(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn1(self.relu(self.conv1(self.image(x))))
