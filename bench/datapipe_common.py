@@ -16,7 +16,8 @@ from spkid.device import pick_device, synchronize
 from spkid.data.dataset import TrainData
 from spkid.errors import SpkidError
 from spkid.data.synthetic import make_aug_dirs, make_train_dir
-from spkid.train.trainer import Dist, Trainer, TrainJob
+from spkid.train.ranks import Dist
+from spkid.train.trainer import Trainer, TrainJob
 
 
 @dataclass

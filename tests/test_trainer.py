@@ -1,25 +1,24 @@
-import errno
-import importlib.util
 import logging
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from spkid.config import read_resolved, write_resolved
+from spkid.config import parse_options, read_resolved
 from spkid.data.datadir import DataDir
 from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError
 from spkid.models import build_model
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
 from spkid.data.synthetic import make_train_dir
-from spkid.train.trainer import (Dist, EpochStats, TrainJob, Trainer, amp_dtype, checkpoint_path, config_differences,
-                           load_latest_checkpoint, load_resume_checkpoint, nonfinite_grads, prune_checkpoints,
-                           save_atomic)
+from spkid.train.checkpoints import checkpoint_path
+from spkid.train.ranks import Dist
+from spkid.train.system import RunOptions, train_system
+from spkid.train.epoch import EpochStats
+from spkid.train.trainer import TrainJob, Trainer, amp_dtype, nonfinite_grads
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -29,15 +28,10 @@ TINY_TRAIN = ["--train-frames=20", "--num-workers=0", "--augment=false", "--max-
 torch.set_num_threads(1)
 
 
-def _load_step(name: str):
-    spec = importlib.util.spec_from_file_location(f"step_{name}", ROOT / "steps" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-train_step = _load_step("train")
+def train_command(argv: list[str]) -> int:
+    """A training run from the command line's options, as steps/train.py runs it."""
+    *system, run, (exp_dir,) = parse_options([*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"])
+    return train_system(*system, run, exp_dir)
 
 
 @pytest.fixture(scope="module")
@@ -55,97 +49,7 @@ def tiny_options(**train):
     return model, t
 
 
-# ---------------------------------------------------------------- checkpoints and configs
-
-def test_truncated_checkpoint_is_skipped(tmp_path, caplog):
-    save_atomic({"epoch": 1, "w": torch.arange(3)}, checkpoint_path(tmp_path, 1))
-    save_atomic({"epoch": 2, "w": torch.arange(4)}, checkpoint_path(tmp_path, 2))
-    newest = checkpoint_path(tmp_path, 2)
-    newest.write_bytes(newest.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="spkid.train"):
-        state = load_latest_checkpoint(tmp_path)
-    assert state["epoch"] == 1 and torch.equal(state["w"], torch.arange(3))
-    assert "epoch_0002.pt" in caplog.text and "unreadable" in caplog.text
-    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
-    assert load_latest_checkpoint(tmp_path / "nothing") is None
-
-
-@pytest.mark.parametrize("wrapped", [False, True])
-def test_full_disk_is_one_line_and_keeps_the_old_checkpoint(tmp_path, monkeypatch, wrapped):
-    """A full disk surfaces from torch.save as an OSError or, when it hits the zip writer's
-    end, as a RuntimeError raised while handling it: either way one line naming the file."""
-    save_atomic({"epoch": 1}, checkpoint_path(tmp_path, 1))
-
-    def full_disk_save(obj, f):
-        f.write(b"partial")
-        try:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError:
-            if not wrapped:
-                raise
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
-
-    monkeypatch.setattr(torch, "save", full_disk_save)
-    with pytest.raises(SpkidError, match=r"cannot write .*epoch_0002\.pt: No space left on device; free space"):
-        save_atomic({"epoch": 2}, checkpoint_path(tmp_path, 2))
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch_0001.pt"]
-    monkeypatch.undo()
-    assert load_latest_checkpoint(tmp_path)["epoch"] == 1
-
-
-def test_pruning_keeps_the_checkpoint_just_written(tmp_path):
-    """A run that resumed from epoch 3 past two unreadable newer checkpoints (4 and 5) and has
-    just written epoch 4: --keep-checkpoints 1 keeps that one, not the unreadable epoch 5."""
-    for epoch in (3, 4, 5):
-        save_atomic({"epoch": epoch}, checkpoint_path(tmp_path, epoch))
-    checkpoint_path(tmp_path, 5).write_bytes(b"truncated")
-    prune_checkpoints(tmp_path, keep=1, newest=4)
-    assert load_latest_checkpoint(tmp_path)["epoch"] == 4
-    assert not checkpoint_path(tmp_path, 3).exists()
-    prune_checkpoints(tmp_path, keep=0, newest=4)
-    assert checkpoint_path(tmp_path, 4).exists()
-
-
-SLOW_SAVE = """
-import sys, time, torch
-from pathlib import Path
-from spkid.train.trainer import raise_on_sigterm, save_atomic
-def slow_save(obj, f):
-    f.write(b"part of a checkpoint")
-    f.flush()
-    print("writing", flush=True)
-    time.sleep(60)
-torch.save = slow_save
-raise_on_sigterm()
-save_atomic({}, Path(sys.argv[1]))
-"""
-
-
-def test_sigterm_while_writing_a_checkpoint_leaves_no_partial_file(tmp_path):
-    path = checkpoint_path(tmp_path, 2)
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline() == "writing\n"
-        assert [p.name for p in path.parent.iterdir()] == [f".epoch_0002.pt.{proc.pid}.tmp"]
-        proc.terminate()  # SIGTERM, as a scheduler sends it
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert "Terminated: terminated (SIGTERM)" in err
-    assert list(path.parent.iterdir()) == []
-
-
-def test_partial_writes_of_a_killed_run_are_removed_on_resume(tmp_path, caplog):
-    """SIGKILL leaves the temporary file, checkpoint-sized; the next run deletes it."""
-    save_atomic({"epoch": 1}, checkpoint_path(tmp_path, 1))
-    (tmp_path / "checkpoints" / ".epoch_0002.pt.4242.tmp").write_bytes(b"partial")
-    (tmp_path / ".final.pt.4242.tmp").write_bytes(b"partial")
-    with caplog.at_level(logging.INFO, logger="spkid.train"):
-        assert load_resume_checkpoint(tmp_path, CPU)["epoch"] == 1
-    assert "removed 2 partial checkpoint file(s)" in caplog.text
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["epoch_0001.pt"]
-
+# ---------------------------------------------------------------- checkpoints, RNG and epochs
 
 def _draws():
     import random
@@ -195,16 +99,6 @@ def test_fit_gives_each_epoch_its_own_sampler_epoch(corpus, tmp_path, monkeypatc
     seen.clear()
     resumed.fit(data)
     assert [e for e, _ in seen] == [2, 3] and [b for _, b in seen] == plans[1:]
-
-
-def test_config_differences(tmp_path):
-    system = [ModelOptions(), LossOptions(), TrainOptions(), EvalOptions()]
-    write_resolved(tmp_path / "config.conf", *system)
-    assert config_differences(tmp_path / "config.conf", system) == []
-    changed = [ModelOptions(trunk="ECAPA"), LossOptions(), TrainOptions(lr=0.01, epochs=9, num_workers=1),
-               EvalOptions(p_target=0.01)]
-    # More epochs, other workers or evaluation options do not change what was trained.
-    assert config_differences(tmp_path / "config.conf", changed) == ["--trunk: H_ASP -> ECAPA", "--lr: 0.001 -> 0.01"]
 
 
 def test_amp_dtype_and_nonfinite_flag():
@@ -419,10 +313,10 @@ def test_loss_decreases(corpus, tmp_path):
     assert sum(accs[-5:]) / 5 > 0.4, accs  # chance is 1/6
 
 
-# ---------------------------------------------------------------- the step script
+# ---------------------------------------------------------------- a run from the command line
 
 def _run_train(corpus: Path, exp: Path, *extra: str) -> None:
-    rc = train_step.main([*TINY_MODEL, *TINY_TRAIN, "--loss=ap_softmax", "--batch-size=8", "--seed=7",
+    rc = train_command([*TINY_MODEL, *TINY_TRAIN, "--loss=ap_softmax", "--batch-size=8", "--seed=7",
                           "--lr-step=1", "--lr-decay=0.5", f"--train-data={corpus}", "--quiet=true",
                           "--log-interval=3", *extra, str(exp)])
     assert rc == 0
@@ -462,7 +356,7 @@ def test_resume_gives_the_same_weights(corpus, tmp_path, capsys):
 
 def test_missing_train_data_is_an_error(tmp_path):
     with pytest.raises(SpkidError, match="--train-data"):
-        train_step.main([str(tmp_path / "exp")])
+        train_command([str(tmp_path / "exp")])
 
 
 # ---------------------------------------------------------------- DDP via steps/train.sh

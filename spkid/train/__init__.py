@@ -1,4 +1,6 @@
-"""Stage 3: training a system — ranks and process group, checkpoints, the loop, the losses.
+"""Stage 3: training a system — ranks (process group, SIGTERM), checkpoints (atomic save, RNG
+states, resume, pruning, config diff), trainer (the step and the epoch loop) with epoch (an
+epoch's running figures), system (one run of steps/train.py), losses.
 
 May import :mod:`spkid.data`, :mod:`spkid.models` and the foundations; never evaluation.
 """

@@ -1,4 +1,7 @@
 """The training loop: one process per device (torchrun), DDP when there are several.
+Its neighbours: ranks.py (process group, SIGTERM), checkpoints.py (atomic save, RNG states,
+resume, pruning, config diff), epoch.py (an epoch's running figures), system.py (one run of
+steps/train.py: options, resume, final model).
 
 Writes the experiment layout (README, "Stages"): ``checkpoints/epoch_NNNN.pt`` after every epoch
 (model, loss head, optimizer, scheduler, gradient scaler, every rank's RNG states, epoch), then
@@ -21,225 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import random
-import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from spkid.config import read_resolved, to_conf_lines
+from spkid.config import to_conf_lines
 from spkid.data.dataset import device_wave
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_tmp_path
-from spkid.train.losses import build_loss
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.train.checkpoints import checkpoint_path, gather_rng_states, prune_checkpoints, save_atomic, seed_everything, set_rng_state
+from spkid.train.losses import build_loss
+from spkid.train.epoch import EpochRun, EpochStats
+from spkid.train.ranks import Dist, barrier
 
 log = logging.getLogger("spkid.train")
-
-# Options that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "compile_mode", "aug_bank_max_gb"} | {f.name for f in dataclasses.fields(EvalOptions)})
-
-
-# ----------------------------------------------------------------------------- processes
-
-@dataclasses.dataclass(frozen=True)
-class Dist:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str = "auto") -> Dist:
-    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group:
-    NCCL between GPUs, gloo on CPU. ``device``: auto (CUDA when present), cuda or cpu."""
-    rank = int(os.environ.get("RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        if not torch.cuda.is_available():
-            raise SpkidError("--device cuda was asked for but PyTorch sees no GPU; use --gpus 0 (CPU) or check the driver")
-        if local_rank >= torch.cuda.device_count():
-            raise SpkidError(f"local rank {local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
-                             f"lower --gpus")
-        dev = torch.device("cuda", local_rank)
-        torch.cuda.set_device(dev)
-    else:
-        dev = torch.device("cpu")
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
-    return Dist(rank, world_size, local_rank, dev)
-
-
-def close_distributed() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def peer_lost(e: BaseException) -> bool:
-    """Whether ``e`` is a collective failing because another rank went away (it raised, or was
-    killed): NCCL's DistError, or gloo's plain RuntimeError about the closed connection."""
-    return isinstance(e, dist.DistError) or any(
-        text in str(e) for text in ("Connection closed by peer", "Connection reset by peer"))
-
-
-def _barrier(d: Dist) -> None:
-    if d.world_size > 1:
-        dist.barrier()
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, like Ctrl-C."""
-
-
-def raise_on_sigterm() -> Any:
-    """Make SIGTERM (a scheduler's pre-emption, torchrun stopping its workers) unwind the
-    process like Ctrl-C, so that a checkpoint being written is removed rather than left as a
-    temporary file beside the others. Returns the previous handler (for ``signal.signal``)."""
-    def handler(signum, frame):
-        raise Terminated(f"terminated ({signal.Signals(signum).name})")
-    return signal.signal(signal.SIGTERM, handler)
-
-
-# ----------------------------------------------------------------------------- RNG states
-
-def rng_state(device: torch.device) -> dict:
-    """Python, NumPy and torch (CPU and the CUDA device) generator states, loadable with
-    ``torch.load(weights_only=True)``."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
-             "torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def checkpoint_path(exp_dir: Path, epoch: int) -> Path:
-    return Path(exp_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, fsync, then rename: a checkpoint is whole or absent.
-    A failed write (full disk, quota) is a SpkidError naming ``path``; the old file stays."""
-    tmp = atomic_tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        cause = e if isinstance(e, (OSError, RuntimeError)) else None
-        while cause is not None and not isinstance(cause, OSError):  # torch's zip writer may re-raise
-            cause = cause.__context__                                 # a failed write as RuntimeError
-        if isinstance(cause, OSError) and cause.errno is not None:
-            raise SpkidError(f"cannot write {path}: {os.strerror(cause.errno)}; free space on its file system "
-                             f"(or fix its permissions) and run the same command again (training resumes "
-                             f"from the newest checkpoint)") from e
-        raise
-
-
-def remove_partial_writes(exp_dir: Path) -> int:
-    """Delete the temporary files of checkpoints and final.pt whose writer was killed (SIGKILL,
-    a node lost) before it could remove them; each is as large as a checkpoint. Returns how many."""
-    exp_dir = Path(exp_dir)
-    partial = [*(exp_dir / "checkpoints").glob(".epoch_*.pt.*.tmp"), *exp_dir.glob(".final.pt.*.tmp")]
-    for path in partial:
-        path.unlink(missing_ok=True)
-    if partial:
-        log.info("removed %d partial checkpoint file(s) left by a killed run (e.g. %s)", len(partial), partial[0])
-    return len(partial)
-
-
-def load_latest_checkpoint(exp_dir: Path) -> dict | None:
-    """The newest checkpoint that loads; unreadable (e.g. truncated) ones are skipped with a warning."""
-    paths = sorted((Path(exp_dir) / "checkpoints").glob("epoch_*.pt"), reverse=True)
-    for path in paths:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state["path"] = str(path)
-            return state
-        except Exception as e:  # any corruption: torch/zip/pickle errors differ by how it broke
-            log.warning("skipping unreadable checkpoint %s (%s: %s); resuming from an older one",
-                        path, type(e).__name__, e)
-    return None
-
-
-def load_resume_checkpoint(exp_dir: Path, d: Dist) -> dict | None:
-    """The checkpoint to resume from, the same file on every rank: rank 0 picks the newest
-    readable one and the others load that one (a rank that picked on its own could start from
-    another epoch after a read error, and the ranks' collectives would no longer match).
-    Rank 0 first removes the partial writes of a killed run."""
-    if d.is_main:
-        remove_partial_writes(exp_dir)
-    if d.world_size == 1:
-        return load_latest_checkpoint(exp_dir)
-    state = load_latest_checkpoint(exp_dir) if d.is_main else None
-    chosen = [state["path"] if state else ""]
-    dist.broadcast_object_list(chosen, src=0)
-    if d.is_main or not chosen[0]:
-        return state
-    try:
-        state = torch.load(chosen[0], map_location="cpu", weights_only=True)
-    except Exception as e:  # any corruption or an unreachable file
-        raise SpkidError(f"rank {d.rank} cannot read {chosen[0]}, the checkpoint rank 0 resumes from "
-                         f"({type(e).__name__}: {e}); every node must see the same {exp_dir}") from None
-    state["path"] = chosen[0]
-    return state
-
-
-def prune_checkpoints(exp_dir: Path, keep: int, newest: int) -> None:
-    """Keep the ``keep`` checkpoints up to epoch ``newest`` (the one just written; 0 keeps all).
-    Newer ones are left alone: they are the unreadable ones a resumed run skipped, and counting
-    them could delete the only good checkpoint."""
-    if keep <= 0:
-        return
-    done = sorted((p for p in (Path(exp_dir) / "checkpoints").glob("epoch_*.pt") if p <= checkpoint_path(exp_dir, newest)),
-                  reverse=True)
-    for path in done[keep:]:
-        path.unlink(missing_ok=True)
-
-
-def config_differences(saved: Path, current: Sequence[Any]) -> list[str]:
-    """Options whose value in ``current`` differs from the conf ``saved`` (written by an
-    earlier run), except those in RESUMABLE_CHANGES; each as '--opt: saved -> current'."""
-    old = dict(line.split("=", 1) for line in to_conf_lines(*read_resolved(saved, [type(c) for c in current])))
-    new = dict(line.split("=", 1) for line in to_conf_lines(*current))
-    skip = {"--" + name.replace("_", "-") for name in RESUMABLE_CHANGES}
-    return [f"{k}: {old[k]} -> {new[k]}" for k in new if k not in skip and old.get(k) != new[k]]
 
 
 # ----------------------------------------------------------------------------- the step
@@ -282,16 +85,6 @@ class TrainJob:
     log_utts: bool = False
     quiet: bool = False
 
-
-@dataclasses.dataclass
-class EpochStats:
-    loss: float
-    accuracy: float
-    steps: int
-    skipped: int
-    utterances: int
-    seconds: float
-    data_wait: float = 0.0  # share of the epoch rank 0 spent waiting for the DataLoader
 
 #: a data-wait share above this at the end of an epoch earns a warning to add workers.
 DATA_WAIT_WARNING = 0.2
@@ -398,12 +191,7 @@ class Trainer:
             seed_everything(self.job.train.seed * 1000 + self.d.rank + 7919 * self.epoch)
 
     def gather_rng(self) -> list[dict]:
-        mine = rng_state(self.d.device)
-        if self.d.world_size == 1:
-            return [mine]
-        out: list = [None] * self.d.world_size
-        dist.all_gather_object(out, mine)
-        return out
+        return gather_rng_states(self.d)
 
     def save_final(self) -> Path:
         path = Path(self.job.exp_dir) / "final.pt"
@@ -457,93 +245,34 @@ class Trainer:
 
     def train_epoch(self, data, epoch: int) -> EpochStats:
         """One pass over ``data.loader``; returns the epoch's mean loss and accuracy over all ranks."""
-        dev = self.d.device
         job = self.job
         self.net.train()
         self._snapshot_buffers()
-        n_read = max(1, job.log_interval)
-        sums = torch.zeros(3, device=dev)  # loss, accuracy, finite steps
-        bad = torch.zeros(n_read, dtype=torch.bool, device=dev)
-        recent: list[list[str]] = [[] for _ in range(n_read)]
-        seen_utts: list[str] = []
-        total = getattr(data, "batches_per_epoch", None)
-        bar = tqdm(total=total, desc=f"epoch {epoch}/{job.train.epochs}", unit="batch", dynamic_ncols=True,
-                   disable=job.quiet or not self.d.is_main, leave=False, file=sys.stderr)
-        start = time.time()
-        steps = utts = skipped = last_read = 0
-        waited = 0.0  # host seconds blocked on the loader (the step never waits for the device)
-
-        def read(step: int) -> None:
-            """The only place the host waits for the device (every ``log_interval`` steps)."""
-            nonlocal skipped, last_read
-            loss_sum, acc_sum, good = sums.tolist()
-            flags = bad.tolist()
-            anywhere = flags
-            if self.d.world_size > 1:  # a non-finite loss on any rank skips the step on all of them
-                seen = bad.to(torch.uint8)
-                dist.all_reduce(seen, op=dist.ReduceOp.MAX)
-                anywhere = seen.bool().tolist()
-            for slot in range(step - last_read):
-                if flags[slot]:
-                    log.warning("epoch %d step %d: non-finite loss; optimizer step skipped; utterances: %s",
-                                epoch, last_read + slot + 1, " ".join(recent[slot]))
-                elif anywhere[slot]:
-                    log.warning("epoch %d step %d: non-finite loss on another rank; optimizer step skipped "
-                                "(its utterances are in that rank's log/train.rank<R>.log)", epoch, last_read + slot + 1)
-                skipped += anywhere[slot]
-            bad.zero_()
-            self._repair_buffers(epoch, step)
-            elapsed = time.time() - start
-            lr = self.optimizer.param_groups[0]["lr"]
-            stats = dict(loss=f"{loss_sum / max(good, 1):.3f}", acc=f"{100 * acc_sum / max(good, 1):.1f}%",
-                         lr=f"{lr:.2e}", utt_s=f"{utts * self.d.world_size / max(elapsed, 1e-9):.0f}",
-                         data_wait=f"{100 * waited / max(elapsed, 1e-9):.0f}%")
-            bar.set_postfix(stats)
-            log.info("epoch %d step %d: %s", epoch, step, " ".join(f"{k}={v}" for k, v in stats.items()),
-                     extra={"file_only": True})
-            last_read = step
-
+        bar = tqdm(total=getattr(data, "batches_per_epoch", None), desc=f"epoch {epoch}/{job.train.epochs}",
+                   unit="batch", dynamic_ncols=True, disable=job.quiet or not self.d.is_main, leave=False,
+                   file=sys.stderr)
+        run = EpochRun.begin(epoch, self.d, job.log_interval, bar)
         batches = iter(data.loader)
-        while True:
-            t0 = time.perf_counter()
-            batch = next(batches, None)
-            waited += time.perf_counter() - t0
-            if batch is None:
-                break
+        while (batch := run.next_batch(batches)) is not None:
             loss, acc = self.step(batch, data.device_augment)
-            finite = torch.isfinite(loss)
-            slot = steps - last_read
-            bad[slot] = ~finite
-            recent[slot] = batch["utts"]
-            zero = torch.zeros((), device=dev)
-            sums += torch.stack([torch.where(finite, loss, zero), torch.where(finite, acc, zero), finite.float()])
-            steps += 1
-            utts += len(batch["utts"])
-            bar.update(1)  # host-side only: the loss figures wait for the next read
-            if job.log_utts:
-                seen_utts.extend(batch["utts"])
-            if steps - last_read == n_read:
-                read(steps)
-        if steps > last_read:
-            read(steps)
+            if run.add(loss, acc, batch["utts"], job.log_utts):
+                self._read(run)
+        if run.unread:
+            self._read(run)
         bar.close()
-        if steps == 0:
+        if run.steps == 0:
             raise SpkidError(f"epoch {epoch}: the training data gave no batch on rank {self.d.rank}; "
                              f"lower --batch-size or add training utterances")
         if job.log_utts:
             with open(Path(job.exp_dir) / "log" / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
-                f.writelines(f"{epoch} {u}\n" for u in seen_utts)
-        # Losses, accuracies and utterances add up over the ranks; every rank takes the same
-        # steps and counts the same skipped ones (read() gathers the flags of all ranks).
-        totals = torch.tensor([*sums.tolist(), utts], dtype=torch.float64)
-        if self.d.world_size > 1:
-            totals = totals.to(dev)
-            dist.all_reduce(totals)
-            totals = totals.cpu()
-        loss_sum, acc_sum, good, n_utts = totals.tolist()
-        seconds = time.time() - start
-        return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), steps, skipped,
-                          int(n_utts), seconds, waited / max(seconds, 1e-9))
+                f.writelines(f"{epoch} {u}\n" for u in run.seen_utts)
+        return run.stats()
+
+    def _read(self, run: EpochRun) -> None:
+        """The only place the host waits for the device (every ``log_interval`` steps)."""
+        run.check_flags()
+        self._repair_buffers(run.epoch, run.steps)
+        run.report(self.optimizer.param_groups[0]["lr"])
 
     def fit(self, data) -> EpochStats | None:
         """Train from the current epoch to ``job.train.epochs``, checkpointing every epoch.
@@ -570,6 +299,6 @@ class Trainer:
                                 100 * stats.data_wait, job.train.num_workers,
                                 "" if job.train.batched_augment or not job.train.augment
                                 else "; --batched-augment true moves the augmentation off them")
-            _barrier(d)
+            barrier(d)
             last = stats
         return last

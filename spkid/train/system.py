@@ -1,0 +1,102 @@
+"""One training run of a system, as ``steps/train.py`` starts it: its run options, the checks
+of the command line, the saved config.conf (a resumed run must match it), the data, the
+trainer resumed from the newest checkpoint, the final model, and the way a run stops (an
+error into the rank's log, a lost peer, SIGTERM or Ctrl-C naming the checkpoint to resume from)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from spkid.config import option, write_resolved
+from spkid.data.datadir import DataDir
+from spkid.data.dataset import build_train_data
+from spkid.errors import SpkidError, error_message
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.train.checkpoints import config_differences, load_resume_checkpoint
+from spkid.train.ranks import close_distributed, init_distributed, peer_lost, raise_on_sigterm
+from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
+
+
+@dataclass
+class RunOptions:
+    train_data: str = option("", "training data dir (wav.scp, utt2spk, spk2utt, utt2dur)")
+    aug_data: str = option("", "data root holding musan_noise, musan_music, musan_speech and rirs (used with --augment true)")
+    device: str = option("auto", "auto (CUDA when present), cuda or cpu; steps/train.sh sets it from --gpus", ("auto", "cuda", "cpu"))
+    log_interval: int = option(50, "steps between progress updates (the only points where the host waits for the device)", min=1)
+    keep_checkpoints: int = option(3, "keep the newest N epoch checkpoints (0 = all)", min=0)
+    log_utts: bool = option(False, "debug: append the utterance ids each rank trains on to log/utts.rank<R>.txt")
+    quiet: bool = option(False, "no progress bar or per-epoch console lines (the log file still has them)")
+
+
+def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
+                 run: RunOptions, exp_dir: str | Path) -> int:
+    """Train the system into ``exp_dir`` (resuming there); 0 when done."""
+    if not run.train_data:
+        raise SpkidError("--train-data is required (a data dir such as data/vox2_dev)")
+    if train.augment and not run.aug_data:
+        raise SpkidError("--augment true needs --aug-data (the data root holding musan_* and rirs), "
+                         "or set --augment false")
+    exp = Path(exp_dir)
+    system = [model, loss, train, evalo]
+    previous_handler = raise_on_sigterm()
+    d = init_distributed(run.device)
+    try:
+        setup_logging(exp, d, run.quiet)
+        conf = exp / "config.conf"
+        if conf.is_file() and any((exp / "checkpoints").glob("epoch_*.pt")):
+            diffs = config_differences(conf, system)
+            if diffs:
+                raise SpkidError(
+                    f"{exp} holds checkpoints trained with other options ({conf}); differing: "
+                    f"{'; '.join(diffs)}. To resume, run with the options of {conf} "
+                    f"(e.g. --config {conf}); to train anew, use another experiment directory or remove "
+                    f"{exp / 'checkpoints'}")
+        if d.is_main:
+            write_resolved(conf, *system, header=f"written by steps/train.py for {exp}")
+        data_dir = DataDir.load(run.train_data)
+        aug_dir = Path(run.aug_data) if train.augment else None
+        data = build_train_data(data_dir, aug_dir, train, n_per_speaker(loss, train), d.rank, d.world_size, d.device)
+        job = TrainJob(model, loss, train, evalo, exp, log_interval=run.log_interval,
+                       keep_checkpoints=run.keep_checkpoints, log_utts=run.log_utts, quiet=run.quiet)
+        trainer = Trainer(job, data.num_speakers, d)
+        state = load_resume_checkpoint(exp, d)
+        if state is not None:
+            trainer.load_state_dict(state)
+            log.info("resuming after epoch %d from %s", trainer.epoch, state["path"])
+        first = trainer.epoch + 1
+        log.info("training %s: %s, %s loss, %d speakers, %d batches/epoch, %d process(es) on %s",
+                 exp, model.trunk, loss.loss, data.num_speakers, data.batches_per_epoch, d.world_size, d.device)
+        start = time.time()
+        stats = trainer.fit(data)
+        if d.is_main:
+            final = trainer.save_final()
+            if stats is None:
+                summary = f"nothing left to train (epoch {trainer.epoch} of {train.epochs} done)"
+            else:
+                done = f"epoch {first}" if first == trainer.epoch else f"epochs {first}-{trainer.epoch}"
+                summary = (f"{done} of {train.epochs} in {time.time() - start:.1f} s; "
+                           f"last epoch loss {stats.loss:.4f}, accuracy {100 * stats.accuracy:.2f}%")
+            log.info("train.py: %s: %s; model in %s", exp, summary, final, extra={"file_only": True})
+            print(f"train.py: {exp}: {summary}; model in {final}", flush=True)
+    except SpkidError as e:  # into log/train[.rank<R>].log too: on a cluster that is where one looks
+        log.error("%s", error_message(e), extra={"file_only": True})
+        raise
+    except RuntimeError as e:
+        if d.world_size > 1 and peer_lost(e):
+            raise SpkidError(f"rank {d.rank} stopped: another rank failed or was killed (its error, if it "
+                             f"printed one, is above and in {exp / 'log'}/train.log or train.rank<R>.log); "
+                             f"fix it and run the same command to resume") from None
+        raise
+    except KeyboardInterrupt as e:
+        if d.is_main:
+            newest = sorted((exp / "checkpoints").glob("epoch_*.pt"))
+            log.warning("%s: run the same command to resume from %s", e or "interrupted",
+                        newest[-1] if newest else "the start (no checkpoint yet)")
+        raise
+    finally:
+        close_distributed()
+        signal.signal(signal.SIGTERM, previous_handler)
+    return 0
