@@ -1,6 +1,7 @@
 """Stage 3: training a system — ranks (process group, SIGTERM), checkpoints (atomic save, RNG
 states, resume, pruning, config diff), trainer (the step and the epoch loop) with epoch (an
-epoch's running figures), system (one run of steps/train.py), losses.
+epoch's running figures), system (one run of steps/train.py), losses, average
+(checkpoint averaging).
 
 May import :mod:`spkid.data`, :mod:`spkid.models` and the foundations; never evaluation.
 """
