@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
-from spkid.data.audio import float_to_pcm16, pcm16_to_float, read_audio
+from spkid.data.audio import AudioError, float_to_pcm16, pcm16_to_float, read_audio, read_checked, truncation_problem
+from spkid.data.inputs import InputError, load_recording
 
 
 def test_stereo_is_mixed_down_to_the_channel_mean(tmp_path):
@@ -37,3 +39,57 @@ def test_float_to_pcm16_rounds_and_clips():
     assert float_to_pcm16(x).tolist() == [0, 0, 1, -1, 100, 32767, -32768, 32767, -32768]
     pcm = np.arange(-32768, 32768, 7, dtype=np.int16)
     np.testing.assert_array_equal(float_to_pcm16(pcm16_to_float(pcm)), pcm)  # exact round trip
+
+
+def cut_short(path, keep_bytes: int) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:keep_bytes])
+
+
+def bad_recordings(tmp_path):
+    """(file, what the one rule says about it) for each kind of recording no reader may embed."""
+    t = np.arange(16000 * 2) / 16000
+    good = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    out = {}
+    nan = good.copy()
+    nan[100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    out["nan.wav"] = "holds NaN or infinite samples"
+    inf = good.copy()
+    inf[5] = np.inf
+    sf.write(tmp_path / "inf.wav", inf, 16000, subtype="FLOAT")
+    out["inf.wav"] = "holds NaN or infinite samples"
+    sf.write(tmp_path / "short.wav", good[:4000], 16000)
+    out["short.wav"] = "only 0.25 s of audio; at least 0.5 s is needed"
+    sf.write(tmp_path / "zeros.wav", np.zeros_like(good), 16000)
+    out["zeros.wav"] = "silent (all zeros, below -80 dBFS)"
+    sf.write(tmp_path / "cut.wav", good, 16000, subtype="PCM_16")
+    cut_short(tmp_path / "cut.wav", 44 + 2 * 20000)  # 1.25 s of the 2 s the header promises
+    out["cut.wav"] = "cut short: its header promises 32000 samples, the file holds 20000"
+    sf.write(tmp_path / "good.wav", good, 16000, subtype="PCM_16")
+    return out
+
+
+def test_one_rule_for_what_may_be_embedded(tmp_path):
+    # stage 4 embedded NaN audio into NaN embeddings with exit 0, and a WAV cut short silently;
+    # verify/embed refused some of these: now every reader refuses all of them, in the same words
+    for name, problem in bad_recordings(tmp_path).items():
+        path = str(tmp_path / name)
+        with pytest.raises(AudioError) as e:
+            read_checked(path, utt="id1/s/00001")
+        assert str(e.value).startswith(f"utterance 'id1/s/00001': {path}: {problem}"), str(e.value)
+        with pytest.raises(InputError) as e:
+            load_recording(path)
+        assert str(e.value).startswith(f"{path}: {problem}"), str(e.value)
+    good = read_checked(str(tmp_path / "good.wav"), utt="u")
+    assert len(good) == 32000 and np.array_equal(good, read_audio(str(tmp_path / "good.wav")))
+
+
+def test_a_streamed_wav_of_unknown_length_is_not_cut_short(tmp_path):
+    sf.write(tmp_path / "s.wav", np.full(16000, 0.1, np.float32), 16000, subtype="PCM_16")
+    data = bytearray((tmp_path / "s.wav").read_bytes())
+    assert data[36:40] == b"data"
+    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")  # what a writer to a pipe puts there
+    (tmp_path / "s.wav").write_bytes(bytes(data))
+    assert truncation_problem(str(tmp_path / "s.wav")) is None
+    assert truncation_problem(str(tmp_path / "missing.wav")) is None  # the read names a missing file

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from spkid.errors import SpkidError
-from spkid.data.inputs import (MIN_SECONDS, SILENCE_DBFS, Failures, InputError, level_dbfs, load_inputs,
-                          load_recording)
+from spkid.data.audio import level_dbfs
+from spkid.data.inputs import MIN_SECONDS, SILENCE_DBFS, Failures, InputError, load_inputs, load_recording
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:

@@ -10,6 +10,7 @@ lists that came from a download.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import subprocess
@@ -101,12 +102,9 @@ class AudioInfo:
         return self.sample_rate == SAMPLE_RATE and self.channels == 1
 
 
-def wav_header_info(path: str) -> AudioInfo | None:
-    """What libsndfile reports for a plain RIFF WAVE file of integer PCM or float samples, read
-    from its chunk headers alone (a tenth of the time of ``sf.info``, which matters for a
-    million VoxCeleb2 files); None for any other file or anything unusual in one (a
-    WAVE_FORMAT_EXTENSIBLE header, a data chunk running past the end of the file, ...), which
-    libsndfile then reads."""
+def _wav_data_chunk(path: str) -> tuple[bytes, int, int] | None:
+    """The 16 bytes of a RIFF WAVE file's fmt chunk, and the bytes its data chunk promises and
+    the bytes the file holds after the data chunk's header; None for any other file."""
     try:
         with open(path, "rb") as f:
             head = f.read(12)
@@ -116,14 +114,7 @@ def wav_header_info(path: str) -> AudioInfo | None:
             while len(chunk := f.read(8)) == 8:
                 cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
                 if cid == b"data":
-                    if fmt is None:
-                        return None
-                    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt)
-                    if ((tag, bits) not in ((1, 16), (1, 24), (1, 32), (3, 32), (3, 64)) or channels < 1
-                            or block != channels * bits // 8 or size == 0 or size % block
-                            or f.tell() + size > os.fstat(f.fileno()).st_size):
-                        return None
-                    return AudioInfo(size // block, rate, channels)
+                    return None if fmt is None else (fmt, size, os.fstat(f.fileno()).st_size - f.tell())
                 if cid == b"fmt ":
                     if size < 16:
                         return None
@@ -133,6 +124,78 @@ def wav_header_info(path: str) -> AudioInfo | None:
     except OSError:
         return None
     return None
+
+
+def wav_header_info(path: str) -> AudioInfo | None:
+    """What libsndfile reports for a plain RIFF WAVE file of integer PCM or float samples, read
+    from its chunk headers alone (a tenth of the time of ``sf.info``, which matters for a
+    million VoxCeleb2 files); None for any other file or anything unusual in one (a
+    WAVE_FORMAT_EXTENSIBLE header, a data chunk running past the end of the file, ...), which
+    libsndfile then reads."""
+    found = _wav_data_chunk(path)
+    if found is None:
+        return None
+    fmt, size, held = found
+    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt)
+    if ((tag, bits) not in ((1, 16), (1, 24), (1, 32), (3, 32), (3, 64)) or channels < 1
+            or block != channels * bits // 8 or size == 0 or size % block or size > held):
+        return None
+    return AudioInfo(size // block, rate, channels)
+
+
+# ----------------------------------------------------------------------------- what may be embedded
+# One rule for every reader that makes embeddings (stage 4, steps/verify.py, steps/embed.py) and
+# for utils/validate_data_dir.py --check-audio, so that a recording refused by one is refused by all.
+
+MIN_SECONDS = 0.5  # about two syllables: below this a speaker embedding says little
+SILENCE_DBFS = -80.0
+_UNKNOWN_LENGTH = (0, 0xFFFFFFFF)  # what streaming writers put in the data size they cannot know
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS; silence -inf)."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def truncation_problem(path: str) -> str | None:
+    """Why a WAV file is cut short (its header promises more samples than the file holds, which
+    libsndfile reads without a word), or None."""
+    found = _wav_data_chunk(path)
+    if found is None:
+        return None
+    fmt, size, held = found
+    block = max(1, struct.unpack("<HHIIHH", fmt)[4])
+    if size in _UNKNOWN_LENGTH or size <= held:
+        return None
+    return (f"cut short: its header promises {size // block} samples, the file holds {held // block} "
+            f"(an interrupted copy or conversion); copy or convert it again")
+
+
+def wave_problem(wave: np.ndarray, min_seconds: float = MIN_SECONDS, silence_dbfs: float = SILENCE_DBFS) -> str | None:
+    """Why 16-kHz samples cannot be embedded (NaN or infinite samples, shorter than
+    ``min_seconds``, quieter than ``silence_dbfs``, all zeros included), or None."""
+    if wave.size and not np.isfinite(wave).all():
+        return "holds NaN or infinite samples (a corrupt float file); re-export or convert it"
+    seconds = len(wave) / SAMPLE_RATE
+    if seconds < min_seconds:
+        return f"only {seconds:.2f} s of audio; at least {min_seconds:g} s is needed"
+    level = level_dbfs(wave)
+    if level < silence_dbfs:
+        what = "all zeros" if level == -math.inf else f"{level:.1f} dBFS"
+        return f"silent ({what}, below {silence_dbfs:g} dBFS); check the recording or the microphone input"
+    return None
+
+
+def read_checked(entry: str, utt: str = "", allow_pipes: bool = False) -> np.ndarray:
+    """A whole 16-kHz utterance to embed, or an AudioError naming the utterance, the file and what
+    is wrong with it (:func:`truncation_problem`, :func:`wave_problem`)."""
+    problem = None if is_pipe(entry) else truncation_problem(entry)
+    wave = read_audio(entry, utt=utt, allow_pipes=allow_pipes) if problem is None else None
+    problem = problem or wave_problem(wave)
+    if problem:
+        raise AudioError(f"{_whose(utt)}{entry}: {problem}")
+    return wave
 
 
 def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInfo:

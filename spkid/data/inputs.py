@@ -9,12 +9,12 @@ and checks more:
 * more than one channel, mixed down to mono (the mean of the channels, as ``spkid.data.audio`` does)
   with a note, because a stereo call recording may hold two speakers;
 * refused, with an :class:`InputError` naming the file and the fix: a missing file, a file that
-  does not decode (or holds NaN/inf samples), one shorter than :data:`MIN_SECONDS`, and one whose
-  level is below :data:`SILENCE_DBFS` (all-zero files included).
+  does not decode, and what stage 4 refuses too (``spkid.data.audio``'s one rule): a WAV cut
+  short of its header's length, NaN/inf samples, under :data:`MIN_SECONDS`, and a level below
+  :data:`SILENCE_DBFS` (all-zero files included).
 
-:data:`MIN_SECONDS` is 0.5 s: half a second holds about two syllables, below which a speaker
-embedding says little; anything between that and the evaluation crop (4 s) is wrap-padded by the
-extraction code exactly as evaluation pads short test utterances.
+:data:`MIN_SECONDS` is 0.5 s; anything between that and the evaluation crop (4 s) is wrap-padded
+by the extraction code exactly as evaluation pads short test utterances.
 
 Batch runs (:func:`load_inputs`) go on past a bad file and collect the failures in a
 :class:`Failures`, which the step prints at the end.
@@ -23,7 +23,6 @@ Batch runs (:func:`load_inputs`) go on past a bad file and collect the failures 
 from __future__ import annotations
 
 import io
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -33,11 +32,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from spkid.data.audio import SAMPLE_RATE, _run_pipe, is_pipe
+from spkid.data.audio import (MIN_SECONDS, SAMPLE_RATE, SILENCE_DBFS, _run_pipe, is_pipe, truncation_problem,
+                              wave_problem)
 from spkid.errors import SpkidError
-
-MIN_SECONDS = 0.5
-SILENCE_DBFS = -80.0
 
 
 class InputError(SpkidError):
@@ -63,12 +60,6 @@ class Recording:
         return len(self.wave) / SAMPLE_RATE
 
 
-def level_dbfs(wave: np.ndarray) -> float:
-    """RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS; silence -inf)."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
-    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
-
-
 def _decode(entry: str, allow_pipes: bool) -> tuple[np.ndarray, int]:
     """Samples ``(frames, channels)`` as float32 and the sample rate; errors name ``entry``."""
     if is_pipe(entry):
@@ -78,6 +69,9 @@ def _decode(entry: str, allow_pipes: bool) -> tuple[np.ndarray, int]:
             raise InputError(entry, "no such file (check the path)")
         if os.path.isdir(entry):
             raise InputError(entry, "is a directory, not an audio file")
+        problem = truncation_problem(entry)
+        if problem:
+            raise InputError(entry, problem)
         src = entry
     try:
         with sf.SoundFile(src) as f:
@@ -86,8 +80,6 @@ def _decode(entry: str, allow_pipes: bool) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise InputError(entry, f"cannot decode it as audio ({e}); check that it plays, or convert it: "
                                 f"ffmpeg -i IN -ac 1 -ar {SAMPLE_RATE} OUT.wav") from None
-    if x.size and not np.isfinite(x).all():
-        raise InputError(entry, "holds NaN or infinite samples (a corrupt float file); re-export or convert it")
     return x, rate
 
 
@@ -104,14 +96,9 @@ def load_recording(entry: str, min_seconds: float = MIN_SECONDS, silence_dbfs: f
                      f"different speakers, split them first)")
     if rate != SAMPLE_RATE and len(wave):
         wave = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wave)), rate, SAMPLE_RATE).numpy()
-    seconds = len(wave) / SAMPLE_RATE
-    if seconds < min_seconds:
-        raise InputError(entry, f"only {seconds:.2f} s of audio; at least {min_seconds:g} s is needed")
-    level = level_dbfs(wave)
-    if level < silence_dbfs:
-        what = "all zeros" if level == -math.inf else f"{level:.1f} dBFS"
-        raise InputError(entry, f"silent ({what}, below {silence_dbfs:g} dBFS); check the recording "
-                                f"or the microphone input")
+    problem = wave_problem(wave, min_seconds, silence_dbfs)
+    if problem:
+        raise InputError(entry, problem)
     return Recording(wave.astype(np.float32, copy=False), rate, channels, notes)
 
 

@@ -32,7 +32,7 @@ FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
 ONNX_OPSET = 18
 # The shortest waveform an exported graph is traced for; recordings are at least 0.5 s
-# (spkid.data.inputs.MIN_SECONDS) and evaluation crops 2-4 s, far above it.
+# (spkid.data.audio.MIN_SECONDS) and evaluation crops 2-4 s, far above it.
 MIN_EXPORT_SAMPLES = 4000
 
 
