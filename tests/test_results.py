@@ -198,3 +198,14 @@ def test_paper_table_agrees_with_the_confs():
     best = {fam: min((n for n in paper.TABLE2 if n.rstrip("12345678") == fam),
                      key=lambda n: paper.TABLE2[n].results["vox1_O"].eer) for fam in ("Q", "QA", "H", "HA", "EA")}
     assert best == {"Q": "Q8", "QA": "QA8", "H": "H7", "HA": "HA4", "EA": "EA4"}
+
+
+def test_backend_systems_say_their_back_end(tmp_path):
+    """A derived system's row names what differs from its base: averaging, PLDA, QMF's tuned list."""
+    tiny = ModelOptions(trunk="Q_SAP", channels="4,8,8,8", embed_dim=32)
+    write_resolved(tmp_path / "A" / "config.conf", tiny, LossOptions(), TrainOptions(average_last=3),
+                   EvalOptions(score_type="plda", lda_dim=50, qmf=True))
+    write_resolved(tmp_path / "B" / "config.conf", tiny, LossOptions(), TrainOptions(), EvalOptions())
+    note = results.system_row(tmp_path / "A").note
+    assert "last 3 epochs" in note and "PLDA (LDA 50)" in note and "tuned there" in note
+    assert results.system_row(tmp_path / "B").note == ""

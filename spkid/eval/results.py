@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from spkid.eval import metrics, paper
+from spkid.eval import backend, metrics, paper
 from spkid.config import option, read_resolved
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS
@@ -99,9 +99,13 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
     conf = exp_dir / "config.conf"
     if not conf.is_file():
         raise SpkidError(f"{conf} not found: {exp_dir.name} has not been trained (stage 3)")
-    model, loss, train, _ = read_resolved(conf, SYSTEM_OPTIONS)
+    model, loss, train, ev = read_resolved(conf, SYSTEM_OPTIONS)
+    notes = [f"final.pt averages the last {train.average_last} epochs"] if train.average_last else []
+    if ev.score_type != "cosine" or backend.needs_training_set(ev):
+        notes.append(f"back-end {backend.describe(ev)}"
+                     + (f" (its figures on {ev.qmf_trials.split('/')[-1]} are tuned there)" if ev.qmf else ""))
     return Row(exp_dir.name, format_params(trunk_params(model)), LOSS_NAMES.get(loss.loss, loss.loss),
-               "yes" if train.augment else "no", "yes" if model.embed_bn else "no")
+               "yes" if train.augment else "no", "yes" if model.embed_bn else "no", note="; ".join(notes))
 
 
 def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer_method: str,
