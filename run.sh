@@ -26,10 +26,12 @@ master_addr=localhost
 seed=1
 extra_voices=false     # mini corpus: add mbrola voices (Debian contrib/non-free)
 force=false
-known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force"
+backend=none           # full: also each back-end part, applied to $backend_base, as a system <base>_<part>
+backend_base=EA4       # the trained system the back-end parts start from
+known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force backend backend_base"
 help_message="usage: ./run.sh [--stage N] [--stop-stage M] [--corpus mini|voxceleb] [--corpus-dir DIR]
        [--systems \"HA4 EA4\"] [--nj N] [--gpus N] [--nnodes N --node-rank R --master-addr HOST]
-       [--seed S] [--extra-voices true] [--force true] [--config FILE]
+       [--seed S] [--extra-voices true] [--force true] [--backend none|full [--backend-base SYS]] [--config FILE]
   --config FILE: these options, one --option=value per line, # comments (the command line wins)"
 
 . utils/parse_options.sh
@@ -37,6 +39,10 @@ help_message="usage: ./run.sh [--stage N] [--stop-stage M] [--corpus mini|voxcel
 case $corpus in
   mini|voxceleb) ;;
   *) echo "run.sh: --corpus must be mini or voxceleb, not '$corpus'" >&2; exit 1 ;;
+esac
+case $backend in
+  none|full) ;;
+  *) echo "run.sh: --backend must be none or full, not '$backend'" >&2; exit 1 ;;
 esac
 for v in stage stop_stage; do
   [[ "${!v}" =~ ^[1-6]$ ]] || { echo "run.sh: --${v//_/-} must be a stage number, 1 to 6, not '${!v}'" >&2; exit 1; }
@@ -67,6 +73,15 @@ mini_confs() {
   trunk=$(conf_trunk conf/$1.conf) || exit 1
   echo "--config conf/mini.conf --config conf/mini_$trunk.conf"
 }
+# --backend full: checkpoint averaging (avg), mean subtraction (ms), large-margin fine-tuning
+# (lm), QMF calibration (qmf) and PLDA (plda), each a system <base>_<part> of its own
+# (conf/backend/<part>.conf, conf/lm.conf) that stages 4-6 take like any other.
+backend_parts=; backend_systems=
+if [ "$backend" = full ]; then
+  backend_parts="avg ms lm qmf plda"
+  backend_systems=$(for part in $backend_parts; do printf '%s ' "${backend_base}_$part"; done)
+fi
+all_systems=$(echo $systems $backend_systems)
 train_set=data/vox2_dev
 launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
 
@@ -99,10 +114,26 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     run_stage 3 exp/$sys/.done.train \
       steps/train.sh $launch_opts $confs --train-data $train_set --aug-data data exp/$sys
   done
+  [ -z "$backend_parts" ] || require exp/$backend_base/.done.train 3 "train $backend_base"
+  for part in $backend_parts; do
+    sys=${backend_base}_$part
+    $force && set_aside exp/$sys
+    if [ $part = lm ]; then  # stage 3 continued from the base system: conf/lm.conf after its confs
+      confs="--config conf/$backend_base.conf"
+      [ $corpus = mini ] && confs="$confs $(mini_confs $backend_base)"
+      confs="$confs --config conf/lm.conf"
+      [ $corpus = mini ] && confs="$confs --config conf/mini_lm.conf"
+      run_stage 3 exp/$sys/.done.train \
+        steps/train.sh $launch_opts $confs --init-from exp/$backend_base --train-data $train_set --aug-data data exp/$sys
+    else
+      run_stage 3 exp/$sys/.done.train \
+        steps/derive_system.py --config conf/backend/$part.conf exp/$backend_base exp/$sys
+    fi
+  done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  for sys in $systems; do
+  for sys in $all_systems; do
     require exp/$sys/.done.train 3 "train $sys"
     for set in $(eval_sets data); do
       $force && rm -rf exp/$sys/embeddings/$set
@@ -113,7 +144,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  for sys in $systems; do
+  for sys in $all_systems; do
     for set in $(eval_sets data); do
       require exp/$sys/embeddings/$set/.done 4 "extract $sys embeddings of data/$set"
       run_stage 5 exp/$sys/scores/$set/.done \
@@ -123,15 +154,15 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  for sys in $systems; do
+  for sys in $all_systems; do
     for set in $(eval_sets data); do
       require exp/$sys/scores/$set/.done 5 "score $sys on data/$set"
     done
   done
   # exp/RESULTS.md belongs to one set of systems: writing it for another retires the old marker
-  marker="exp/.done.results.${systems// /_}"
+  marker="exp/.done.results.${all_systems// /_}"
   { [ -f "$marker" ] && ! $force; } || rm -f exp/.done.results.*
   run_stage 6 "$marker" \
-    steps/fuse_and_report.sh --config conf/fusion.conf --systems "$systems" --corpus $corpus data exp
+    steps/fuse_and_report.sh --config conf/fusion.conf --systems "$all_systems" --corpus $corpus data exp
   echo "run.sh: results in exp/RESULTS.md"
 fi

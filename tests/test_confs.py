@@ -30,7 +30,7 @@ def load(*names):
 
 
 def test_every_table2_row_has_a_conf():
-    present = {p.stem for p in CONF.glob("*.conf")} - {"mini", "fusion"}
+    present = {p.stem for p in CONF.glob("*.conf")} - {"mini", "fusion", "lm"}
     present = {p for p in present if not p.startswith("mini_")}
     assert present == set(SYSTEMS)
 
@@ -60,3 +60,22 @@ def test_mini_overrides_parse_on_top(name):
     model, _, train, _ = load(f"{name}.conf")
     mini = load(f"{name}.conf", "mini.conf", f"mini_{model.trunk}.conf")
     assert mini[2].epochs < train.epochs and mini[0].channels != ""
+
+
+def test_large_margin_conf_is_wespeakers_recipe():
+    """conf/lm.conf on top of a system: wespeaker's LM values (resnet_lm.yaml, ecapa_tdnn_lm.yaml)."""
+    _, loss, train, _ = load("EA4.conf", "lm.conf")
+    assert (loss.loss, loss.margin) == ("aam_softmax", 0.5)
+    assert (train.train_frames, train.epochs, train.lr) == (600, 5, 1e-4)
+    assert train.lr * train.lr_decay ** (train.epochs - 1) == pytest.approx(2.5e-5, rel=1e-3)
+    mini = load("EA4.conf", "mini.conf", "mini_ECAPA.conf", "lm.conf", "mini_lm.conf")
+    assert (mini[2].train_frames, mini[2].epochs) == (300, 5)
+
+
+@pytest.mark.parametrize("part", ["avg", "ms", "qmf", "plda"])
+def test_backend_confs_change_only_the_back_end(part):
+    base = load("EA4.conf")
+    new = load("EA4.conf", f"backend/{part}.conf")
+    assert new[:2] == base[:2]  # the network and its loss stay
+    changed = [f for a, b in zip(base[2:], new[2:]) for f in vars(a) if getattr(a, f) != getattr(b, f)]
+    assert changed and set(changed) <= {"average_last", "mean_subtract", "qmf", "qmf_trials", "score_type", "lda_dim"}
