@@ -32,6 +32,7 @@ from spkid.errors import SpkidError
 from spkid.eval.extract import load_system
 from spkid.fileio import atomic_write, check_output_file
 from spkid.data.inputs import Failures
+from spkid.eval.backend import describe, needs_training_set
 from spkid.eval.scoring import raw_scores, trial_indices
 from spkid.eval.threshold import DEFAULT_LIST, OPERATING_POINTS, Threshold, load_threshold
 from spkid.device import pick_device
@@ -79,8 +80,9 @@ def decision_threshold(opts: VerifyOptions, exp_dir: str, score_type: str, as_no
         return Threshold(value, "given", "the command line", score_type, False)
     t = load_threshold(exp_dir, opts.point, opts.threshold_list)
     if t.as_norm or as_norm:
-        raise SpkidError(f"{exp_dir} is scored with AS-norm, which needs the training cohort; verification "
-                         f"scores without it, so pass --threshold=VALUE tuned on raw scores")
+        raise SpkidError(f"{exp_dir} is scored with a back-end trained on the training set (AS-norm, mean "
+                         f"subtraction, PLDA or QMF); verification scores without it, so pass --threshold=VALUE "
+                         f"tuned on raw {score_type if score_type != 'plda' else 'cosine'} scores")
     if t.score_type != score_type:
         raise SpkidError(f"the {t.trial_list} threshold of {exp_dir} was saved for {t.score_type} scores but the "
                          f"system now scores with {score_type}; re-run steps/score.sh")
@@ -98,12 +100,15 @@ def main(argv: Sequence[str]) -> int:
         check_output_file(opts.scores_out, "--scores-out")
     pairs = read_pairs(opts.pairs) if opts.pairs else [(positionals[1], positionals[2])]
     system = load_system(exp_dir, pick_device(opts.device))
-    threshold = decision_threshold(opts, exp_dir, system.eval_opts.score_type, system.eval_opts.as_norm)
+    threshold = decision_threshold(opts, exp_dir, system.eval_opts.score_type, needs_training_set(system.eval_opts))
 
     files = sorted({f for pair in pairs for f in pair})
     failures, notes = Failures(), []
     crops = dict(embed_recordings(system, ((f, f) for f in files), failures, notes,
                                   quiet=opts.quiet or not opts.pairs))
+    if needs_training_set(system.eval_opts):
+        notes.append(f"{exp_dir} scores with {describe(system.eval_opts)} in stage 5; these scores are raw "
+                     f"{'euclidean' if system.eval_opts.score_type == 'euclidean' else 'cosine'} ones")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not opts.pairs and failures:
@@ -113,7 +118,9 @@ def main(argv: Sequence[str]) -> int:
     if usable:
         trials = Trials([a for a, _ in usable], [b for _, b in usable], np.ones(len(usable), np.int8))
         emb = normalised_means(crops)
-        scores = raw_scores(emb, *trial_indices(trials, emb), system.eval_opts.score_type)
+        # a back-end's threshold was refused above: scores are the raw cosine (or euclidean) ones
+        score_type = "euclidean" if system.eval_opts.score_type == "euclidean" else "cosine"
+        scores = raw_scores(emb, *trial_indices(trials, emb), score_type)
     same = scores >= threshold.value
     if not opts.pairs:
         print(f"{scores[0]:.4f} {'same' if same[0] else 'different'} ({threshold.describe()})")

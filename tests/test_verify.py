@@ -103,6 +103,11 @@ def test_threshold_problems(setup, tmp_path):
     save_metrics(normed, "voxsrc20_val", "voxsrc20_val", as_norm=True)
     with pytest.raises(SpkidError, match="AS-norm.*--threshold=VALUE"):
         verify([str(normed), f["a"], f["b"]])
+    # PLDA, mean subtraction, QMF: trained on the training set too, refused the same way
+    plda = make_experiment(tmp_path / "plda", eval_opts=EvalOptions(eval_frames=100, score_type="plda"))
+    save_metrics(plda, "voxsrc20_val", "voxsrc20_val")
+    with pytest.raises(SpkidError, match="PLDA or QMF.*--threshold=VALUE tuned on raw cosine"):
+        verify([str(plda), f["a"], f["b"]])
     with pytest.raises(SpkidError, match="--pairs needs --scores-out"):
         verify(["--pairs=x", str(exp)])
     with pytest.raises(SpkidError, match="--threshold takes a number"):
