@@ -354,6 +354,26 @@ def test_resume_gives_the_same_weights(corpus, tmp_path, capsys):
         _run_train(corpus, tmp_path / "resumed", "--epochs=3", "--lr=0.002")
 
 
+def test_average_last_keeps_and_averages_the_last_epochs(corpus, tmp_path, capsys):
+    """--average-last 4 with --keep-checkpoints 2: four checkpoints kept, final.pt their mean."""
+    exp = tmp_path / "avg"
+    _run_train(corpus, exp, "--epochs=5", "--average-last=4", "--keep-checkpoints=2")
+    kept = sorted(p.name for p in (exp / "checkpoints").glob("epoch_*.pt"))
+    assert kept == [f"epoch_{e:04d}.pt" for e in (2, 3, 4, 5)]
+    final = torch.load(exp / "final.pt", weights_only=True)["model"]
+    states = [torch.load(exp / "checkpoints" / k, weights_only=True)["model"] for k in kept]
+    for k, v in final.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, sum(s[k] for s in states) / 4)
+    # a finished run asked for another average rewrites final.pt from the kept checkpoints
+    _run_train(corpus, exp, "--epochs=5", "--average-last=2", "--keep-checkpoints=2")
+    final2 = torch.load(exp / "final.pt", weights_only=True)["model"]
+    k = next(k for k, v in final.items() if v.is_floating_point())
+    torch.testing.assert_close(final2[k], (states[2][k] + states[3][k]) / 2)
+    with pytest.raises(SpkidError, match="--average-last 6 needs at least that many epochs"):
+        _run_train(corpus, tmp_path / "x", "--epochs=5", "--average-last=6")
+
+
 def test_missing_train_data_is_an_error(tmp_path):
     with pytest.raises(SpkidError, match="--train-data"):
         train_command([str(tmp_path / "exp")])

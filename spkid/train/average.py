@@ -46,6 +46,11 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
     return out
 
 
+def kept_checkpoints(keep: int, average_last: int) -> int:
+    """How many checkpoints training keeps: ``keep`` (0 = all), at least the ``average_last``."""
+    return 0 if keep == 0 else max(keep, average_last)
+
+
 def last_checkpoints(exp_dir: str | os.PathLike, n: int) -> list[Path]:
     """The checkpoints of the last ``n`` epochs in ``exp_dir/checkpoints``, oldest first; an
     error naming what is there when there are fewer, or a gap among them."""

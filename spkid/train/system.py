@@ -39,6 +39,8 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
     if train.augment and not run.aug_data:
         raise SpkidError("--augment true needs --aug-data (the data root holding musan_* and rirs), "
                          "or set --augment false")
+    if train.average_last > train.epochs:
+        raise SpkidError(f"--average-last {train.average_last} needs at least that many epochs, not --epochs {train.epochs}")
     exp = Path(exp_dir)
     system = [model, loss, train, evalo]
     previous_handler = raise_on_sigterm()

@@ -38,6 +38,7 @@ from spkid.errors import SpkidError
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import checkpoint_path, gather_rng_states, prune_checkpoints, save_atomic, seed_everything, set_rng_state
+from spkid.train.average import average_checkpoints, kept_checkpoints, last_checkpoints
 from spkid.train.losses import build_loss
 from spkid.train.epoch import EpochRun, EpochStats
 from spkid.train.ranks import Dist, barrier
@@ -194,9 +195,18 @@ class Trainer:
         return gather_rng_states(self.d)
 
     def save_final(self) -> Path:
+        """final.pt: the network of the last epoch, or with --average-last N the mean of the last
+        N epochs' networks (spkid.train.average: BN statistics averaged too)."""
         path = Path(self.job.exp_dir) / "final.pt"
-        model = {k: v.contiguous() for k, v in self.net.model.state_dict().items()}
-        save_atomic({"model": model, "epoch": self.epoch, "num_speakers": self.num_speakers}, path)
+        n = self.job.train.average_last
+        if n > 1:
+            paths = last_checkpoints(self.job.exp_dir, n)
+            model = average_checkpoints(paths)
+            log.info("final.pt = the mean of %d epochs' networks (%s)", n, ", ".join(p.name for p in paths))
+        else:
+            model = {k: v.contiguous() for k, v in self.net.model.state_dict().items()}
+        save_atomic({"model": model, "epoch": self.epoch, "num_speakers": self.num_speakers, "averaged": max(n, 1)},
+                    path)
         return path
 
     # -- training
@@ -288,7 +298,7 @@ class Trainer:
             rng = self.gather_rng()
             if d.is_main:
                 save_atomic(self.state_dict(rng), checkpoint_path(job.exp_dir, epoch))
-                prune_checkpoints(job.exp_dir, job.keep_checkpoints, epoch)
+                prune_checkpoints(job.exp_dir, kept_checkpoints(job.keep_checkpoints, job.train.average_last), epoch)
                 log.info("epoch %d/%d: loss %.4f, accuracy %.2f%%, lr %.3g, %d steps (%d skipped), "
                          "%.0f utt/s, %.1f s, waiting for data %.0f%%", epoch, job.train.epochs, stats.loss,
                          100 * stats.accuracy, lr, stats.steps, stats.skipped,
