@@ -8,8 +8,9 @@ import soundfile as sf
 
 from spkid.data.audio import AudioError, AudioInfo, audio_info, read_audio, wav_header_info
 from spkid.data.augment import pack_audio
-from spkid.data.datadir import (MAX_REPORTED, DataDir, DataDirError, read_table, read_trials, read_utt2dur,
-                           utt2spk_to_spk2utt, validate_data_dir, write_trials)
+from spkid.data.datadir import (DataDir, DataDirError, read_table, read_trials, read_utt2dur, utt2spk_to_spk2utt,
+                                write_trials)
+from spkid.data.validate import MAX_REPORTED, validate_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,9 +56,9 @@ def test_missing_speaker_and_audio_and_trial_utt(tmp_path):
     with open(d / "trials" / "O", "a") as f:
         f.write("id00001/sessA/00001 id09999/x/00001 nontarget\n")
     problems = "\n".join(validate_data_dir(d))
-    assert f"{d}/wav.scp: utterance 'id00002/sessB/00001' is missing from {d}/utt2spk" in problems
+    assert f"{d}/wav.scp: 'id00002/sessB/00001' is missing from {d}/utt2spk" in problems
     assert "audio file" in problems and "00002.wav not found" in problems
-    assert f"{d}/trials/O:3: utterance 'id09999/x/00001' is not in {d}/wav.scp" in problems
+    assert f"{d}/trials/O:3: utterance 'id09999/x/00001' is not in {d}/utt2spk" in problems
 
 
 def test_spk2utt_mismatch_and_duplicates(tmp_path):
@@ -257,3 +258,54 @@ def test_many_bad_files_report_at_most_max_reported(tmp_path):
     problems = validate_data_dir(d)
     assert len(problems) == MAX_REPORTED + 1 and all("44100 Hz" in p for p in problems[:-1])
     assert problems[-1] == f"{d}/wav.scp: ... and 3 more files not 16 kHz mono"
+
+
+def segmented_dir(tmp_path: Path) -> Path:
+    """A MUSAN-like dir as Kaldi has it: recordings in wav.scp, windows everywhere else."""
+    d = tmp_path / "seg"
+    d.mkdir(parents=True)
+    wav = tmp_path / "rec.wav"
+    sf.write(wav, np.zeros(16000 * 7, dtype=np.float32), 16000)
+    (d / "wav.scp").write_text(f"noise/rec {wav}\n")
+    (d / "reco2dur").write_text("noise/rec 7.000\n")
+    (d / "segments").write_text("noise/rec-0000000 noise/rec 0.00 5.00\nnoise/rec-0000300 noise/rec 3.00 7.00\n")
+    (d / "utt2spk").write_text("noise/rec-0000000 noise/rec-0000000\nnoise/rec-0000300 noise/rec-0000300\n")
+    (d / "spk2utt").write_text("noise/rec-0000000 noise/rec-0000000\nnoise/rec-0000300 noise/rec-0000300\n")
+    (d / "utt2dur").write_text("noise/rec-0000000 5.000\nnoise/rec-0000300 4.000\n")
+    return d
+
+
+def test_kaldi_rules_for_a_segmented_dir(tmp_path):
+    d = segmented_dir(tmp_path)
+    assert validate_data_dir(d) == []
+    # keyed by recording while segments is keyed by window: Kaldi's fix_data_dir.sh keeps no utterance
+    (d / "utt2spk").write_text("noise/rec noise/rec\n")
+    (d / "spk2utt").write_text("noise/rec noise/rec\n")
+    problems = "\n".join(validate_data_dir(d))
+    assert f"{d}/utt2spk: 'noise/rec' is missing from {d}/segments" in problems
+    assert f"{d}/segments: 'noise/rec-0000000' is missing from {d}/utt2spk" in problems
+    assert f"{d}/utt2dur: 'noise/rec-0000000' is missing from {d}/utt2spk" in problems
+    d = segmented_dir(tmp_path / "b")
+    (d / "reco2dur").write_text("noise/other 7.000\n")
+    (d / "segments").write_text("noise/rec-0000000 noise/rec 0.00 5.00\nnoise/rec-0000300 noise/rec 7.00 7.00\n")
+    problems = "\n".join(validate_data_dir(d))
+    assert f"{d}/segments:2: expected '<utt> <recording> <start> <end>' with end > start" in problems
+    assert f"{d}/reco2dur: 'noise/other' is missing from {d}/wav.scp" in problems
+
+
+def test_kaldi_rules_order_newline_and_tilde(tmp_path):
+    d = make_dir(tmp_path)
+    # sorted by utterance but not by speaker: Kaldi wants speaker ids as prefixes of utterance ids
+    (d / "utt2spk").write_text("id00001/sessA/00001 zz\nid00001/sessA/00002 aa\nid00002/sessB/00001 aa\n")
+    (d / "spk2utt").write_text("aa id00001/sessA/00002 id00002/sessB/00001\nzz id00001/sessA/00001\n")
+    problems = validate_data_dir(d, check_audio=False)
+    assert any("utt2spk:1: not in order when sorted by speaker" in p for p in problems), problems
+    assert not any("spk2utt" in p for p in problems)  # it is utt2spk's order that is wrong
+    d = make_dir(tmp_path / "b")
+    (d / "utt2dur").write_text((d / "utt2dur").read_text().rstrip("\n"))
+    assert validate_data_dir(d) == [f"{d}/utt2dur: the last line has no newline; Kaldi's tools refuse it "
+                                    f"(fix: echo >> {d}/utt2dur)"]
+    d = make_dir(tmp_path / "c")
+    lines = (d / "wav.scp").read_text().splitlines()
+    (d / "wav.scp").write_text("".join(f"{line.split()[0]} ~/{i}.wav\n" for i, line in enumerate(lines)))
+    assert any("Kaldi refuses '~' in wav.scp" in p for p in validate_data_dir(d, check_audio=False))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fake_voxceleb import FakeServer, ServerState, make_fake_corpus
-from spkid.data.datadir import DataDir, validate_data_dir
+from spkid.data.datadir import DataDir
+from spkid.data.validate import validate_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "Zq9-secret-key"

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Check Kaldi data directories: sorted unique lists, matching utterances, audio present,
-every trial utterance known. Prints each problem with its file and line and the fix.
+"""Check Kaldi data directories by the rules of Kaldi's utils/validate_data_dir.sh --no-feats
+--no-text and what utils/fix_data_dir.sh needs to leave them unchanged (sorted unique lists,
+utt2spk sorted by speaker too, segments keyed like utt2spk and naming wav.scp's recordings,
+utt2dur/reco2dur matching), then audio present and 16 kHz mono, every trial utterance known.
+Prints each problem with its file and line and the fix.
 
     utils/validate_data_dir.py [--no-audio] [--no-trials] DATA_DIR [DATA_DIR ...]
 """
@@ -8,7 +11,7 @@ import argparse
 import sys
 
 from spkid.cli import run_main
-from spkid.data.datadir import validate_data_dir
+from spkid.data.validate import validate_data_dir
 
 
 def main(argv) -> int:

@@ -7,7 +7,7 @@ against which wav root into which data directory under which trial name.
 Durations come from the audio headers (no decoding). The MUSAN and RIR dirs also get their
 packed 16-bit bank (:func:`spkid.data.augment.pack_audio`), which makes a noise clip a slice of one
 file and loading the RIRs one read. Every data directory is written into a
-temporary directory, validated with :func:`spkid.data.datadir.validate_data_dir`, then swapped in,
+temporary directory, validated by Kaldi's rules (:func:`spkid.data.validate.validate_data_dir`), then swapped in,
 so a re-run replaces complete directories and an interrupted one leaves the old ones intact.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 from spkid.data.audio import audio_infos
 from spkid.data.augment import pack_audio
 from spkid.config import option
-from spkid.data.datadir import (Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path,
-                           validate_data_dir, write_table, write_trials)
+from spkid.data.datadir import Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path, write_table, write_trials
+from spkid.data.validate import validate_data_dir
 from spkid.errors import SpkidError
 
 SAMPLE_RATE = 16000
@@ -107,8 +107,12 @@ def durations(wav_scp: dict[str, str], nj: int, desc: str, quiet: bool) -> dict[
 
 
 def write_data_dir(path: Path, wav_scp: dict[str, str], utt2spk: dict[str, str], utt2dur: dict[str, float],
-                   trials: dict[str, Trials] | None = None, segments: dict[str, str] | None = None) -> None:
-    """Write a data dir into a temporary sibling, validate it, then swap it in for ``path``."""
+                   trials: dict[str, Trials] | None = None, segments: dict[str, str] | None = None,
+                   reco2dur: dict[str, float] | None = None) -> None:
+    """Write a data dir into a temporary sibling, validate it, then swap it in for ``path``.
+
+    With ``segments``, wav.scp is keyed by recording and utt2spk/utt2dur by segment, as Kaldi
+    has it; ``reco2dur`` then gives the recordings' durations."""
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -118,6 +122,8 @@ def write_data_dir(path: Path, wav_scp: dict[str, str], utt2spk: dict[str, str],
     write_table(tmp / "utt2dur", {u: f"{d:.3f}" for u, d in utt2dur.items()})
     if segments is not None:
         write_table(tmp / "segments", segments)
+    if reco2dur is not None:
+        write_table(tmp / "reco2dur", {r: f"{d:.3f}" for r, d in reco2dur.items()})
     for name, t in (trials or {}).items():
         write_trials(tmp / "trials" / name, t)
     problems = validate_data_dir(tmp, check_audio=False)
@@ -249,9 +255,17 @@ def prepare(opts: PrepareOptions) -> list[SetSummary]:
         if not scp:
             raise PrepareError(f"{root}: no .wav files; re-run stage 1 ({fix})")
         d = dur(scp, f"musan_{kind}")
-        write_data_dir(data / f"musan_{kind}", scp, {u: u for u in scp}, d, segments=musan_segments(d))
+        segments = musan_segments(d)
+        # Kaldi's way: each window is an utterance (its own speaker), wav.scp holds the recordings
+        windows = {w: float(end) - float(start) for w, (_rec, start, end) in
+                   ((w, s.split()) for w, s in segments.items())}
+        kept = {s.split()[0] for s in segments.values()}
+        if len(kept) < len(scp):
+            notes.append(f"{root}: {len(scp) - len(kept)} clip(s) shorter than 5 ms left out of musan_{kind}")
+            scp, d = {r: scp[r] for r in kept}, {r: d[r] for r in kept}
+        write_data_dir(data / f"musan_{kind}", scp, {w: w for w in windows}, windows, segments=segments, reco2dur=d)
         pack_audio(data / f"musan_{kind}", quiet=opts.quiet)
-        summaries.append(SetSummary(f"musan_{kind}", len(scp), len(scp), {}))
+        summaries.append(SetSummary(f"musan_{kind}", len(windows), len(windows), {}))
     scp = {}
     for room_type in RIR_TYPES:
         root = corpus / "RIRS_NOISES" / "simulated_rirs" / room_type
@@ -277,7 +291,9 @@ def musan_segments(utt2dur: dict[str, float]) -> dict[str, str]:
         starts = [0.0] if dur <= MUSAN_WINDOW else \
             [k * MUSAN_HOP for k in range(int((dur - MUSAN_WINDOW) // MUSAN_HOP) + 1)]
         for st in starts:
-            out[f"{utt}-{int(round(st * 100)):07d}"] = f"{utt} {st:.2f} {min(dur, st + MUSAN_WINDOW):.2f}"
+            end = f"{min(dur, st + MUSAN_WINDOW):.2f}"
+            if float(end) > st:  # a clip under 5 ms rounds to an empty window, which Kaldi refuses
+                out[f"{utt}-{int(round(st * 100)):07d}"] = f"{utt} {st:.2f} {end}"
     return out
 
 

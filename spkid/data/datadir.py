@@ -2,7 +2,8 @@
 
 Plain sorted text files (``LC_ALL=C`` order, which is Python's code-point order) that a person
 can ``head``, ``wc -l`` and ``diff``. Readers name the file and line of any malformed entry;
-:func:`validate_data_dir` checks a whole directory before hours of training depend on it.
+:func:`spkid.data.validate.validate_data_dir` checks a whole directory by Kaldi's rules before
+hours of training depend on it.
 
 Trial lists live in ``<data-dir>/trials/<name>``, one ``<enroll-utt> <test-utt>
 target|nontarget`` per line; VoxCeleb's ``1|0 a.wav b.wav`` lists are read too.
@@ -20,13 +21,11 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from spkid.data.audio import SAMPLE_RATE, audio_info, audio_infos, is_pipe
+from spkid.data.audio import SAMPLE_RATE, audio_info
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
 log = logging.getLogger(__name__)
-
-MAX_REPORTED = 10
 
 
 class DataDirError(SpkidError):
@@ -38,7 +37,7 @@ def _name(path: Path) -> object:
     return "<stdin>" if str(path) == "-" else path
 
 
-def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
+def decoded_lines(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
     """The non-empty lines of ``raw``, decoded and stripped, with their numbers; a byte that is
     not UTF-8 is an error naming ``name``, the line and the fix."""
     for lineno, data in enumerate(raw, 1):
@@ -56,7 +55,7 @@ def _decoded(raw: Iterable[bytes], name: object) -> Iterator[tuple[int, str]]:
 def list_lines(path: Path) -> Iterable[tuple[int, str]]:
     """The non-empty lines of a list, stripped, with their line numbers; '-' reads stdin."""
     if str(path) == "-":
-        yield from _decoded(sys.stdin.buffer, _name(path))
+        yield from decoded_lines(sys.stdin.buffer, _name(path))
         return
     if not path.is_file():
         raise DataDirError(f"{path} not found")
@@ -70,7 +69,7 @@ def list_lines(path: Path) -> Iterable[tuple[int, str]]:
     except UnicodeDecodeError:
         # text files decode ahead of the line being read: find the line in the bytes
         with open(path, "rb") as f:
-            for _ in _decoded(f, path):
+            for _ in decoded_lines(f, path):
                 pass
         raise DataDirError(f"{path}: not UTF-8 text; Kaldi lists must be UTF-8") from None
 
@@ -253,110 +252,3 @@ class DataDir:
         write_table(self.path / "spk2utt", utt2spk_to_spk2utt(self.utt2spk))
         if self.utt2dur is not None:
             write_table(self.path / "utt2dur", {u: f"{d:.3f}" for u, d in self.utt2dur.items()})
-
-
-def _check_sorted_unique(path: Path, problems: list[str]) -> list[str]:
-    keys: list[str] = []
-    prev = None
-    for lineno, line in list_lines(path):
-        key = line.split(maxsplit=1)[0]
-        if prev is not None and key <= prev:
-            what = "duplicate" if key == prev else "not sorted"
-            problems.append(f"{path}:{lineno}: {what} key '{key}' after '{prev}' "
-                            f"(fix: LC_ALL=C sort -u -k1,1 {path} -o {path})")
-            break
-        prev = key
-        keys.append(key)
-    return keys
-
-
-def _report_some(problems: list[str], found: list[str], where: str, what: str) -> None:
-    """Add the first MAX_REPORTED of ``found`` to ``problems``, then one line counting the rest."""
-    problems += found[:MAX_REPORTED]
-    if len(found) > MAX_REPORTED:
-        problems.append(f"{where}: ... and {len(found) - MAX_REPORTED} more {what}")
-
-
-def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str]) -> None:
-    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono."""
-    scp = f"{path}/wav.scp"
-    files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
-    missing = {u for u, e in files.items() if not os.path.isfile(e)}
-    _report_some(problems, [f"{scp}: utterance '{u}': audio file {files[u]} not found" for u in sorted(missing)],
-                 scp, "missing audio files")
-    present = {u: e for u, e in files.items() if u not in missing}
-    infos, errors = audio_infos(present, desc=f"audio headers {path}", quiet=len(present) < 1000)
-    _report_some(problems, [f"{scp}: {e}" for e in errors.values()], scp, "unreadable audio files")
-    wrong = [u for u, i in infos.items() if not i.is_16k_mono]
-    _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
-                            f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
-                            f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
-
-
-def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True) -> list[str]:
-    """Check a data directory; return a list of problems (empty when valid).
-
-    Checks: required files present; each file sorted (C order) with unique keys; wav.scp,
-    utt2spk, spk2utt and utt2dur describe the same utterances, at least one; with
-    ``check_audio``, audio files exist and their headers say 16 kHz mono; every utterance of
-    every trial list under trials/ is in wav.scp. Each kind of problem is reported for at most
-    MAX_REPORTED utterances."""
-    path = Path(path)
-    problems: list[str] = []
-    if not path.is_dir():
-        return [f"{path}: not a directory (run the data preparation stage first)"]
-    for name in ("wav.scp", "utt2spk"):
-        if not (path / name).is_file():
-            problems.append(f"{path}/{name}: missing; every data directory needs wav.scp and utt2spk")
-    if problems:
-        return problems
-    sorted_keys = {}
-    for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur"):
-        if (path / name).is_file():
-            try:
-                sorted_keys[name] = _check_sorted_unique(path / name, problems)
-            except DataDirError as e:
-                problems.append(str(e))
-    if problems:
-        return problems
-    try:
-        d = DataDir.load(path)
-    except DataDirError as e:
-        return [str(e)]
-
-    for name, table in (("wav.scp", d.wav_scp), ("utt2spk", d.utt2spk)):
-        if not table:
-            problems.append(f"{path}/{name}: empty; a data directory needs at least one utterance (re-run the "
-                            f"data preparation stage: ./run.sh --stage 2 --stop-stage 2)")
-    if problems:
-        return problems
-
-    def compare(a: set, b: set, name_a: str, name_b: str) -> None:
-        for utt in sorted(a - b)[:MAX_REPORTED]:
-            problems.append(f"{path}/{name_a}: utterance '{utt}' is missing from {path}/{name_b}")
-
-    compare(set(d.wav_scp), set(d.utt2spk), "wav.scp", "utt2spk")
-    compare(set(d.utt2spk), set(d.wav_scp), "utt2spk", "wav.scp")
-    if (path / "spk2utt").is_file():
-        if d.spk2utt != utt2spk_to_spk2utt(d.utt2spk):
-            problems.append(f"{path}/spk2utt: does not match utt2spk "
-                            f"(fix: utils/utt2spk_to_spk2utt.py {path}/utt2spk > {path}/spk2utt)")
-    if d.utt2dur is not None:
-        compare(set(d.wav_scp), set(d.utt2dur), "wav.scp", "utt2dur")
-    if check_audio:
-        _check_audio(path, d.wav_scp, problems)
-    if check_trials:
-        for name, tpath in d.trial_lists().items():
-            try:
-                trials = read_trials(tpath)
-            except DataDirError as e:
-                problems.append(str(e))
-                continue
-            absent = []
-            for i, (e, t) in enumerate(zip(trials.enroll, trials.test), 1):
-                for utt in (e, t):
-                    if utt not in d.wav_scp:
-                        absent.append((i, utt))
-            _report_some(problems, [f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/wav.scp"
-                                    for lineno, utt in absent], f"{tpath}", "trial utterances not in wav.scp")
-    return problems

@@ -1,0 +1,189 @@
+"""Validation of Kaldi data directories, by the rules of Kaldi's own tools.
+
+A dir that :func:`validate_data_dir` accepts passes Kaldi's ``utils/validate_data_dir.sh
+--no-feats --no-text`` and comes out of ``utils/fix_data_dir.sh`` unchanged (our reading of both
+scripts); on top, the audio headers and the trial lists under ``trials/`` are checked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from spkid.data.audio import SAMPLE_RATE, audio_infos, is_pipe
+from spkid.data.datadir import DataDirError, decoded_lines, read_trials, read_utt2dur, read_wav_scp
+
+MAX_REPORTED = 10
+
+
+def _report_some(problems: list[str], found: list[str], where: str, what: str) -> None:
+    """Add the first MAX_REPORTED of ``found`` to ``problems``, then one line counting the rest."""
+    problems += found[:MAX_REPORTED]
+    if len(found) > MAX_REPORTED:
+        problems.append(f"{where}: ... and {len(found) - MAX_REPORTED} more {what}")
+
+
+def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str]) -> None:
+    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono."""
+    scp = f"{path}/wav.scp"
+    files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
+    missing = {u for u, e in files.items() if not os.path.isfile(e)}
+    _report_some(problems, [f"{scp}: utterance '{u}': audio file {files[u]} not found" for u in sorted(missing)],
+                 scp, "missing audio files")
+    present = {u: e for u, e in files.items() if u not in missing}
+    infos, errors = audio_infos(present, desc=f"audio headers {path}", quiet=len(present) < 1000)
+    _report_some(problems, [f"{scp}: {e}" for e in errors.values()], scp, "unreadable audio files")
+    wrong = [u for u, i in infos.items() if not i.is_16k_mono]
+    _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
+                            f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
+                            f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
+
+
+def _lines(path: Path, problems: list[str]) -> list[str] | None:
+    """The lines of a list as Kaldi's tools see them (bytes order, LC_ALL=C), or None (a problem
+    is added) when the file does not end in a newline or is not UTF-8."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        problems.append(f"{path}: the last line has no newline; Kaldi's tools refuse it (fix: echo >> {path})")
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            list(decoded_lines(data.splitlines(keepends=True), path))
+        except DataDirError as e:
+            problems.append(str(e))
+        return None
+    return [line.decode("utf-8") for line in data.splitlines()]
+
+
+def _keys_sorted(path: Path, lines: list[str], problems: list[str]) -> list[str]:
+    """First fields, which must be unique and in C order (``sort -k1,1 -u`` leaves the file as it is)."""
+    keys = [line.split(maxsplit=1)[0] if line.strip() else "" for line in lines]
+    for i in range(1, len(keys)):
+        if keys[i].encode() <= keys[i - 1].encode():
+            what = "duplicate" if keys[i] == keys[i - 1] else "not sorted"
+            problems.append(f"{path}:{i + 1}: {what} key '{keys[i]}' after '{keys[i - 1]}' "
+                            f"(fix: LC_ALL=C sort -u -k1,1 {path} -o {path})")
+            break
+    return keys
+
+
+def _same_keys(path: Path, a: list[str], b: list[str], name_a: str, name_b: str, problems: list[str]) -> None:
+    """Kaldi compares key lists with ``cmp``: the same keys in the same order."""
+    if a != b:
+        sa, sb = set(a), set(b)
+        found = [f"{path}/{name_a}: '{k}' is missing from {path}/{name_b}" for k in sorted(sa - sb)]
+        found += [f"{path}/{name_b}: '{k}' is missing from {path}/{name_a}" for k in sorted(sb - sa)]
+        _report_some(problems, found or [f"{path}: {name_a} and {name_b} list their keys in different orders"],
+                     f"{path}/{name_a}", f"keys differing from {name_b}")
+
+
+def _check_kaldi_rules(path: Path, problems: list[str]) -> list[str]:
+    """Kaldi's ``utils/validate_data_dir.sh --no-feats --no-text`` and what ``utils/fix_data_dir.sh``
+    needs to leave a dir unchanged (our reading of both scripts). Returns the utterance ids."""
+    files = {n: path / n for n in ("utt2spk", "spk2utt", "wav.scp", "segments", "utt2dur", "reco2dur")}
+    lines = {}
+    for name, f in files.items():
+        if f.is_file():
+            got = _lines(f, problems)
+            if got is not None:
+                lines[name] = got
+    if problems:
+        return []
+    keys = {name: _keys_sorted(files[name], ls, problems) for name, ls in lines.items()}
+    u2s = lines["utt2spk"]
+    bad = [i for i, line in enumerate(u2s, 1) if len(line.split()) != 2]
+    if bad:
+        problems.append(f"{files['utt2spk']}:{bad[0]}: expected '<utt> <spk>', got '{u2s[bad[0] - 1]}'")
+        return []
+    by_spk = sorted(u2s, key=lambda line: (line.split()[1].encode(), line.encode()))
+    if by_spk != u2s:
+        i = next(i for i, (a, b) in enumerate(zip(u2s, by_spk)) if a != b)
+        problems.append(f"{files['utt2spk']}:{i + 1}: not in order when sorted by speaker ('{u2s[i]}'); Kaldi needs "
+                        f"each speaker id to be a prefix of its utterance ids")
+    if "spk2utt" in lines:
+        derived = [f"{u} {s}" for line in lines["spk2utt"] for s, *us in [line.split()] for u in us]
+        if derived != [" ".join(line.split()) for line in by_spk]:
+            problems.append(f"{files['spk2utt']}: does not match utt2spk "
+                            f"(fix: utils/utt2spk_to_spk2utt.py {files['utt2spk']} > {files['spk2utt']})")
+    utts = keys["utt2spk"]
+    wav = lines.get("wav.scp", [])
+    tilde = [line for line in wav if line.split(maxsplit=1)[-1].startswith("~")]
+    if tilde:
+        problems.append(f"{files['wav.scp']}: '{tilde[0]}': Kaldi refuses '~' in wav.scp (write the full path)")
+    recordings = utts
+    if "segments" in lines:
+        for i, line in enumerate(lines["segments"], 1):
+            f = line.split()
+            try:
+                ok = len(f) == 4 and float(f[3]) > float(f[2]) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"{files['segments']}:{i}: expected '<utt> <recording> <start> <end>' with end > "
+                                f"start, got '{line}'")
+                break
+        # fix_data_dir.sh keeps only the utterances of utt2spk that segments lists: the same ids.
+        _same_keys(path, utts, keys["segments"], "utt2spk", "segments", problems)
+        recordings = sorted({f[1] for f in map(str.split, lines["segments"]) if len(f) > 1}, key=str.encode)
+        _same_keys(path, recordings, keys.get("wav.scp", []), "segments (recordings)", "wav.scp", problems)
+    elif "wav.scp" in keys:
+        _same_keys(path, utts, keys["wav.scp"], "utt2spk", "wav.scp", problems)
+    if "utt2dur" in keys:
+        _same_keys(path, utts, keys["utt2dur"], "utt2spk", "utt2dur", problems)
+    if "reco2dur" in keys:
+        _same_keys(path, recordings, keys["reco2dur"], "wav.scp", "reco2dur", problems)
+    return utts
+
+
+def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True) -> list[str]:
+    """Check a data directory; return a list of problems (empty when valid).
+
+    The rules of Kaldi's ``utils/validate_data_dir.sh --no-feats --no-text``, so that a dir that
+    passes here passes there and comes out of ``utils/fix_data_dir.sh`` unchanged: utt2spk,
+    spk2utt and wav.scp present, each file ending in a newline, keys unique and in C order,
+    utt2spk also in order by speaker, spk2utt equal to utt2spk. Without ``segments`` wav.scp is
+    keyed by utterance; with it, wav.scp is keyed by recording: segments has the utterances of
+    utt2spk and the recordings of wav.scp. utt2dur is keyed by utterance, reco2dur by recording.
+    Then, with ``check_audio``, audio files exist and their headers say 16 kHz mono; every
+    utterance of every trial list under trials/ is in utt2spk. Each kind of problem is reported
+    for at most MAX_REPORTED keys."""
+    path = Path(path)
+    if not path.is_dir():
+        return [f"{path}: not a directory (run the data preparation stage first)"]
+    problems = [f"{path}/{name}: missing; every data directory needs wav.scp, utt2spk and spk2utt"
+                + (f" (fix: utils/utt2spk_to_spk2utt.py {path}/utt2spk > {path}/spk2utt)" if name == "spk2utt" else "")
+                for name in ("wav.scp", "utt2spk", "spk2utt") if not (path / name).is_file()]
+    if problems:
+        return problems
+    for name in ("wav.scp", "utt2spk"):
+        if not (path / name).read_bytes().strip():
+            problems.append(f"{path}/{name}: empty; a data directory needs at least one utterance (re-run the "
+                            f"data preparation stage: ./run.sh --stage 2 --stop-stage 2)")
+    if problems:
+        return problems
+    utts = _check_kaldi_rules(path, problems)
+    if not utts:
+        return problems
+    try:
+        read_utt2dur(path / "utt2dur") if (path / "utt2dur").is_file() else None
+        wav_scp = read_wav_scp(path / "wav.scp")
+    except DataDirError as e:
+        return [str(e)]
+    if check_audio:
+        _check_audio(path, wav_scp, problems)
+    if check_trials:
+        known = set(utts)
+        for tpath in sorted(p for p in (path / "trials").glob("*") if p.is_file()):
+            try:
+                trials = read_trials(tpath)
+            except DataDirError as e:
+                problems.append(str(e))
+                continue
+            absent = [(i, utt) for i, pair in enumerate(zip(trials.enroll, trials.test), 1)
+                      for utt in pair if utt not in known]
+            _report_some(problems, [f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/utt2spk"
+                                    for lineno, utt in absent], f"{tpath}", "trial utterances not in utt2spk")
+    return problems
