@@ -161,7 +161,10 @@ def test_byte_order_mark_does_not_change_the_first_key(tmp_path):
     d = make_dir(tmp_path)
     for name in ("wav.scp", "utt2spk"):
         (d / name).write_bytes(b"\xef\xbb\xbf" + (d / name).read_bytes())
-    assert validate_data_dir(d) == []
+    # our readers skip the mark; Kaldi's tools would not, so the validator names it
+    assert validate_data_dir(d) == [f"{d}/{name}: starts with a byte-order mark, which Kaldi's tools take as part of "
+                                    f"the first key (our readers skip it; fix: sed -i '1s/^\\xEF\\xBB\\xBF//' {d}/{name})"
+                                    for name in ("utt2spk", "wav.scp")]
     assert sorted(DataDir.load(d).wav_scp)[0] == "id00001/sessA/00001"
     r = run_util("utt2spk_to_spk2utt.py", "-", stdin=(d / "utt2spk").read_bytes())
     assert r.returncode == 0 and r.stdout.decode() == (d / "spk2utt").read_text()

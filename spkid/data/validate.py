@@ -44,6 +44,10 @@ def _lines(path: Path, problems: list[str]) -> list[str] | None:
     """The lines of a list as Kaldi's tools see them (bytes order, LC_ALL=C), or None (a problem
     is added) when the file does not end in a newline or is not UTF-8."""
     data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        problems.append(f"{path}: starts with a byte-order mark, which Kaldi's tools take as part of the first key "
+                        f"(our readers skip it; fix: sed -i '1s/^\\xEF\\xBB\\xBF//' {path})")
+        return None
     if data and not data.endswith(b"\n"):
         problems.append(f"{path}: the last line has no newline; Kaldi's tools refuse it (fix: echo >> {path})")
         return None
