@@ -173,6 +173,47 @@ def test_nonfinite_loss_is_reported_and_skipped(tmp_path, caplog, device, amp):
     assert torch.isfinite(torch.tensor(stats.loss))
 
 
+def _good_batches(n: int) -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    return [_batch(f"good{i}", 0.1 * torch.randn(4, 3440, generator=g)) for i in range(n)]
+
+
+@pytest.mark.parametrize("option", [dict(lr=float("inf")), dict(weight_decay=float("inf")),
+                                    dict(lr_decay=float("nan"), lr_step=1)])
+def test_diverged_weights_stop_training_without_blaming_utterances(tmp_path, caplog, option):
+    # --lr=inf and the like skipped every later step as a "non-finite loss" of its utterances,
+    # logged loss 0.0000, exited 0 and wrote checkpoints and a final.pt of NaN weights
+    model, train = tiny_options(epochs=3, **option)
+    job = TrainJob(model, LossOptions(loss="ap_softmax"), train, EvalOptions(), tmp_path, log_interval=2, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=CPU)
+    with caplog.at_level(logging.WARNING, logger="spkid.train"), pytest.raises(SpkidError) as e:
+        trainer.fit(ListData(_good_batches(3)))
+    msg = str(e.value)
+    assert "weight tensors are NaN or infinite" in msg and "the optimiser diverged, no utterance is to blame" in msg
+    assert "Lower --lr" in msg and f"--lr={train.lr:g} --weight-decay={train.weight_decay:g}" in msg
+    assert "utterances:" not in caplog.text
+    for path in tmp_path.rglob("*.pt"):  # whatever was saved before the divergence is finite
+        state = torch.load(path, weights_only=True)
+        assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()), path
+    with pytest.raises(SpkidError, match=r"final.pt not written: after epoch \d+: .* NaN or infinite"):
+        trainer.save_final()
+    assert not (tmp_path / "final.pt").exists()
+
+
+def test_an_epoch_of_only_skipped_steps_stops_training(tmp_path):
+    model, train = tiny_options(epochs=2)
+    job = TrainJob(model, LossOptions(loss="ap_softmax"), train, EvalOptions(), tmp_path, log_interval=2, quiet=True)
+    trainer = Trainer(job, num_speakers=2, d=CPU)
+    bad = []
+    for b in _good_batches(3):
+        b["wave"][1, 7] = float("inf")
+        bad.append(b)
+    with pytest.raises(SpkidError, match=r"epoch 1: the loss was NaN or infinite at every one of its 3 steps.*"
+                                         r"validate_data_dir.py --check-audio"):
+        trainer.fit(ListData(bad))
+    assert not list(tmp_path.rglob("*.pt"))
+
+
 class SlowLoader:
     """Batches that each take ``delay`` seconds to arrive."""
 

@@ -14,7 +14,9 @@ The step never waits for the device (paper section 3.4's mixed precision, made f
   kernel, which takes a ``found_inf`` flag (GradScaler sets it under fp16; without a scaler we
   compute it from the gradient norm). The flag comes from the gradients after DDP's all-reduce,
   so every rank skips the same steps. Non-finite losses are flagged per step in a device
-  buffer and reported, with the batch's utterance ids, at the next read;
+  buffer and reported, with the batch's utterance ids, at the next read; non-finite weights
+  (which skipped steps cannot cause: the optimiser diverged) stop training at the read, before
+  any step's loss blames its batch, and an epoch of skipped steps only stops it too;
 - the front-end stays fp32 inside the model; convolutions run channels-last on CUDA;
   ``--compile true`` wraps the step's forward in ``torch.compile`` (``--compile-mode
   reduce-overhead`` replays it as CUDA graphs).
@@ -198,6 +200,7 @@ class Trainer:
         """final.pt: the network of the last epoch, or with --average-last N the mean of the last
         N epochs' networks (spkid.train.average: BN statistics averaged too)."""
         path = Path(self.job.exp_dir) / "final.pt"
+        self._check_weights(f"{path} not written: after epoch {self.epoch}")
         n = self.job.train.average_last
         if n > 1:
             paths = last_checkpoints(self.job.exp_dir, n)
@@ -210,6 +213,22 @@ class Trainer:
         return path
 
     # -- training
+
+    def _check_weights(self, when: str) -> None:
+        """Stop when a weight is NaN or infinite. Skipped steps never change the weights, so
+        non-finite ones come from the optimiser (a learning rate, weight decay or decay factor
+        too large), not from an utterance: say so before any step's loss blames its batch, and
+        before a checkpoint or final.pt holds them."""
+        if torch.isfinite(torch.nn.utils.get_total_norm(self.params, norm_type=float("inf"))).item():
+            return
+        bad = [name for name, p in self.net.named_parameters() if not torch.isfinite(p).all()]
+        t = self.job.train
+        raise SpkidError(
+            f"{when}: {len(bad)} of the model's {len(self.params)} weight tensors are NaN or infinite "
+            f"(e.g. {bad[0]}): the optimiser diverged, no utterance is to blame (learning rate now "
+            f"{self.optimizer.param_groups[0]['lr']:g}; --lr={t.lr:g} --weight-decay={t.weight_decay:g} "
+            f"--lr-decay={t.lr_decay:g}). Lower --lr (or --weight-decay) and train again in a new "
+            f"experiment directory; no checkpoint was written with these weights")
 
     def _repair_buffers(self, epoch: int, step: int) -> None:
         """A non-finite batch also poisons BatchNorm running statistics during its forward pass,
@@ -280,6 +299,7 @@ class Trainer:
 
     def _read(self, run: EpochRun) -> None:
         """The only place the host waits for the device (every ``log_interval`` steps)."""
+        self._check_weights(f"epoch {run.epoch} step {run.steps}")
         run.check_flags()
         self._repair_buffers(run.epoch, run.steps)
         run.report(self.optimizer.param_groups[0]["lr"])
@@ -292,6 +312,12 @@ class Trainer:
         for epoch in range(self.epoch + 1, job.train.epochs + 1):
             data.set_epoch(epoch)
             stats = self.train_epoch(data, epoch)
+            if stats.skipped == stats.steps:
+                raise SpkidError(
+                    f"epoch {epoch}: the loss was NaN or infinite at every one of its {stats.steps} steps, so "
+                    f"the model did not change and no checkpoint was written. If the steps named above share "
+                    f"utterances, check their audio (utils/validate_data_dir.py --check-audio on the training "
+                    f"data); otherwise the loss options (--scale, --margin) or --amp are the cause")
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
             self.epoch = epoch
