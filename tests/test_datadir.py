@@ -312,3 +312,34 @@ def test_kaldi_rules_order_newline_and_tilde(tmp_path):
     lines = (d / "wav.scp").read_text().splitlines()
     (d / "wav.scp").write_text("".join(f"{line.split()[0]} ~/{i}.wav\n" for i, line in enumerate(lines)))
     assert any("Kaldi refuses '~' in wav.scp" in p for p in validate_data_dir(d, check_audio=False))
+
+
+def test_check_audio_decodes_and_refuses_what_stage_4_refuses(tmp_path):
+    d = tmp_path / "data" / "set"
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    waves = {"a/s/good": tone, "b/s/nan": tone.copy(), "c/s/zeros": np.zeros_like(tone), "d/s/cut": tone}
+    waves["b/s/nan"][10] = np.nan
+    wavs = {}
+    for utt, x in waves.items():
+        p = tmp_path / "wav" / f"{utt}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, x, 16000, subtype="FLOAT" if "nan" in utt else "PCM_16")
+        wavs[utt] = str(p)
+    cut = Path(wavs["d/s/cut"])
+    cut.write_bytes(cut.read_bytes()[:44 + 2 * 12000])
+    utt2spk = {u: u.split("/")[0] for u in waves}
+    DataDir(d, wavs, utt2spk, utt2spk_to_spk2utt(utt2spk), None).write()
+    # the headers alone look fine (libsndfile reads a cut-short WAV without a word)
+    assert validate_data_dir(d) == []
+    problems = validate_data_dir(d, check_samples=True)
+    assert problems == [
+        f"{d}/wav.scp: utterance 'b/s/nan': {wavs['b/s/nan']}: holds NaN or infinite samples (a corrupt float file); "
+        f"re-export or convert it",
+        f"{d}/wav.scp: utterance 'c/s/zeros': {wavs['c/s/zeros']}: silent (all zeros, below -80 dBFS); check the "
+        f"recording or the microphone input",
+        f"{d}/wav.scp: utterance 'd/s/cut': {wavs['d/s/cut']}: cut short: its header promises 16000 samples, the file "
+        f"holds 12000 (an interrupted copy or conversion); copy or convert it again"]
+    r = run_util("validate_data_dir.py", "--check-audio", str(d))
+    assert r.returncode == 1 and r.stderr.decode().count("validate_data_dir: ") == 3
+    assert run_util("validate_data_dir.py", str(d)).returncode == 0

@@ -16,7 +16,7 @@ import struct
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import soundfile as sf
@@ -212,13 +212,13 @@ def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInf
         raise _read_error(entry, utt, e) from None
 
 
-def audio_infos(entries: Mapping[str, str], nj: int = 8, desc: str = "", quiet: bool = True
-                ) -> tuple[dict[str, AudioInfo], dict[str, AudioError]]:
-    """The header of each ``utt -> file`` entry, read by ``nj`` threads (no decoding): the infos of
-    those that read and the errors of those that did not, both by utterance in sorted order."""
-    def header(utt: str) -> AudioInfo | AudioError:
+def _each_entry(entries: Mapping[str, str], read: Callable[[str, str], object], nj: int, desc: str, quiet: bool
+                ) -> tuple[dict[str, object], dict[str, AudioError]]:
+    """``read(entry, utt)`` of each ``utt -> entry`` by ``nj`` threads: what it returned and the
+    errors it raised, both by utterance in sorted order."""
+    def one(utt: str) -> object:
         try:
-            return audio_info(entries[utt], utt=utt)
+            return read(entries[utt], utt)
         except AudioError as e:
             return e
 
@@ -227,14 +227,27 @@ def audio_infos(entries: Mapping[str, str], nj: int = 8, desc: str = "", quiet: 
     # futures for VoxCeleb2. Chunks of files keep it to a few hundred.
     size = max(16, min(4096, -(-len(utts) // (4 * max(1, nj)))))  # small sets still use every thread
     chunks = [utts[i:i + size] for i in range(0, len(utts), size)]
-    got: list[AudioInfo | AudioError] = []
+    got: list[object] = []
     with ThreadPoolExecutor(max(1, nj)) as pool, \
             tqdm(total=len(utts), desc=desc, unit="file", disable=quiet, leave=False) as bar:
-        for part in pool.map(lambda chunk: [header(u) for u in chunk], chunks):
+        for part in pool.map(lambda chunk: [one(u) for u in chunk], chunks):
             got += part
             bar.update(len(part))
-    return ({u: g for u, g in zip(utts, got) if isinstance(g, AudioInfo)},
+    return ({u: g for u, g in zip(utts, got) if not isinstance(g, AudioError)},
             {u: g for u, g in zip(utts, got) if isinstance(g, AudioError)})
+
+
+def audio_infos(entries: Mapping[str, str], nj: int = 8, desc: str = "", quiet: bool = True
+                ) -> tuple[dict[str, AudioInfo], dict[str, AudioError]]:
+    """The header of each ``utt -> file`` entry, read by ``nj`` threads (no decoding): the infos of
+    those that read and the errors of those that did not, both by utterance in sorted order."""
+    return _each_entry(entries, lambda entry, utt: audio_info(entry, utt=utt), nj, desc, quiet)  # type: ignore[return-value]
+
+
+def check_entries(entries: Mapping[str, str], nj: int = 8, desc: str = "", quiet: bool = True) -> dict[str, AudioError]:
+    """Decode each ``utt -> file`` entry by ``nj`` threads: the errors of those that
+    :func:`read_checked` refuses, by utterance in sorted order."""
+    return _each_entry(entries, lambda entry, utt: read_checked(entry, utt=utt) is None, nj, desc, quiet)[1]
 
 
 def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",

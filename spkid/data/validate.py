@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from spkid.data.audio import SAMPLE_RATE, audio_infos, is_pipe
+from spkid.data.audio import SAMPLE_RATE, audio_infos, check_entries, is_pipe
 from spkid.data.datadir import DataDirError, decoded_lines, read_trials, read_utt2dur, read_wav_scp
 
 MAX_REPORTED = 10
@@ -24,8 +24,10 @@ def _report_some(problems: list[str], found: list[str], where: str, what: str) -
         problems.append(f"{where}: ... and {len(found) - MAX_REPORTED} more {what}")
 
 
-def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str]) -> None:
-    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono."""
+def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], samples: bool = False) -> None:
+    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono;
+    with ``samples``, each is decoded and refused as stage 4 would refuse it (cut short of its
+    header's length, NaN/inf samples, under 0.5 s, silent: ``spkid.data.audio.read_checked``)."""
     scp = f"{path}/wav.scp"
     files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
     missing = {u for u, e in files.items() if not os.path.isfile(e)}
@@ -38,6 +40,10 @@ def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str]) ->
     _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
                             f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
                             f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
+    if samples:
+        refused = check_entries({u: files[u] for u in infos if infos[u].is_16k_mono}, desc=f"audio {path}",
+                                quiet=len(infos) < 1000)
+        _report_some(problems, [f"{scp}: {e}" for e in refused.values()], scp, "files that cannot be embedded")
 
 
 def _lines(path: Path, problems: list[str]) -> list[str] | None:
@@ -142,7 +148,8 @@ def _check_kaldi_rules(path: Path, problems: list[str]) -> list[str]:
     return utts
 
 
-def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True) -> list[str]:
+def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True,
+                      check_samples: bool = False) -> list[str]:
     """Check a data directory; return a list of problems (empty when valid).
 
     The rules of Kaldi's ``utils/validate_data_dir.sh --no-feats --no-text``, so that a dir that
@@ -151,7 +158,8 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     utt2spk also in order by speaker, spk2utt equal to utt2spk. Without ``segments`` wav.scp is
     keyed by utterance; with it, wav.scp is keyed by recording: segments has the utterances of
     utt2spk and the recordings of wav.scp. utt2dur is keyed by utterance, reco2dur by recording.
-    Then, with ``check_audio``, audio files exist and their headers say 16 kHz mono; every
+    Then, with ``check_audio``, audio files exist and their headers say 16 kHz mono (with
+    ``check_samples`` too, each decodes to samples stage 4 would embed); every
     utterance of every trial list under trials/ is in utt2spk. Each kind of problem is reported
     for at most MAX_REPORTED keys."""
     path = Path(path)
@@ -176,8 +184,8 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
         wav_scp = read_wav_scp(path / "wav.scp")
     except DataDirError as e:
         return [str(e)]
-    if check_audio:
-        _check_audio(path, wav_scp, problems)
+    if check_audio or check_samples:
+        _check_audio(path, wav_scp, problems, check_samples)
     if check_trials:
         known = set(utts)
         for tpath in sorted(p for p in (path / "trials").glob("*") if p.is_file()):
