@@ -62,7 +62,7 @@ corpus_dir=${corpus_dir:-corpus/$corpus}
 if [ -z "$systems" ]; then
   if [ "$corpus" = mini ]; then systems=$mini_systems; else systems=$voxceleb_systems; fi
 fi
-if [ "$stop_stage" -ge 3 ]; then  # every system's conf, before any of them trains
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then  # every conf before any trains; stages 4-6 read exp/<SYS>/config.conf
   for sys in $systems; do
     require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
   done

@@ -172,6 +172,27 @@ def parse_options(
     return [cls(**values[cls]) for cls in types] + [positionals]
 
 
+def given_fields(argv: Sequence[str]) -> set[str]:
+    """Field names of the options that ``argv`` sets, on its command line or in its ``--config``
+    files (call after :func:`parse_options` accepted ``argv``): what the user chose, as opposed to
+    a default."""
+    names: set[str] = set()
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--") and len(arg) > 2:
+            name, value = arg.split("=", 1) if "=" in arg else (arg, args[i + 1])
+            i += 1 if "=" in arg else 2
+            if name == "--config":
+                names |= {opt[2:].replace("-", "_") for opt, _, _ in read_conf_lines(value)}
+            else:
+                names.add(name[2:].replace("-", "_"))
+        else:
+            i += 1
+    return names
+
+
 def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str = "", description: str = "") -> str:
     lines = [f"usage: {prog or 'step'} [--config FILE]... [--option=value]... {' '.join(p.upper() for p in positional)}".rstrip()]
     if description:

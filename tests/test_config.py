@@ -118,3 +118,11 @@ def test_help_lists_every_option(capsys):
         for f in dataclasses.fields(cls):
             assert "--" + f.name.replace("_", "-") + "=" in out
     assert "--lr-step=16  (int >= 1) StepLR period in epochs" in out
+
+
+def test_given_fields_are_the_options_the_user_set(tmp_path):
+    from spkid.config import given_fields
+    conf = tmp_path / "a.conf"
+    conf.write_text("--lr=0.01  # set\n# --epochs=3\n")
+    argv = ["--config", str(conf), "--n-mels", "40", "--embed-bn=false", "exp/X"]
+    assert given_fields(argv) == {"lr", "n_mels", "embed_bn"}

@@ -1,0 +1,169 @@
+"""steps/import_model.py and spkid.models.imports: checkpoints built in the sources' layouts (see
+source_checkpoints.py) import onto our trunks, and the imported network computes the source's
+embeddings (the reference forwards there are written from the sources' equations)."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from source_checkpoints import (vt_checkpoint, vt_eval_crops, vt_forward, vt_head, vt_resnet, ws_ecapa,
+                                ws_forward)
+from spkid.config import read_resolved
+from spkid.errors import SpkidError
+from spkid.eval.extract import load_system
+from spkid.models import trunk_parameters
+from spkid.options import SYSTEM_OPTIONS
+from trained_system import load_step, voice, write_voice
+
+torch.set_num_threads(1)
+
+
+def import_model(tmp_path, state, *options, name="SYS"):
+    ckpt = tmp_path / f"{name}.model"
+    torch.save(state, ckpt)
+    exp = tmp_path / "exp" / name
+    assert load_step("import_model").main([*options, str(ckpt), str(exp)]) == 0
+    return exp
+
+
+RELEASED = {
+    # baseline_lite_ap.model: ResNetSE34L, 40 mels, no pre-emphasis, angleproto, the older bare layout
+    "ResNetSE34L-ap": (lambda: vt_checkpoint(vt_resnet("L", (16, 32, 64, 128), 40), vt_head("angleproto"), "bare"),
+                       dict(trunk="Q_SAP", channels="16,32,64,128", n_mels=40, embed_dim=512, preemphasis=0.0),
+                       "ap", 0, 1_437_078),
+    # baseline_v2_ap.model: ResNetSE34V2, ASP, 64 mels, angleproto, saveParameters' dict
+    "ResNetSE34V2-ap": (lambda: vt_checkpoint(vt_resnet("V2", (32, 64, 128, 256), 64), vt_head("angleproto")),
+                        dict(trunk="H_ASP", channels="32,64,128,256", n_mels=64, embed_dim=512, preemphasis=0.97),
+                        "ap", 0, 8_028_492),
+    # baseline_v2_smproto.model: the same network with the softmax + angleproto head
+    "ResNetSE34V2-smproto": (lambda: vt_checkpoint(vt_resnet("V2", (32, 64, 128, 256), 64), vt_head("softmaxproto"), "bare"),
+                             dict(trunk="H_ASP", n_mels=64, embed_dim=512), "ap_softmax", 5994, 8_028_492),
+    # wespeaker voxceleb_ECAPA512 / ECAPA1024 avg_model.pt: 5994 speakers x 3 speeds
+    "ECAPA_TDNN_GLOB_c512": (lambda: ws_ecapa(512, classes=17982),
+                             dict(trunk="ECAPA", channels="512,1536", n_mels=80, embed_dim=192, frontend="fbank",
+                                  input_scale=32768.0), "aam_softmax", 17982, 6_190_720),
+    "ECAPA_TDNN_GLOB_c1024": (lambda: ws_ecapa(1024, classes=17982),
+                              dict(trunk="ECAPA", channels="1024,1536", context_std="unbiased", pool_std_floor=1e-10),
+                              "aam_softmax", 17982, 14_657_088),
+}
+
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_import_of_each_released_network(tmp_path, name):
+    make, model_fields, loss, speakers, params = RELEASED[name]
+    state = make()
+    exp = import_model(tmp_path, state, name=name)
+    model, lossopts, train, evalo = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
+    for field, value in model_fields.items():
+        assert getattr(model, field) == pytest.approx(value) if isinstance(value, float) else getattr(model, field) == value
+    assert lossopts.loss == loss
+    assert (evalo.num_eval_crops, evalo.score_type) == ((0, "cosine") if "ECAPA" in name else (10, "euclidean"))
+    assert (exp / ".done.train").read_text() == ""  # stage 3's marker, for any corpus
+    system = load_system(exp)
+    assert trunk_parameters(system.model) == params  # the paper's counts (REFERENCE.md)
+    final = torch.load(exp / "final.pt", weights_only=True)
+    assert final["num_speakers"] == speakers
+    flat = state.get("model_state_dict", state)
+    if loss == "ap_softmax":
+        torch.testing.assert_close(final["loss"]["softmax.fc.weight"], flat["__L__.softmax.fc.weight"])
+        assert final["loss"]["ap.w"].item() == 12.5
+    elif loss == "ap":
+        assert (final["loss"]["w"].item(), final["loss"]["b"].item()) == (12.5, -6.25)
+    else:
+        torch.testing.assert_close(final["loss"]["weight"], flat["projection.weight"])
+
+
+def wav_and_samples(tmp_path, name, seconds, seed):
+    path = write_voice(tmp_path / "wav" / f"{name}.wav", seconds=seconds, seed=seed, f0=100 + 20 * seed)
+    samples, _ = sf.read(path, dtype="float32")
+    return path, samples
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("net,widths,n_mels", [("L", (8, 16, 16, 32), 40), ("V2", (8, 16, 16, 32), 64)])
+def test_paper_code_crop_embeddings_equal_the_source(tmp_path, net, widths, n_mels):
+    """steps/embed.py --kind=crops on the imported system gives, crop by crop, what the paper's code
+    computes: its ten 400-frame crops, front-end (int16-scale input; V2 pre-emphasis with reflect
+    padding; L none) and network."""
+    s = vt_resnet(net, widths, n_mels, n_out=64, seed=3)
+    exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")))
+    files = [wav_and_samples(tmp_path, f"u{i}", 4.6 + i, seed=i) for i in range(2)]
+    out = tmp_path / "emb"
+    assert load_step("embed").main(["--kind=crops", "--format=npy", f"--out={out}", "--quiet=true",
+                                    str(exp), str(tmp_path / "wav")]) == 0
+    ours = np.load(out / "embeddings.npy")
+    assert ours.shape == (2, 10, 64)
+    for i, (_, samples) in enumerate(files):
+        with torch.no_grad():
+            ref = vt_forward(net, s, torch.from_numpy(vt_eval_crops(samples))).numpy()
+        assert cosines(ours[i], ref).min() >= 0.99999
+
+
+def test_paper_code_float_input_option(tmp_path):
+    """--input-scale=1: what today's voxceleb_trainer computes (float waveforms), not the released
+    models' int16 scale; on quiet stretches (where log(mel + 1e-6) meets its floor) the two differ."""
+    s = vt_resnet("V2", (8, 16, 16, 32), 64, n_out=32, seed=4)
+    exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")), "--input-scale=1")
+    samples = voice(4.3, seed=1)
+    samples[16000:48000] *= 1e-5
+    system = load_system(exp)
+    crops = torch.from_numpy(vt_eval_crops(samples))
+    with torch.no_grad():
+        ours = system.model(crops).numpy()
+        assert cosines(ours, vt_forward("V2", s, crops, input_scale=1.0).numpy()).min() >= 0.99999
+        assert cosines(ours, vt_forward("V2", s, crops).numpy()).min() < 0.9999  # far outside the 0.99999 of a faithful import
+
+
+def test_wespeaker_whole_utterance_embedding_equals_the_source(tmp_path):
+    """wespeaker's evaluation: one embedding of the whole utterance (Kaldi fbank of the int16-scale
+    waveform, mean norm, ECAPA_TDNN_GLOB with its unbiased context std and 1e-10 floors)."""
+    s = ws_ecapa(64, mfa=192, seed=5)
+    exp = import_model(tmp_path, s)
+    files = [wav_and_samples(tmp_path, f"u{i}", 2.7 + i, seed=i) for i in range(2)]
+    out = tmp_path / "emb"
+    assert load_step("embed").main(["--kind=crops", f"--out={out}", "--quiet=true", str(exp), str(tmp_path / "wav")]) == 0
+    import kaldiio
+    ours = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
+    for i, (_, samples) in enumerate(files):
+        with torch.no_grad():
+            ref = ws_forward(s, torch.from_numpy(samples)).numpy()
+        assert ours[f"u{i}"].shape == (1, 192)
+        assert cosines(ours[f"u{i}"], ref).min() >= 0.99999
+
+
+def test_unknown_network_names_missing_and_unexpected_keys(tmp_path):
+    s = vt_resnet("L", (8, 16, 16, 32), 40)
+    del s["sap_linear.weight"], s["sap_linear.bias"], s["attention"]
+    s["gru.weight_ih_l0"] = torch.zeros(3, 3)
+    with pytest.raises(SpkidError, match=r"not a network we know.*Closest is ResNetSE34L: missing attention, "
+                                         r"sap_linear; unexpected gru.weight_ih_l0.*Networks known: .*ResNetSE34V2.*ECAPA"):
+        import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: ws_ecapa(64, mfa=192) | {"pool.linear1.weight": torch.zeros(128, 192, 1)}, "without global context"),
+    (lambda: vt_checkpoint({**vt_resnet("V2", (8, 16, 16, 32), 64), "fc.weight": torch.zeros(512, 256)}, {}),
+     "encoder is SAP"),
+    (lambda: vt_checkpoint({**vt_resnet("L", (8, 16, 16, 32), 40), "layer2.0.se.fc.0.weight": torch.zeros(3, 16)}, {}),
+     r"shapes differ: trunk.layer2.0.se.fc.0.weight \(3, 16\) \(ours \(2, 16\)\)"),
+    (lambda: {"model_state_dict": {"__S__.fc.weight": "not a tensor"}}, "no state dict of tensors"),
+])
+def test_foreign_checkpoints_are_refused_by_name(tmp_path, make, match):
+    with pytest.raises(SpkidError, match=match):
+        import_model(tmp_path, make())
+
+
+def test_options_set_only_what_the_file_cannot_tell(tmp_path):
+    s = vt_checkpoint(vt_resnet("L", (8, 16, 16, 32), 40, empty_fb=True), vt_head("angleproto"))
+    with pytest.raises(SpkidError, match=r"--channels=16,32,64,128: the checkpoint says 8,16,16,32"):
+        import_model(tmp_path, s, "--channels=16,32,64,128", name="a")
+    # the filterbank buffer is empty (old torchaudio filled it lazily): the mel bins are an option
+    exp = import_model(tmp_path, s, "--n-mels=48", "--num-eval-crops=5", name="b")
+    model, _, _, evalo = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
+    assert (model.n_mels, evalo.num_eval_crops, evalo.score_type) == (48, 5, "euclidean")
+    with pytest.raises(SpkidError, match="already holds a system"):
+        import_model(tmp_path, s, name="b")
