@@ -415,6 +415,65 @@ def test_average_last_keeps_and_averages_the_last_epochs(corpus, tmp_path, capsy
         _run_train(corpus, tmp_path / "x", "--epochs=5", "--average-last=6")
 
 
+def _weights(path: Path, part: str) -> dict:
+    return torch.load(path, weights_only=True)[part]
+
+
+def test_init_from_loads_the_network_and_a_matching_head(corpus, tmp_path):
+    """--init-from: the network always; the head when loss and speaker count match, fresh
+    otherwise, with a log line saying which; resuming wins over it."""
+    base = tmp_path / "base"
+    _run_train(corpus, base, "--epochs=1")
+    # lr 0: an epoch changes only BatchNorm statistics, so the start is visible in final.pt
+    _run_train(corpus, tmp_path / "same", "--epochs=1", "--lr=0", f"--init-from={base}")
+    start, end = _weights(base / "final.pt", "model"), _weights(tmp_path / "same" / "final.pt", "model")
+    for k, v in start.items():
+        if "running_" not in k and "num_batches" not in k:
+            assert torch.equal(v, end[k]), k
+    head, head2 = _weights(base / "final.pt", "loss"), _weights(tmp_path / "same" / "final.pt", "loss")
+    assert all(torch.equal(head[k], head2[k]) for k in head)
+    log_text = (tmp_path / "same" / "log" / "train.log").read_text()
+    assert f"init from {base / 'final.pt'}: network and ap_softmax loss head (6 speakers) loaded" in log_text
+
+    # another speaker count: the head starts fresh, and the log says why
+    other = torch.load(base / "final.pt", weights_only=True)
+    other["loss"]["softmax.fc.weight"] = torch.zeros(5, 16)
+    other["loss"]["softmax.fc.bias"] = torch.zeros(5)
+    other["num_speakers"] = 5
+    torch.save(other, tmp_path / "five.pt")
+    _run_train(corpus, tmp_path / "fresh", "--epochs=1", "--lr=0", f"--init-from={tmp_path / 'five.pt'}")
+    assert "ap_softmax loss head fresh (its head is over 5 speakers, this run's over 6)" in \
+        (tmp_path / "fresh" / "log" / "train.log").read_text()
+    assert not torch.equal(_weights(tmp_path / "fresh" / "final.pt", "loss")["softmax.fc.weight"][:5], torch.zeros(5, 16))
+
+    # resuming wins: the run's own checkpoint, not the (here missing) --init-from file
+    _run_train(corpus, tmp_path / "same", "--epochs=2", "--lr=0", f"--init-from={tmp_path / 'gone.pt'}")
+    assert "(not from --init-from" in (tmp_path / "same" / "log" / "train.log").read_text()
+    with pytest.raises(SpkidError, match=r"--init-from .*final.pt: its network is not the one these options build"):
+        _run_train(corpus, tmp_path / "wide", "--epochs=1", "--channels=4,8,8,16", f"--init-from={base}")
+
+
+def test_one_epoch_from_an_imported_model(corpus, tmp_path):
+    """A voxceleb_trainer ResNetSE34V2 + softmaxproto checkpoint, imported, trains one epoch from
+    its weights with its config.conf (loss head kept: six speakers, as the training data)."""
+    from source_checkpoints import vt_checkpoint, vt_head, vt_resnet
+    from trained_system import load_step
+
+    torch.save(vt_checkpoint(vt_resnet("V2", (8, 8, 16, 16), 16, n_out=16), vt_head("softmaxproto", 16, classes=6)),
+               tmp_path / "v2.model")
+    assert load_step("import_model").main([str(tmp_path / "v2.model"), str(tmp_path / "VT")]) == 0
+    exp = tmp_path / "VT_ft"
+    rc = train_command(["--config", str(tmp_path / "VT" / "config.conf"), *TINY_TRAIN, "--batch-size=8",
+                        "--epochs=1", f"--train-data={corpus}", "--quiet=true", f"--init-from={tmp_path / 'VT'}",
+                        str(exp)])
+    assert rc == 0
+    log_text = (exp / "log" / "train.log").read_text()
+    assert "network and ap_softmax loss head (6 speakers) loaded" in log_text and "epoch 1 of 1" in log_text
+    start, end = _weights(tmp_path / "VT" / "final.pt", "model"), _weights(exp / "final.pt", "model")
+    assert not torch.equal(start["trunk.fc.weight"], end["trunk.fc.weight"])  # it trained
+    assert torch.equal(start["frontend.logmel.mel.mel_scale.fb"], end["frontend.logmel.mel.mel_scale.fb"])
+
+
 def test_missing_train_data_is_an_error(tmp_path):
     with pytest.raises(SpkidError, match="--train-data"):
         train_command([str(tmp_path / "exp")])

@@ -145,6 +145,26 @@ def load_resume_checkpoint(exp_dir: Path, d: Dist) -> dict | None:
     return state
 
 
+def load_init_weights(path: str | os.PathLike) -> dict:
+    """The weights ``--init-from`` names: a ``final.pt`` (trained or imported by
+    steps/import_model.py) or an epoch checkpoint, or a system directory (its ``final.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "final.pt"
+    if not path.is_file():
+        raise SpkidError(f"--init-from {path}: not found; give a system's final.pt (steps/train.py or "
+                         f"steps/import_model.py writes one) or its directory")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or not a checkpoint
+        raise SpkidError(f"--init-from {path}: cannot load it ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise SpkidError(f"--init-from {path}: no 'model' in it; give a spkid final.pt (a voxceleb_trainer or "
+                         f"wespeaker file goes through steps/import_model.py first)")
+    state["path"] = str(path)
+    return state
+
+
 def prune_checkpoints(exp_dir: Path, keep: int, newest: int) -> None:
     """Keep the ``keep`` checkpoints up to epoch ``newest`` (the one just written; 0 keeps all).
     Newer ones are left alone: they are the unreadable ones a resumed run skipped, and counting

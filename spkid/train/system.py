@@ -15,7 +15,7 @@ from spkid.data.datadir import DataDir
 from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError, error_message
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
-from spkid.train.checkpoints import config_differences, load_resume_checkpoint
+from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint
 from spkid.train.ranks import close_distributed, init_distributed, peer_lost, raise_on_sigterm
 from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
 
@@ -29,6 +29,7 @@ class RunOptions:
     keep_checkpoints: int = option(3, "keep the newest N epoch checkpoints (0 = all)", min=0)
     log_utts: bool = option(False, "debug: append the utterance ids each rank trains on to log/utts.rank<R>.txt")
     quiet: bool = option(False, "no progress bar or per-epoch console lines (the log file still has them)")
+    init_from: str = option("", "start from these weights: a final.pt (trained, or imported by steps/import_model.py) or its system dir; the network always, the loss head when its loss and speaker count match this run's (a log line says which); a run with checkpoints resumes from them instead")
 
 
 def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
@@ -67,7 +68,10 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
         state = load_resume_checkpoint(exp, d)
         if state is not None:
             trainer.load_state_dict(state)
-            log.info("resuming after epoch %d from %s", trainer.epoch, state["path"])
+            log.info("resuming after epoch %d from %s%s", trainer.epoch, state["path"],
+                     f" (not from --init-from {run.init_from})" if run.init_from else "")
+        elif run.init_from:
+            trainer.init_weights(load_init_weights(run.init_from))
         first = trainer.epoch + 1
         log.info("training %s: %s, %s loss, %d speakers, %d batches/epoch, %d process(es) on %s",
                  exp, model.trunk, loss.loss, data.num_speakers, data.batches_per_epoch, d.world_size, d.device)

@@ -193,6 +193,30 @@ class Trainer:
                         where, state["world_size"], self.d.world_size)
             seed_everything(self.job.train.seed * 1000 + self.d.rank + 7919 * self.epoch)
 
+    def init_weights(self, state: dict) -> None:
+        """Start from another run's network (``--init-from``): the network always (it must be the
+        one these options build); its loss head when it has one of this run's shapes (same loss,
+        same number of speakers), else the fresh head. A log line says which."""
+        where = state["path"]
+        try:
+            self.net.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            detail = "; ".join(line.strip() for line in str(e).splitlines()[1:4])
+            raise SpkidError(f"--init-from {where}: its network is not the one these options build ({detail}); "
+                             f"train with its options (--config {Path(where).parent / 'config.conf'})") from None
+        head = state.get("loss")
+        mine = self.net.head.state_dict()
+        speakers = state.get("num_speakers", 0)
+        if head is not None and set(head) == set(mine) and all(head[k].shape == mine[k].shape for k in mine):
+            self.net.head.load_state_dict(head)
+            log.info("init from %s: network and %s loss head (%s speakers) loaded", where, self.job.loss.loss,
+                     speakers or "no")
+        else:
+            why = ("it holds no loss head" if head is None else
+                   f"its head is over {speakers} speakers, this run's over {self.num_speakers}"
+                   if set(head) == set(mine) else f"its loss head is another loss's ({', '.join(sorted(head))})")
+            log.info("init from %s: network loaded; %s loss head fresh (%s)", where, self.job.loss.loss, why)
+
     def gather_rng(self) -> list[dict]:
         return gather_rng_states(self.d)
 
@@ -208,8 +232,8 @@ class Trainer:
             log.info("final.pt = the mean of %d epochs' networks (%s)", n, ", ".join(p.name for p in paths))
         else:
             model = {k: v.contiguous() for k, v in self.net.model.state_dict().items()}
-        save_atomic({"model": model, "epoch": self.epoch, "num_speakers": self.num_speakers, "averaged": max(n, 1)},
-                    path)
+        save_atomic({"model": model, "loss": self.net.head.state_dict(), "epoch": self.epoch,
+                     "num_speakers": self.num_speakers, "averaged": max(n, 1)}, path)
         return path
 
     # -- training
