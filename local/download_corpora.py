@@ -22,7 +22,7 @@ from spkid.cli import run_main
 from spkid.config import parse_options, read_conf_lines
 from spkid.corpora.credentials import ENV_KEY, ENV_PASSWORD, ENV_USER, read_credentials
 from spkid.corpora.download import Secrets
-from spkid.corpora.voxceleb import ObtainOptions, Stage1
+from spkid.corpora.voxceleb import ObtainOptions, CorpusObtainer
 from spkid.errors import SpkidError
 
 
@@ -52,7 +52,7 @@ def main(argv: Sequence[str]) -> int:
     cred = read_credentials(opts.vox_credentials_file)
     secrets = Secrets(cred.user, cred.password, cred.key)
     try:
-        Stage1(opts, credentials=cred).run()
+        CorpusObtainer(opts, credentials=cred).run()
     except SpkidError:
         raise
     except Exception:

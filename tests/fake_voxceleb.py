@@ -177,7 +177,8 @@ class FakeCorpus:
 def make_fake_corpus(tmp: Path) -> FakeCorpus:
     """A few speakers in VoxCeleb's shapes: VoxCeleb1 dev in 4 parts, VoxCeleb1 test zip,
     VoxCeleb2 dev (m4a) in 8 parts with one corrupt file, MUSAN tar.gz, RIRS_NOISES zip, the
-    three cleaned VoxCeleb1 lists, a VoxSRC 2020 list with its audio, and an md5 list."""
+    three cleaned VoxCeleb1 lists, the VoxSRC 2020 validation list in its published shape with its
+    voxceleb1_cd.zip, and an md5 list."""
     tmp.mkdir(parents=True, exist_ok=True)
     vox1_dev = {f"id1000{s}/sess{s}{'ab'[k]}/0000{n}": 200 + 40 * s + 7 * k + n for s in (1, 2) for k in (0, 1) for n in (1, 2)}
     vox1_test = {f"id1027{s}/test{s}/0000{n}": 500 + 30 * s + n for s in (0, 1) for n in (1, 2)}
@@ -225,9 +226,13 @@ def make_fake_corpus(tmp: Path) -> FakeCorpus:
               "list_test_hard2.txt": pairs(all_utts)[::2]}
     for name, lines in trials.items():
         files[name] = ("\n".join(lines) + "\n").encode()
-    src20 = ["voxsrc20/clip1.wav", "voxsrc20/clip2.wav"]
-    trials["voxsrc2020_val.txt"] = [f"0 {src20[0]} {src20[1]}", f"1 {src20[0]} {src20[0]}"]
+    # VoxSRC 2020 validation as the challenge publishes it: a VoxCeleb1 file against one of
+    # voxceleb1_cd.zip ('<spk>/<n>.wav', no video level), speakers of VoxCeleb1
+    cd = ["voxceleb1_cd/id10001/000912.wav", "voxceleb1_cd/id10002/000007.wav"]
+    enrol = [f"voxceleb1/{u}.wav" for u in sorted(vox1_dev)[:2]]   # id10001's
+    trials["voxsrc2020_val.txt"] = [f"1 {enrol[0]} {cd[0]}", f"0 {enrol[0]} {cd[1]}", f"0 {enrol[1]} {cd[1]}",
+                                    f"1 {enrol[1]} {cd[0]}"]
     files["voxsrc2020_val.txt"] = ("\n".join(trials["voxsrc2020_val.txt"]) + "\n").encode()
-    files["voxsrc2020_val_audio.zip"] = zip_bytes({f"release/{p}": wav_bytes(700 + i) for i, p in enumerate(src20)})
+    files["voxceleb1_cd.zip"] = zip_bytes({p: wav_bytes(700 + i, seed=i) for i, p in enumerate(cd)})
     files["md5.txt"] = "".join(f"{name} {md5(data)}\n" for name, data in sorted(files.items())).encode()
     return FakeCorpus(files, all_utts, vox2, corrupt, trials)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spkid.corpora.credentials import Credentials, read_credentials
-from spkid.corpora.voxceleb import ObtainOptions, Stage1
+from spkid.corpora.voxceleb import ObtainOptions, CorpusObtainer
 from spkid.errors import SpkidError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_stage1_puts_the_files_key_in_the_url_and_hides_it(tmp_path):
     f = write_creds(tmp_path, f"SPKID_VOX_KEY={SECRET}\n", 0o600)
     opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), vox_url="https://h/v?key={key}&file={file}",
                          vox_credentials_file=str(f))
-    stage = Stage1(opts, log=lambda m: None, credentials=read_credentials(opts.vox_credentials_file, environ={}))
+    stage = CorpusObtainer(opts, log=lambda m: None, credentials=read_credentials(opts.vox_credentials_file, environ={}))
     src = stage.source(opts.vox_url, "vox1_dev_wav_partaa")
     assert src.url == f"https://h/v?key={SECRET}&file=vox1_dev_wav_partaa" and SECRET not in src.display
     assert stage.secrets.redact(src.url) == "https://h/v?key=***&file=vox1_dev_wav_partaa"

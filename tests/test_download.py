@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from fake_voxceleb import FakeServer, ServerState, md5, split, tgz_bytes, zip_bytes
-from spkid.corpora.voxceleb import ObtainOptions, Stage1
-from spkid.corpora.download import (DownloadError, Secrets, Source, concatenate, extract, fetch, fill_template,
-                            read_md5_list, regex_selector)
+from spkid.corpora.voxceleb import CorpusObtainer, ObtainOptions
+from spkid.errors import SpkidError
+from spkid.corpora.archives import concatenate, extract, regex_selector
+from spkid.corpora.download import DownloadError, Secrets, Source, fetch, fill_template, read_md5_list
 
 DATA = bytes(range(256)) * 1000  # 256 kB
 SECRET = "s3cr3t-K3y"
@@ -105,7 +106,7 @@ def opts_for(srv: FakeServer, corpus: Path, **kw) -> ObtainOptions:
 def test_missing_key_is_a_clear_error_before_any_download(tmp_path):
     state = ServerState(files={}, key=SECRET)
     with FakeServer(state) as srv:
-        stage = Stage1(opts_for(srv, tmp_path / "c", components="vox1"), log=lambda m: None)
+        stage = CorpusObtainer(opts_for(srv, tmp_path / "c", components="vox1"), log=lambda m: None)
         with pytest.raises(DownloadError, match=r"no VoxCeleb access key.*SPKID_VOX_KEY.*--skip-download true"):
             stage.run()
     assert state.requests == []
@@ -117,7 +118,7 @@ def test_skip_download_names_what_is_missing(tmp_path):
     opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), skip_download=True, components="vox1,musan,rirs", quiet=True)
     logs = []
     with pytest.raises(Exception, match=r"not under .*: musan, rirs"):
-        Stage1(opts, log=logs.append).run()
+        CorpusObtainer(opts, log=logs.append).run()
     assert any("vox1: found in" in m for m in logs)
 
 
@@ -184,7 +185,7 @@ def test_secrets_and_display_url():
 
 
 def test_published_md5_table_is_well_formed():
-    from spkid.corpora.voxceleb import ARCHIVES, PUBLISHED_MD5, TRIAL_LISTS
+    from spkid.corpora.sources import ARCHIVES, PUBLISHED_MD5, TRIAL_LISTS
     names = {a.name for arcs in ARCHIVES.values() for a in arcs} | {p for arcs in ARCHIVES.values()
                                                                     for a in arcs for p in a.parts}
     assert names | set(TRIAL_LISTS) == set(PUBLISHED_MD5)
@@ -201,15 +202,16 @@ def test_voxsrc_from_local_list_and_audio_directory(tmp_path):
     opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), components="voxsrc19,voxsrc20", voxsrc19_list=str(lst),
                          voxsrc19_audio=str(audio), quiet=True)
     logs = []
-    Stage1(opts, log=logs.append).run()
+    CorpusObtainer(opts, log=logs.append).run()
     assert (tmp_path / "c" / "lists" / "voxsrc2019_test.txt").read_text() == lst.read_text()
     assert (tmp_path / "c" / "voxsrc2019" / "wav" / "a" / "y.wav").is_file()
     assert any(m.startswith("voxsrc20: no source given") for m in logs)
 
     lst.write_text("1 a/x.wav a/missing.wav\n")
     opts.corpus_dir = str(tmp_path / "d")
-    with pytest.raises(Exception, match=r"1 of the 2 files of .*voxsrc2019_test.txt are not under .*a/missing.wav"):
-        Stage1(opts, log=logs.append).run()
+    with pytest.raises(Exception, match=r"1 of the 2 files of .*voxsrc2019_test.txt have no audio under .*\n"
+                                        r"  1 come from the challenge's audio \(e.g. a/missing.wav"):
+        CorpusObtainer(opts, log=logs.append).run()
 
 
 def test_cli_refuses_credentials_in_a_conf_file(tmp_path):
@@ -227,7 +229,7 @@ def test_full_disk_is_named_not_blamed_on_the_archive_or_network(tmp_path, monke
     import errno
     import zipfile
 
-    from spkid.corpora import download
+    from spkid.corpora import archives
 
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -236,6 +238,146 @@ def test_full_disk_is_named_not_blamed_on_the_archive_or_network(tmp_path, monke
     def full(src, target):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(download, "_write_member", full)
-    with pytest.raises(download.DownloadError, match=r"No space left on device; free space .* the archive is kept"):
-        download.extract(archive, tmp_path / "out", lambda name: name)
+    monkeypatch.setattr(archives, "_write_member", full)
+    with pytest.raises(DownloadError, match=r"No space left on device; free space .* the archive is kept"):
+        archives.extract(archive, tmp_path / "out", lambda name: name)
+
+
+def vox1_in_place(corpus: Path, utts: list[str]) -> None:
+    for u in utts:
+        p = corpus / "voxceleb1" / "wav" / f"{u}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"RIFF" + u.encode())
+
+
+OFFICIAL_2020 = ["0 voxceleb1/id10955/fM25hh5Dd-E/00003.wav voxceleb1_cd/id10545/000912.wav",
+                 "1 voxceleb1/id10545/aaaaaaaaaaa/00001.wav voxceleb1_cd/id10545/000912.wav"]
+
+
+@pytest.mark.parametrize("members", ["voxceleb1_cd/{p}", "release/voxceleb1_cd/{p}", "{p}"])
+def test_voxsrc2020_official_list_with_voxceleb1_in_place(tmp_path, members):
+    """The issue's command as a user types it: the published list, voxceleb1_cd.zip, VoxCeleb1 there."""
+    corpus = tmp_path / "C"
+    vox1_in_place(corpus, ["id10955/fM25hh5Dd-E/00003", "id10545/aaaaaaaaaaa/00001"])
+    (tmp_path / "trials.txt").write_text("\n".join(OFFICIAL_2020) + "\n")
+    (tmp_path / "voxceleb1_cd.zip").write_bytes(zip_bytes({members.format(p="id10545/000912.wav"): b"RIFFcd",
+                                                           members.format(p="id10999/000001.wav"): b"RIFFnot"}))
+    root = Path(__file__).resolve().parents[1]
+    cmd = [str(root / "local" / "download_corpora.py"), "--corpus-dir", str(corpus), "--components=voxsrc20",
+           "--voxsrc20-list=trials.txt", "--voxsrc20-audio=voxceleb1_cd.zip", "--quiet", "true"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    audio = corpus / "voxsrc2020_val" / "wav"
+    for line in OFFICIAL_2020:
+        for path in line.split()[1:]:
+            assert (audio / path).is_file(), path
+    assert (audio / "voxceleb1_cd" / "id10545" / "000912.wav").read_bytes() == b"RIFFcd"
+    assert not (audio / "voxceleb1_cd" / "id10999").exists()  # only what the list names
+
+    from spkid.corpora.voxsrc import voxsrc_trials
+    trials, wav_scp, utt2spk = voxsrc_trials(corpus / "lists" / "voxsrc2020_val.txt", audio)
+    assert trials.enroll == ["id10955/fM25hh5Dd-E/00003", "id10545/aaaaaaaaaaa/00001"]
+    assert trials.test == ["id10545/voxceleb1_cd/000912"] * 2 and list(trials.labels) == [0, 1]
+    assert utt2spk == {"id10955/fM25hh5Dd-E/00003": "id10955", "id10545/aaaaaaaaaaa/00001": "id10545",
+                       "id10545/voxceleb1_cd/000912": "id10545"}
+    assert all(Path(w).is_file() for w in wav_scp.values())
+
+
+def test_voxsrc2020_without_voxceleb1_names_what_is_missing_where(tmp_path):
+    lst = tmp_path / "trials.txt"
+    lst.write_text("\n".join(OFFICIAL_2020) + "\n")
+    cd = tmp_path / "voxceleb1_cd" / "id10545"
+    cd.mkdir(parents=True)
+    (cd / "000912.wav").write_bytes(b"RIFF")
+    opts = ObtainOptions(corpus_dir=str(tmp_path / "C"), components="voxsrc20", voxsrc20_list=str(lst),
+                         voxsrc20_audio=str(tmp_path / "voxceleb1_cd"), quiet=True)  # the folder itself
+    with pytest.raises(SpkidError) as e:
+        CorpusObtainer(opts, log=lambda m: None).run()
+    msg = str(e.value)
+    assert "2 of the 3 files of" in msg and "2 are voxceleb1 files (e.g. voxceleb1/id10955/fM25hh5Dd-E/00003.wav)" in msg
+    assert f"read from {tmp_path / 'C' / 'voxceleb1' / 'wav'}" in msg and "--vox1-dir" in msg
+    vox1_in_place(tmp_path / "C", ["id10955/fM25hh5Dd-E/00003", "id10545/aaaaaaaaaaa/00001"])
+    CorpusObtainer(opts, log=lambda m: None).run()  # the same command once VoxCeleb1 is there
+    assert (tmp_path / "C" / "voxsrc2020_val" / "wav" / "voxceleb1_cd" / "id10545" / "000912.wav").is_file()
+
+
+def test_listed_file_shapes():
+    from spkid.corpora.voxsrc import listed_file
+
+    def ids(path):
+        f = listed_file(path)
+        return f.utt, f.spk
+
+    assert ids("voxceleb1/id10955/fM25hh5Dd-E/00003.wav") == ("id10955/fM25hh5Dd-E/00003", "id10955")
+    assert ids("voxceleb1_cd/id10545/000912.wav") == ("id10545/voxceleb1_cd/000912", "id10545")
+    assert ids("id10270/x6uYqmx31kE/00001.wav") == ("id10270/x6uYqmx31kE/00001", "id10270")
+    assert ids("test/00042.wav") == ("test/00042", "test/00042")  # no speaker part: its own
+
+
+LIST_FILES = {name: f"1 id1/a/00001.wav id1/b/00002.wav\n# {name}\n".encode() for name in
+              ("veri_test2.txt", "list_test_all2.txt", "list_test_hard2.txt")}
+
+
+def test_lists_from_the_first_mirror_that_serves_them(tmp_path):
+    files = {f"good/{n}": d for n, d in LIST_FILES.items()}
+    files.update({f"wrong/{n}": b"<html>moved</html>" for n in LIST_FILES})
+    md5s = tmp_path / "md5.txt"
+    md5s.write_text("".join(f"{n} {md5(d)}\n" for n, d in LIST_FILES.items()))
+    state = ServerState(files=files)
+    with FakeServer(state) as srv:
+        templates = f"{srv.url}/gone/{{file}} {srv.url}/wrong/{{file}} {srv.url}/good/{{file}}"
+        opts = opts_for(srv, tmp_path / "c", components="lists", lists_url=templates, md5_list=str(md5s))
+        CorpusObtainer(opts, log=lambda m: None).run()
+        for n, d in LIST_FILES.items():
+            assert (tmp_path / "c" / "lists" / n).read_bytes() == d
+        asked = [name.split("/")[0] for name, _ in state.requests]
+        assert asked == ["gone", "wrong", "good", "good", "good"]  # the mirror that worked is asked first
+    assert (tmp_path / "c" / "lists" / "veri_test2.txt.bad").read_bytes() == b"<html>moved</html>"
+
+
+def test_lists_when_every_mirror_fails_name_each_url_and_the_way_by_hand(tmp_path):
+    with FakeServer(ServerState(files={})) as srv:
+        templates = f"{srv.url}/a/{{file}} {srv.url}/b/{{file}}"
+        opts = opts_for(srv, tmp_path / "c", components="lists", lists_url=templates)
+        with pytest.raises(DownloadError) as e:
+            CorpusObtainer(opts, log=lambda m: None).run()
+    msg = str(e.value)
+    assert msg.startswith("no URL delivered veri_test2.txt; tried, in order:\n")
+    assert f"  {srv.url}/a/veri_test2.txt: " in msg and f"  {srv.url}/b/veri_test2.txt: " in msg
+    assert msg.index(f"{srv.url}/a/") < msg.index(f"{srv.url}/b/") and "HTTP 404" in msg
+    assert (f"Download veri_test2.txt yourself (its md5 is b73110731c9223c1461fe49cb48dddfc) and put it at "
+            f"{tmp_path / 'c' / 'lists' / 'veri_test2.txt'}: stage 1 then uses it as it is") in msg
+
+
+def test_default_lists_mirrors_current_first():
+    from spkid.corpora.sources import LISTS_MIRRORS
+    assert ObtainOptions().lists_url.split() == list(LISTS_MIRRORS)
+    assert LISTS_MIRRORS[0].startswith("https://mm.kaist.ac.kr/datasets/voxceleb/meta/")
+
+
+def test_on_disk_dirs_that_do_not_hold_what_they_should(tmp_path):
+    from spkid.corpora.on_disk import OnDiskError
+    m4a = tmp_path / "vox2" / "dev" / "aac" / "id00001" / "v1"
+    m4a.mkdir(parents=True)
+    (m4a / "00001.m4a").write_bytes(b"x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def run(**kw):
+        opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), components="vox1", skip_download=True, quiet=True, **kw)
+        CorpusObtainer(opts, log=lambda m: None).run()
+
+    with pytest.raises(OnDiskError, match=rf"--vox1-dir {empty}: no speaker folders \(idNNNNN\) in {empty}/wav, "
+                                          rf"{empty}; expected VoxCeleb1 as extracted: <dir>/wav/idNNNNN/"):
+        run(vox1_dir=str(empty))
+    with pytest.raises(OnDiskError, match=rf"--vox1-dir .*: .*id00001 holds no .wav file \(.*00001.m4a is m4a\)"):
+        run(vox1_dir=str(tmp_path / "vox2" / "dev" / "aac"))
+    with pytest.raises(OnDiskError, match=rf"--musan-dir {empty}: expected musan as extracted, with noise, music, "
+                                          rf"speech in it; {empty}/noise, {empty}/music, {empty}/speech not found"):
+        run(musan_dir=str(empty))
+    wav = tmp_path / "v1" / "wav" / "id10001" / "s"
+    wav.mkdir(parents=True)
+    (wav / "00001.wav").write_bytes(b"RIFF")
+    (tmp_path / "c" / "voxceleb1" / "wav" / "id10001").mkdir(parents=True)  # someone's own files: never replaced
+    with pytest.raises(OnDiskError, match=r"voxceleb1/wav/id10001 already exists and is not .*v1/wav/id10001"):
+        run(vox1_dir=str(tmp_path / "v1"))

@@ -16,6 +16,7 @@ from spkid.errors import SpkidError
 from spkid.corpora.mini import channel as ch
 from spkid.corpora.mini.corpus import MARKER, generate
 from spkid.corpora.mini.noise import midi_file
+from spkid.corpora.voxsrc import listed_file
 from spkid.corpora.mini.voices import BABBLE_ACCENTS, SPEAKER_ACCENTS, VoiceError, babble_voices, catalogue, check_engines
 
 
@@ -44,8 +45,11 @@ def test_layout():
         files = list((root / wav).rglob("*.wav"))
         n = {"train": TINY["train_speakers"], "test": TINY["test_speakers"], "val": TINY["val_speakers"]}[role]
         assert len(files) == n * TINY["utts_per_speaker"]
+        # validation speakers in VoxSRC 2020's shapes: enrolment as VoxCeleb1, test sides as voxceleb1_cd
+        shape = (r"(voxceleb1/id\d{5}/[A-Za-z0-9_-]{11}/\d{5}|voxceleb1_cd/id\d{5}/\d{6})\.wav" if role == "val"
+                 else r"id\d{5}/[A-Za-z0-9_-]{11}/\d{5}\.wav")
         for p in files:
-            assert re.fullmatch(r"id\d{5}/[A-Za-z0-9_-]{11}/\d{5}\.wav", str(p.relative_to(root / wav))), p
+            assert re.fullmatch(shape, str(p.relative_to(root / wav))), p
     rirs = sorted((root / "RIRS_NOISES/simulated_rirs").rglob("*.wav"))
     assert len(rirs) == 2 * TINY["rooms"] * TINY["rirs_per_room"]
     for p in rirs:
@@ -91,7 +95,8 @@ def test_speakers_disjoint_and_babble_voices_reserved():
     ids = {role: {s for s, r in spk.items() if r["role"] == role} for role in ("train", "test", "val")}
     dirs = {"train": "voxceleb2/wav", "test": "voxceleb1/wav", "val": "voxsrc2020_val/wav"}
     for role, d in dirs.items():
-        assert {p.name for p in (root / d).iterdir()} == ids[role]
+        folders = [root / d / "voxceleb1", root / d / "voxceleb1_cd"] if role == "val" else [root / d]
+        assert {p.name for f in folders for p in f.iterdir()} == ids[role]
     assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["test"] & ids["val"])
     assert len({(r["engine"], r["voice"], r["alpha"]) for r in spk.values()}) == len(spk)
     speaker_voices = {v for group in catalogue(extra_voices=True).values() for v in group}
@@ -112,12 +117,14 @@ def test_trial_lists_valid(name, root_dir):
         assert (root / root_dir / a).is_file() and (root / root_dir / b).is_file()
         assert a != b and frozenset((a, b)) not in pairs
         pairs.add(frozenset((a, b)))
-        sa, sb = a.split("/")[0], b.split("/")[0]
+        sa, sb = listed_file(a).spk, listed_file(b).spk
         assert (lab == "1") == (sa == sb)
         if lab == "1" and name != "voxsrc2020_val.txt":
             assert a.split("/")[1] != b.split("/")[1], "targets pair different sessions"
         if name == "list_test_hard2.txt" and lab == "0":
             assert (spk[sa]["gender"], spk[sa]["language"]) == (spk[sb]["gender"], spk[sb]["language"])
+    if name == "voxsrc2020_val.txt":  # the published shape: '0 voxceleb1/<spk>/<video>/<n>.wav voxceleb1_cd/<spk>/<n>.wav'
+        assert all(a.startswith("voxceleb1/") and b.startswith("voxceleb1_cd/") for _, a, b in rows)
     if name == "veri_test2.txt":
         o = {u for _, a, b in rows for u in (a, b)}
         e = {u for _, a, b in trials(root, "list_test_all2.txt") for u in (a, b)}

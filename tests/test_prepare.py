@@ -68,8 +68,22 @@ def test_trials_match_the_voxceleb_lists(prepared):
                             ("voxsrc2020_val.txt", "voxsrc20_val/trials/voxsrc20_val")):
         src = [line.split() for line in (corpus / "lists" / listfile).read_text().splitlines()]
         dst = [line.split() for line in (data / kaldi).read_text().splitlines()]
-        assert [(a[:-4], b[:-4], "target" if lab == "1" else "nontarget") for lab, a, b in src] == \
+        ids = voxsrc_ids if listfile.startswith("voxsrc") else (lambda path: path[:-4])
+        assert [(ids(a), ids(b), "target" if lab == "1" else "nontarget") for lab, a, b in src] == \
             [tuple(r) for r in dst]
+    # VoxSRC 2020: speakers are the idNNNNN part of each path, never 'voxceleb1' or 'voxceleb1_cd'
+    val = DataDir.load(data / "voxsrc20_val")
+    src = [line.split() for line in (corpus / "lists/voxsrc2020_val.txt").read_text().splitlines()]
+    paths = {p for _, a, b in src for p in (a, b)}
+    assert val.utt2spk == {voxsrc_ids(p): p.split("/")[1] for p in paths}
+    assert {u: Path(w) for u, w in val.wav_scp.items()} == {voxsrc_ids(p): corpus / "voxsrc2020_val/wav" / p
+                                                            for p in paths}
+
+
+def voxsrc_ids(path: str) -> str:
+    """The utterance ids of VoxSRC 2020's paths, written out: the speaker first, as Kaldi wants."""
+    top, spk, *rest = path[:-4].split("/")
+    return "/".join([spk, *rest]) if top == "voxceleb1" else "/".join([spk, top, *rest])
 
 
 def test_musan_segments(prepared):

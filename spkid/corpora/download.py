@@ -1,6 +1,7 @@
 """Resumable HTTP downloads with md5 checks, concatenation of split archives, and extraction.
 
-The mechanism only; what to fetch and where it goes is :mod:`spkid.corpora.voxceleb`.
+The mechanism only; what to fetch and where it goes is :mod:`spkid.corpora.voxceleb`; archives
+are :mod:`spkid.corpora.archives`.
 
 - A download goes to ``<dest>.part`` and is renamed onto ``<dest>`` only when complete and
   its md5 matches; an interrupted transfer is resumed with an HTTP ``Range`` request (by the
@@ -18,16 +19,13 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
-import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -289,6 +287,22 @@ def fetch(src: Source, dest: str | os.PathLike, md5: str | None, *, secrets: Sec
         raise type(e)(secrets.redact(str(e))) from None
 
 
+def fetch_first(sources: Sequence[Source], dest: str | os.PathLike, md5: str | None, *, secrets: Secrets,
+                by_hand: str, **kw) -> tuple[Path, Source]:
+    """:func:`fetch` from the first of ``sources`` (mirrors of one file, in order of preference) that
+    delivers it with the right md5; returns the file and the source that gave it. When every one
+    fails, the error lists each URL tried with its failure, then ``by_hand``: how to give the file
+    yourself."""
+    failures = []
+    for src in sources:
+        try:
+            return fetch(src, dest, md5, secrets=secrets, **kw), src
+        except DownloadError as e:
+            failures.append(f"  {src.display}: {e}")
+    raise DownloadError(secrets.redact(f"no URL delivered {Path(dest).name}; tried, in order:\n" + "\n".join(failures)
+                                       + f"\n{by_hand}"))
+
+
 def fetch_text(src: Source, *, secrets: Secrets, timeout: float = 60.0) -> str:
     """A small text file (an md5 list) into memory."""
     try:
@@ -299,118 +313,3 @@ def fetch_text(src: Source, *, secrets: Secrets, timeout: float = 60.0) -> str:
         raise DownloadError(secrets.redact(str(err))) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise DownloadError(secrets.redact(f"cannot fetch {src.display}: {getattr(e, 'reason', e)}")) from None
-
-
-# --------------------------------------------------------------------------- archives
-
-
-def free_space_check(directory: Path, need: int, what: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(directory).free
-    if free < need:
-        raise DownloadError(f"{what} needs {need / 1e9:.1f} GB in {directory} but only {free / 1e9:.1f} GB "
-                            f"are free: free some space (or use another --download-dir) and run again")
-
-
-def concatenate(parts: Sequence[Path], dest: Path, md5: str | None, progress: bool = True) -> Path:
-    """``cat parts > dest`` into ``dest.part``, check the md5 of the whole, rename onto ``dest``."""
-    if verify_existing(dest, md5, progress):
-        return dest
-    missing = [p for p in parts if not p.is_file()]
-    if missing:
-        raise DownloadError(f"cannot build {dest.name}: part {missing[0]} is missing; run the download again")
-    free_space_check(dest.parent, sum(p.stat().st_size for p in parts), f"concatenating {dest.name}")
-    tmp = dest.with_name(dest.name + ".part")
-    with open(tmp, "wb") as out, tqdm(total=sum(p.stat().st_size for p in parts), unit="B", unit_scale=True,
-                                      desc=f"cat {dest.name}", disable=not progress, leave=False) as bar:
-        for p in parts:
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(CHUNK), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    names = f"{parts[0].name} .. {parts[-1].name}" if len(parts) > 1 else parts[0].name
-    got = check_md5(tmp, md5, f"concatenated from {names}", progress,
-                    "Each part matched its own md5, so the parts list or the md5 table is at fault: check "
-                    "--md5-list, delete the .bad file and run again (the parts are kept).")
-    os.replace(tmp, dest)
-    mark_verified(dest, got)
-    return dest
-
-
-def _safe_relpath(rel: str, archive: Path, member: str) -> Path:
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise DownloadError(f"{archive}: member '{member}' would be written outside the target directory; "
-                            f"the archive is not the expected one (delete it and download again)")
-    return p
-
-
-def _write_member(src: BinaryIO, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as out:
-        shutil.copyfileobj(src, out, CHUNK)
-    os.replace(tmp, target)
-
-
-def _members(archive: Path) -> Iterator[tuple[str, int, Callable[[], BinaryIO]]]:
-    """(name, size, open) of each regular file of a zip or tar archive, in archive order."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if not info.is_dir():
-                    yield info.filename, info.file_size, lambda info=info: zf.open(info)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive, "r:*") as tf:
-            for member in tf:
-                if member.isfile():
-                    yield member.name, member.size, lambda member=member: tf.extractfile(member)
-    else:
-        raise DownloadError(f"{archive} is neither a zip nor a tar archive: delete it and download it again")
-
-
-def extract(archive: str | os.PathLike, dest_root: str | os.PathLike,
-            select: Callable[[str], str | None], progress: bool = True) -> tuple[int, int]:
-    """Extract the members of a zip or tar archive for which ``select(member_name)`` returns a
-    relative output path, under ``dest_root``. A member already there with the right size is
-    skipped, so an interrupted extraction resumes. Returns (written, skipped)."""
-    archive, dest_root = Path(archive), Path(dest_root)
-    written = skipped = 0
-    try:
-        for name, size, open_member in tqdm(_members(archive), desc=f"extract {archive.name}", unit="file",
-                                            disable=not progress, leave=False):
-            rel = select(name)
-            if rel is None:
-                continue
-            target = dest_root / _safe_relpath(rel, archive, name)
-            if target.is_file() and target.stat().st_size == size:
-                skipped += 1
-                continue
-            try:
-                with open_member() as src:
-                    _write_member(src, target)
-            except OSError as e:
-                if e.filename is None and e.errno is None:
-                    raise  # a read error of the archive itself (handled below)
-                # the archive is fine (its md5 was checked): the disk or permissions are not
-                raise DownloadError(f"cannot write {target} while extracting {archive}: {e.strerror or e}; free "
-                                    f"space / fix permissions under {dest_root} and run again (extraction "
-                                    f"resumes; the archive is kept)") from None
-            written += 1
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
-        raise DownloadError(f"cannot extract {archive}: {e}; delete it (and its .md5 file) and run again "
-                            f"to download it anew") from None
-    if written + skipped == 0:
-        raise DownloadError(f"{archive} holds none of the expected files: is it the right archive?")
-    return written, skipped
-
-
-def regex_selector(pattern: str) -> Callable[[str], str | None]:
-    """A ``select`` for :func:`extract`: the first group of ``pattern`` searched in the member name."""
-    rx = re.compile(pattern)
-
-    def select(name: str) -> str | None:
-        m = rx.search(name)
-        return m.group(1) if m else None
-
-    return select

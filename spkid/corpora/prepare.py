@@ -23,6 +23,7 @@ from spkid.data.augment import pack_audio
 from spkid.config import option
 from spkid.data.datadir import Trials, read_trials, utt2spk_to_spk2utt, utt_id_from_path, write_table, write_trials
 from spkid.data.validate import validate_data_dir
+from spkid.corpora.voxsrc import voxsrc_trials
 from spkid.errors import SpkidError
 
 SAMPLE_RATE = 16000
@@ -37,6 +38,7 @@ class TrialListSpec:
     trial_name: str         # <data>/<data_dir>/trials/<trial_name>
     required: bool
     known_trials: int | None = None   # real VoxCeleb (cleaned lists); None: not checked
+    challenge: bool = False           # a VoxSRC list: paths and ids as spkid.corpora.voxsrc reads them
 
 
 # list file -> wav root -> data dir -> trial name.
@@ -44,8 +46,8 @@ TRIAL_LISTS = (
     TrialListSpec("veri_test2.txt", "voxceleb1/wav", "vox1", "vox1_O", True, 37_611),
     TrialListSpec("list_test_all2.txt", "voxceleb1/wav", "vox1", "vox1_E", False, 579_818),
     TrialListSpec("list_test_hard2.txt", "voxceleb1/wav", "vox1", "vox1_H", False, 550_894),
-    TrialListSpec("voxsrc2019_test.txt", "voxsrc2019/wav", "voxsrc19_test", "voxsrc19_test", False),
-    TrialListSpec("voxsrc2020_val.txt", "voxsrc2020_val/wav", "voxsrc20_val", "voxsrc20_val", False),
+    TrialListSpec("voxsrc2019_test.txt", "voxsrc2019/wav", "voxsrc19_test", "voxsrc19_test", False, challenge=True),
+    TrialListSpec("voxsrc2020_val.txt", "voxsrc2020_val/wav", "voxsrc20_val", "voxsrc20_val", False, challenge=True),
 )
 TRAIN_LIST = "train_list.txt"
 TRAIN_ROOT = "voxceleb2/wav"
@@ -226,17 +228,30 @@ def prepare(opts: PrepareOptions) -> list[SetSummary]:
         if not present:
             continue
         _require_dir(root, f"audio for {', '.join(s.list_file for s in present)}", fix)
-        all_wavs = scan_wavs(root)
         trials = {}
-        for s in present:
-            t = read_trials(lists / s.list_file)
-            _check_trials(t, lists / s.list_file, all_wavs, root)
-            trials[s.trial_name] = t
-        # VoxCeleb1 keeps all its utterances (E and H draw on dev and test); other sets keep the
-        # utterances their lists use.
-        keep = set(all_wavs) if set_name == "vox1" else set().union(*(t.utterances for t in trials.values()))
-        scp = {u: all_wavs[u] for u in keep}
-        u2s = _speaker_utt2spk(scp)
+        if specs[0].challenge:
+            scp, u2s = {}, {}
+            for s in present:
+                t, list_scp, list_u2s = voxsrc_trials(lists / s.list_file, root)
+                absent = sorted(p for p in list_scp.values() if not os.path.isfile(p))
+                if absent:
+                    raise PrepareError(f"{lists / s.list_file}: {len(absent)} listed files have no audio, e.g. "
+                                       f"{absent[0]}; re-run stage 1 with --{s.trial_name.split('_')[0]}-list and --{s.trial_name.split('_')[0]}-audio ({fix})")
+                _check_trials(t, lists / s.list_file, list_scp, root)
+                trials[s.trial_name] = t
+                scp.update(list_scp)
+                u2s.update(list_u2s)
+        else:
+            all_wavs = scan_wavs(root)
+            for s in present:
+                t = read_trials(lists / s.list_file)
+                _check_trials(t, lists / s.list_file, all_wavs, root)
+                trials[s.trial_name] = t
+            # VoxCeleb1 keeps all its utterances (E and H draw on dev and test); other sets keep the
+            # utterances their lists use.
+            keep = set(all_wavs) if set_name == "vox1" else set().union(*(t.utterances for t in trials.values()))
+            scp = {u: all_wavs[u] for u in keep}
+            u2s = _speaker_utt2spk(scp)
         d = dur(scp, set_name)
         write_data_dir(data / set_name, scp, u2s, d, trials)
         summaries.append(SetSummary(set_name, len(scp), len(set(u2s.values())),

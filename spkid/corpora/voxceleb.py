@@ -11,8 +11,10 @@ into the corpus layout that stage 2 reads (see the README's "Running on VoxCeleb
     <corpus-dir>/downloads/         parts and archives (resumable .part files, .md5 sidecars)
     <corpus-dir>/.stage1/           one marker per finished step, so a re-run skips it
 
-A component already in place (a user's own copy of the corpora) is found and not downloaded;
+A component already in place is found and not downloaded. Copies elsewhere on disk are linked
+in first (``--vox1-dir``, ``--vox2-dir``, ``--musan-dir``, ``--rirs-dir``: :mod:`spkid.corpora.on_disk`);
 with ``--skip-download true`` nothing is downloaded and a missing component is an error.
+What is published where (archives, md5 sums, mirrors) is :mod:`spkid.corpora.sources`.
 """
 
 from __future__ import annotations
@@ -25,77 +27,22 @@ from pathlib import Path
 from typing import Callable
 
 from spkid.config import option
+from spkid.corpora import on_disk, voxsrc
+from spkid.corpora.archives import concatenate, extract, regex_selector
 from spkid.corpora.convert import convert_tree, describe_failures, find_files
 from spkid.corpora.credentials import ENV_KEY, ENV_PASSWORD, ENV_USER, Credentials
-from spkid.corpora.download import (DownloadError, Secrets, Source, extract, fetch, fetch_text, fill_template,
-                            is_url, read_md5_list, regex_selector, verify_existing, concatenate)
+from spkid.corpora.download import (DownloadError, Secrets, Source, fetch, fetch_first, fetch_text, fill_template,
+                                    is_url, read_md5_list, verify_existing)
+from spkid.corpora.sources import (ARCHIVES, COMPONENTS, DEFAULT_COMPONENTS, KNOWN_COUNTS, LISTS_MIRRORS,
+                                   PUBLISHED_MD5, TRIAL_LISTS, Archive)
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
-
-# Published md5 sums, one place for all. VoxCeleb's as listed by the dataset owners and copied
-# identically in clovaai/voxceleb_trainer (lists/fileparts.txt, lists/files.txt), PaddleSpeech and
-# wespeaker; the trial lists' as in PaddleSpeech's and other VoxCeleb recipes; MUSAN (OpenSLR 17)
-# and RIRS_NOISES (OpenSLR 28) as on OpenSLR. --md5-list adds to or overrides this table (a mirror
-# that repackages the files publishes its own list).
-PUBLISHED_MD5 = {
-    "vox1_dev_wav_partaa": "e395d020928bc15670b570a21695ed96",
-    "vox1_dev_wav_partab": "bbfaaccefab65d82b21903e81a8a8020",
-    "vox1_dev_wav_partac": "017d579a2a96a077f40042ec33e51512",
-    "vox1_dev_wav_partad": "7bb1e9f70fddc7a678fa998ea8b3ba19",
-    "vox1_dev_wav.zip": "ae63e55b951748cc486645f532ba230b",
-    "vox1_test_wav.zip": "185fdc63c3c739954633d50379a3d102",
-    "vox2_dev_aac_partaa": "da070494c573e5c0564b1d11c3b20577",
-    "vox2_dev_aac_partab": "17fe6dab2b32b48abaf1676429cdd06f",
-    "vox2_dev_aac_partac": "1de58e086c5edf63625af1cb6d831528",
-    "vox2_dev_aac_partad": "5a043eb03e15c5a918ee6a52aad477f9",
-    "vox2_dev_aac_partae": "cea401b624983e2d0b2a87fb5d59aa60",
-    "vox2_dev_aac_partaf": "fc886d9ba90ab88e7880ee98effd6ae9",
-    "vox2_dev_aac_partag": "d160ecc3f6ee3eed54d55349531cb42e",
-    "vox2_dev_aac_partah": "6b84a81b9af72a9d9eecbb3b1f602e65",
-    "vox2_dev_aac.zip": "bbc063c46078a602ca71605645c2a402",
-    "musan.tar.gz": "0c472d4fc0c5141eca47ad1ffeb2a7df",
-    "rirs_noises.zip": "e6f48e257286e05de56413b4779d8ffb",
-    "veri_test2.txt": "b73110731c9223c1461fe49cb48dddfc",
-    "list_test_all2.txt": "a53e059deb562ffcfc092bf5d90d9f3a",
-    "list_test_hard2.txt": "857790e09d579a68eb2e339a090343c8",
-}
-
-# Sizes of the full corpora, printed next to what was found (a short count means a partial copy).
-KNOWN_COUNTS = {"voxceleb1": 153_516, "voxceleb2": 1_092_009, "musan": 2_016}
-
-VOX_WAV = r"(?:^|/)(id\d+/[^/]+/\d+\.wav)$"
-VOX_M4A = r"(?:^|/)(id\d+/[^/]+/\d+\.m4a)$"
-MUSAN_WAV = r"(?:^|/)(musan/(?:noise|music|speech)/.+\.wav)$"
-RIRS_WAV = r"(?:^|/)(RIRS_NOISES/simulated_rirs/(?:smallroom|mediumroom)/.+\.wav)$"
-
-TRIAL_LISTS = ("veri_test2.txt", "list_test_all2.txt", "list_test_hard2.txt")
-COMPONENTS = ("lists", "vox1", "vox2", "musan", "rirs", "voxsrc19", "voxsrc20")
-DEFAULT_COMPONENTS = "lists,vox1,vox2,musan,rirs,voxsrc19,voxsrc20"
-
-
-@dataclass(frozen=True)
-class Archive:
-    name: str               # the archive as extracted (the concatenation when it comes in parts)
-    parts: tuple[str, ...]  # the files downloaded to build it; () = the archive itself
-    origin: str             # which URL option it comes from: vox | musan | rirs
-    dest: str               # extraction root, relative to the corpus dir
-    select: str             # regex on member names; group 1 = path under dest
-
-
-ARCHIVES = {
-    "vox1": (Archive("vox1_dev_wav.zip", tuple(f"vox1_dev_wav_parta{c}" for c in "abcd"), "vox",
-                     "voxceleb1/wav", VOX_WAV),
-             Archive("vox1_test_wav.zip", (), "vox", "voxceleb1/wav", VOX_WAV)),
-    "vox2": (Archive("vox2_dev_aac.zip", tuple(f"vox2_dev_aac_parta{c}" for c in "abcdefgh"), "vox",
-                     "voxceleb2/aac", VOX_M4A),),
-    "musan": (Archive("musan.tar.gz", (), "musan", ".", MUSAN_WAV),),
-    "rirs": (Archive("rirs_noises.zip", (), "rirs", ".", RIRS_WAV),),
-}
 
 VOXSRC = {  # component -> (list name in lists/, audio root under the corpus dir)
     "voxsrc19": ("voxsrc2019_test.txt", "voxsrc2019/wav"),
     "voxsrc20": ("voxsrc2020_val.txt", "voxsrc2020_val/wav"),
 }
+
 
 @dataclass
 class ObtainOptions:
@@ -103,23 +50,26 @@ class ObtainOptions:
     download_dir: str = option("", "parts and archives (default <corpus-dir>/downloads)")
     nj: int = option(4, "parallel ffmpeg processes for m4a->wav", min=1)
     components: str = option(DEFAULT_COMPONENTS, "comma-separated subset of " + ",".join(COMPONENTS) + " (voxsrc ones only when their sources are given)")
-    skip_download: bool = option(False, "never download: use the corpora already under --corpus-dir (a missing one is an error)")
+    skip_download: bool = option(False, "never download: use the corpora already under --corpus-dir or given by the --*-dir options (a missing one is an error)")
+    vox1_dir: str = option("", "VoxCeleb1 already on disk, linked in: vox1_dev_wav and vox1_test_wav as extracted (<dir>/wav/<spk>/...), space-separated, or one merged wav folder")
+    vox2_dir: str = option("", "VoxCeleb2 dev already on disk, linked in: dev/aac/<spk>/<video>/<n>.m4a as extracted (converted here; wav files beside them are used as they are) or a wav tree")
+    musan_dir: str = option("", "MUSAN already on disk (the musan folder with noise/, music/, speech/), linked in")
+    rirs_dir: str = option("", "RIRS_NOISES already on disk (with simulated_rirs/), linked in")
     vox_url: str = option("https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", f"VoxCeleb URL template: {{file}} = the part or archive name, {{key}} = the access key (${ENV_KEY})")
     vox_credentials_file: str = option("", f"file of {ENV_KEY}=... (or {ENV_USER}=... and {ENV_PASSWORD}=...) lines, readable by you alone (chmod 600), for what the environment does not set")
-    lists_url: str = option("https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/{file}", "URL template of the VoxCeleb1 trial lists")
+    lists_url: str = option(" ".join(LISTS_MIRRORS), "URL templates of the VoxCeleb1 trial lists, space-separated, tried in order ({file} = the list's name)")
     musan_url: str = option("https://www.openslr.org/resources/17/{file}", "MUSAN URL template")
     rirs_url: str = option("https://www.openslr.org/resources/28/{file}", "RIRS_NOISES URL template")
     md5_list: str = option("", "file or URL of '<file> <md5>' lines that add to or override the built-in md5 table")
     voxsrc19_list: str = option("", "VoxSRC 2019 test trial list (URL or file)")
     voxsrc19_audio: str = option("", "its audio: zip/tar (URL or file) or a directory")
-    voxsrc20_list: str = option("", "VoxSRC 2020 validation trial list (URL or file)")
-    voxsrc20_audio: str = option("", "its audio: zip/tar (URL or file) or a directory")
-    vox2_m4a_dir: str = option("", "VoxCeleb2 m4a tree <spk>/<sess>/<n>.m4a to convert (default <corpus-dir>/voxceleb2/aac)")
+    voxsrc20_list: str = option("", "VoxSRC 2020 validation trial list as published ('0 voxceleb1/<spk>/<video>/<n>.wav voxceleb1_cd/<spk>/<n>.wav'; URL or file)")
+    voxsrc20_audio: str = option("", "its own audio, voxceleb1_cd.zip (URL or file) or that folder; the voxceleb1/ files come from VoxCeleb1")
     retries: int = option(5, "retries (resuming) per file after a failed transfer")
     timeout: float = option(60.0, "seconds without data before a transfer is retried")
     keep_parts: bool = option(False, "keep the parts once their concatenation is verified")
     keep_archives: bool = option(True, "keep archives after extraction (to re-extract offline)")
-    keep_m4a: bool = option(True, "keep the m4a files extracted here after conversion (a --vox2-m4a-dir is never removed)")
+    keep_m4a: bool = option(True, "keep the m4a files extracted here after conversion (a --vox2-dir is never touched)")
     max_convert_failures: int = option(0, "m4a files allowed to fail conversion (named at the end either way) before stage 1 fails")
     quiet: bool = option(False, "no progress bars")
 
@@ -136,7 +86,7 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-class Stage1:
+class CorpusObtainer:
     """One run of stage 1 over the chosen components."""
 
     def __init__(self, opts: ObtainOptions, log: Callable[[str], None] = print,
@@ -151,18 +101,20 @@ class Stage1:
         self.cred = credentials
         self.secrets = Secrets(credentials.user, credentials.password, credentials.key)
         self.progress = not opts.quiet
-        self.m4a_dir = Path(opts.vox2_m4a_dir) if opts.vox2_m4a_dir else self.corpus / "voxceleb2" / "aac"
+        self.m4a_dir = self.corpus / "voxceleb2" / "aac"
         self.components = [c.strip() for c in opts.components.split(",") if c.strip()]
         for c in self.components:
             if c not in COMPONENTS:
                 raise SpkidError(f"--components: unknown component '{c}'; choose from {','.join(COMPONENTS)}")
+        self.lists_templates = opts.lists_url.split()
+        if not self.lists_templates:
+            raise SpkidError("--lists-url is empty: give at least one URL template with {file}")
         self._md5: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ sources
 
     def _template(self, origin: str) -> str:
-        return {"vox": self.o.vox_url, "lists": self.o.lists_url, "musan": self.o.musan_url,
-                "rirs": self.o.rirs_url}[origin]
+        return {"vox": self.o.vox_url, "musan": self.o.musan_url, "rirs": self.o.rirs_url}[origin]
 
     def source(self, url_or_template: str, file: str) -> Source:
         if "{key}" in url_or_template and not self.cred.key:
@@ -200,10 +152,25 @@ class Stage1:
             self._md5 = table
         return self._md5
 
+    def _fetch_args(self, binary: bool) -> dict:
+        return dict(secrets=self.secrets, retries=self.o.retries, timeout=self.o.timeout, expect_binary=binary,
+                    progress=self.progress, auth_hint=self.auth_hint, log=self.log)
+
     def fetch(self, src: Source, dest: Path, binary: bool = True) -> Path:
-        return fetch(src, dest, self.md5.get(dest.name), secrets=self.secrets, retries=self.o.retries,
-                     timeout=self.o.timeout, expect_binary=binary, progress=self.progress,
-                     auth_hint=self.auth_hint, log=self.log)
+        return fetch(src, dest, self.md5.get(dest.name), **self._fetch_args(binary))
+
+    def fetch_list(self, name: str) -> Path:
+        """A VoxCeleb1 trial list from the first of the --lists-url mirrors that serves it (the one
+        that served the last list is asked first)."""
+        dest = self.corpus / "lists" / name
+        by_hand = (f"Download {name} yourself (its md5 is {self.md5.get(name, 'not published')}) and put it at {dest}: "
+                   f"stage 1 then uses it as it is; or give a working mirror with --lists-url '<template with {{file}}>'")
+        _, src = fetch_first([self.source(t, name) for t in self.lists_templates], dest, self.md5.get(name),
+                             by_hand=by_hand, **self._fetch_args(False))
+        good = next(t for t in self.lists_templates if self.source(t, name).display == src.display)
+        self.lists_templates.remove(good)
+        self.lists_templates.insert(0, good)
+        return dest
 
     # ------------------------------------------------------------------ markers
 
@@ -238,9 +205,33 @@ class Stage1:
             return bool(given) or self.present(comp)
         return True
 
+    def needs_network(self, comp: str) -> bool:
+        """False for a VoxSRC component whose list and audio are given as local files or folders."""
+        if comp in VOXSRC:
+            return any(is_url(getattr(self.o, f"{comp}_{part}")) for part in ("list", "audio"))
+        return True
+
     # ------------------------------------------------------------------ run
 
+    def link_on_disk(self) -> None:
+        """Link the copies given by --vox1-dir, --vox2-dir, --musan-dir, --rirs-dir into the corpus dir."""
+        c = self.corpus
+        if self.o.vox1_dir:
+            n = on_disk.link_vox1([Path(d) for d in self.o.vox1_dir.split()], c)
+            self.log(f"vox1: {n} speakers linked from {self.o.vox1_dir} into {c / 'voxceleb1' / 'wav'}")
+        if self.o.vox2_dir:
+            plan = on_disk.link_vox2(Path(self.o.vox2_dir), c)
+            self.log(f"vox2: {plan.linked} speakers' wav files linked from {self.o.vox2_dir} into {c / 'voxceleb2' / 'wav'}"
+                     + (f", {plan.to_convert} speakers' m4a files to convert" if plan.to_convert else ""))
+        if self.o.musan_dir:
+            on_disk.link_musan(Path(self.o.musan_dir), c)
+            self.log(f"musan: linked {c / 'musan'} -> {self.o.musan_dir}")
+        if self.o.rirs_dir:
+            on_disk.link_rirs(Path(self.o.rirs_dir), c)
+            self.log(f"rirs: linked {c / 'RIRS_NOISES'} -> {self.o.rirs_dir}")
+
     def run(self) -> None:
+        self.link_on_disk()
         missing = []
         for comp in self.components:
             if not self.wanted(comp):
@@ -252,7 +243,7 @@ class Stage1:
                 continue
             if self.present(comp) and not busy.is_file():
                 self.log(f"{comp}: found in {self.corpus}, not downloading")
-            elif self.o.skip_download:
+            elif self.o.skip_download and self.needs_network(comp):
                 missing.append(comp)
                 continue
             else:
@@ -263,15 +254,16 @@ class Stage1:
             busy.unlink(missing_ok=True)
         if missing:
             raise SpkidError(
-                f"--skip-download true, but these are not under {self.corpus}: {', '.join(missing)}. Put them in "
-                f"the layout of the README's 'Running on VoxCeleb' (e.g. voxceleb1/wav/<spk>/<sess>/<n>.wav, "
-                f"lists/veri_test2.txt) or drop --skip-download to download them")
+                f"--skip-download true, but these are not under {self.corpus}: {', '.join(missing)}. Point "
+                f"--vox1-dir/--vox2-dir/--musan-dir/--rirs-dir at your copies, or put them in the layout of the "
+                f"README's 'Running on VoxCeleb' (e.g. voxceleb1/wav/<spk>/<sess>/<n>.wav, lists/veri_test2.txt), "
+                f"or drop --skip-download to download them")
         self.log(f"stage 1 done: corpora in {self.corpus}")
 
     def obtain(self, comp: str) -> None:
         if comp == "lists":
             for name in TRIAL_LISTS:
-                self.fetch(self.source(self.o.lists_url, name), self.corpus / "lists" / name, binary=False)
+                self.fetch_list(name)
         elif comp in VOXSRC:
             self.obtain_voxsrc(comp)
         else:
@@ -311,43 +303,36 @@ class Stage1:
         return path
 
     def obtain_voxsrc(self, comp: str) -> None:
+        """The challenge's list, its own audio (an archive or a folder) and links to the corpora
+        its paths name (voxceleb1/...); every listed file must then be there."""
         list_name, audio_rel = VOXSRC[comp]
         given_list, given_audio = getattr(self.o, f"{comp}_list"), getattr(self.o, f"{comp}_audio")
-        if not given_audio:
-            raise SpkidError(f"--{comp}-list is given but not --{comp}-audio: give its audio too "
-                             f"(an archive URL or file, or a directory)")
         target = self.corpus / "lists" / list_name
         got = self._local_or_fetched(given_list, self.downloads / list_name, binary=False)
         if got != target:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(got, target)
-        wanted = set()
-        with open(target, encoding="utf-8") as f:
-            for line in f:
-                wanted.update(line.split()[1:3])
+        files = list(voxsrc.read_listed_files(target).values())
         audio_root = self.corpus / audio_rel
-        local = None if is_url(given_audio) else Path(given_audio)
+        voxsrc.link_corpus_folders(files, self.corpus, audio_root)
+        own = [f for f in files if f.corpus_folder is None]
+        if own and not given_audio:
+            raise SpkidError(f"--{comp}-list is given but not --{comp}-audio: {len(own)} of its files (e.g. "
+                             f"{own[0].path}) come with the challenge's audio; give it (an archive URL or file, or "
+                             f"a directory)")
+        local = None if not given_audio or is_url(given_audio) else Path(given_audio)
         if local is not None and local.is_dir():
-            audio_root.parent.mkdir(parents=True, exist_ok=True)
-            if not audio_root.exists():
-                audio_root.symlink_to(local.resolve(), target_is_directory=True)
-        else:
+            for folder in voxsrc.audio_folders(own, local):
+                on_disk.link(folder.source, audio_root / folder.name, f"--{comp}-audio")
+        elif own:
             name = os.path.basename(urllib.parse.urlsplit(given_audio).path) or f"{comp}_audio"
             archive = self._local_or_fetched(given_audio, self.downloads / name, binary=True)
-
-            def select(member: str) -> str | None:
-                # The list's paths may sit below a top folder of the archive: keep their tail.
-                for path in _tails(member):
-                    if path in wanted:
-                        return path
-                return None
-
-            written, skipped = extract(archive, audio_root, select, self.progress)
+            written, _ = extract(archive, audio_root, voxsrc.archive_selector(own), self.progress)
             self.log(f"{comp}: extracted {written} files into {audio_root}")
-        absent = sorted(p for p in wanted if not (audio_root / p).is_file())
+        absent = voxsrc.absent_files(files, audio_root)
         if absent:
-            raise SpkidError(f"{len(absent)} of the {len(wanted)} files of {target} are not under {audio_root} "
-                             f"(e.g. {absent[0]}): the audio does not match the list; check --{comp}-audio")
+            raise SpkidError(voxsrc.describe_absent(absent, len(files), target, audio_root, self.corpus,
+                                                    f"--{comp}-audio"))
 
     # ------------------------------------------------------------------ after obtaining
 
@@ -389,16 +374,10 @@ class Stage1:
                         f"{self._marker('vox2_dev_aac.zip.extracted')} and run again), or accept them with "
                         f"--max-convert-failures {len(result.failed)} (they are then left out of training)")
                 self.log(text)
-            elif not self.o.keep_m4a and not self.o.vox2_m4a_dir:  # never a user's own copy
-                shutil.rmtree(self.m4a_dir)
+            elif not self.o.keep_m4a and not any(p.is_symlink() for p in self.m4a_dir.iterdir()):
+                shutil.rmtree(self.m4a_dir)  # never a user's own copy (linked in by --vox2-dir)
         utts = find_files(wav_root, ".wav")
         self._report("voxceleb2", len(utts))
         with atomic_write(c / "lists" / "train_list.txt") as f:
             for rel in utts:
                 f.write(f"{rel.split(os.sep, 1)[0]} {rel}\n")
-
-
-def _tails(member: str) -> list[str]:
-    """``a/b/c.wav`` -> ``["a/b/c.wav", "b/c.wav", "c.wav"]``."""
-    parts = member.strip("/").split("/")
-    return ["/".join(parts[i:]) for i in range(len(parts))]

@@ -165,6 +165,7 @@ def speaker_task(out: str, seed: int, index: int, spk: Speaker, opts: MiniCorpus
     with scratch_dir() as workdir:
         speech = _synth_utterances(rng, spk, lengths, workdir)
         counters = [0] * opts.sessions
+        tests = 0
         for k, x in enumerate(speech):
             s = int(sess_of[k])
             counters[s] += 1
@@ -174,6 +175,11 @@ def speaker_task(out: str, seed: int, index: int, spk: Speaker, opts: MiniCorpus
                 y = _degrade(rng, y, workdir)
             y = channels[s].apply(y, rng)
             rel = f"{spk.spk}/{sess_ids[s]}/{counters[s]:05d}.wav"
+            if kinds[k] == "test":  # the shapes of VoxSRC 2020's list (see spkid.corpora.voxsrc)
+                tests += 1
+                rel = f"voxceleb1_cd/{spk.spk}/{tests:06d}.wav"
+            elif kinds[k] == "enroll":
+                rel = f"voxceleb1/{rel}"
             write_wav(Path(out) / wav_root(spk.role) / rel, y)
             records.append({"path": rel, "spk": spk.spk, "session": sess_ids[s], "kind": kinds[k],
                             "dur": len(y) / SR, "role": spk.role})
