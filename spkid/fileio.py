@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -79,3 +82,31 @@ def check_output_file(path: str | os.PathLike, option: str) -> None:
 def check_output_dir(path: str | os.PathLike, option: str) -> None:
     """Refuse, before any work, an output folder that cannot be created or written in."""
     _check_writable(Path(path), option, Path(path))
+
+
+@contextlib.contextmanager
+def writer_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Be the one writer of ``folder`` (an experiment, an embeddings set) for the block.
+
+    An flock on ``folder/.lock``, which the kernel drops when the process ends however it ends (a
+    SIGKILL, the OOM killer), so a dead run never leaves it held. The holder writes its PID, host
+    and ``what`` into the file; a second writer gets an error naming them instead of interleaving
+    its log, checkpoints or temporary files with theirs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process (just starting)"
+        os.close(fd)
+        raise SpkidError(f"{folder} is in use by {holder}; one process at a time may write there: wait for "
+                         f"it to finish or stop it (this process wanted it for {what})") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()} on {socket.gethostname()} ({what}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
+        yield
+    finally:
+        os.close(fd)

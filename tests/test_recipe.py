@@ -217,3 +217,21 @@ def test_a_signal_to_run_sh_reaches_the_stage_and_is_waited_for(tmp_path, sig):
     assert p.returncode == 128 + sig, (p.returncode, err)
     assert f"run.sh: stage 3 stopped by {sig.name} (see exp/log/stage3_exp_S.log)" in err
     assert not (tmp_path / "exp" / "S" / ".done.train").exists()
+
+
+def test_force_does_not_move_an_experiment_another_run_is_writing(tmp_path):
+    from test_fileio import hold_lock
+
+    exp = tmp_path / "exp" / "S"
+    holder = hold_lock(exp)
+    try:
+        r = subprocess.run(["bash", "-c", f"set -euo pipefail; . {ROOT}/utils/stage_lib.sh; set_aside exp/S"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 1 and f"exp/S is in use by PID {holder.pid} on" in r.stderr, r.stderr
+    assert exp.is_dir() and not list(tmp_path.glob("exp/S.old-*"))
+    r = subprocess.run(["bash", "-c", f". {ROOT}/utils/stage_lib.sh; set_aside exp/S"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and len(list(tmp_path.glob("exp/S.old-*"))) == 1

@@ -363,6 +363,27 @@ def _run_train(corpus: Path, exp: Path, *extra: str) -> None:
     assert rc == 0
 
 
+def test_one_writer_per_experiment_and_options_checked_before_writing(corpus, tmp_path):
+    # two trainings of one exp dir both trained (interleaved log, config.conf of one model and
+    # final.pt of the other); options were compared only when checkpoints existed
+    from spkid.fileio import writer_lock
+
+    exp = tmp_path / "exp"
+    with writer_lock(exp, "training elsewhere"):
+        with pytest.raises(SpkidError, match=rf"{exp} is in use by PID {os.getpid()} on .*training elsewhere"):
+            _run_train(corpus, exp, "--epochs=1")
+    assert sorted(p.name for p in exp.iterdir()) == [".lock"]  # nothing else written
+
+    model, train = tiny_options(lr=0.01)
+    from spkid.config import write_resolved
+    write_resolved(exp / "config.conf", model, LossOptions(), train, EvalOptions())
+    (exp / "final.pt").write_bytes(b"a model trained with --lr=0.01")
+    before = (exp / "config.conf").read_text()
+    with pytest.raises(SpkidError, match=rf"{exp} holds a model trained with other options .*--lr: 0.01 -> 0.001"):
+        _run_train(corpus, exp, "--epochs=1")
+    assert (exp / "config.conf").read_text() == before and not (exp / "log").exists()
+
+
 def test_resume_gives_the_same_weights(corpus, tmp_path, capsys):
     _run_train(corpus, tmp_path / "straight", "--epochs=2")
     _run_train(corpus, tmp_path / "resumed", "--epochs=1")

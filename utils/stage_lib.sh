@@ -113,6 +113,10 @@ except SpkidError as e:
 # afresh without destroying a finished run.
 set_aside() {
   [ -e "$1" ] || return 0
+  if [ -f "$1/.lock" ] && ! flock -n "$1/.lock" true; then  # (spkid.fileio.writer_lock)
+    echo "run.sh: --force true: $1 is in use by $(cat "$1/.lock"); not moving it: wait for that run or stop it" >&2
+    exit 1
+  fi
   local to
   to="$1.old-$(date +%Y%m%d-%H%M%S)"
   mv "$1" "$to"

@@ -5,6 +5,7 @@ error into the rank's log, a lost peer, SIGTERM or Ctrl-C naming the checkpoint 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from spkid.config import option, write_resolved
 from spkid.data.datadir import DataDir
 from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError, error_message
+from spkid.fileio import writer_lock
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint
-from spkid.train.ranks import close_distributed, init_distributed, peer_lost, raise_on_sigterm
+from spkid.train.ranks import barrier, close_distributed, init_distributed, peer_lost, raise_on_sigterm
 from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
 
 
@@ -46,17 +48,16 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
     system = [model, loss, train, evalo]
     previous_handler = raise_on_sigterm()
     d = init_distributed(run.device)
+    held = contextlib.ExitStack()
+    logging_to_exp = False
     try:
-        setup_logging(exp, d, run.quiet)
         conf = exp / "config.conf"
-        if conf.is_file() and any((exp / "checkpoints").glob("epoch_*.pt")):
-            diffs = config_differences(conf, system)
-            if diffs:
-                raise SpkidError(
-                    f"{exp} holds checkpoints trained with other options ({conf}); differing: "
-                    f"{'; '.join(diffs)}. To resume, run with the options of {conf} "
-                    f"(e.g. --config {conf}); to train anew, use another experiment directory or remove "
-                    f"{exp / 'checkpoints'}")
+        if d.is_main:  # one writer per experiment, and its options checked before anything is written
+            held.enter_context(writer_lock(exp, f"training {exp}"))
+            _check_same_options(exp, system)
+        barrier(d)
+        setup_logging(exp, d, run.quiet)
+        logging_to_exp = True
         if d.is_main:
             write_resolved(conf, *system, header=f"written by steps/train.py for {exp}")
         data_dir = DataDir.load(run.train_data)
@@ -88,7 +89,8 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
             log.info("train.py: %s: %s; model in %s", exp, summary, final, extra={"file_only": True})
             print(f"train.py: {exp}: {summary}; model in {final}", flush=True)
     except SpkidError as e:  # into log/train[.rank<R>].log too: on a cluster that is where one looks
-        log.error("%s", error_message(e), extra={"file_only": True})
+        if logging_to_exp:  # (not into the log of a run this one was refused beside)
+            log.error("%s", error_message(e), extra={"file_only": True})
         raise
     except RuntimeError as e:
         if d.world_size > 1 and peer_lost(e):
@@ -103,6 +105,23 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
                         newest[-1] if newest else "the start (no checkpoint yet)")
         raise
     finally:
+        held.close()
         close_distributed()
         signal.signal(signal.SIGTERM, previous_handler)
     return 0
+
+
+def _check_same_options(exp: Path, system: list) -> None:
+    """A directory holding a trained model (checkpoints or final.pt, not only checkpoints) is
+    resumed only with the options it was trained with."""
+    conf = exp / "config.conf"
+    trained = any((exp / "checkpoints").glob("epoch_*.pt")) or (exp / "final.pt").is_file()
+    if not (conf.is_file() and trained):
+        return
+    diffs = config_differences(conf, system)
+    if diffs:
+        raise SpkidError(
+            f"{exp} holds a model trained with other options ({conf}); differing: "
+            f"{'; '.join(diffs)}. To resume, run with the options of {conf} "
+            f"(e.g. --config {conf}); to train anew, use another experiment directory or remove "
+            f"{exp / 'checkpoints'} and {exp / 'final.pt'}")
