@@ -104,6 +104,18 @@ def test_trials_both_formats(tmp_path):
         read_trials(tmp_path / "bad")
 
 
+def test_empty_trial_list_and_absent_utterances_are_named_by_file_and_line(tmp_path):
+    # an empty list reached scoring as "no embeddings to score"
+    (tmp_path / "empty").write_text("\n\n")
+    with pytest.raises(DataDirError, match=rf"{tmp_path / 'empty'}: an empty trial list; fill it .* or remove it"):
+        read_trials(tmp_path / "empty")
+    (tmp_path / "t").write_text("a b target\n\nc ghost nontarget\n")
+    t = read_trials(tmp_path / "t")
+    assert t.lines == [1, 3]
+    assert t.absent(tmp_path / "t", {"a", "b", "c"}, "data/x/wav.scp") == \
+        [f"{tmp_path / 't'}:3: utterance 'ghost' is not in data/x/wav.scp"]
+
+
 def test_cli_exit_codes(tmp_path):
     d = make_dir(tmp_path)
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}

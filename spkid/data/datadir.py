@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -181,9 +181,15 @@ class Trials:
     enroll: list[str]
     test: list[str]
     labels: np.ndarray  # int8, 1 = target
+    lines: list[int] = field(default_factory=list)  # each trial's line in its file (read_trials)
 
     def __len__(self) -> int:
         return len(self.enroll)
+
+    def absent(self, path: str | os.PathLike, known: Collection[str], where: str) -> list[str]:
+        """'<path>:<line>: utterance 'u' is not in <where>' for each trial utterance not in ``known``."""
+        return [f"{path}:{self.lines[i] if self.lines else i + 1}: utterance '{utt}' is not in {where}"
+                for i, pair in enumerate(zip(self.enroll, self.test)) for utt in pair if utt not in known]
 
     @property
     def utterances(self) -> set[str]:
@@ -193,8 +199,9 @@ class Trials:
 def read_trials(path: str | os.PathLike) -> Trials:
     """Read Kaldi ``enroll test target|nontarget`` or VoxCeleb ``1|0 a.wav b.wav`` trials."""
     path = Path(path)
-    enroll, test, labels = [], [], []
+    enroll, test, labels, lines = [], [], [], []
     for lineno, line in list_lines(path):
+        lines.append(lineno)
         f = line.split()
         if len(f) != 3:
             raise DataDirError(f"{path}:{lineno}: expected 3 fields ('enroll test target|nontarget' "
@@ -206,7 +213,10 @@ def read_trials(path: str | os.PathLike) -> Trials:
         else:
             raise DataDirError(f"{path}:{lineno}: cannot tell the label in '{line}': the Kaldi form ends "
                                f"in target|nontarget, the VoxCeleb form starts with 1|0")
-    return Trials(enroll, test, np.asarray(labels, dtype=np.int8))
+    if not enroll:
+        raise DataDirError(f"{path}: an empty trial list; fill it (one 'enroll test target|nontarget' per line) "
+                           f"or remove it")
+    return Trials(enroll, test, np.asarray(labels, dtype=np.int8), lines)
 
 
 def write_trials(path: str | os.PathLike, trials: Trials) -> None:

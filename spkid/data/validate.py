@@ -194,8 +194,6 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
             except DataDirError as e:
                 problems.append(str(e))
                 continue
-            absent = [(i, utt) for i, pair in enumerate(zip(trials.enroll, trials.test), 1)
-                      for utt in pair if utt not in known]
-            _report_some(problems, [f"{tpath}:{lineno}: utterance '{utt}' is not in {path}/utt2spk"
-                                    for lineno, utt in absent], f"{tpath}", "trial utterances not in utt2spk")
+            _report_some(problems, trials.absent(tpath, known, f"{path}/utt2spk"), f"{tpath}",
+                         "trial utterances not in utt2spk")
     return problems
