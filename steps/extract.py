@@ -5,7 +5,9 @@
 
 Writes exp/HA4/embeddings/vox1/embeddings.{ark,scp} (kaldiio; one crops x dim float32 matrix
 per utterance, raw crop embeddings: ten evenly spaced 4.015-s crops by default, see
---eval-frames/--num-eval-crops in exp/HA4/config.conf) and a copy of utt2spk. The utterances
+--eval-frames/--num-eval-crops in exp/HA4/config.conf), xvector.{ark,scp} (one float vector,
+FV, per utterance: the mean of the L2-normalised crops, the vector cosine scoring uses, for
+Kaldi's ivector-mean / ivector-compute-lda / ivector-compute-plda) and a copy of utt2spk. The utterances
 are split into --nj parts run in parallel (one process per part; part k on GPU k mod --gpus,
 or on the CPU when --gpus 0, where the parts are threads of this process sharing one network),
 each writing split/emb.<k>.{ark,scp}, then merged; the count is checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
@@ -36,7 +38,7 @@ from spkid.config import option, parse_options
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
-                           write_embeddings)
+                           write_embeddings, write_utterance_vectors)
 from spkid.options import SYSTEM_OPTIONS, EvalOptions
 
 
@@ -155,6 +157,8 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
     fp = fingerprint(exp_dir, ev, wav_scp)
     old = read_info(info_path)
     if part_done(final, utts) and {k: old.get(k) for k in fp} == fp and (out_dir / "utt2spk").is_file():
+        if not (out_dir / "xvector.scp").is_file():  # a set extracted before the vectors were written
+            write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
         print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
         return
     if final.is_file() and old:
@@ -217,6 +221,7 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, argv: list
         raise ExtractError(f"{final.with_suffix('.scp')} has {n} utterances but {what} has {len(utts)}; "
                            f"missing e.g. {', '.join(missing[:5])}; remove {out_dir} and re-run")
     write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts if u in utt2spk})
+    write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
     write_table(info_path, {"utterances": str(n), **fp})  # last: it marks the set done
     for p in split.iterdir():
         p.unlink()

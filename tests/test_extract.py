@@ -128,6 +128,15 @@ def test_extract_end_to_end(tmp_path, nj, capsys):
             want = model(torch.from_numpy(extract.utterance_crops(wave, crop, 3))).numpy()
         assert table[utt].shape == (3, 8)
         np.testing.assert_allclose(table[utt], want, rtol=1e-4, atol=1e-5)
+    # one FV per utterance for Kaldi's back-end: the mean of the normalised crops, as scoring has it
+    vectors = dict(kaldiio.load_scp(str(out / "xvector.scp")))
+    assert sorted(vectors) == sorted(table)
+    for utt, mat in table.items():
+        unit = mat / np.linalg.norm(mat, axis=1, keepdims=True)
+        assert vectors[utt].shape == (8,) and vectors[utt].dtype == np.float32
+        np.testing.assert_allclose(vectors[utt], unit.mean(axis=0), rtol=1e-6, atol=1e-7)
+    ark = (out / "xvector.ark").read_bytes()
+    assert ark.count(b" \0BFV \4\x08\0\0\0") == len(table)  # Kaldi's binary float vector, dim 8
     capsys.readouterr()
     assert main([f"--nj={nj}", str(exp), str(data.path)]) == 0
     assert "nothing to do" in capsys.readouterr().out

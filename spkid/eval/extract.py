@@ -162,6 +162,19 @@ def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.Path
     return n
 
 
+def write_utterance_vectors(matrices_scp: str | os.PathLike, ark: str | os.PathLike) -> int:
+    """One vector per utterance beside the crop matrices, for Kaldi's back-end tools (ivector-mean,
+    ivector-compute-lda, ivector-compute-plda read vectors, FV): the mean of the L2-normalised
+    crops, the vector cosine scoring uses (:class:`spkid.eval.scoring.Embeddings`). Written as
+    ``ark`` and its .scp (``xvector.{ark,scp}``), atomically; returns the number of utterances."""
+    import kaldiio
+
+    from spkid.eval.scoring import normalize_rows
+
+    with kaldiio.ReadHelper(f"scp:{matrices_scp}") as reader:
+        return write_embeddings(((utt, normalize_rows(mat).mean(axis=0)) for utt, mat in reader), ark)
+
+
 def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> int:
     """Concatenate job arks into ``ark`` byte for byte and write its scp (offsets shifted, lines
     sorted by utterance), atomically; returns the number of utterances."""
