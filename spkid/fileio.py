@@ -9,9 +9,22 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 from spkid.errors import SpkidError
+
+
+@contextlib.contextmanager
+def _naming(paths: Sequence[Path]) -> Iterator[None]:
+    """An OSError that names no file (a write on a full disk or over a quota: "[Errno 28] No space
+    left on device") becomes a SpkidError naming the files being written and the fix."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise SpkidError(f"cannot write {' and '.join(map(str, paths))}: {os.strerror(e.errno)}; free space on "
+                         f"its file system (or raise the quota) and run the same command again") from e
 
 
 @contextlib.contextmanager
@@ -25,7 +38,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+        with _naming([path]), os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -51,7 +64,8 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     renamed onto ``paths`` when the block succeeds, removed when it fails."""
     tmps = [atomic_tmp_path(p) for p in paths]
     try:
-        yield tmps
+        with _naming([Path(p) for p in paths]):
+            yield tmps
         for tmp, path in zip(tmps, paths):
             os.replace(tmp, path)
     finally:

@@ -46,3 +46,47 @@ def test_a_second_writer_is_refused_by_the_holders_pid_and_host_until_it_dies(tm
                 pass
     with writer_lock(tmp_path / "exp", "after"):  # released when the block ends
         pass
+
+
+FULL_DISK = """
+import resource, signal, sys
+import numpy as np
+from spkid.data.datadir import Trials
+from spkid.errors import SpkidError
+from spkid.eval.extract import write_embeddings
+from spkid.eval.scoring import write_scores
+
+out = sys.argv[1]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+n = 2000
+writes = [lambda: write_scores(f"{out}/a.score", Trials(["e"] * n, ["t"] * n, np.ones(n, np.int8)), np.zeros(n)),
+          lambda: write_embeddings(((f"u{i}", np.zeros((10, 64), np.float32)) for i in range(20)), f"{out}/emb.ark")]
+for write in writes:
+    try:
+        write()
+    except SpkidError as e:
+        print(e)
+"""
+
+
+def test_a_failed_write_names_the_file_being_written(tmp_path):
+    # a full disk during extraction or scoring printed "[Errno 28] No space left on device", no file
+    p = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines == [f"cannot write {tmp_path}/a.score: File too large; free space on its file system (or raise the "
+                     f"quota) and run the same command again",
+                     f"cannot write {tmp_path}/emb.ark and {tmp_path}/emb.scp: File too large; free space on its file "
+                     f"system (or raise the quota) and run the same command again"], p.stdout
+    assert sorted(f.name for f in tmp_path.iterdir()) == []  # no partial output, no temporary file
+
+
+def test_errors_that_name_a_file_are_left_as_they_are(tmp_path):
+    from spkid.fileio import atomic_write
+
+    with pytest.raises(FileNotFoundError) as e:
+        with atomic_write(tmp_path / "out") as f:
+            f.write(open(tmp_path / "missing-input").read())
+    assert e.value.filename == str(tmp_path / "missing-input") and not (tmp_path / "out").exists()

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global fig
 from scipy.special import ndtri  # the normal quantile, = scipy.stats.norm.ppf, at a third of its import time
 
 from spkid.eval import metrics
-from spkid.fileio import atomic_tmp_path
+from spkid.fileio import atomic_paths
 
 TICKS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8]
 
@@ -59,10 +59,5 @@ def plot_det(curves: Sequence[DetCurve], path: str | os.PathLike, title: str = "
     ax.grid(True, lw=0.4, alpha=0.6)
     ax.legend(loc="upper right", fontsize=8, title=f"dots: EER ({eer_method})", title_fontsize=7)
     fig.tight_layout()
-    tmp = atomic_tmp_path(path)
-    try:
+    with atomic_paths(path) as (tmp,):
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
