@@ -11,6 +11,7 @@ import torch
 from spkid.eval import extract
 from spkid.config import write_resolved
 from spkid.data.datadir import DataDir
+from spkid.errors import SpkidError
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
@@ -80,7 +81,7 @@ def tiny_data(tmp_path: Path, n=5):
         utt = f"id{i % 2:05d}/s/{i:05d}"
         path = tmp_path / "wav" / f"{i}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, (0.1 * rng.normal(size=int(rng.integers(2000, 9000)))).astype(np.float32), 16000)
+        sf.write(path, (0.1 * rng.normal(size=int(rng.integers(8000, 12000)))).astype(np.float32), 16000)
         wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
     d = DataDir(tmp_path / "data" / "set", wav, utt2spk, {}, None)
     d.write()
@@ -168,10 +169,31 @@ def test_a_failing_cpu_part_fails_the_set(tmp_path):
     data = tiny_data(tmp_path, n=6)
     bad = sorted(data.wav_scp)[-1]
     sf.write(data.wav_scp[bad], np.zeros(0, dtype=np.float32), 16000)
-    with pytest.raises(extract.ExtractError, match=f"utterance '{bad}'.*no samples"):
+    with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: only 0.00 s of audio"):
         step_main()(["--nj=2", str(exp), str(data.path)])
     out = exp / "embeddings" / "set"
     assert not (out / "extract.info").exists() and not (out / "embeddings.scp").exists()
+
+
+def test_audio_that_cannot_be_embedded_stops_the_set_naming_utterance_and_file(tmp_path):
+    # NaN samples made NaN embeddings with exit 0 (found only at stage 5), a cut-short WAV was
+    # embedded from what it held: both are refused as verify/embed refuse them
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=3)
+    bad = sorted(data.wav_scp)[1]
+    x, _ = sf.read(data.wav_scp[bad], dtype="float32")
+    x[50] = np.nan
+    sf.write(data.wav_scp[bad], x, 16000, subtype="FLOAT")
+    with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: holds NaN or infinite samples"):
+        step_main()(["--read-workers=0", str(exp), str(data.path)])
+    sf.write(data.wav_scp[bad], np.nan_to_num(x), 16000, subtype="PCM_16")
+    held = len(x) // 2
+    Path(data.wav_scp[bad]).write_bytes(Path(data.wav_scp[bad]).read_bytes()[:44 + 2 * held])
+    with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: cut short: its header promises "
+                                         f"{len(x)} samples, the file holds {held}"):
+        step_main()(["--read-workers=0", str(exp), str(data.path)])
+    assert not (exp / "embeddings" / "set" / "extract.info").exists()
 
 
 def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):

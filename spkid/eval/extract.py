@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from spkid.data.audio import crop_samples, read_audio, wrap_crop
+from spkid.data.audio import crop_samples, read_checked, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
 from spkid.data.datadir import read_scp
 from spkid.errors import SpkidError
@@ -64,9 +64,8 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[str, np.ndarray]:
         utt, entry = self.items[i]
-        wave = read_audio(entry, utt=utt, allow_pipes=self.allow_pipes)
-        if len(wave) == 0:
-            raise ExtractError(f"utterance '{utt}': {entry} has no samples; remove it from wav.scp")
+        # refused as verify/embed refuse it: NaN audio made NaN embeddings, a cut-short WAV its start
+        wave = read_checked(entry, utt=utt, allow_pipes=self.allow_pipes)
         return utt, utterance_crops(wave, self.crop, self.num_crops)
 
 
