@@ -15,7 +15,7 @@ Synthetic inputs of the real sizes are written under --work (removed at the end 
   :func:`spkid.data.audio.audio_infos` against the same with every header read by ``sf.info``.
 
 - ``fuse``: stage 6 loading the scores of ``--systems`` systems on Vox1-E (579,818 trials) to
-  fuse them (``steps/fuse.py``'s ``load_list_scores``), against reading every score file for
+  fuse them (:func:`spkid.eval.fuse_systems.load_list_scores`), against reading every score file for
   the alignment check and again for the scores, all files' trial ids held at once; time and
   peak memory, each in its own process.
 
@@ -159,17 +159,9 @@ def bench_headers(work: Path, args: argparse.Namespace) -> None:
 VOX1_E_TRIALS = 579_818
 
 
-def _fuse_step():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("fuse_step", Path(__file__).parents[1] / "steps" / "fuse.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_fuse(variant: str, work: Path) -> dict:
     from spkid.eval import fusion, scoring
+    from spkid.eval.fuse_systems import load_list_scores
     from spkid.data.datadir import read_trials
 
     trials_path = work / "data" / "vox1" / "trials" / "vox1_E"
@@ -182,7 +174,7 @@ def run_fuse(variant: str, work: Path) -> dict:
         fusion.check_aligned([(str(f), e, t) for f, (e, t, _) in zip(files, raw)])
         scores = np.stack([scoring.scores_for_trials(f, trials, str(trials_path)) for f in files])
     else:
-        trials, scores = _fuse_step().load_list_scores(work / "exp", systems, "vox1", "vox1_E", trials_path)
+        trials, scores = load_list_scores(work / "exp", systems, "vox1", "vox1_E", trials_path)
     return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(),
             "check": [list(scores.shape), float(scores.sum())]}
 

@@ -17,7 +17,7 @@ import math
 import os
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
@@ -97,6 +97,16 @@ def _unknown(name: str, where: str, table: dict) -> ConfigError:
     return ConfigError(f"{where}: unknown option {name}{hint}")
 
 
+def _conf_entries(path: str | os.PathLike, table: dict) -> dict[str, tuple[str, str]]:
+    """option -> (value, 'file:line') of a conf file, every option checked against ``table``."""
+    entries = {}
+    for opt, val, where in read_conf_lines(path):
+        if opt not in table:
+            raise _unknown(opt, where, table)
+        entries[opt] = (val, where)
+    return entries
+
+
 def read_conf_lines(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     """Read a conf file into (option, value, 'file:line') triples, checking the syntax only."""
     path = Path(path)
@@ -125,9 +135,14 @@ def parse_options(
     positional: Sequence[str] = (),
     prog: str = "",
     description: str = "",
+    first_conf: Callable[[list[str]], str | os.PathLike] | None = None,
 ) -> list:
     """Parse ``argv`` into one instance of each dataclass in ``types``, followed by the list of
-    positional arguments (exactly ``len(positional)`` of them, named in help and errors)."""
+    positional arguments (exactly ``len(positional)`` of them, named in help and errors).
+
+    ``first_conf`` names, from the positional arguments, a conf read before the command line's
+    ``--config`` files (so they and the command line win over it): extraction and scoring read
+    the system's ``exp/<SYS>/config.conf`` this way, in the one pass over ``argv``."""
     table = _field_table(types)
     from_confs: dict[str, tuple[str, str]] = {}  # option -> (value, where)
     from_cli: dict[str, tuple[str, str]] = {}
@@ -150,10 +165,7 @@ def parse_options(
                 value = args[i + 1]
                 i += 2
             if name == "--config":
-                for opt, val, where in read_conf_lines(value):
-                    if opt not in table:
-                        raise _unknown(opt, where, table)
-                    from_confs[opt] = (val, where)
+                from_confs.update(_conf_entries(value, table))
                 continue
             if name not in table:
                 raise _unknown(name, "command line", table)
@@ -164,6 +176,8 @@ def parse_options(
     if len(positionals) != len(positional):
         want = " ".join(p.upper() for p in positional) or "no positional arguments"
         raise ConfigError(f"expected {want}, got {len(positionals)} argument(s): {' '.join(positionals) or '(none)'}")
+    if first_conf is not None:
+        from_confs = {**_conf_entries(first_conf(positionals), table), **from_confs}
 
     values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
     for name, (value, where) in {**from_confs, **from_cli}.items():
@@ -237,9 +251,7 @@ def read_resolved(path: str | os.PathLike, types: Sequence[type]) -> list:
     an option that ``types`` do not define is an error, as everywhere else."""
     table = _field_table(types)
     values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
-    for name, value, where in read_conf_lines(path):
-        if name not in table:
-            raise _unknown(name, where, table)
+    for name, (value, where) in _conf_entries(path, table).items():
         cls, f, typ = table[name]
         values[cls][f.name] = convert_value(value, typ, f, where)
     return [cls(**values[cls]) for cls in types]

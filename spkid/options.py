@@ -9,8 +9,10 @@ an experiment describes itself. Defaults are the paper's (see the README); a val
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from spkid.config import option
+from spkid.errors import SpkidError
 
 TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
 FRONTENDS = ("paper", "logmel", "mfcc", "fbank")
@@ -86,3 +88,12 @@ def n_per_speaker(model_loss: LossOptions, train: TrainOptions) -> int:
     if train.n_per_speaker:
         return train.n_per_speaker
     return 2 if model_loss.loss in ("ap", "ap_softmax") else 1
+
+
+def exp_config(positionals: list[str]) -> Path:
+    """``<exp dir>/config.conf`` of a step whose first positional argument is a trained system's
+    exp dir (for ``parse_options(first_conf=...)``: its resolved options come first)."""
+    conf = Path(positionals[0]) / "config.conf"
+    if not conf.is_file():
+        raise SpkidError(f"{conf} not found: train the system first (stage 3) or give a trained exp dir")
+    return conf

@@ -11,44 +11,17 @@ and leaves --out as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from spkid.cli import run_main
-from spkid.config import option, parse_options
-from spkid.eval.export import FORMATS, SUFFIXES, ExportError, export, load_exported, max_embedding_difference
-from spkid.eval.extract import load_system
-from spkid.fileio import atomic_paths, check_output_file
-
-
-@dataclass
-class ExportRunOptions:
-    format: str = option("torchscript", "output format", FORMATS)
-    out: str = option("", "output file; empty = EXP/export/model.pt (TorchScript) or .onnx")
-    check: bool = option(True, "compare the exported network with the PyTorch one after writing")
-    tolerance: float = option(1e-4, "largest absolute embedding difference --check accepts")
+from spkid.config import parse_options
+from spkid.eval.export import ExportRunOptions, export_system
 
 
 def main(argv: Sequence[str]) -> int:
     run, (exp_dir,) = parse_options([ExportRunOptions], argv, positional=["exp_dir"], prog="steps/export.py",
                                     description=__doc__)
-    out = Path(run.out) if run.out else Path(exp_dir) / "export" / f"model{SUFFIXES[run.format]}"
-    check_output_file(out, "--out")
-    system = load_system(exp_dir)
-    line = f"exported {exp_dir} ({system.model_opts.trunk}, {system.model.embed_dim}-dim) to {out} [{run.format}]"
-    # written and checked under a temporary name: a file that fails the check never reaches --out
-    with atomic_paths(out) as (tmp,):
-        export(system, run.format, tmp)
-        if run.check:
-            diff = max_embedding_difference(system, load_exported(tmp, run.format))
-            if not diff <= run.tolerance:
-                raise ExportError(f"the export of {exp_dir} differs from the PyTorch network by {diff:.3g} "
-                                  f"(> --tolerance={run.tolerance:g}), so {out} was not written; raise --tolerance "
-                                  f"if that difference is acceptable")
-            line += f"; max |embedding difference| vs PyTorch {diff:.2g}"
-    print(line)
-    return 0
+    return export_system(run, exp_dir)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""steps/embed.py: a folder or wav.scp -> ark/scp or .npy, crops and normalisation as evaluation."""
+"""spkid/eval/embed.py (steps/embed.py): a folder or wav.scp -> ark/scp or .npy, crops and normalisation as evaluation."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from spkid.errors import SpkidError
 from spkid.eval.extract import load_system
 from spkid.eval.extract import embed_waveform
 from spkid.data.inputs import load_recording
-from trained_system import load_step, make_experiment, voice, write_voice
-
-embed = load_step("embed").main
+from spkid.eval.embed import EmbedOptions, embed
+from trained_system import make_experiment, voice, write_voice
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def crops_of(exp, path: str) -> np.ndarray:
 def test_folder_to_ark_means(setup, tmp_path, capsys):
     exp, rec = setup
     out = tmp_path / "emb"
-    assert embed([f"--out={out}", "--quiet=true", str(exp), str(rec)]) == 1  # two bad files
+    assert embed(EmbedOptions(out=str(out), quiet=True), str(exp), str(rec)) == 1  # two bad files
     table = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
     assert sorted(table) == ["spk1/r1", "spk1/r2", "spk2/stereo"]
     for key, path in (("spk1/r1", "spk1/r1.wav"), ("spk2/stereo", "spk2/stereo.wav")):
@@ -65,7 +64,7 @@ def test_wav_scp_to_npy_crops(setup, tmp_path):
     scp = tmp_path / "wav.scp"
     scp.write_text(f"u1 {rec / 'spk1/r1.wav'}\nu2 {rec / 'spk2/stereo.wav'}\n")
     out = tmp_path / "emb"
-    assert embed([f"--out={out}", "--format=npy", "--kind=crops", "--quiet=true", str(exp), str(scp)]) == 0
+    assert embed(EmbedOptions(out=str(out), format="npy", kind="crops", quiet=True), str(exp), str(scp)) == 0
     arr = np.load(out / "embeddings.npy")
     assert (out / "keys.txt").read_text().split() == ["u1", "u2"]
     assert arr.shape == (2, 10, 32) and arr.dtype == np.float32
@@ -76,7 +75,7 @@ def test_one_audio_file_is_one_recording(setup, tmp_path):
     # it used to be read as a wav.scp: "not UTF-8 text ... re-encode it (iconv ...)"
     exp, rec = setup
     out = tmp_path / "emb"
-    assert embed([f"--out={out}", "--format=npy", "--quiet=true", str(exp), str(rec / "spk1" / "r2.flac")]) == 0
+    assert embed(EmbedOptions(out=str(out), format="npy", quiet=True), str(exp), str(rec / "spk1" / "r2.flac")) == 0
     assert (out / "keys.txt").read_text() == "r2\n"
     crops = crops_of(exp, str(rec / "spk1" / "r2.flac"))
     want = (crops / np.linalg.norm(crops, axis=1, keepdims=True)).mean(0)
@@ -86,21 +85,21 @@ def test_one_audio_file_is_one_recording(setup, tmp_path):
 def test_input_problems(setup, tmp_path):
     exp, rec = setup
     with pytest.raises(SpkidError, match="--out=FOLDER is required"):
-        embed([str(exp), str(rec)])
+        embed(EmbedOptions(), str(exp), str(rec))
     with pytest.raises(SpkidError, match="not found: give a folder of audio files, an audio file or a wav.scp"):
-        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "nothing")])
+        embed(EmbedOptions(out=str(tmp_path)), str(exp), str(tmp_path / "nothing"))
     (tmp_path / "empty.scp").write_text("\n")
     with pytest.raises(SpkidError, match=rf"^{tmp_path / 'empty.scp'} is empty: it lists no recordings; give a "
                                          rf"wav.scp with '<key> <audio file>' lines"):
-        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty.scp")])
+        embed(EmbedOptions(out=str(tmp_path)), str(exp), str(tmp_path / "empty.scp"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(SpkidError, match="no audio files"):
-        embed([f"--out={tmp_path}", str(exp), str(tmp_path / "empty")])
+        embed(EmbedOptions(out=str(tmp_path)), str(exp), str(tmp_path / "empty"))
     bad = tmp_path / "bad"
     bad.mkdir()
     sf.write(bad / "z.wav", np.zeros(16000, np.float32), 16000)
     with pytest.raises(SpkidError, match=r"(?s)none of the 1 input\(s\) could be used:.*z\.wav: silent"):
-        embed([f"--out={tmp_path}", "--quiet=true", str(exp), str(bad)])
+        embed(EmbedOptions(out=str(tmp_path), quiet=True), str(exp), str(bad))
 
 
 def test_output_folder_is_checked_before_any_work(setup, tmp_path):
@@ -110,5 +109,5 @@ def test_output_folder_is_checked_before_any_work(setup, tmp_path):
         # refused before the system loads: a missing experiment would be the error otherwise
         with pytest.raises(SpkidError, match=rf"--out={out}: {tmp_path / 'afile'} is a file, not a folder; "
                                              rf"give another --out"):
-            embed([f"--out={out}", str(tmp_path / "no_exp"), str(rec)])
+            embed(EmbedOptions(out=str(out)), str(tmp_path / "no_exp"), str(rec))
     assert (tmp_path / "afile").read_text() == "x"

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from spkid.errors import SpkidError
-from spkid.eval.export import ExportError, export, load_exported, max_embedding_difference
+from spkid.eval.export import (ExportError, ExportRunOptions, export, export_system, load_exported,
+                               max_embedding_difference)
 from spkid.eval.extract import load_system
-from trained_system import TINY_MODEL, load_step, make_experiment, voice
+from trained_system import TINY_MODEL, make_experiment, voice
 
 # Measured: TorchScript 0 (same kernels), ONNX via onnxruntime ~5e-8 on embeddings of size ~0.4.
 TOLERANCE = 1e-5
@@ -77,38 +78,35 @@ def test_unknown_format(system, tmp_path):
 
 
 def test_export_step(system, tmp_path, capsys):
-    main = load_step("export").main
-    assert main(["--format=torchscript", f"--out={tmp_path / 'x.pt'}", str(system.exp_dir)]) == 0
+    assert export_system(ExportRunOptions(format="torchscript", out=str(tmp_path / 'x.pt')), str(system.exp_dir)) == 0
     line = capsys.readouterr().out
     assert "x.pt [torchscript]; max |embedding difference| vs PyTorch" in line
-    assert main(["--check=false", str(system.exp_dir)]) == 0
+    assert export_system(ExportRunOptions(check=False), str(system.exp_dir)) == 0
     assert (system.exp_dir / "export" / "model.pt").is_file()
 
 
 def test_export_step_checks_the_output_path_first(tmp_path):
-    main = load_step("export").main
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir").mkdir()
     # refused before the system loads: a missing experiment would be the error otherwise
     with pytest.raises(SpkidError, match=rf"--out={tmp_path / 'adir'} is a folder; give a file name"):
-        main([f"--out={tmp_path / 'adir'}", str(tmp_path / "no_exp")])
+        export_system(ExportRunOptions(out=str(tmp_path / 'adir')), str(tmp_path / "no_exp"))
     with pytest.raises(SpkidError, match=rf"--out={tmp_path / 'afile' / 'm.pt'}: {tmp_path / 'afile'} is a file, "
                                          rf"not a folder"):
-        main([f"--out={tmp_path / 'afile' / 'm.pt'}", str(tmp_path / "no_exp")])
+        export_system(ExportRunOptions(out=str(tmp_path / 'afile' / 'm.pt')), str(tmp_path / "no_exp"))
     assert list((tmp_path / "adir").iterdir()) == []
 
 
 def test_export_failing_the_check_leaves_no_file(system, tmp_path):
-    main = load_step("export").main
     out = tmp_path / "sub" / "m.pt"
     # every difference is above a negative tolerance
     with pytest.raises(SpkidError, match=r"differs from the PyTorch network by 0 \(> --tolerance=-1\), "
                                          rf"so {out} was not written"):
-        main([f"--out={out}", "--tolerance=-1", str(system.exp_dir)])
+        export_system(ExportRunOptions(out=str(out), tolerance=-1.0), str(system.exp_dir))
     assert list(out.parent.iterdir()) == []
     out.write_bytes(b"old export")
     with pytest.raises(SpkidError, match="was not written"):
-        main([f"--out={out}", "--tolerance=-1", str(system.exp_dir)])
+        export_system(ExportRunOptions(out=str(out), tolerance=-1.0), str(system.exp_dir))
     assert [p.name for p in out.parent.iterdir()] == ["m.pt"] and out.read_bytes() == b"old export"
-    assert main([f"--out={out}", str(system.exp_dir)]) == 0
+    assert export_system(ExportRunOptions(out=str(out)), str(system.exp_dir)) == 0
     assert [p.name for p in out.parent.iterdir()] == ["m.pt"] and load_exported(out, "torchscript") is not None

@@ -1,5 +1,3 @@
-import importlib.util
-import sys
 from pathlib import Path
 
 import kaldiio
@@ -12,10 +10,11 @@ from spkid.eval import extract
 from spkid.config import write_resolved
 from spkid.data.datadir import DataDir
 from spkid.errors import SpkidError
+from spkid.eval.extract_jobs import ExtractOptions, extract_data
+from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
-
-ROOT = Path(__file__).resolve().parents[1]
+from trained_system import system_step
 
 
 def test_crop_geometry():
@@ -88,12 +87,7 @@ def tiny_data(tmp_path: Path, n=5):
     return d
 
 
-def step_main():
-    spec = importlib.util.spec_from_file_location("steps_extract", ROOT / "steps" / "extract.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod.main
+extract_main = system_step(ExtractOptions, lambda *args: extract_data(*args, job_command=[]))
 
 
 def test_embed_waveform_uses_the_systems_crops(tmp_path):
@@ -115,7 +109,7 @@ def test_extract_end_to_end(tmp_path, nj, capsys):
     torch.set_num_threads(1)
     exp, model = tiny_system(tmp_path)
     data = tiny_data(tmp_path)
-    main = step_main()
+    main = extract_main
     assert main([f"--nj={nj}", "--read-workers=0", "--batch-utts=2", str(exp), str(data.path)]) == 0
     out = exp / "embeddings" / "set"
     table = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
@@ -150,7 +144,7 @@ def test_cpu_parts_as_threads_match_one_batched_job(tmp_path):
     torch.set_num_threads(1)
     exp, _ = tiny_system(tmp_path)
     data = tiny_data(tmp_path, n=7)
-    main = step_main()
+    main = extract_main
     scp = exp / "embeddings" / "set" / "embeddings.scp"
     assert main(["--nj=1", "--batch-utts=16", "--read-workers=1", str(exp), str(data.path)]) == 0
     plain = dict(kaldiio.load_scp(str(scp)))
@@ -170,7 +164,7 @@ def test_a_failing_cpu_part_fails_the_set(tmp_path):
     bad = sorted(data.wav_scp)[-1]
     sf.write(data.wav_scp[bad], np.zeros(0, dtype=np.float32), 16000)
     with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: only 0.00 s of audio"):
-        step_main()(["--nj=2", str(exp), str(data.path)])
+        extract_main(["--nj=2", str(exp), str(data.path)])
     out = exp / "embeddings" / "set"
     assert not (out / "extract.info").exists() and not (out / "embeddings.scp").exists()
 
@@ -186,13 +180,13 @@ def test_audio_that_cannot_be_embedded_stops_the_set_naming_utterance_and_file(t
     x[50] = np.nan
     sf.write(data.wav_scp[bad], x, 16000, subtype="FLOAT")
     with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: holds NaN or infinite samples"):
-        step_main()(["--read-workers=0", str(exp), str(data.path)])
+        extract_main(["--read-workers=0", str(exp), str(data.path)])
     sf.write(data.wav_scp[bad], np.nan_to_num(x), 16000, subtype="PCM_16")
     held = len(x) // 2
     Path(data.wav_scp[bad]).write_bytes(Path(data.wav_scp[bad]).read_bytes()[:44 + 2 * held])
     with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: cut short: its header promises "
                                          f"{len(x)} samples, the file holds {held}"):
-        step_main()(["--read-workers=0", str(exp), str(data.path)])
+        extract_main(["--read-workers=0", str(exp), str(data.path)])
     assert not (exp / "embeddings" / "set" / "extract.info").exists()
 
 
@@ -200,7 +194,7 @@ def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
     torch.set_num_threads(1)
     exp, _ = tiny_system(tmp_path)
     data = tiny_data(tmp_path, n=3)
-    main = step_main()
+    main = extract_main
     args = ["--read-workers=0", str(exp), str(data.path)]
     scp = exp / "embeddings" / "set" / "embeddings.scp"
     assert main(args) == 0
@@ -229,7 +223,7 @@ def test_extract_errors(tmp_path):
     data = tiny_data(tmp_path, n=2)
     (exp / "final.pt").unlink()
     with pytest.raises(extract.ExtractError, match="final.pt not found"):
-        step_main()(["--read-workers=0", str(exp), str(data.path)])
+        extract_main(["--read-workers=0", str(exp), str(data.path)])
 
 
 def test_as_norm_cohort_flow(tmp_path, capsys):
@@ -244,15 +238,11 @@ def test_as_norm_cohort_flow(tmp_path, capsys):
     utts = sorted(data.wav_scp)
     (data.path / "trials").mkdir()
     (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[2]} target\n{utts[0]} {utts[1]} nontarget\n")
-    main = step_main()
+    main = extract_main
     assert main(["--read-workers=0", f"--cohort-data={train.path}", str(exp), str(data.path)]) == 0
     cohort = exp / "embeddings" / "cohort"
     assert len((cohort / "embeddings.scp").read_text().splitlines()) == 4  # 2 speakers x 2
-    spec = importlib.util.spec_from_file_location("steps_score", ROOT / "steps" / "score.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
     capsys.readouterr()
-    assert mod.main([str(exp), str(data.path)]) == 0
+    assert system_step(ScoreOptions, score_set)([str(exp), str(data.path)]) == 0
     assert "AS-norm top-300 of 2 cohort speakers" in capsys.readouterr().out
     assert len((exp / "scores" / "set" / "l.score").read_text().splitlines()) == 2

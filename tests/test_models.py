@@ -1,22 +1,20 @@
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from bench import models as bench_models
+from spkid.config import parse_options
 from spkid.errors import SpkidError
 from spkid.models import build_model, trunk_parameters
 from spkid.models.pooling import (AttentiveStatsPooling, ContextAttentiveStatsPooling,
                                   SelfAttentivePooling, weighted_mean_std)
-from spkid.models.summary import layer_table
-from spkid.options import ModelOptions
+from spkid.models.summary import SummaryOptions, layer_table, print_summary
+from spkid.options import SYSTEM_OPTIONS, ModelOptions
 
 torch.set_num_threads(1)
 
 SMALL = {"Q_SAP": "4,8,8,16", "H_ASP": "4,8,8,16", "ECAPA": "32,64"}
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def small(trunk: str, **kw) -> torch.nn.Module:
@@ -239,29 +237,24 @@ def test_attention_weights_follow_the_scores():
     np.testing.assert_allclose(sap(x)[0].detach().double().numpy(), a @ xt, atol=1e-6)
 
 
-def load_script(relpath: str):
-    """Import a script (steps/ and bench/ are not packages) as a module."""
-    name = "script_" + relpath.replace("/", "_").removesuffix(".py")
-    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+def summary(argv: list[str]) -> int:
+    """steps/model_summary.py's command line, parsed as it parses it."""
+    model_opts, *_, opts, _ = parse_options([*SYSTEM_OPTIONS, SummaryOptions], argv)
+    return print_summary(model_opts, opts)
 
 
 def test_model_summary_reads_a_system_conf(tmp_path, capsys):
     conf = tmp_path / "sys.conf"
     conf.write_text("--trunk=H_ASP\n--loss=ap_softmax\n--embed-bn=true\n--lr-step=16\n")
-    assert load_script("steps/model_summary.py").main(["--config", str(conf)]) == 0
+    assert summary(["--config", str(conf)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "trunk parameters: 8028492"
     assert any(line.startswith("trunk.flatten") and "(2048, 26)" in line for line in lines)
-    assert load_script("steps/model_summary.py").main(["--config", str(conf), "--trunk=Q_SAP", "--channels=8,16,32,64"]) == 0
+    assert summary(["--config", str(conf), "--trunk=Q_SAP", "--channels=8,16,32,64"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"trunk parameters: {trunk_parameters(build_model(ModelOptions(trunk='Q_SAP', channels='8,16,32,64')))}"
 
 
 def test_model_summary_too_short_names_a_length_that_runs(capsys):
-    summary = load_script("steps/model_summary.py").main
     # it said "use at least 0.1" for --seconds=0.1
     with pytest.raises(SpkidError, match=r"^--seconds=0.1 is too short to run the trunk; use at least 0.15$"):
         summary(["--trunk=Q_SAP", "--channels=8,16,32,64", "--seconds=0.1"])
@@ -269,7 +262,7 @@ def test_model_summary_too_short_names_a_length_that_runs(capsys):
 
 
 def test_bench_runs_a_tiny_configuration(capsys):
-    assert load_script("bench/models.py").main(["--trunks=ECAPA", "--channels=16", "--batch-size=2", "--samples=8000",
+    assert bench_models.main(["--trunks=ECAPA", "--channels=16", "--batch-size=2", "--samples=8000",
                        "--iters=1", "--warmup=0", "--device=cpu"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ECAPA"))
     assert "cpu" in row and "fp32" in row

@@ -1,8 +1,6 @@
 """Stages 5-6 without a network: stored embeddings -> scores -> fusion -> RESULTS.md."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import kaldiio
@@ -10,20 +8,35 @@ import numpy as np
 import pytest
 
 from spkid.eval import metrics, results
-from spkid.config import write_resolved
+from spkid.config import parse_options, write_resolved
 from spkid.data.datadir import DataDir, Trials, read_trials, write_trials
 from spkid.errors import SpkidError
+from spkid.eval.fuse_systems import fuse_systems
+from spkid.eval.fusion import FusionOptions
+from spkid.eval.results import ReportOptions
+from spkid.eval.score_files import MetricsOptions, print_metrics
+from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+from trained_system import system_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def step(name):
-    spec = importlib.util.spec_from_file_location(f"steps_{name}", ROOT / "steps" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod.main
+def stage6(run):
+    """``main(argv)`` of steps/fuse.py or steps/make_results_table.py, parsed as they parse it."""
+    def main(argv):
+        fo, ro, (data, exp) = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"])
+        return run(Path(data), Path(exp), fo, ro)
+    return main
+
+
+def compute_metrics_main(argv):
+    opts, _ = parse_options([MetricsOptions], argv)
+    return print_metrics(opts)
+
+
+STEPS = {"score": system_step(ScoreOptions, score_set), "fuse": stage6(fuse_systems),
+         "make_results_table": stage6(results.write_results_table), "compute_metrics": compute_metrics_main}
 
 
 def make_set(data: Path, name: str, lists: list[str], n_spk: int, rng) -> list[str]:
@@ -71,7 +84,7 @@ def test_score_fuse_report(recipe, capsys):
     data, exp = recipe
     for sys_name in ("A", "B"):
         for s in ("vox1", "voxsrc20_val"):
-            assert step("score")([str(exp / sys_name), str(data / s)]) == 0
+            assert STEPS["score"]([str(exp / sys_name), str(data / s)]) == 0
     out = capsys.readouterr().out
     assert "vox1_O: EER" in out and "MinDCF(p=0.05)" in out
     for f in ("vox1_O.score", "vox1_O.metrics.json", "vox1_O.det.png", "vox1_H.score"):
@@ -79,17 +92,17 @@ def test_score_fuse_report(recipe, capsys):
     m = json.loads((exp / "A" / "scores" / "vox1" / "vox1_O.metrics.json").read_text())
     assert m["eer_method"] == "roc" and m["score_type"] == "cosine"
 
-    step("compute_metrics")(["--trials", str(data / "vox1/trials/vox1_O"),
+    STEPS["compute_metrics"](["--trials", str(data / "vox1/trials/vox1_O"),
                              "--scores", str(exp / "A/scores/vox1/vox1_O.score")])
     line = capsys.readouterr().out.strip()
     assert line == m["line"] and line.startswith("EER ") and " MinDCF(p=0.05) " in line
 
     args = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "A B", str(data), str(exp)]
-    assert step("fuse")(args) == 0
+    assert STEPS["fuse"](args) == 0
     for f in ("F1", "F2"):
         assert (exp / "fusion" / f / "weights").is_file()
         assert (exp / "fusion" / f / "scores" / "vox1" / "vox1_H.score").is_file()
-    assert step("make_results_table")(args) == 0
+    assert STEPS["make_results_table"](args) == 0
     text = (exp / "RESULTS.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| Config"))
     # Table 2 column order: vox1_O before vox1_H before the VoxSRC 2020 validation list
@@ -105,11 +118,11 @@ def test_score_fuse_report(recipe, capsys):
     assert "w_i in 0..3" in text
     # the stage-6 wrapper hands every option to both steps: each takes the other's too
     both = ["--max-weight=2", "--out", str(exp / "R2.md"), "--fusions", "F1", *args]
-    assert step("fuse")(both) == 0 and step("make_results_table")(both) == 0
+    assert STEPS["fuse"](both) == 0 and STEPS["make_results_table"](both) == 0
     text = (exp / "R2.md").read_text()
     assert "w_i in 0..2" in text and "| F1 |" in text and "| F2 |" not in text
     # the table's figures are recomputed with its own P_target and EER definition
-    assert step("make_results_table")(["--p-target=0.3", "--eer-method=kaldi", "--out", str(exp / "R3.md"), *args]) == 0
+    assert STEPS["make_results_table"](["--p-target=0.3", "--eer-method=kaldi", "--out", str(exp / "R3.md"), *args]) == 0
     row = next(r for r in (exp / "R3.md").read_text().splitlines() if r.startswith("| A |")).split("|")
     trials = read_trials(data / "vox1" / "trials" / "vox1_O")
     scores = [float(line.split()[2]) for line in (exp / "A/scores/vox1/vox1_O.score").read_text().splitlines()]
@@ -130,13 +143,13 @@ def test_render_cells():
 def test_as_norm_needs_cohort(recipe):
     data, exp = recipe
     with pytest.raises(SpkidError, match="cohort"):
-        step("score")(["--as-norm=true", str(exp / "A"), str(data / "vox1")])
+        STEPS["score"](["--as-norm=true", str(exp / "A"), str(data / "vox1")])
 
 
 def test_fusion_needs_tune_scores(recipe):
     data, exp = recipe
     with pytest.raises(SpkidError, match="no scores of voxsrc20_val for A, B"):
-        step("fuse")(["--systems", "A B", str(data), str(exp)])
+        STEPS["fuse"](["--systems", "A B", str(data), str(exp)])
 
 
 def test_list_order(tmp_path):
@@ -158,9 +171,9 @@ def test_paper_rows_beside_table2_systems(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "trunk_params", lambda opts: 8_028_492)
     for sys_name in ("HA4", "mine"):
         for s in sets:
-            assert step("score")([str(exp / sys_name), str(data / s)]) == 0
+            assert STEPS["score"]([str(exp / sys_name), str(data / s)]) == 0
     args = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "HA4 mine", str(data), str(exp)]
-    assert step("fuse")(args) == 0 and step("make_results_table")(args) == 0
+    assert STEPS["fuse"](args) == 0 and STEPS["make_results_table"](args) == 0
     text = (exp / "RESULTS.md").read_text()
     rows = [r.split("|")[1].strip() for r in text.splitlines() if r.startswith("| ") and "Config" not in r]
     assert rows == ["HA4", "HA4 (paper)", "mine", "F1", "F1 (paper)", "F2", "F2 (paper)"]
@@ -169,7 +182,7 @@ def test_paper_rows_beside_table2_systems(tmp_path, monkeypatch):
     assert "| F1 (paper) | - | - | - | - | 0.73 | 0.056 | 3.08 | 0.174 |" in text
     assert "3*HA4 + 3*EA4 + 1*EA5 + 1*HA6" in text and "same EER definition" in text
 
-    assert step("make_results_table")(["--corpus", "mini", "--eer-method", "kaldi", *args]) == 0
+    assert STEPS["make_results_table"](["--corpus", "mini", "--eer-method", "kaldi", *args]) == 0
     text = (exp / "RESULTS.md").read_text()
     assert "(paper)" not in text and "VoxCeleb1 cl.-like (mini) EER" in text
     other_metrics = results.render([results.Row("HA4")], results.find_trial_lists(data), 0.01, "kaldi", {})

@@ -1,4 +1,4 @@
-"""steps/verify.py: two recordings -> score and decision at the saved threshold; pairs -> score file."""
+"""spkid/eval/verify.py (steps/verify.py): two recordings -> score and decision at the saved threshold; pairs -> score file."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from spkid.eval.extract import load_system
 from spkid.eval.extract import embed_waveform
 from spkid.data.inputs import load_recording
 from spkid.options import EvalOptions
-from trained_system import load_step, make_experiment, save_metrics, voice, write_voice
-
-verify = load_step("verify").main
+from spkid.eval.verify import VerifyOptions, read_pairs, verify
+from trained_system import make_experiment, save_metrics, voice, write_voice
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def test_one_pair(setup, capsys):
     exp, f = setup
     system = load_system(exp)
     for other in ("b", "c", "a2"):
-        assert verify([str(exp), f["a"], f[other]]) == 0
+        assert verify(VerifyOptions(), str(exp), f["a"], f[other]) == 0
         out = capsys.readouterr()
         score, decision, rest = out.out.split(" ", 2)
         assert float(score) == pytest.approx(mean_crop_cosine(system, f["a"], f[other]), abs=1e-4)
@@ -59,18 +58,18 @@ def test_one_pair(setup, capsys):
     assert "a_stereo44k.wav: 2 channels mixed down" in out.err
     # the same voice through resampling and mixdown scores as itself
     assert float(score) > 0.99
-    assert verify(["--point=min_dcf", "--threshold=2", str(exp), f["a"], f["a"]]) == 0
+    assert verify(VerifyOptions(point="min_dcf", threshold="2"), str(exp), f["a"], f["a"]) == 0
     assert capsys.readouterr().out.split()[1] == "different"  # cosine <= 1 < 2
-    assert verify(["--point=min_dcf", str(exp), f["a"], f["b"]]) == 0
+    assert verify(VerifyOptions(point="min_dcf"), str(exp), f["a"], f["b"]) == 0
     assert "threshold 0.8000 at the MinDCF point of voxsrc20_val" in capsys.readouterr().out
 
 
 def test_bad_file_in_one_pair_is_an_error_naming_it(setup):
     exp, f = setup
     with pytest.raises(SpkidError, match=r"silent\.wav: silent"):
-        verify([str(exp), f["a"], f["silent"]])
+        verify(VerifyOptions(), str(exp), f["a"], f["silent"])
     with pytest.raises(SpkidError, match=r"corrupt\.wav: cannot decode"):
-        verify([str(exp), f["corrupt"], f["a"]])
+        verify(VerifyOptions(), str(exp), f["corrupt"], f["a"])
 
 
 def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsys):
@@ -79,7 +78,7 @@ def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsy
     pairs.write_text(f"{f['a']} {f['b']}\n{f['a']} {f['silent']}\n1 {f['a']} {f['a2']}\n"
                      f"{f['corrupt']} {f['c']}\n{f['b']} {f['c']} nontarget\n")
     out = tmp_path / "out.score"
-    assert verify([f"--pairs={pairs}", f"--scores-out={out}", "--quiet=true", str(exp)]) == 1
+    assert verify(VerifyOptions(pairs=str(pairs), scores_out=str(out), quiet=True), str(exp)) == 1
     lines = [line.split() for line in out.read_text().splitlines()]
     assert [(a, b) for a, b, _, _ in lines] == [(f["a"], f["b"]), (f["a"], f["a2"]), (f["b"], f["c"])]
     system = load_system(exp)
@@ -96,34 +95,33 @@ def test_threshold_problems(setup, tmp_path):
     exp, f = setup
     bare = make_experiment(tmp_path / "bare")
     with pytest.raises(SpkidError, match="nothing is scored yet.*score it first"):
-        verify([str(bare), f["a"], f["b"]])
+        verify(VerifyOptions(), str(bare), f["a"], f["b"])
     with pytest.raises(SpkidError, match="no saved threshold for trial list 'vox1_O'"):
-        verify(["--threshold-list=vox1_O", str(exp), f["a"], f["b"]])
+        verify(VerifyOptions(threshold_list="vox1_O"), str(exp), f["a"], f["b"])
     normed = make_experiment(tmp_path / "normed", eval_opts=EvalOptions(eval_frames=100, as_norm=True))
     save_metrics(normed, "voxsrc20_val", "voxsrc20_val", as_norm=True)
     with pytest.raises(SpkidError, match="AS-norm.*--threshold=VALUE"):
-        verify([str(normed), f["a"], f["b"]])
+        verify(VerifyOptions(), str(normed), f["a"], f["b"])
     # PLDA, mean subtraction, QMF: trained on the training set too, refused the same way
     plda = make_experiment(tmp_path / "plda", eval_opts=EvalOptions(eval_frames=100, score_type="plda"))
     save_metrics(plda, "voxsrc20_val", "voxsrc20_val")
     with pytest.raises(SpkidError, match="PLDA or QMF.*--threshold=VALUE tuned on raw cosine"):
-        verify([str(plda), f["a"], f["b"]])
+        verify(VerifyOptions(), str(plda), f["a"], f["b"])
     with pytest.raises(SpkidError, match="--pairs needs --scores-out"):
-        verify(["--pairs=x", str(exp)])
+        verify(VerifyOptions(pairs="x"), str(exp))
     with pytest.raises(SpkidError, match="--threshold takes a number"):
-        verify(["--threshold=high", str(exp), f["a"], f["b"]])
+        verify(VerifyOptions(threshold="high"), str(exp), f["a"], f["b"])
 
 
 def test_scores_out_is_checked_before_any_work(tmp_path):
     (tmp_path / "adir").mkdir()
     # refused before the pairs are read or the system loads (neither exists here)
     with pytest.raises(SpkidError, match=rf"--scores-out={tmp_path / 'adir'} is a folder; give a file name"):
-        verify([f"--pairs={tmp_path / 'none.txt'}", f"--scores-out={tmp_path / 'adir'}", str(tmp_path / "no_exp")])
+        verify(VerifyOptions(pairs=str(tmp_path / 'none.txt'), scores_out=str(tmp_path / 'adir')), str(tmp_path / "no_exp"))
     assert list((tmp_path / "adir").iterdir()) == []
 
 
 def test_pairs_file_formats_and_bad_lines(tmp_path):
-    read_pairs = load_step("verify").read_pairs
     p = tmp_path / "pairs"
     p.write_text("# a comment\n\na.wav b.wav\n1 c.wav d.wav\ne.wav f.wav nontarget\n")
     assert read_pairs(str(p)) == [("a.wav", "b.wav"), ("c.wav", "d.wav"), ("e.wav", "f.wav")]

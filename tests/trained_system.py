@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from spkid.config import write_resolved
+from spkid.config import parse_options, write_resolved
 from spkid.eval.metrics import compute_metrics
 from spkid.models import build_model
-from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
-
-STEPS = Path(__file__).resolve().parent.parent / "steps"
+from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions, exp_config
 
 # targets 0.9 0.8 0.4, non-targets 0.5 0.3 0.2 0.1; a trial is accepted when score >= t.
 # EER point: t=0.5 (FNR 1/3, FPR 1/4); MinDCF(0.05) point: t=0.8 (cost 0.05/3, no false alarm).
@@ -61,13 +57,14 @@ def write_voice(path: Path, seconds: float = 2.0, rate: int = 16000, f0: float =
     return path
 
 
-def load_step(name: str) -> ModuleType:
-    """Import ``steps/<name>.py`` (not a package) to call its ``main(argv)`` in-process."""
-    spec = importlib.util.spec_from_file_location(f"steps_{name}", STEPS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def system_step(stage_options: type, stage: Callable[..., int]) -> Callable[[list[str]], int]:
+    """``main(argv)`` of a step run on a trained system's EXP_DIR and a DATA_DIR, as
+    steps/extract.py and steps/score.py parse it: the system's config.conf, then ``argv``."""
+    def main(argv: list[str]) -> int:
+        opts, *_, ev, (exp_dir, data_dir) = parse_options(
+            [stage_options, *SYSTEM_OPTIONS], argv, ["exp_dir", "data_dir"], first_conf=exp_config)
+        return stage(Path(exp_dir), Path(data_dir), opts, ev)
+    return main
 
 
 def save_metrics(exp_dir: Path, data_set: str, trial_list: str, scores=SCORES, labels=LABELS,

@@ -18,15 +18,18 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from spkid.config import option
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_tmp_path
-from spkid.eval.extract import System
+from spkid.eval.extract import System, load_system
+from spkid.fileio import atomic_paths, atomic_tmp_path, check_output_file
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -130,3 +133,33 @@ def max_embedding_difference(system: System, run: Callable[[np.ndarray], np.ndar
             ref = model(torch.from_numpy(wave)).numpy()
         worst = max(worst, float(np.abs(run(wave) - ref).max()))
     return worst
+
+
+@dataclass
+class ExportRunOptions:
+    format: str = option("torchscript", "output format", FORMATS)
+    out: str = option("", "output file; empty = EXP/export/model.pt (TorchScript) or .onnx")
+    check: bool = option(True, "compare the exported network with the PyTorch one after writing")
+    tolerance: float = option(1e-4, "largest absolute embedding difference --check accepts")
+
+
+def export_system(run: ExportRunOptions, exp_dir: str) -> int:
+    """Export ``exp_dir``'s network as ``run`` says, checked against PyTorch before it is renamed
+    onto the output file."""
+    out = Path(run.out) if run.out else Path(exp_dir) / "export" / f"model{SUFFIXES[run.format]}"
+    check_output_file(out, "--out")
+    system = load_system(exp_dir)
+    line = f"exported {exp_dir} ({system.model_opts.trunk}, {system.model.embed_dim}-dim) to {out} [{run.format}]"
+    # written and checked under a temporary name: a file that fails the check never reaches --out
+    with atomic_paths(out) as (tmp,):
+        export(system, run.format, tmp)
+        if run.check:
+            diff = max_embedding_difference(system, load_exported(tmp, run.format))
+            if not diff <= run.tolerance:
+                raise ExportError(f"the export of {exp_dir} differs from the PyTorch network by {diff:.3g} "
+                                  f"(> --tolerance={run.tolerance:g}), so {out} was not written; raise --tolerance "
+                                  f"if that difference is acceptable")
+            line += f"; max |embedding difference| vs PyTorch {diff:.2g}"
+    print(line)
+    return 0
+

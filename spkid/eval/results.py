@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from spkid.eval import backend, metrics, paper
 from spkid.config import option, read_resolved
+from spkid.data.datadir import read_table, read_trials
 from spkid.errors import SpkidError
+from spkid.eval import backend, metrics, paper
+from spkid.eval.fusion import FusionOptions
+from spkid.eval.scoring import scores_for_trials
+from spkid.fileio import atomic_write
 from spkid.options import SYSTEM_OPTIONS
 
 # Table 2's column order; other lists follow in name order.
@@ -149,3 +153,51 @@ def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer
         lines += ["", "DET curves (every row; dots mark the EER):", ""]
         lines += [f"- {name}: ![{name}]({link})" for name, link in det_links.items()]
     return "\n".join(lines) + "\n"
+
+
+def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOptions) -> int:
+    """Stage 6b: the table of ``to.systems`` and the fusions of ``exp`` on every trial list under
+    ``data`` (figures recomputed from the score files with ``fo``'s EER method and P_target),
+    and a DET plot per list."""
+    # matplotlib only here: steps/fuse.py imports this module for its options and lists
+    from spkid.eval.det import DetCurve, plot_det
+
+    systems = to.systems.split()
+    if not systems:
+        raise SpkidError("--systems is empty: name the systems of the table")
+    rows = [(system_row(exp / s), exp / s) for s in systems]
+    for name in to.fusions.split():
+        fdir = exp / "fusion" / name
+        if (fdir / "weights").is_file():
+            weights = read_table(fdir / "weights")
+            what = "EER" if name == "F1" else "MinDCF" if name == "F2" else "objective"
+            note = f"best {what} fusion on {fo.tune_list}: " + " + ".join(
+                f"{w}*{s}" for s, w in weights.items() if w != "0")
+            rows.append((Row(name, note=note), fdir))
+    lists = find_trial_lists(data)
+    shown, det_links = [], {}
+    out = Path(to.out) if to.out else exp / "RESULTS.md"
+    for t in lists:
+        trials = read_trials(t.path)
+        curves = []
+        for row, d in rows:
+            f = d / "scores" / t.set / f"{t.name}.score"
+            if not f.is_file():
+                continue
+            s = scores_for_trials(f, trials, str(t.path))
+            row.results[t.name] = metrics.compute_metrics(s, trials.labels, fo.p_target, fo.c_miss, fo.c_fa,
+                                                          fo.eer_method, str(t.path))
+            curves.append(DetCurve.from_scores(row.name, s, trials.labels, fo.eer_method))
+        if curves:
+            shown.append(t)
+            png = exp / "results_det" / f"{t.name}.png"
+            plot_det(curves, png, f"{t.name} ({len(trials)} trials)", fo.eer_method)
+            det_links[t.name] = str(png.relative_to(out.parent)) if png.is_relative_to(out.parent) else str(png)
+    if not shown:
+        raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
+    text = render([r for r, _ in rows], shown, fo.p_target, fo.eer_method, det_links,
+                  f"{fo.tune_set}/{fo.tune_list}", fo.max_weight, to.corpus)
+    with atomic_write(out) as f:
+        f.write(text)
+    print(f"make_results_table.py: {len(rows)} row(s) x {len(shown)} trial list(s) -> {out}")
+    return 0
