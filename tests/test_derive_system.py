@@ -1,14 +1,20 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from spkid.config import read_resolved
+from spkid.config import parse_options, read_resolved
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS
-from trained_system import load_step, make_experiment
+from spkid.train.derive import base_config, derive_system
+from trained_system import make_experiment
 
-derive = load_step("derive_system")
+
+def derive(argv: list[str]) -> int:
+    """steps/derive_system.py's command line, parsed as it parses it."""
+    *new, (base, out) = parse_options(list(SYSTEM_OPTIONS), argv, ["base_dir", "out_dir"], first_conf=base_config)
+    return derive_system(Path(base), Path(out), new)
 
 
 def with_embeddings(exp):
@@ -24,7 +30,7 @@ def test_eval_option_links_network_and_embeddings(tmp_path):
     base = make_experiment(tmp_path / "EA4")
     with_embeddings(base)
     out = tmp_path / "EA4_plda"
-    assert derive.main(["--score-type=plda", "--lda-dim=16", str(base), str(out)]) == 0
+    assert derive(["--score-type=plda", "--lda-dim=16", str(base), str(out)]) == 0
     ev = read_resolved(out / "config.conf", SYSTEM_OPTIONS)[3]
     assert (ev.score_type, ev.lda_dim) == ("plda", 16)
     assert os.path.samefile(out / "final.pt", base / "final.pt")
@@ -44,7 +50,7 @@ def test_average_last_writes_the_mean_network(tmp_path):
         state = {k: (v + e if v.is_floating_point() else v) for k, v in model.items()}
         torch.save({"model": state}, base / "checkpoints" / f"epoch_{e:04d}.pt")
     out = tmp_path / "HA2_avg"
-    derive.main(["--average-last=2", str(base), str(out)])
+    derive(["--average-last=2", str(base), str(out)])
     avg = torch.load(out / "final.pt", weights_only=True)["model"]
     for k, v in model.items():
         if v.is_floating_point():
@@ -56,6 +62,6 @@ def test_average_last_writes_the_mean_network(tmp_path):
 def test_network_options_refused(tmp_path):
     base = make_experiment(tmp_path / "EA4")
     with pytest.raises(SpkidError, match="--margin would change the network"):
-        derive.main(["--margin=0.5", str(base), str(tmp_path / "x")])
+        derive(["--margin=0.5", str(base), str(tmp_path / "x")])
     with pytest.raises(SpkidError, match="no trained system"):
-        derive.main([str(tmp_path / "none"), str(tmp_path / "y")])
+        derive([str(tmp_path / "none"), str(tmp_path / "y")])
