@@ -9,12 +9,14 @@ import torch
 
 from source_checkpoints import (vt_checkpoint, vt_eval_crops, vt_forward, vt_head, vt_resnet, ws_ecapa,
                                 ws_forward)
-from spkid.config import read_resolved
+from spkid.config import given_fields, parse_options, read_resolved
 from spkid.errors import SpkidError
 from spkid.eval.extract import load_system
 from spkid.models import trunk_parameters
 from spkid.options import SYSTEM_OPTIONS
-from trained_system import load_step, voice, write_voice
+from spkid.eval.embed import EmbedOptions, embed
+from spkid.models.imports import ImportOptions, import_model as run_import
+from trained_system import voice, write_voice
 
 torch.set_num_threads(1)
 
@@ -23,7 +25,9 @@ def import_model(tmp_path, state, *options, name="SYS"):
     ckpt = tmp_path / f"{name}.model"
     torch.save(state, ckpt)
     exp = tmp_path / "exp" / name
-    assert load_step("import_model").main([*options, str(ckpt), str(exp)]) == 0
+    argv = [*options, str(ckpt), str(exp)]
+    *system, opts, _ = parse_options([*SYSTEM_OPTIONS, ImportOptions], argv, ["checkpoint", "exp_dir"])
+    assert run_import(str(ckpt), str(exp), system, opts, given_fields(argv)) == 0
     return exp
 
 
@@ -93,8 +97,8 @@ def test_paper_code_crop_embeddings_equal_the_source(tmp_path, net, widths, n_me
     exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")))
     files = [wav_and_samples(tmp_path, f"u{i}", 4.6 + i, seed=i) for i in range(2)]
     out = tmp_path / "emb"
-    assert load_step("embed").main(["--kind=crops", "--format=npy", f"--out={out}", "--quiet=true",
-                                    str(exp), str(tmp_path / "wav")]) == 0
+    assert embed(EmbedOptions(kind="crops", format="npy", out=str(out), quiet=True), str(exp),
+                 str(tmp_path / "wav")) == 0
     ours = np.load(out / "embeddings.npy")
     assert ours.shape == (2, 10, 64)
     for i, (_, samples) in enumerate(files):
@@ -125,7 +129,7 @@ def test_wespeaker_whole_utterance_embedding_equals_the_source(tmp_path):
     exp = import_model(tmp_path, s)
     files = [wav_and_samples(tmp_path, f"u{i}", 2.7 + i, seed=i) for i in range(2)]
     out = tmp_path / "emb"
-    assert load_step("embed").main(["--kind=crops", f"--out={out}", "--quiet=true", str(exp), str(tmp_path / "wav")]) == 0
+    assert embed(EmbedOptions(kind="crops", out=str(out), quiet=True), str(exp), str(tmp_path / "wav")) == 0
     import kaldiio
     ours = dict(kaldiio.load_scp(str(out / "embeddings.scp")))
     for i, (_, samples) in enumerate(files):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from spkid.config import write_resolved
+from spkid.config import option, write_resolved
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.models.resnet import BLOCKS
@@ -341,3 +341,31 @@ def write_system(imported: Imported, exp_dir: str | os.PathLike, source: str | o
     with atomic_write(exp_dir / ".done.train") as f:
         f.write("")
     return exp_dir
+
+
+@dataclass
+class ImportOptions:
+    force: bool = option(False, "replace a system already in EXP_DIR (its config.conf and final.pt)")
+
+
+def import_model(checkpoint: str, exp_dir: str, system: list, opts: ImportOptions, given: set[str]) -> int:
+    """Import ``checkpoint`` as the system ``exp_dir``; of the system options ``system`` (every
+    SYSTEM_OPTIONS group), those named in ``given`` (set by the user) override what the file says."""
+    exp = Path(exp_dir)
+    if (exp / "final.pt").exists() and not opts.force:
+        raise SpkidError(f"{exp} already holds a system (final.pt); use another directory or --force=true")
+    imported = import_checkpoint(checkpoint)
+    apply_overrides(imported, {name: next(getattr(g, name) for g in system if hasattr(g, name))
+                               for name in given - {"force"}})
+    write_system(imported, exp, checkpoint)
+    model, loss, _, evalo = imported.options
+    for note in imported.notes:
+        print(f"note: {note}")
+    head = (f"{loss.loss} head over {imported.num_speakers} speakers" if imported.num_speakers
+            else f"{loss.loss} head" if imported.head_state is not None else "no loss head")
+    crops = f"{evalo.num_eval_crops} crops of {evalo.eval_frames} frames" if evalo.num_eval_crops else "whole utterances"
+    print(f"import_model.py: {checkpoint}: {imported.network} -> {exp} ({model.trunk} {model.channels}, "
+          f"{model.embed_dim}-dim, {model.frontend} front-end, input x{model.input_scale:g}; {head}; "
+          f"evaluation: {crops}, {evalo.score_type})")
+    return 0
+
