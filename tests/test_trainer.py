@@ -478,11 +478,12 @@ def test_one_epoch_from_an_imported_model(corpus, tmp_path):
     """A voxceleb_trainer ResNetSE34V2 + softmaxproto checkpoint, imported, trains one epoch from
     its weights with its config.conf (loss head kept: six speakers, as the training data)."""
     from source_checkpoints import vt_checkpoint, vt_head, vt_resnet
-    from trained_system import load_step
+    from spkid.models.imports import ImportOptions, import_model
 
     torch.save(vt_checkpoint(vt_resnet("V2", (8, 8, 16, 16), 16, n_out=16), vt_head("softmaxproto", 16, classes=6)),
                tmp_path / "v2.model")
-    assert load_step("import_model").main([str(tmp_path / "v2.model"), str(tmp_path / "VT")]) == 0
+    defaults = [cls() for cls in SYSTEM_OPTIONS]  # nothing given: the file's own options
+    assert import_model(str(tmp_path / "v2.model"), str(tmp_path / "VT"), defaults, ImportOptions(), set()) == 0
     exp = tmp_path / "VT_ft"
     rc = train_command(["--config", str(tmp_path / "VT" / "config.conf"), *TINY_TRAIN, "--batch-size=8",
                         "--epochs=1", f"--train-data={corpus}", "--quiet=true", f"--init-from={tmp_path / 'VT'}",
