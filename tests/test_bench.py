@@ -1,6 +1,9 @@
 """bench/datapipe_common.py: the timed training loop measures the loader's steady state."""
 
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,3 +67,14 @@ def test_synthetic_epochs_outlast_the_measurement(batch, m, batches):
     sampler = SpeakerBatchSampler(spk_utts, batch, m, max_seg_per_spk=500, seed=1)
     assert len(sampler) >= batches
     assert speakers >= 2 * batch // m
+
+
+def test_a_bench_script_runs_from_a_plain_shell_after_path_sh(tmp_path):
+    # `bench/dataloader.py` said "No module named 'bench'": the README has bench/ scripts run
+    # as the steps are, after `. ./path.sh`, which puts the repository on PYTHONPATH
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPKID_ROOT")}
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    run = subprocess.run(["bash", "-c", f". {root}/path.sh && {root}/bench/dataloader.py --help"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.startswith("usage: bench/dataloader.py"), run.stderr[-500:]
