@@ -190,6 +190,30 @@ def test_audio_that_cannot_be_embedded_stops_the_set_naming_utterance_and_file(t
     assert not (exp / "embeddings" / "set" / "extract.info").exists()
 
 
+def test_one_writer_per_embeddings_set_and_utt2spk_covers_wav_scp(tmp_path):
+    # two extractions of one set deleted each other's temporary files; an utterance missing from
+    # utt2spk was left out of the set's copy of it without a word
+    from test_fileio import hold_lock
+
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=3)
+    out = exp / "embeddings" / "set"
+    holder = hold_lock(out)
+    try:
+        with pytest.raises(SpkidError, match=rf"{out} is in use by PID {holder.pid} on .*training exp/X"):
+            extract_main(["--read-workers=0", str(exp), str(data.path)])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    lost = sorted(data.utt2spk)[1]
+    del data.utt2spk[lost]
+    data.write()
+    with pytest.raises(SpkidError, match=rf"1 utterance\(s\) of {data.path}'s wav.scp are not in its utt2spk, e.g. "
+                                         rf"'{lost}': add them to utt2spk"):
+        extract_main(["--read-workers=0", str(exp), str(data.path)])
+
+
 def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
     torch.set_num_threads(1)
     exp, _ = tiny_system(tmp_path)

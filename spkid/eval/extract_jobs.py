@@ -26,6 +26,7 @@ from tqdm import tqdm
 from spkid.config import option
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
+from spkid.fileio import writer_lock
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
 from spkid.options import EvalOptions
@@ -144,6 +145,11 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
     """Embeddings of the ``wav_scp`` utterances into ``out_dir``; a GPU part runs as
     ``job_command --job=K --out-name=NAME`` (the step's own command line)."""
     utts = sorted(wav_scp)
+    absent = [u for u in utts if u not in utt2spk]
+    if absent:  # (its copy of utt2spk left them out without a word)
+        raise ExtractError(f"{len(absent)} utterance(s) of {what}'s wav.scp are not in its utt2spk, e.g. "
+                           f"'{absent[0]}': add them to utt2spk (or remove them from wav.scp); "
+                           f"utils/validate_data_dir.py lists them")
     final = out_dir / "embeddings.ark"
     info_path = out_dir / "extract.info"
     fp = fingerprint(exp_dir, ev, wav_scp)
@@ -231,12 +237,14 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     if opts.job >= 0:
         return run_job(exp_dir, ev, opts)
     data = DataDir.load(data_dir)
-    extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, exp_dir / "embeddings" / data_dir.name,
-                str(data_dir))
+    out = exp_dir / "embeddings" / data_dir.name
+    with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
+        extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir))
     if opts.cohort_data and ev.as_norm:
         train = DataDir.load(opts.cohort_data)
         subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
-        extract_set(exp_dir, ev, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk,
-                    exp_dir / "embeddings" / "cohort", f"the AS-norm cohort ({len(train.spk2utt)} speakers of "
-                    f"{opts.cohort_data})")
+        out = exp_dir / "embeddings" / "cohort"
+        with writer_lock(out, f"extracting the AS-norm cohort of {opts.cohort_data}"):
+            extract_set(exp_dir, ev, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk, out,
+                        f"the AS-norm cohort ({len(train.spk2utt)} speakers of {opts.cohort_data})")
     return 0
