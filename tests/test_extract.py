@@ -270,3 +270,21 @@ def test_as_norm_cohort_flow(tmp_path, capsys):
     assert system_step(ScoreOptions, score_set)([str(exp), str(data.path)]) == 0
     assert "AS-norm top-300 of 2 cohort speakers" in capsys.readouterr().out
     assert len((exp / "scores" / "set" / "l.score").read_text().splitlines()) == 2
+
+
+def test_a_trial_utterance_missing_from_wav_scp_names_the_list_line_and_fix(tmp_path):
+    # it said "re-run steps/extract.sh", which embeds wav.scp and so changes nothing
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=3)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[1]} target\n{utts[0]} ghost/x/00001 nontarget\n")
+    assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0
+    with pytest.raises(SpkidError) as e:
+        system_step(ScoreOptions, score_set)([str(exp), str(data.path)])
+    msg = str(e.value)
+    assert msg.startswith(f"{data.path}/trials/l:2: utterance 'ghost/x/00001' is not in {data.path}/wav.scp, so it "
+                          f"has no embedding: correct the trial list, or add the utterance")
+    assert "re-run steps/extract.sh" not in msg
+

@@ -51,6 +51,13 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
     if not lists:
         raise SpkidError(f"{data_dir}/trials/ has no trial lists: nothing to score")
     all_trials = {name: read_trials(p) for name, p in lists.items()}
+    # not "re-run steps/extract.sh": extraction embeds wav.scp, which lacks these utterances
+    absent = [line for name, t in all_trials.items() for line in t.absent(lists[name], data.wav_scp, f"{data_dir}/wav.scp")]
+    if absent:
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise SpkidError(f"{absent[0]}{more}, so it has no embedding: correct the trial list, or add the utterance "
+                         f"to {data_dir} (wav.scp, utt2spk) and extract again (stage 4); utils/validate_data_dir.py "
+                         f"{data_dir} lists them all")
     utts = set().union(*(t.utterances for t in all_trials.values()))
     emb_dir = exp_dir / "embeddings" / data_dir.name
     start = time.time()
