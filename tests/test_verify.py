@@ -91,6 +91,22 @@ def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsy
     assert "2 pair(s) not scored" in cap.err
 
 
+def test_a_shell_command_runs_only_with_allow_pipes(setup, capsys):
+    # the error told the user to pass --allow-pipes=true, an option verify did not have
+    from spkid.config import parse_options
+
+    exp, f = setup
+    command = f"cat {f['a']} |"
+    with pytest.raises(SpkidError, match=r"is a shell command; pass --allow-pipes=true"):
+        verify(VerifyOptions(), exp, command, f["b"])
+    opts, _ = parse_options([VerifyOptions], ["--allow-pipes=true"])
+    capsys.readouterr()
+    assert verify(opts, exp, command, f["b"]) == 0
+    piped = capsys.readouterr().out
+    assert verify(VerifyOptions(), exp, f["a"], f["b"]) == 0
+    assert capsys.readouterr().out == piped  # the same score and decision as the file itself
+
+
 def test_threshold_problems(setup, tmp_path):
     exp, f = setup
     bare = make_experiment(tmp_path / "bare")

@@ -34,6 +34,7 @@ class VerifyOptions:
     threshold_list: str = option(DEFAULT_LIST, "trial list whose saved threshold to use")
     threshold: str = option("", "decision threshold; empty = the one saved when --threshold-list was scored")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    allow_pipes: bool = option(False, "run recordings given as shell commands ('... |', as in wav.scp)")
     quiet: bool = option(False, "no progress bar")
 
 
@@ -89,7 +90,7 @@ def verify(opts: VerifyOptions, exp_dir: str, a_wav: str = "", b_wav: str = "") 
 
     files = sorted({f for pair in pairs for f in pair})
     failures, notes = Failures(), []
-    crops = dict(embed_recordings(system, ((f, f) for f in files), failures, notes,
+    crops = dict(embed_recordings(system, ((f, f) for f in files), failures, notes, opts.allow_pipes,
                                   quiet=opts.quiet or not opts.pairs))
     if needs_training_set(system.eval_opts):
         notes.append(f"{exp_dir} scores with {describe(system.eval_opts)} in stage 5; these scores are raw "
