@@ -243,8 +243,16 @@ def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
 
 
 def test_extract_errors(tmp_path):
-    exp, _ = tiny_system(tmp_path)
+    exp, model = tiny_system(tmp_path)
     data = tiny_data(tmp_path, n=2)
+    # a final.pt of NaN weights (a diverged training wrote one) gave NaN embeddings and exit 0
+    state = model.state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = torch.full_like(state[name], float("nan"))
+    torch.save({"model": state, "epoch": 1, "num_speakers": 2}, exp / "final.pt")
+    with pytest.raises(extract.ExtractError, match=rf"final.pt: 1 weight tensors are NaN or infinite \(e.g. {name}\)"):
+        extract_main(["--read-workers=0", str(exp), str(data.path)])
+    assert not (exp / "embeddings" / "set" / "embeddings.ark").exists()
     (exp / "final.pt").unlink()
     with pytest.raises(extract.ExtractError, match="final.pt not found"):
         extract_main(["--read-workers=0", str(exp), str(data.path)])
