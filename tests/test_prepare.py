@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,69 @@ def test_linked_speaker_folders_are_found(tmp_path):
     (wav / "id10001").symlink_to(tmp_path / "real" / "id10001")
     assert list(scan_wavs(wav)) == ["id10001/v1/00001"]
     assert find_files(wav, ".wav") == ["id10001/v1/00001.wav"]
+
+
+def kaldi_fix_data_dir(d: Path) -> dict[str, list[str]]:
+    """What Kaldi's utils/fix_data_dir.sh would leave in ``d`` (our reading of the script, written
+    out independently of spkid.data.validate): sort -k1,1 -u of each file, then recordings,
+    speakers and utterances filtered against each other, spk2utt rebuilt from utt2spk."""
+    names = ("utt2spk", "spk2utt", "segments", "wav.scp", "utt2dur", "reco2dur")
+    f = {n: (d / n).read_bytes().decode().splitlines() for n in names if (d / n).is_file()}
+    for n in f:
+        if n != "reco2dur":  # the script does not sort reco2dur
+            first: dict[bytes, str] = {}
+            for line in f[n]:
+                first.setdefault(line.split()[0].encode(), line)
+            f[n] = [first[k] for k in sorted(first)]
+
+    def keep(n: str, keys) -> None:  # utils/filter_scp.pl: the file's order, lines whose key is kept
+        keys = set(keys)
+        f[n] = [line for line in f[n] if line.split()[0] in keys]
+
+    def recordings() -> None:
+        if "segments" in f:
+            recs = {line.split()[1] for line in f["segments"]} & {line.split()[0] for line in f["wav.scp"]}
+            f["segments"] = [line for line in f["segments"] if line.split()[1] in recs]
+            keep("wav.scp", recs)
+
+    def speakers() -> None:  # utt2spk_to_spk2utt.pl, then spk2utt_to_utt2spk.pl
+        spk2utt: dict[str, list[str]] = {}
+        for line in f["utt2spk"]:
+            u, s = line.split()
+            spk2utt.setdefault(s, []).append(u)
+        f["spk2utt"] = [" ".join([s, *us]) for s, us in spk2utt.items()]
+        f["utt2spk"] = [f"{u} {s}" for s, us in spk2utt.items() for u in us]
+
+    def utterances() -> None:
+        lines = f["utt2spk"]
+        assert lines == sorted(lines, key=str.encode), "utt2spk is not in sorted order"
+        assert lines == sorted(lines, key=lambda x: (x.split()[1].encode(), x.encode())), "not sorted by speaker"
+        utts = [line.split()[0] for line in lines]
+        for n in ("segments",) if "segments" in f else ("wav.scp",):
+            have = {line.split()[0] for line in f[n]}
+            utts = [u for u in utts if u in have]
+        assert utts, "fix_data_dir.sh: no utterances remained: not proceeding further."
+        for n in ("utt2spk", "segments", "utt2dur") + (() if "segments" in f else ("wav.scp",)):
+            if n in f:
+                keep(n, utts)
+
+    recordings(), speakers(), utterances(), speakers(), recordings()
+    return f
+
+
+def test_every_dir_comes_out_of_kaldis_fix_data_dir_unchanged(prepared, tmp_path):
+    data, summaries = prepared
+    for s in summaries:
+        d = data / s.name
+        before = {n: (d / n).read_text().splitlines() for n in
+                  ("utt2spk", "spk2utt", "segments", "wav.scp", "utt2dur", "reco2dur") if (d / n).is_file()}
+        assert kaldi_fix_data_dir(d) == before, s.name
+    # the MUSAN dirs as they were (utt2spk and utt2dur keyed by recording beside window segments)
+    old = tmp_path / "old_musan"
+    shutil.copytree(data / "musan_noise", old)
+    recs = [line.split()[0] for line in (old / "wav.scp").read_text().splitlines()]
+    (old / "utt2spk").write_text("".join(f"{r} {r}\n" for r in recs))
+    (old / "spk2utt").write_text("".join(f"{r} {r}\n" for r in recs))
+    with pytest.raises(AssertionError, match="no utterances remained"):
+        kaldi_fix_data_dir(old)
+    assert any("is missing from" in p for p in validate_data_dir(old, check_audio=False))
