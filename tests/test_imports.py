@@ -126,6 +126,11 @@ def test_wespeaker_whole_utterance_embedding_equals_the_source(tmp_path):
     """wespeaker's evaluation: one embedding of the whole utterance (Kaldi fbank of the int16-scale
     waveform, mean norm, ECAPA_TDNN_GLOB with its unbiased context std and 1e-10 floors)."""
     s = ws_ecapa(64, mfa=192, seed=5)
+    # eight dead aggregation channels (ReLU output 0 throughout), as trained networks have: their
+    # std is the floor, and the BN after the pooling has learnt that value, so a floor of 1e-5
+    # instead of wespeaker's 1e-10 moves the embedding
+    s["conv.bias"][:8] = -1e3
+    s["bn.running_mean"][192:200], s["bn.running_var"][192:200] = 1e-5, 1e-8
     exp = import_model(tmp_path, s)
     files = [wav_and_samples(tmp_path, f"u{i}", 2.7 + i, seed=i) for i in range(2)]
     out = tmp_path / "emb"
@@ -171,3 +176,23 @@ def test_options_set_only_what_the_file_cannot_tell(tmp_path):
     assert (model.n_mels, evalo.num_eval_crops, evalo.score_type) == (48, 5, "euclidean")
     with pytest.raises(SpkidError, match="already holds a system"):
         import_model(tmp_path, s, name="b")
+
+
+@pytest.mark.parametrize("name", ["ResNetSE34L-ap", "ResNetSE34V2-smproto", "ECAPA_TDNN_GLOB_c1024"])
+def test_released_shapes_compute_the_source(tmp_path, name):
+    """The released networks at full size (not only the narrow ones above) give the source's
+    embeddings: two of the ten crops (VT), the whole utterance (wespeaker)."""
+    state = RELEASED[name][0]()
+    system = load_system(import_model(tmp_path, state, name=name))
+    flat = state.get("model_state_dict", state)
+    samples = voice(4.5, seed=7)
+    with torch.no_grad():
+        if "ECAPA" in name:
+            ours = system.model(torch.from_numpy(samples)[None]).numpy()
+            ref = ws_forward(flat, torch.from_numpy(samples)).numpy()
+        else:
+            crops = torch.from_numpy(vt_eval_crops(samples)[[0, 9]])
+            ours = system.model(crops).numpy()
+            ref = vt_forward("L" if "34L" in name else "V2", {k[6:]: v for k, v in flat.items() if k.startswith("__S__.")},
+                             crops).numpy()
+    assert cosines(ours, ref).min() >= 0.99999
