@@ -235,3 +235,27 @@ def test_force_does_not_move_an_experiment_another_run_is_writing(tmp_path):
     r = subprocess.run(["bash", "-c", f". {ROOT}/utils/stage_lib.sh; set_aside exp/S"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and len(list(tmp_path.glob("exp/S.old-*"))) == 1
+
+
+def test_a_second_run_sh_on_a_running_stage_leaves_its_log_alone(tmp_path):
+    # the second run.sh truncated the first one's exp/log/stage<N>_<dir>.log before its stage refused
+    (tmp_path / "stage.py").write_text(STAGE)
+    (tmp_path / "stage.py").chmod(0o755)
+    script = f"set -euo pipefail; . {ROOT}/utils/stage_lib.sh; run_stage 3 exp/S/.done.train ./stage.py ."
+    first = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "started").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        log = tmp_path / "exp" / "log" / "stage3_exp_S.log"
+        log.write_text("the first run's lines\n")  # (what its stage printed so far)
+        second = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1, second.stderr
+        assert "another run.sh is running stage 3 into exp/S (it holds exp/log/stage3_exp_S.log)" in second.stderr
+        assert log.read_text() == "the first run's lines\n"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 143

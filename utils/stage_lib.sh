@@ -15,14 +15,22 @@ run_stage() {
     echo "run.sh: stage $n is not implemented yet ($1 is missing)" >&2
     exit 1
   fi
-  local dir log
+  local dir log held
   dir=$(dirname "$marker")
   log=exp/log/stage${n}_${dir//\//_}.log
   mkdir -p exp/log
+  # one run.sh per stage output: the stage's own lock refuses a second writer, this keeps the
+  # second run.sh from truncating the first one's log (released when this run.sh ends)
+  exec {held}>>"$log"
+  if ! flock -n "$held"; then
+    echo "run.sh: another run.sh is running stage $n into $dir (it holds $log): wait for it or stop it" >&2
+    exit 1
+  fi
   rm -f "$marker"
   echo "stage $n: $*"
   local rc=0
   run_forwarding_signals "$log" "$@" || rc=$?
+  exec {held}>&-
   if [ -n "$stage_signal" ]; then
     echo "run.sh: stage $n stopped by SIG$stage_signal (see $log); the same command resumes it" >&2
     exit $((128 + $(kill -l "$stage_signal")))
