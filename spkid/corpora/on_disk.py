@@ -96,12 +96,14 @@ def link_vox2(given: Path, corpus: Path) -> Vox2Plan:
     root = speaker_root(given, "--vox2-dir", ("dev/aac", "aac", "wav", ""), shape)
     plan = Vox2Plan(0, 0)
     for spk in _speakers(root):
-        m4a, wav = set(), set()
+        by_ext: dict[str, set[str]] = {".m4a": set(), ".wav": set()}
         for dirpath, _dirs, files in os.walk(spk, followlinks=True):
             rel = os.path.relpath(dirpath, spk)
             for f in files:
                 stem, ext = os.path.splitext(os.path.join(rel, f))
-                (m4a if ext == ".m4a" else wav if ext == ".wav" else set()).add(stem)
+                if ext in by_ext:
+                    by_ext[ext].add(stem)
+        m4a, wav = by_ext[".m4a"], by_ext[".wav"]
         if not m4a and not wav:
             raise OnDiskError(f"--vox2-dir {given}: {spk} holds neither .m4a nor .wav files; expected {shape}")
         if m4a <= wav:

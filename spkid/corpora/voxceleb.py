@@ -165,9 +165,9 @@ class CorpusObtainer:
         dest = self.corpus / "lists" / name
         by_hand = (f"Download {name} yourself (its md5 is {self.md5.get(name, 'not published')}) and put it at {dest}: "
                    f"stage 1 then uses it as it is; or give a working mirror with --lists-url '<template with {{file}}>'")
-        _, src = fetch_first([self.source(t, name) for t in self.lists_templates], dest, self.md5.get(name),
-                             by_hand=by_hand, **self._fetch_args(False))
-        good = next(t for t in self.lists_templates if self.source(t, name).display == src.display)
+        sources = [self.source(t, name) for t in self.lists_templates]
+        _, src = fetch_first(sources, dest, self.md5.get(name), by_hand=by_hand, **self._fetch_args(False))
+        good = self.lists_templates[sources.index(src)]
         self.lists_templates.remove(good)
         self.lists_templates.insert(0, good)
         return dest
@@ -314,6 +314,8 @@ class CorpusObtainer:
             shutil.copyfile(got, target)
         files = list(voxsrc.read_listed_files(target).values())
         audio_root = self.corpus / audio_rel
+        if audio_root.is_symlink():  # an earlier layout linked the whole root to the given folder
+            audio_root.unlink()
         voxsrc.link_corpus_folders(files, self.corpus, audio_root)
         own = [f for f in files if f.corpus_folder is None]
         if own and not given_audio:

@@ -77,20 +77,15 @@ def read_listed_files(list_path: Path) -> dict[str, ListedFile]:
     return paths
 
 
-def link_corpus_folders(files: Iterable[ListedFile], corpus: Path, audio_root: Path) -> list[str]:
+def link_corpus_folders(files: Iterable[ListedFile], corpus: Path, audio_root: Path) -> None:
     """Link ``<audio_root>/voxceleb1`` to the corpus' VoxCeleb1 (etc.) for the folders the list
-    uses; returns the folders it could not link because that corpus is not in the corpus dir."""
-    missing = []
+    uses and the corpus dir has (a missing one shows as absent files, named by :func:`describe_absent`)."""
     for folder in sorted({f.corpus_folder for f in files} - {None}):
         target, link = corpus / CORPUS_FOLDERS[folder], audio_root / folder
-        if link.is_symlink() or link.exists():
-            continue
-        if not target.is_dir():
-            missing.append(folder)
+        if link.is_symlink() or link.exists() or not target.is_dir():
             continue
         audio_root.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(target.resolve(), audio_root.resolve()), target_is_directory=True)
-    return missing
 
 
 @dataclass(frozen=True)
