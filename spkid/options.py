@@ -14,6 +14,7 @@ from pathlib import Path
 from spkid.config import option
 from spkid.errors import SpkidError
 
+SAMPLE_RATE = 16000  # Hz: every waveform a system takes; corpora are converted and recordings resampled to it
 TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
 FRONTENDS = ("paper", "logmel", "mfcc", "fbank")
 LOSSES = ("softmax", "am_softmax", "aam_softmax", "ap", "ap_softmax")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
+from spkid.options import SAMPLE_RATE
 
 MAX_NAMED = 20
 
@@ -63,7 +64,7 @@ def convert_file(src: Path, dst: Path, ffmpeg: str = "ffmpeg") -> str | None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1", "-y",
-           "-i", str(src), "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "wav", str(tmp)]
+           "-i", str(src), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(tmp)]
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
         tmp.unlink(missing_ok=True)

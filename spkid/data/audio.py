@@ -23,8 +23,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from spkid.errors import SpkidError
-
-SAMPLE_RATE = 16000
+from spkid.options import SAMPLE_RATE
 
 
 class AudioError(SpkidError):

@@ -30,6 +30,7 @@ from spkid.config import option
 from spkid.errors import SpkidError
 from spkid.eval.extract import System, load_system
 from spkid.fileio import atomic_paths, atomic_tmp_path, check_output_file
+from spkid.options import SAMPLE_RATE
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -87,7 +88,7 @@ def export_onnx(system: System, out: str | os.PathLike, opset: int = ONNX_OPSET)
     except Exception as e:
         raise ExportError(f"{system.model_opts.trunk}: ONNX export failed ({str(e).splitlines()[0]})") from None
     program.model.metadata_props["config.conf"] = system.config_text()
-    program.model.metadata_props["sample_rate"] = "16000"
+    program.model.metadata_props["sample_rate"] = str(SAMPLE_RATE)
     tmp = atomic_tmp_path(out)
     program.save(str(tmp))
     os.replace(tmp, out)

@@ -28,7 +28,8 @@ import torch
 import torchaudio
 from torch import nn
 
-SAMPLE_RATE = 16000
+from spkid.options import SAMPLE_RATE
+
 N_FFT = 512
 WIN_LENGTH = 400
 HOP_LENGTH = 160

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import signal
 from scipy.fft import next_fast_len
 
-SR = 16000
+from spkid.options import SAMPLE_RATE as SR
 
 
 def resample_speed(x: np.ndarray, sr_in: int, alpha: float, sr_out: int = SR) -> np.ndarray:
