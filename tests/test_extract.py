@@ -32,7 +32,6 @@ def test_crop_geometry():
 
 def test_short_utterances_are_wrap_padded():
     wave = np.arange(5, dtype=np.float32)
-    np.testing.assert_array_equal(extract.wrap_pad(wave, 12), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
     crops = extract.utterance_crops(wave, 12, 10)
     assert crops.shape == (10, 12) and np.all(crops == crops[0])
     np.testing.assert_array_equal(crops[0], [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])  # repeated, not zero-padded

@@ -31,15 +31,6 @@ class ExtractError(SpkidError):
     pass
 
 
-def wrap_pad(wave: np.ndarray, length: int) -> np.ndarray:
-    """Repeat ``wave`` circularly up to ``length`` samples (unchanged when already as long)."""
-    if len(wave) >= length:
-        return wave
-    if len(wave) == 0:
-        raise ExtractError("cannot pad an empty waveform")
-    return wrap_crop(wave, 0, length)
-
-
 def crop_starts(n_samples: int, crop: int, num_crops: int) -> np.ndarray:
     """Evenly spaced crop starts, ``linspace(0, n_samples - crop, num_crops)`` as integers."""
     return np.linspace(0, max(n_samples - crop, 0), num_crops).astype(np.int64)
@@ -47,7 +38,9 @@ def crop_starts(n_samples: int, crop: int, num_crops: int) -> np.ndarray:
 
 def utterance_crops(wave: np.ndarray, crop: int, num_crops: int) -> np.ndarray:
     """(num_crops, crop) evaluation crops of one utterance; (1, len) when ``num_crops`` is 0."""
-    wave = wrap_pad(np.asarray(wave, dtype=np.float32), crop)
+    wave = np.asarray(wave, dtype=np.float32)
+    if len(wave) < crop:
+        wave = wrap_crop(wave, 0, crop)
     if num_crops == 0:
         return wave[None]
     return np.stack([wave[s:s + crop] for s in crop_starts(len(wave), crop, num_crops)])
