@@ -6,8 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from fake_voxceleb import FakeServer, ServerState, make_fake_corpus, wav_bytes
 from spkid.data.datadir import DataDir
 from spkid.data.validate import validate_data_dir
@@ -64,7 +62,7 @@ def test_download_convert_prepare(tmp_path):
         assert p.returncode == 0 and len(state.requests) == n
         assert p.stdout.count("done earlier") == 6
 
-    # the layout of CONTRACT.md
+    # the corpus layout the README shows under 'Running on VoxCeleb'
     wavs = lambda d: sorted(str(q.relative_to(d).with_suffix("")) for q in d.rglob("*.wav"))  # noqa: E731
     assert wavs(corpus / "voxceleb1" / "wav") == sorted(fake.vox1_utts)
     vox2_ok = sorted(u for u in fake.vox2_utts if u != fake.corrupt_m4a)
@@ -80,11 +78,8 @@ def test_download_convert_prepare(tmp_path):
     assert not list((corpus / "downloads").glob("*_parta?"))  # parts removed once concatenated
     assert SECRET not in outputs and SECRET.encode() not in all_text_under(corpus)
 
-    prepare = ROOT / "local" / "prepare_data.py"
-    if not prepare.is_file():
-        pytest.skip("local/prepare_data.py is not on this branch yet (stage 2 comes from the corpus branch)")
     data = tmp_path / "data"
-    p = subprocess.run([str(prepare), "--corpus-dir", str(corpus), "--data", str(data)],
+    p = subprocess.run([str(ROOT / "local" / "prepare_data.py"), "--corpus-dir", str(corpus), "--data", str(data)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert sorted(DataDir.load(data / "vox2_dev").wav_scp) == vox2_ok

@@ -1,4 +1,4 @@
-"""Stage 2: Kaldi data directories from a corpus in the layout of the team contract.
+"""Stage 2: Kaldi data directories from a corpus in the layout the README shows (Running on VoxCeleb).
 
 The same code prepares the generated mini corpus and real VoxCeleb/MUSAN/RIRS_NOISES: it
 knows only the layout. :data:`TRIAL_LISTS` is the one table of which list file is read
@@ -25,8 +25,8 @@ from spkid.data.datadir import Trials, read_trials, utt2spk_to_spk2utt, utt_id_f
 from spkid.data.validate import validate_data_dir
 from spkid.corpora.voxsrc import voxsrc_trials
 from spkid.errors import SpkidError
+from spkid.options import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 MINI_MARKER = "SUBSTITUTE_CORPUS.txt"   # written by local/make_mini_corpus.py
 
 
