@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mini_corpus_fixture import tiny_corpus
-from spkid.eval.baseline import standardize
+from spkid.data.datadir import read_trials
+from spkid.eval import metrics
+from spkid.eval.baseline import BaselineOptions, run_baseline, standardize
+from spkid.eval.scoring import scores_for_trials
 from spkid.corpora.prepare import PrepareOptions, prepare
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_standardize():
@@ -21,16 +22,18 @@ def test_standardize():
     assert np.allclose(s.mean(0), 0) and np.allclose(s.std(0), 1)
 
 
-def test_baseline_script_prints_every_list(tmp_path, capsys, monkeypatch):
-    data = tmp_path / "data"
+def test_baseline_prints_and_writes_every_list(tmp_path, capsys):
+    """Every list printed; with --scores-dir its score file and description, the printed EER being
+    the one the score file gives (what stage 6 puts in the table's floor row)."""
+    data, out_dir = tmp_path / "data", tmp_path / "exp" / "mfcc_baseline"
     prepare(PrepareOptions(corpus_dir=str(tiny_corpus()), data=str(data), quiet=True))
-    spec = importlib.util.spec_from_file_location("mfcc_baseline", ROOT / "local/mfcc_baseline.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, mod)   # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    assert mod.main(["--data", str(data), "--quiet", "true"]) == 0
+    assert run_baseline(BaselineOptions(data=str(data), quiet=True, scores_dir=str(out_dir))) == 0
     out = capsys.readouterr().out
-    for name in ("vox1_O", "vox1_E", "vox1_H", "voxsrc20_val"):
+    assert (out_dir / "description").read_text() == "MFCC mean+std baseline\n"
+    for set_name, name in (("vox1", "vox1_O"), ("vox1", "vox1_E"), ("vox1", "vox1_H"), ("voxsrc20_val", "voxsrc20_val")):
         line = next(line for line in out.splitlines() if f" {name} " in f" {line} ")
         eer, dcf = map(float, line.split()[-2:])
         assert 0 <= eer <= 100 and 0 <= dcf <= 20
+        trials = read_trials(data / set_name / "trials" / name)
+        scores = scores_for_trials(out_dir / "scores" / set_name / f"{name}.score", trials)
+        assert eer == pytest.approx(100 * metrics.eer(scores, trials.labels, "roc"), abs=0.006)

@@ -222,3 +222,30 @@ def test_backend_systems_say_their_back_end(tmp_path):
     note = results.system_row(tmp_path / "A").note
     assert "last 3 epochs" in note and "PLDA (LDA 50)" in note and "tuned there" in note
     assert results.system_row(tmp_path / "B").note == ""
+
+
+def test_floor_row_comes_first_with_its_own_figures(recipe):
+    """--floor DIR (local/mfcc_baseline.py --scores-dir DIR, run.sh stage 6 on the mini corpus):
+    the first row, named by DIR/description, its figures recomputed from DIR's score files."""
+    from spkid.eval.scoring import write_scores
+
+    data, exp = recipe
+    for s in ("vox1", "voxsrc20_val"):
+        assert STEPS["score"]([str(exp / "A"), str(data / s)]) == 0
+    floor = exp / "mfcc_baseline"
+    rng = np.random.default_rng(5)
+    trials = read_trials(data / "vox1" / "trials" / "vox1_O")
+    floor_scores = trials.labels + rng.normal(scale=1.5, size=len(trials))
+    write_scores(floor / "scores" / "vox1" / "vox1_O.score", trials, floor_scores)
+    args = ["--systems", "A", "--fusions", "", "--floor", str(floor), str(data), str(exp)]
+    with pytest.raises(SpkidError, match="description not found: --floor takes a directory written by"):
+        STEPS["make_results_table"](args)
+    (floor / "description").write_text("MFCC mean+std baseline\n")
+    assert STEPS["make_results_table"](args) == 0
+    rows = [r for r in (exp / "RESULTS.md").read_text().splitlines() if r.startswith("| ") and "Config" not in r]
+    assert [r.split("|")[1].strip() for r in rows] == ["MFCC mean+std baseline", "A"]
+    cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+    assert cells[1:5] == ["-"] * 4
+    assert cells[5] == f"{100 * metrics.eer(floor_scores, trials.labels, 'roc'):.2f}"
+    assert cells[6] == f"{metrics.min_dcf(floor_scores, trials.labels, 0.05):.3f}"
+    assert cells[7:] == ["-"] * (len(cells) - 7)  # lists the floor did not score stay dashes

@@ -9,12 +9,22 @@ easy or the system is broken.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 import torchaudio
 from tqdm import tqdm
 
 from spkid.data.audio import SAMPLE_RATE, read_audio
+
+from spkid.config import option
+from spkid.data.datadir import DataDir, read_trials
+from spkid.errors import SpkidError
+from spkid.eval.metrics import compute_metrics
+from spkid.eval.scoring import Embeddings, score_trials, write_scores
+from spkid.fileio import atomic_write
 
 
 def mfcc_stats_extractor(n_mfcc: int = 20):
@@ -40,3 +50,42 @@ def standardize(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     m = np.stack(list(vectors.values()))
     mu, sd = m.mean(axis=0), m.std(axis=0) + 1e-8
     return {u: (v - mu) / sd for u, v in vectors.items()}
+
+
+DESCRIPTION = "MFCC mean+std baseline"
+
+
+@dataclass
+class BaselineOptions:
+    data: str = option("data", "directory of data dirs (stage 2 output)")
+    p_target: float = option(0.05, "MinDCF target prior (the paper's 0.05)")
+    quiet: bool = option(False, "no progress bars")
+    scores_dir: str = option("", "also write each list's scores to <dir>/scores/<set>/<list>.score and the row's "
+                             "name to <dir>/description, for the results table's floor row "
+                             "(steps/make_results_table.py --floor <dir>; run.sh does both on the mini corpus)")
+
+
+def run_baseline(opts: BaselineOptions) -> int:
+    """Score every ``<opts.data>/<set>/trials/<list>`` with the MFCC floor, print EER and MinDCF per
+    list and, with ``opts.scores_dir``, write the score files and the row's name."""
+    torch.set_num_threads(1)
+    sets = sorted(p.parent for p in Path(opts.data).glob("*/trials") if p.is_dir())
+    if not sets:
+        raise SpkidError(f"no data/<set>/trials/ under {opts.data}: run stage 2 first (./run.sh --stage 2 --stop-stage 2)")
+    print(f"{'set':<14}{'list':<16}{'trials':>8}{'EER%':>8}  MinDCF(p={opts.p_target:g})")
+    for set_dir in sets:
+        d = DataDir.load(set_dir)
+        lists = {name: read_trials(p) for name, p in d.trial_lists().items()}
+        utts = sorted(set().union(*(t.utterances for t in lists.values())))
+        vectors = standardize(utterance_vectors(d.wav_scp, utts, quiet=opts.quiet))
+        emb = Embeddings.from_raw(vectors.items(), keep_crops=False)
+        for name, t in lists.items():
+            s = score_trials(emb, t)
+            if opts.scores_dir:
+                write_scores(Path(opts.scores_dir) / "scores" / set_dir.name / f"{name}.score", t, s)
+            m = compute_metrics(s, t.labels, opts.p_target)
+            print(f"{set_dir.name:<14}{name:<16}{len(t):>8}{100 * m.eer:>8.2f}  {m.min_dcf:.3f}")
+    if opts.scores_dir:
+        with atomic_write(Path(opts.scores_dir) / "description") as f:
+            f.write(f"{DESCRIPTION}\n")
+    return 0

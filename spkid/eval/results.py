@@ -41,6 +41,9 @@ class ReportOptions:
     corpus: str = option("voxceleb", "voxceleb: a row of the paper's figures under each system or fusion named "
                          "as a Table 2 row; mini: list titles marked '-like', no paper rows (run.sh sets it)",
                          choices=("voxceleb", "mini"))
+    floor: str = option("", "a directory of score files (<dir>/scores/<set>/<list>.score, as "
+                        "local/mfcc_baseline.py --scores-dir writes them) shown as the table's first row, "
+                        "named by <dir>/description (run.sh passes the MFCC baseline on the mini corpus)")
 
 
 @dataclass
@@ -112,6 +115,16 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
                "yes" if train.augment else "no", "yes" if model.embed_bn else "no", note="; ".join(notes))
 
 
+def floor_row(score_dir: Path) -> Row:
+    """The row of a reference scorer that is not a trained system (the MFCC baseline): its name
+    from ``<score_dir>/description``."""
+    desc = score_dir / "description"
+    if not desc.is_file():
+        raise SpkidError(f"{desc} not found: --floor takes a directory written by "
+                         f"local/mfcc_baseline.py --scores-dir {score_dir}")
+    return Row(desc.read_text().strip() or score_dir.name)
+
+
 def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer_method: str,
            det_links: dict[str, str], tune_list: str = "", max_weight: int = 3, corpus: str = "voxceleb") -> str:
     """The markdown of RESULTS.md; ``corpus="voxceleb"`` adds the paper's rows (:func:`with_paper_rows`)."""
@@ -166,6 +179,8 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
     if not systems:
         raise SpkidError("--systems is empty: name the systems of the table")
     rows = [(system_row(exp / s), exp / s) for s in systems]
+    if to.floor:
+        rows.insert(0, (floor_row(Path(to.floor)), Path(to.floor)))
     for name in to.fusions.split():
         fdir = exp / "fusion" / name
         if (fdir / "weights").is_file():
