@@ -13,9 +13,9 @@ or on the CPU when --gpus 0, where the parts are threads of this process sharing
 each writing split/emb.<k>.{ark,scp}, then merged; the count is checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
 not redone unless it was made with other crops, another final.pt or another wav.scp
 (extract.info records them), in which case it is extracted again. With --cohort-data
-data/vox2_dev and a system whose config says --as-norm=true, the AS-norm cohort
-(--cohort-utts-per-spk utterances of each training speaker) is extracted too, to
-exp/HA4/embeddings/cohort/.
+data/vox2_dev and a system whose back-end learns from the training set (--as-norm,
+--mean-subtract, --score-type=plda, --qmf), --cohort-utts-per-spk utterances of each training
+speaker are extracted too, to exp/HA4/embeddings/cohort/.
 """
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+import json
+
 import kaldiio
 import numpy as np
 import pytest
@@ -7,6 +9,8 @@ from spkid.errors import SpkidError
 from spkid.eval.backend import Backend, crop_mean, needs_training_set
 from spkid.eval.calibration import Calibration
 from spkid.eval.plda import Plda
+from spkid.eval.score_set import ScoreOptions, score_set
+from spkid.eval.scoring import read_scores
 from spkid.options import EvalOptions
 
 
@@ -120,3 +124,34 @@ def test_qmf_fitted_on_held_list_and_saved(tmp_path):
 def test_missing_training_embeddings_named(tmp_path):
     with pytest.raises(SpkidError, match="cohort-data"):
         Backend.load(tmp_path, EvalOptions(score_type="plda"), tmp_path / "nothing")
+
+
+def test_stage5_scores_through_the_back_end(tmp_path):
+    """score_set with PLDA + QMF: scores = the saved calibration applied to the saved PLDA's
+    LLRs and the quality features; qmf.json and plda.npz written beside the system."""
+    rng = np.random.default_rng(5)
+    exp, data = tmp_path / "exp", tmp_path / "data"
+    write_set(exp / "embeddings" / "cohort", offset_embeddings(rng, 10, 4, 6, offset=0.0))
+    for name in ("val", "test"):
+        mats = offset_embeddings(rng, 5, 4, 6, offset=0.0)
+        write_set(exp / "embeddings" / name, mats)
+        utts = sorted(mats)
+        (data / name / "trials").mkdir(parents=True)
+        (data / name / "trials" / name).write_text("".join(
+            f"{a} {b} {'target' if a[:3] == b[:3] else 'nontarget'}\n" for i, a in enumerate(utts) for b in utts[i + 1:]))
+        write_table(data / name / "wav.scp", {u: f"/x/{u}.wav" for u in utts})
+        write_table(data / name / "utt2spk", {u: u[:3] for u in utts})
+        write_table(data / name / "spk2utt", {s: " ".join(u for u in utts if u[:3] == s) for s in sorted({u[:3] for u in utts})})
+        write_table(data / name / "utt2dur", {u: f"{2 + i % 3}.000" for i, u in enumerate(utts)})
+    ev = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    score_set(exp, data / "test", ScoreOptions(), ev)
+    cal = Calibration.load(exp / "qmf.json")
+    assert cal.trained_on.endswith("val/trials/val")
+    be = Backend.load(exp, ev, exp / "embeddings" / "cohort")
+    trials = read_trials(data / "test" / "trials" / "test")
+    emb = be.read(exp / "embeddings" / "test" / "embeddings.scp", trials.utterances)
+    durs = {u: float(d) for u, d in (line.split() for line in (data / "test" / "utt2dur").read_text().splitlines())}
+    want = cal.apply(be.features(emb, trials, be.scores(emb, trials, "t"), durs, "t"))
+    _, _, got = read_scores(exp / "scores" / "test" / "test.score")
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    assert "QMF on val/val" in json.loads((exp / "scores" / "test" / "test.metrics.json").read_text())["backend"]

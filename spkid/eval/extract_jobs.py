@@ -27,6 +27,7 @@ from spkid.config import option
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.fileio import writer_lock
+from spkid.eval.backend import needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
 from spkid.options import EvalOptions
@@ -40,7 +41,7 @@ class ExtractOptions:
                              "(where a one-utterance batch stays in the cache and runs faster)", min=0)
     read_workers: int = option(2, "audio-reading DataLoader workers per job (CPU jobs run as threads of one "
                                "process when --nj > 1: each reads its own audio)", min=0)
-    cohort_data: str = option("", "training data dir for the AS-norm cohort (extracted only when the system uses --as-norm=true)")
+    cohort_data: str = option("", "training data dir whose utterances (--cohort-utts-per-spk per speaker) the back-end learns from: AS-norm cohort, mean subtraction, PLDA, QMF (extracted only when the system uses one)")
     allow_pipes: bool = option(False, "run wav.scp entries that are shell commands")
     job: int = option(-1, "internal: run only part JOB of OUT_NAME (set by the parent)")
     out_name: str = option("", "embeddings/<name> to write (default: the data dir's name)")
@@ -231,8 +232,9 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
 
 def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOptions,
                  job_command: Sequence[str]) -> int:
-    """Stage 4 of ``data_dir`` with ``exp_dir``'s network (and of the AS-norm cohort, when the
-    system uses AS-norm and ``--cohort-data`` names the training data); ``ev`` are the system's
+    """Stage 4 of ``data_dir`` with ``exp_dir``'s network (and of the training utterances, when the
+    system's back-end needs them (AS-norm cohort, mean subtraction, PLDA, QMF; see
+    :mod:`spkid.eval.backend`) and ``--cohort-data`` names the training data); ``ev`` are the system's
     evaluation options. ``job_command`` relaunches the step for one GPU part."""
     if opts.job >= 0:
         return run_job(exp_dir, ev, opts)
@@ -240,11 +242,11 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     out = exp_dir / "embeddings" / data_dir.name
     with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
         extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir))
-    if opts.cohort_data and ev.as_norm:
+    if opts.cohort_data and needs_training_set(ev):
         train = DataDir.load(opts.cohort_data)
         subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
         out = exp_dir / "embeddings" / "cohort"
-        with writer_lock(out, f"extracting the AS-norm cohort of {opts.cohort_data}"):
+        with writer_lock(out, f"extracting the training utterances of {opts.cohort_data}"):
             extract_set(exp_dir, ev, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk, out,
-                        f"the AS-norm cohort ({len(train.spk2utt)} speakers of {opts.cohort_data})")
+                        f"the back-end's training utterances ({len(train.spk2utt)} speakers of {opts.cohort_data})")
     return 0

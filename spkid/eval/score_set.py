@@ -2,8 +2,9 @@
 
 For each ``<data>/trials/<list>``: ``exp/<SYS>/scores/<set>/<list>.score`` (list order),
 ``<list>.metrics.json`` (EER, MinDCF and their thresholds, which verification decides with) and
-``<list>.det.png``. Scoring is :mod:`spkid.eval.scoring`'s; AS-norm reads the cohort stage 4
-extracted to ``exp/<SYS>/embeddings/cohort``.
+``<list>.det.png``. Scoring is :mod:`spkid.eval.backend`'s (cosine, euclidean or PLDA; mean
+subtraction, AS-norm, QMF), trained on the training utterances stage 4 extracted to
+``exp/<SYS>/embeddings/cohort``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from spkid.config import option
-from spkid.data.datadir import DataDir, read_table, read_trials
+from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
-from spkid.eval import metrics, scoring
+from spkid.eval import backend, metrics, scoring
 from spkid.eval.det import DetCurve, plot_det
 from spkid.fileio import atomic_write
 from spkid.options import EvalOptions
@@ -30,17 +29,6 @@ class ScoreOptions:
     c_miss: float = option(1.0, "MinDCF cost of a miss")
     c_fa: float = option(1.0, "MinDCF cost of a false alarm")
     cohort: str = option("", "AS-norm cohort embeddings dir (default EXP_DIR/embeddings/cohort)")
-
-
-def load_cohort(cohort_dir: Path, ev: EvalOptions) -> np.ndarray:
-    """One vector per cohort speaker, from the embeddings stage 4 extracted to ``cohort_dir``."""
-    scp = cohort_dir / "embeddings.scp"
-    if not scp.is_file() or not (cohort_dir / "utt2spk").is_file():
-        raise SpkidError(f"AS-norm needs cohort embeddings in {cohort_dir}: extract them with steps/extract.sh "
-                         f"--as-norm=true --cohort-data data/vox2_dev EXP_DIR DATA_DIR (or score with --as-norm=false)")
-    emb = scoring.read_embeddings(scp, keep_crops=ev.score_type == "euclidean")
-    _, vectors = scoring.cohort_vectors(emb, read_table(cohort_dir / "utt2spk"))
-    return vectors
 
 
 def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) -> int:
@@ -61,20 +49,22 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
     utts = set().union(*(t.utterances for t in all_trials.values()))
     emb_dir = exp_dir / "embeddings" / data_dir.name
     start = time.time()
-    emb = scoring.read_embeddings(emb_dir / "embeddings.scp", utts, keep_crops=ev.score_type == "euclidean")
-    cohort = load_cohort(Path(so.cohort) if so.cohort else exp_dir / "embeddings" / "cohort", ev) if ev.as_norm else None
+    be = backend.Backend.load(exp_dir, ev, Path(so.cohort) if so.cohort else exp_dir / "embeddings" / "cohort")
+    emb = be.read(emb_dir / "embeddings.scp", utts)
+    calibration = be.fit_calibration(exp_dir, data_dir.parent) if ev.qmf else None
     out_dir = exp_dir / "scores" / data_dir.name
-    norm = f", AS-norm top-{ev.as_norm_top_n} of {len(cohort)} cohort speakers" if cohort is not None else ""
     for name, trials in all_trials.items():
-        s = scoring.score_trials(emb, trials, ev.score_type, cohort, ev.as_norm_top_n, where=str(emb_dir))
+        s = be.scores(emb, trials, str(emb_dir))
+        if calibration is not None:
+            s = calibration.apply(be.features(emb, trials, s, data.utt2dur or {}, str(emb_dir)))
         m = metrics.compute_metrics(s, trials.labels, ev.p_target, so.c_miss, so.c_fa, so.eer_method, str(lists[name]))
         scoring.write_scores(out_dir / f"{name}.score", trials, s)
         with atomic_write(out_dir / f"{name}.metrics.json") as f:
             json.dump({**m.to_json(), "system": exp_dir.name, "trials": str(lists[name]), "score_type": ev.score_type,
-                       "as_norm": ev.as_norm, "line": m.line()}, f, indent=1)
+                       "as_norm": ev.as_norm, "backend": backend.describe(ev), "line": m.line()}, f, indent=1)
         plot_det([DetCurve.from_scores(exp_dir.name, s, trials.labels, so.eer_method)],
                  out_dir / f"{name}.det.png", f"{name} ({len(trials)} trials)", so.eer_method)
         print(f"{name}: {m.line()}")
-    print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), {ev.score_type} scoring{norm}, "
+    print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), {backend.describe(ev)}, "
           f"{time.time() - start:.1f}s -> {out_dir}")
     return 0
