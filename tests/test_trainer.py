@@ -18,6 +18,7 @@ from spkid.train.checkpoints import checkpoint_path
 from spkid.train.ranks import Dist
 from spkid.train.system import RunOptions, train_system
 from spkid.train.epoch import EpochStats
+from spkid.train.losses import class_vectors
 from spkid.train.trainer import TrainJob, Trainer, amp_dtype, nonfinite_grads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -472,6 +473,25 @@ def test_init_from_loads_the_network_and_a_matching_head(corpus, tmp_path):
     assert "(not from --init-from" in (tmp_path / "same" / "log" / "train.log").read_text()
     with pytest.raises(SpkidError, match=r"--init-from .*final.pt: its network is not the one these options build"):
         _run_train(corpus, tmp_path / "wide", "--epochs=1", "--channels=4,8,8,16", f"--init-from={base}")
+
+
+def test_large_margin_fine_tuning_starts_from_the_softmax_class_vectors(corpus, tmp_path):
+    """conf/lm.conf on an AP+softmax system: the AAM head starts on its softmax weight rows, also
+    from a final.pt that holds no head (the newest checkpoint's head is used)."""
+    base = tmp_path / "base"
+    _run_train(corpus, base, "--epochs=1")
+    vectors = _weights(base / "final.pt", "loss")["softmax.fc.weight"]
+    old = torch.load(base / "final.pt", weights_only=True)
+    del old["loss"]
+    torch.save(old, base / "final.pt")  # as final.pt was written before it held the head
+    _run_train(corpus, tmp_path / "lm", "--epochs=1", "--lr=0", "--loss=aam_softmax", "--margin=0.5", "--batch-size=6",
+               f"--init-from={base}")
+    assert torch.equal(_weights(tmp_path / "lm" / "final.pt", "loss")["weight"], vectors)
+    assert "aam_softmax loss head on its classifier's class vectors" in \
+        (tmp_path / "lm" / "log" / "train.log").read_text()
+    state = {"weight": torch.zeros(6, 16)}
+    assert class_vectors({"fc.weight": torch.ones(5, 16)}, state) is None  # other speakers
+    assert class_vectors({"w": torch.ones(1)}, state) is None  # AP: no class vectors
 
 
 def test_one_epoch_from_an_imported_model(corpus, tmp_path):

@@ -161,6 +161,10 @@ def load_init_weights(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or "model" not in state:
         raise SpkidError(f"--init-from {path}: no 'model' in it; give a spkid final.pt (a voxceleb_trainer or "
                          f"wespeaker file goes through steps/import_model.py first)")
+    if "loss" not in state:  # final.pt written before it held the head: the newest checkpoint's
+        newest = sorted((path.parent / "checkpoints").glob("epoch_*.pt"))
+        if newest:
+            state["loss"] = torch.load(newest[-1], map_location="cpu", weights_only=True).get("loss")
     state["path"] = str(path)
     return state
 

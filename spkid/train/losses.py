@@ -165,6 +165,23 @@ class PrototypicalPlusSoftmax(_Fp32Head):
         return loss_s + loss_p, acc
 
 
+# where a head's class vectors live: softmax, AP+softmax, AM/AAM-softmax
+CLASS_VECTOR_KEYS = ("fc.weight", "softmax.fc.weight", "weight")
+
+
+def class_vectors(old: dict, new: dict) -> torch.Tensor | None:
+    """The class vectors of a saved head ``old`` that can start the margin head ``new`` (a
+    state dict with a (speakers, dim) ``weight``): a softmax classifier's weight rows or another
+    margin head's, over the same speakers; None when there are none."""
+    target = new.get("weight")
+    if target is None or target.dim() != 2:
+        return None
+    for key in CLASS_VECTOR_KEYS:
+        if key in old and old[key].shape == target.shape:
+            return old[key].clone()
+    return None
+
+
 def build_loss(opts: LossOptions, embed_dim: int, num_speakers: int, m: int) -> nn.Module:
     """The loss head named by ``opts.loss``; ``m`` = utterances per speaker in a batch."""
     if opts.loss == "softmax":

@@ -41,7 +41,7 @@ from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import checkpoint_path, gather_rng_states, prune_checkpoints, save_atomic, seed_everything, set_rng_state
 from spkid.train.average import average_checkpoints, kept_checkpoints, last_checkpoints
-from spkid.train.losses import build_loss
+from spkid.train.losses import build_loss, class_vectors
 from spkid.train.epoch import EpochRun, EpochStats
 from spkid.train.ranks import Dist, barrier
 
@@ -207,10 +207,15 @@ class Trainer:
         head = state.get("loss")
         mine = self.net.head.state_dict()
         speakers = state.get("num_speakers", 0)
+        vectors = class_vectors(head, mine) if head is not None else None
         if head is not None and set(head) == set(mine) and all(head[k].shape == mine[k].shape for k in mine):
             self.net.head.load_state_dict(head)
             log.info("init from %s: network and %s loss head (%s speakers) loaded", where, self.job.loss.loss,
                      speakers or "no")
+        elif vectors is not None:  # e.g. large-margin fine-tuning (conf/lm.conf) of an AP+softmax system
+            self.net.head.load_state_dict({**mine, "weight": vectors})
+            log.info("init from %s: network loaded; %s loss head on its classifier's class vectors", where,
+                     self.job.loss.loss)
         else:
             why = ("it holds no loss head" if head is None else
                    f"its head is over {speakers} speakers, this run's over {self.num_speakers}"
