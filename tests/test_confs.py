@@ -69,7 +69,7 @@ def test_large_margin_conf_is_wespeakers_recipe():
     assert (train.train_frames, train.epochs, train.lr) == (600, 5, 1e-4)
     assert train.lr * train.lr_decay ** (train.epochs - 1) == pytest.approx(2.5e-5, rel=1e-3)
     mini = load("EA4.conf", "mini.conf", "mini_ECAPA.conf", "lm.conf", "mini_lm.conf")
-    assert (mini[2].train_frames, mini[2].epochs) == (300, 5)
+    assert (mini[2].train_frames, mini[2].epochs) == (300, 3)
 
 
 @pytest.mark.parametrize("part", ["avg", "ms", "qmf", "plda"])
