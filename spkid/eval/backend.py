@@ -37,13 +37,14 @@ def needs_training_set(ev: EvalOptions) -> bool:
     return ev.as_norm or ev.mean_subtract or ev.score_type == "plda" or ev.qmf
 
 
-def describe(ev: EvalOptions) -> str:
+def describe(ev: EvalOptions, cohort_speakers: int | None = None) -> str:
     """The back-end in a few words, for logs and the results table."""
     parts = [ev.score_type if ev.score_type != "plda" else f"PLDA (LDA {ev.lda_dim})"]
     if ev.mean_subtract:
         parts.insert(0, "mean-subtracted")
     if ev.as_norm:
-        parts.append(f"AS-norm top-{ev.as_norm_top_n}")
+        parts.append(f"AS-norm top-{ev.as_norm_top_n}"
+                     + (f" of {cohort_speakers} cohort speakers" if cohort_speakers is not None else ""))
     if ev.qmf:
         parts.append(f"QMF on {ev.qmf_trials}")
     return ", ".join(parts)

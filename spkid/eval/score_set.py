@@ -65,6 +65,7 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
         plot_det([DetCurve.from_scores(exp_dir.name, s, trials.labels, so.eer_method)],
                  out_dir / f"{name}.det.png", f"{name} ({len(trials)} trials)", so.eer_method)
         print(f"{name}: {m.line()}")
-    print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), {backend.describe(ev)}, "
+    print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), "
+          f"{backend.describe(ev, None if be.cohort is None else len(be.cohort))}, "
           f"{time.time() - start:.1f}s -> {out_dir}")
     return 0
