@@ -40,6 +40,8 @@ def test_eval_option_links_network_and_embeddings(tmp_path):
         f"b/c/2 {out}/embeddings/vox1/embeddings.ark:9"
     assert not (out / "embeddings/vox1/.done").exists()
     assert "derived by steps/derive_system.py" in (out / "config.conf").read_text()
+    derive(["--mean-subtract=true", str(base), str(tmp_path / "EA4_ms")])
+    assert "EA4: --mean-subtract=true\n" in (tmp_path / "EA4_ms" / "config.conf").read_text()  # conf syntax, not True
 
 
 def test_average_last_writes_the_mean_network(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from spkid.config import read_resolved, write_resolved
+from spkid.config import format_value, read_resolved, write_resolved
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, TrainOptions
@@ -78,7 +78,7 @@ def derive_system(base: Path, out: Path, new: list) -> int:
         names = ", ".join("--" + f.replace("_", "-") for _, f in network)
         raise SpkidError(f"{names} would change the network of {base}: train a new system with it (stage 3) "
                          f"instead of deriving one")
-    said = " ".join(f"--{f.replace('_', '-')}={v}" for _, f, _, v in changes) or "no change"
+    said = " ".join(f"--{f.replace('_', '-')}={format_value(v)}" for _, f, _, v in changes) or "no change"
     out.mkdir(parents=True, exist_ok=True)
     train_new = next(o for o in new if isinstance(o, TrainOptions))
     train_old = next(o for o in old if isinstance(o, TrainOptions))
