@@ -70,3 +70,9 @@ def test_the_package_never_runs_its_own_scripts():
             for line_no, line in enumerate(text.splitlines(), 1):
                 if script_dir in line and ("subprocess" in line or "run(" in line or "Popen" in line):
                     raise AssertionError(f"{path.relative_to(ROOT)}:{line_no} runs a script: {line.strip()}")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_a_reader_cannot_hold(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines: split it by concern (at most 400)"
