@@ -8,9 +8,9 @@ Writes OUT_DIR/config.conf (BASE_DIR's options with the given ones changed) and 
 so that stages 4-6, fusion and the results table take OUT_DIR like any trained system, and its
 row in exp/RESULTS.md differs from BASE_DIR's in that one option:
 
-- evaluation options (--mean-subtract, --score-type=plda, --qmf, --as-norm, ...): final.pt and
-  BASE_DIR's embeddings are hard links (no copy, no re-extraction; stage 4 only adds the
-  training utterances' embeddings when the new back-end needs them and the base lacks them);
+- evaluation options (--mean-subtract, --score-type=plda, --qmf, --as-norm, ...): final.pt is a
+  hard link of BASE_DIR's, and OUT_DIR/derived_from names BASE_DIR, so that stage 4 hard-links
+  each set BASE_DIR has extracted (the training utterances too) instead of extracting it again;
 - --average-last N: final.pt is the mean of BASE_DIR's last N epoch checkpoints (training keeps
   the newest 3 by default, --average-last N at training keeps N), so stage 4 extracts anew.
 

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from spkid.config import parse_options, read_resolved
+from spkid.data.datadir import write_table
 from spkid.errors import SpkidError
+from spkid.eval.extract_jobs import fingerprint, link_base_set
 from spkid.options import SYSTEM_OPTIONS
 from spkid.train.derive import base_config, derive_system
 from trained_system import make_experiment
@@ -17,31 +19,37 @@ def derive(argv: list[str]) -> int:
     return derive_system(Path(base), Path(out), new)
 
 
-def with_embeddings(exp):
-    d = exp / "embeddings" / "vox1"
-    d.mkdir(parents=True)
-    (d / "embeddings.ark").write_bytes(b"ARKDATA")
-    (d / "embeddings.scp").write_text(f"a/b/1 {d}/embeddings.ark:7\nb/c/2 {d}/embeddings.ark:9\n")
-    (d / "extract.info").write_text("utterances 2\n")
-    (d / ".done").write_text("the mini corpus\n")
-
-
-def test_eval_option_links_network_and_embeddings(tmp_path):
+def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     base = make_experiment(tmp_path / "EA4")
-    with_embeddings(base)
     out = tmp_path / "EA4_plda"
     assert derive(["--score-type=plda", "--lda-dim=16", str(base), str(out)]) == 0
     ev = read_resolved(out / "config.conf", SYSTEM_OPTIONS)[3]
     assert (ev.score_type, ev.lda_dim) == ("plda", 16)
     assert os.path.samefile(out / "final.pt", base / "final.pt")
-    assert os.path.samefile(out / "embeddings/vox1/embeddings.ark", base / "embeddings/vox1/embeddings.ark")
-    # its own scp names its own (linked) ark; stage 4's marker is not carried over
-    assert (out / "embeddings/vox1/embeddings.scp").read_text().splitlines()[1] == \
-        f"b/c/2 {out}/embeddings/vox1/embeddings.ark:9"
-    assert not (out / "embeddings/vox1/.done").exists()
     assert "derived by steps/derive_system.py" in (out / "config.conf").read_text()
     derive(["--mean-subtract=true", str(base), str(tmp_path / "EA4_ms")])
     assert "EA4: --mean-subtract=true\n" in (tmp_path / "EA4_ms" / "config.conf").read_text()  # conf syntax, not True
+
+    # stage 4 of the derived system: the base's finished set, same fingerprint, is linked
+    wav = {"a/b/1": "/x/1.wav", "b/c/2": "/x/2.wav"}
+    src = base / "embeddings" / "vox1"
+    src.mkdir(parents=True)
+    (src / "embeddings.ark").write_bytes(b"ARKDATA")
+    (src / "embeddings.scp").write_text(f"a/b/1 {src}/embeddings.ark:7\nb/c/2 {src}/embeddings.ark:9\n")
+    (src / "utt2spk").write_text("a/b/1 a\nb/c/2 b\n")
+    (src / ".done").write_text("the mini corpus\n")
+    fp = fingerprint(out, ev, wav)
+    assert fp == fingerprint(base, ev, wav)  # the linked final.pt has the base's size and mtime
+    dst = out / "embeddings" / "vox1"
+    dst.mkdir(parents=True)
+    assert link_base_set(out, dst, fp, sorted(wav)) is None  # the base's set is not finished
+    write_table(src / "extract.info", {"utterances": "2", **fp})
+    assert link_base_set(out, dst, fp, sorted(wav)) == src
+    assert os.path.samefile(dst / "embeddings.ark", src / "embeddings.ark")
+    # its own scp names its own (linked) ark; stage 4's marker is not carried over
+    assert (dst / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {dst}/embeddings.ark:9"
+    assert not (dst / ".done").exists()
+    assert link_base_set(out, dst, {**fp, "crops": "5"}, sorted(wav)) is None  # other crops: extract
 
 
 def test_average_last_writes_the_mean_network(tmp_path):
@@ -58,7 +66,7 @@ def test_average_last_writes_the_mean_network(tmp_path):
         if v.is_floating_point():
             torch.testing.assert_close(avg[k], v + 2.5)
     assert read_resolved(out / "config.conf", SYSTEM_OPTIONS)[2].average_last == 2
-    assert not (out / "embeddings").exists()  # another network: stage 4 extracts anew
+    assert not (out / "derived_from").exists()  # another network: stage 4 extracts anew
 
 
 def test_network_options_refused(tmp_path):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from spkid.config import option
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
-from spkid.fileio import writer_lock
+from spkid.fileio import DERIVED_FROM, atomic_write, link_or_copy, writer_lock
 from spkid.eval.backend import needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
@@ -118,6 +118,30 @@ def read_info(path: Path) -> dict[str, str]:
     return read_table(path) if path.is_file() else {}
 
 
+def link_base_set(exp_dir: Path, out_dir: Path, fp: dict[str, str], utts: list[str]) -> Path | None:
+    """For a system derived from another (``DERIVED_FROM``; same network): the other's set of the
+    same name, hard-linked into ``out_dir`` when it is complete with the same fingerprint; its
+    scp files rewritten to name the linked arks (re-extracting the other system later never
+    changes what these read). None when there is nothing to link."""
+    ref = exp_dir / DERIVED_FROM
+    if not ref.is_file():
+        return None
+    src = Path(os.path.normpath(exp_dir / ref.read_text().strip())) / "embeddings" / out_dir.name
+    info = read_info(src / "extract.info")
+    if not part_done(src / "embeddings.ark", utts) or {k: info.get(k) for k in fp} != fp:
+        return None
+    files = sorted((f for f in src.iterdir() if f.is_file() and not f.name.startswith(".")),
+                   key=lambda f: f.name == "extract.info")  # extract.info, which marks the set done, last
+    for f in files:
+        if f.suffix == ".scp":
+            with atomic_write(out_dir / f.name) as out:
+                for utt, ark, offset in read_scp(f):
+                    out.write(f"{utt} {out_dir / Path(ark).name}:{offset}\n")
+        else:
+            link_or_copy(f, out_dir / f.name)
+    return src
+
+
 def part_done(ark: Path, utts: list[str]) -> bool:
     scp = ark.with_suffix(".scp")
     return ark.is_file() and scp.is_file() and [u for u, _, _ in read_scp(scp)] == utts
@@ -159,6 +183,10 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
         if not (out_dir / "xvector.scp").is_file():  # a set extracted before the vectors were written
             write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
         print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
+        return
+    linked = link_base_set(exp_dir, out_dir, fp, utts)
+    if linked is not None:
+        print(f"extract.py: {what}: linked from {linked} (a system with the same network)")
         return
     if final.is_file() and old:
         changed = ", ".join(f"{k} {old.get(k, '?')} -> {v}" for k, v in fp.items() if old.get(k) != v)

@@ -6,44 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from spkid.config import format_value, read_resolved, write_resolved
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_write
+from spkid.fileio import DERIVED_FROM, atomic_write, link_or_copy
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, TrainOptions
 from spkid.train.average import average_checkpoints, last_checkpoints
 
 # what a derived system may change: the evaluation options and the averaging of checkpoints
 DERIVABLE_TRAIN = {"average_last"}
-
-
-def link_or_copy(src: Path, dst: Path) -> None:
-    """A hard link (same inode and mtime, so extraction's fingerprint matches); a copy keeping
-    the mtime across file systems."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.link.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-
-
-def own_scp(src: Path, dst: Path) -> None:
-    """``src`` with each ark path replaced by the ark of that name beside ``dst`` (its linked
-    copy), so that re-extracting the base system never changes what ``dst`` reads."""
-    lines = []
-    for line in src.read_text(encoding="utf-8").splitlines():
-        utt, where = line.split(" ", 1)
-        ark, _, offset = where.rpartition(":")
-        lines.append(f"{utt} {dst.parent / Path(ark).name}:{offset}\n")
-    with atomic_write(dst) as f:
-        f.writelines(lines)
 
 
 def changed_options(base: list, new: list) -> list[tuple[str, object, object]]:
@@ -88,20 +62,15 @@ def derive_system(base: Path, out: Path, new: list) -> int:
         tmp = final.with_name(".final.pt.avg.tmp")
         torch.save({"model": average_checkpoints(paths), "averaged": [str(p) for p in paths]}, tmp)
         os.replace(tmp, final)
+        (out / DERIVED_FROM).unlink(missing_ok=True)  # another network: nothing of the base's to share
         what = f"final.pt = mean of {', '.join(p.name for p in paths)}"
     else:
         link_or_copy(base / "final.pt", out / "final.pt")
-        linked = 0
-        for src in sorted((base / "embeddings").glob("*/*")):
-            # stage 4's marker is not linked: stage 4 runs for OUT_DIR and adds what its back-end needs
-            if src.is_file() and not src.name.startswith("."):
-                dst = out / "embeddings" / src.parent.name / src.name
-                if src.suffix == ".scp":
-                    own_scp(src, dst)
-                else:
-                    link_or_copy(src, dst)
-                linked += 1
-        what = f"final.pt and {linked} embedding file(s) of {base} linked"
+        # stage 4 links the base's embeddings of each set (spkid.eval.extract_jobs.link_base_set)
+        # once the base has them, instead of extracting them again
+        with atomic_write(out / DERIVED_FROM) as f:
+            f.write(os.path.relpath(base, out) + "\n")
+        what = f"final.pt linked; stage 4 links {base}'s embeddings"
     write_resolved(out / "config.conf", *new, header=f"derived by steps/derive_system.py from {base}: {said}")
     print(f"derive_system.py: {out} = {base} with {said}; {what}")
     return 0
