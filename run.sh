@@ -62,17 +62,6 @@ corpus_dir=${corpus_dir:-corpus/$corpus}
 if [ -z "$systems" ]; then
   if [ "$corpus" = mini ]; then systems=$mini_systems; else systems=$voxceleb_systems; fi
 fi
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then  # every conf before any trains; stages 4-6 read exp/<SYS>/config.conf
-  for sys in $systems; do
-    require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
-  done
-fi
-# The mini corpus shrinks every system to fit a CPU: conf/mini.conf, then conf/mini_<trunk>.conf.
-mini_confs() {
-  local trunk
-  trunk=$(conf_trunk conf/$1.conf) || exit 1
-  echo "--config conf/mini.conf --config conf/mini_$trunk.conf"
-}
 # --backend full: checkpoint averaging (avg), mean subtraction (ms), large-margin fine-tuning
 # (lm), QMF calibration (qmf) and PLDA (plda), each a system <base>_<part> of its own
 # (conf/backend/<part>.conf, conf/lm.conf) that stages 4-6 take like any other.
@@ -82,6 +71,17 @@ if [ "$backend" = full ]; then
   backend_systems=$(for part in $backend_parts; do printf '%s ' "${backend_base}_$part"; done)
 fi
 all_systems=$(echo $systems $backend_systems)
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then  # every conf before any trains; stages 4-6 read exp/<SYS>/config.conf
+  for sys in $systems ${backend_parts:+$backend_base}; do
+    require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
+  done
+fi
+# The mini corpus shrinks every system to fit a CPU: conf/mini.conf, then conf/mini_<trunk>.conf.
+mini_confs() {
+  local trunk
+  trunk=$(conf_trunk conf/$1.conf) || exit 1
+  echo "--config conf/mini.conf --config conf/mini_$trunk.conf"
+}
 train_set=data/vox2_dev
 launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
 

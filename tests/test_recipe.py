@@ -121,6 +121,10 @@ def test_bad_options_are_refused(recipe):
     assert bad.returncode == 1 and "run.sh: --gpus takes a whole number, not 'abc'" in bad.stderr
     bad = run(recipe, "--nj", "0")
     assert bad.returncode == 1 and "run.sh: --nj and --nnodes must be at least 1" in bad.stderr
+    bad = run(recipe, "--backend", "some")
+    assert bad.returncode == 1 and "--backend must be none or full, not 'some'" in bad.stderr
+    bad = run(recipe, "--stage", "3", "--backend", "full", "--backend-base", "NOPE")
+    assert bad.returncode == 1 and "conf/NOPE.conf not found" in bad.stderr and "stage 3:" not in bad.stdout
 
 
 def test_stage_needing_an_earlier_one_names_it(tmp_path, recipe):
