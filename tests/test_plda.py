@@ -31,8 +31,10 @@ def test_llr_equals_direct_two_gaussian_computation():
     scale = np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True)
     e, t = np.array([0, 1, 2, 3, 4, 0]), np.array([1, 2, 3, 4, 5, 0])
     got = model.score(x, e, t)
-    y = x * scale  # what project() scores: length-normalised rows
-    want = [direct_llr(y[i], y[j], mu, B, W) for i, j in zip(e, t)]
+    y = x * scale - mu  # what project() gives: length-normalised rows, centred
+    # Kaldi's --normalize-length: each vector scaled so that y^T (B+W)^-1 y = dim
+    y = y * np.sqrt(d / np.einsum("ij,jk,ik->i", y, np.linalg.inv(B + W), y))[:, None]
+    want = [direct_llr(y[i], y[j], np.zeros(d), B, W) for i, j in zip(e, t)]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
