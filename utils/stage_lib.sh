@@ -47,15 +47,23 @@ run_stage() {
 # background without job control, it would ignore SIGINT. Sets stage_signal to INT or TERM
 # when one came.
 stage_signal=
+stage_leader=
+forward_stage_signal() {
+  [ -z "$stage_leader" ] || kill -"$stage_signal" "$stage_leader" 2>/dev/null || true
+}
 run_forwarding_signals() {
-  local log=$1 leader rc
+  local log=$1 rc
   shift
+  # the traps come first: a signal that arrives while the job starts is remembered, and passed
+  # on as soon as the job's leader is known
+  stage_leader=
+  trap 'stage_signal=INT; forward_stage_signal' INT
+  trap 'stage_signal=TERM; forward_stage_signal' TERM
   set -m
   "$@" 2>&1 | tee -i "$log" &
   set +m
-  leader=$(jobs -p %%)  # the job's process group leader: CMD
-  trap 'stage_signal=INT; kill -INT '"$leader"' 2>/dev/null || true' INT
-  trap 'stage_signal=TERM; kill -TERM '"$leader"' 2>/dev/null || true' TERM
+  stage_leader=$(jobs -p %%)  # the job's process group leader: CMD
+  [ -z "$stage_signal" ] || forward_stage_signal
   while :; do
     rc=0
     wait %% || rc=$?
