@@ -222,6 +222,11 @@ def test_backend_systems_say_their_back_end(tmp_path):
     note = results.system_row(tmp_path / "A").note
     assert "last 3 epochs" in note and "PLDA (LDA 50)" in note and "tuned there" in note
     assert results.system_row(tmp_path / "B").note == ""
+    # the LDA a PLDA back-end fitted (capped at speakers - 1) and where a fine-tuned run started
+    np.savez(tmp_path / "A" / "plda.npz", lda=np.zeros((39, 32)), mu=np.zeros(39))
+    (tmp_path / "B" / "initialised_from").write_text("/x/exp/EA4\n")
+    assert "PLDA (LDA 39)" in results.system_row(tmp_path / "A").note
+    assert results.system_row(tmp_path / "B").note == "trained from /x/exp/EA4 (--init-from)"
 
 
 def test_floor_row_comes_first_with_its_own_figures(recipe):

@@ -456,6 +456,8 @@ def test_init_from_loads_the_network_and_a_matching_head(corpus, tmp_path):
     assert all(torch.equal(head[k], head2[k]) for k in head)
     log_text = (tmp_path / "same" / "log" / "train.log").read_text()
     assert f"init from {base / 'final.pt'}: network and ap_softmax loss head (6 speakers) loaded" in log_text
+    assert (tmp_path / "same" / "initialised_from").read_text() == f"{base.resolve()}\n"  # for the results table
+    assert not (base / "initialised_from").exists()
 
     # another speaker count: the head starts fresh, and the log says why
     other = torch.load(base / "final.pt", weights_only=True)

@@ -37,9 +37,10 @@ def needs_training_set(ev: EvalOptions) -> bool:
     return ev.as_norm or ev.mean_subtract or ev.score_type == "plda" or ev.qmf
 
 
-def describe(ev: EvalOptions, cohort_speakers: int | None = None) -> str:
-    """The back-end in a few words, for logs and the results table."""
-    parts = [ev.score_type if ev.score_type != "plda" else f"PLDA (LDA {ev.lda_dim})"]
+def describe(ev: EvalOptions, cohort_speakers: int | None = None, lda_dim: int | None = None) -> str:
+    """The back-end in a few words, for logs and the results table; ``lda_dim``: the LDA's fitted
+    dimension where known (``--lda-dim`` is capped at the training speakers - 1)."""
+    parts = [ev.score_type if ev.score_type != "plda" else f"PLDA (LDA {lda_dim or ev.lda_dim})"]
     if ev.mean_subtract:
         parts.insert(0, "mean-subtracted")
     if ev.as_norm:

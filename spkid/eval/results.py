@@ -100,6 +100,17 @@ def with_paper_rows(rows: Sequence[Row], lists: Sequence[TrialList]) -> list[Row
     return out
 
 
+def fitted_lda_dim(exp_dir: Path) -> int | None:
+    """The dimension of the LDA a PLDA back-end fitted (exp/<SYS>/plda.npz), if it has one."""
+    import numpy as np
+
+    plda = exp_dir / "plda.npz"
+    if not plda.is_file():
+        return None
+    with np.load(plda) as z:
+        return int(z["lda"].shape[0]) if "lda" in z.files else None
+
+
 def system_row(exp_dir: str | os.PathLike) -> Row:
     """Config, #Params, Loss, Aug. and BN of a trained system, from exp/<SYS>/config.conf."""
     exp_dir = Path(exp_dir)
@@ -108,8 +119,11 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
         raise SpkidError(f"{conf} not found: {exp_dir.name} has not been trained (stage 3)")
     model, loss, train, ev = read_resolved(conf, SYSTEM_OPTIONS)
     notes = [f"final.pt averages the last {train.average_last} epochs"] if train.average_last else []
+    init = exp_dir / "initialised_from"  # written by training with --init-from (spkid.train.system)
+    if init.is_file():
+        notes.insert(0, f"trained from {init.read_text().strip()} (--init-from)")
     if ev.score_type != "cosine" or backend.needs_training_set(ev):
-        notes.append(f"back-end {backend.describe(ev)}"
+        notes.append(f"back-end {backend.describe(ev, lda_dim=fitted_lda_dim(exp_dir))}"
                      + (f" (its figures on {ev.qmf_trials.split('/')[-1]} are tuned there)" if ev.qmf else ""))
     return Row(exp_dir.name, format_params(trunk_params(model)), LOSS_NAMES.get(loss.loss, loss.loss),
                "yes" if train.augment else "no", "yes" if model.embed_bn else "no", note="; ".join(notes))

@@ -15,11 +15,14 @@ from spkid.config import option, write_resolved
 from spkid.data.datadir import DataDir
 from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError, error_message
-from spkid.fileio import writer_lock
+from spkid.fileio import atomic_write, writer_lock
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint
 from spkid.train.ranks import barrier, close_distributed, init_distributed, peer_lost, raise_on_sigterm
 from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
+
+#: exp/<SYS>/<this>: the --init-from path a run started from (read by the results table)
+INIT_RECORD = "initialised_from"
 
 
 @dataclass
@@ -73,6 +76,9 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
                      f" (not from --init-from {run.init_from})" if run.init_from else "")
         elif run.init_from:
             trainer.init_weights(load_init_weights(run.init_from))
+            if d.is_main:  # the results table says where a fine-tuned system started
+                with atomic_write(exp / INIT_RECORD) as f:
+                    f.write(f"{Path(run.init_from).resolve()}\n")
         first = trainer.epoch + 1
         log.info("training %s: %s, %s loss, %d speakers, %d batches/epoch, %d process(es) on %s",
                  exp, model.trunk, loss.loss, data.num_speakers, data.batches_per_epoch, d.world_size, d.device)
