@@ -203,6 +203,10 @@ except KeyboardInterrupt:
 """
 
 
+def default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_run_sh_reaches_the_stage_and_is_waited_for(tmp_path, sig):
     # SIGTERM to run.sh used to leave the stage running under init (and SIGINT sent to run.sh
@@ -210,8 +214,10 @@ def test_a_signal_to_run_sh_reaches_the_stage_and_is_waited_for(tmp_path, sig):
     (tmp_path / "stage.py").write_text(STAGE)
     (tmp_path / "stage.py").chmod(0o755)
     script = f"set -euo pipefail; . {ROOT}/utils/stage_lib.sh; run_stage 3 exp/S/.done.train ./stage.py ."
+    # as from a terminal: a shell started with SIGINT ignored (a background job of a script, as
+    # CI may start the tests) can never trap it, so the child starts with the default disposition
     p = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+                         text=True, start_new_session=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 30
     while not (tmp_path / "started").exists():
         assert p.poll() is None and time.monotonic() < deadline, p.communicate()
