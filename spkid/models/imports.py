@@ -29,6 +29,7 @@ import torch
 from spkid.config import option, write_resolved
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
+from spkid.models import build_model
 from spkid.models.resnet import BLOCKS
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
@@ -240,8 +241,6 @@ def recognise(state: dict[str, torch.Tensor]) -> tuple[str, dict, dict]:
 
 def import_checkpoint(path: str | os.PathLike) -> Imported:
     """Read ``path``, recognise its network and map it onto ours (see the module docstring)."""
-    from spkid.models import build_model
-
     state = load_checkpoint(path)
     net, s, h = recognise(state)
     if not net:
@@ -265,11 +264,11 @@ def import_checkpoint(path: str | os.PathLike) -> Imported:
     if "n_mels" not in told:
         notes.append(f"{path}: the filterbank buffer is empty, so the mel bins are not in the file: "
                      f"{model_opts.n_mels} assumed (--n-mels=N to change)")
-    check_keys(path, net, model_opts, ours, unmatched, build_model)
+    check_keys(path, net, model_opts, ours, unmatched)
     return Imported(net, [model_opts, loss, train, evalo], ours, head, speakers, told, notes)
 
 
-def check_keys(path, net: str, opts: ModelOptions, ours: dict, unmatched: list[str], build_model) -> None:
+def check_keys(path, net: str, opts: ModelOptions, ours: dict, unmatched: list[str]) -> None:
     """Every parameter and buffer of the trunk we build must come from the file, with its shape,
     and every key of the file must land somewhere."""
     want = build_model(opts).state_dict()
@@ -324,8 +323,6 @@ def write_system(imported: Imported, exp_dir: str | os.PathLike, source: str | o
     ``.done.train`` (empty: an imported system belongs to no corpus), so that stages 4-6 and the
     steps that take a trained system take it. The network is loaded strictly before anything is
     written."""
-    from spkid.models import build_model
-
     exp_dir = Path(exp_dir)
     model = build_model(imported.options[0])
     model.load_state_dict({**model.state_dict(), **imported.model_state}, strict=True)

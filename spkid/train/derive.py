@@ -8,13 +8,12 @@ import dataclasses
 import os
 from pathlib import Path
 
-import torch
-
 from spkid.config import format_value, read_resolved, write_resolved
 from spkid.errors import SpkidError
 from spkid.fileio import DERIVED_FROM, atomic_write, link_or_copy
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, TrainOptions
 from spkid.train.average import average_checkpoints, last_checkpoints
+from spkid.train.checkpoints import save_atomic
 
 # what a derived system may change: the evaluation options and the averaging of checkpoints
 DERIVABLE_TRAIN = {"average_last"}
@@ -58,10 +57,7 @@ def derive_system(base: Path, out: Path, new: list) -> int:
     train_old = next(o for o in old if isinstance(o, TrainOptions))
     if train_new.average_last != train_old.average_last and train_new.average_last > 0:
         paths = last_checkpoints(base, train_new.average_last)
-        final = out / "final.pt"
-        tmp = final.with_name(".final.pt.avg.tmp")
-        torch.save({"model": average_checkpoints(paths), "averaged": [str(p) for p in paths]}, tmp)
-        os.replace(tmp, final)
+        save_atomic({"model": average_checkpoints(paths), "averaged": [str(p) for p in paths]}, out / "final.pt")
         (out / DERIVED_FROM).unlink(missing_ok=True)  # another network: nothing of the base's to share
         what = f"final.pt = mean of {', '.join(p.name for p in paths)}"
     else:
