@@ -32,8 +32,9 @@ def _speakers(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and SPEAKER.match(p.name)) if root.is_dir() else []
 
 
-def _first_file(speaker: Path, suffixes: tuple[str, ...]) -> Path | None:
-    for dirpath, _dirs, files in os.walk(speaker, followlinks=True):
+def first_file(root: Path, suffixes: tuple[str, ...]) -> Path | None:
+    """The first file under ``root`` (links followed) whose name ends with one of ``suffixes``."""
+    for dirpath, _dirs, files in os.walk(root, followlinks=True):
         for f in sorted(files):
             if f.endswith(suffixes):
                 return Path(dirpath) / f
@@ -71,7 +72,7 @@ def link_vox1(dirs: list[Path], corpus: Path) -> int:
     for d in dirs:
         root = speaker_root(d, "--vox1-dir", ("wav", ""), shape)
         spks = _speakers(root)
-        sample = _first_file(spks[0], (".wav", ".m4a"))
+        sample = first_file(spks[0], (".wav", ".m4a"))
         if sample is None or sample.suffix != ".wav":
             raise OnDiskError(f"--vox1-dir {d}: {spks[0]} holds no .wav file" + (f" ({sample} is m4a)" if sample else "")
                               + f"; expected {shape}")

@@ -75,10 +75,7 @@ class ObtainOptions:
 
 
 def _has_file(root: Path, suffix: str) -> bool:
-    for _dirpath, _dirs, files in os.walk(root, followlinks=True):
-        if any(f.endswith(suffix) for f in files):
-            return True
-    return False
+    return on_disk.first_file(root, (suffix,)) is not None
 
 
 def _count_lines(path: Path) -> int:

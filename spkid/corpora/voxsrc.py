@@ -18,15 +18,14 @@ speaker is the ``idNNNNN`` part of the path, moved to the front (``voxceleb1_cd/
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from spkid.corpora.on_disk import SPEAKER
 from spkid.data.datadir import read_trials, utt_id_from_path
 from spkid.errors import SpkidError
 
-SPEAKER = re.compile(r"^id\d+$")
 # Lists' top folders that name a corpus of the corpus dir: linked into the VoxSRC audio root.
 CORPUS_FOLDERS = {"voxceleb1": "voxceleb1/wav", "voxceleb2": "voxceleb2/wav"}
 
