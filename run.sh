@@ -76,11 +76,16 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then  # every conf before any 
     require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
   done
 fi
-# The mini corpus shrinks every system to fit a CPU: conf/mini.conf, then conf/mini_<trunk>.conf.
-mini_confs() {
+# A system's confs: conf/<SYS>.conf; the mini corpus shrinks it to fit a CPU with conf/mini.conf,
+# then conf/mini_<trunk>.conf.
+system_confs() {
   local trunk
-  trunk=$(conf_trunk conf/$1.conf) || exit 1
-  echo "--config conf/mini.conf --config conf/mini_$trunk.conf"
+  if [ $corpus = mini ]; then
+    trunk=$(conf_trunk conf/$1.conf) || exit 1
+    echo "--config conf/$1.conf --config conf/mini.conf --config conf/mini_$trunk.conf"
+  else
+    echo "--config conf/$1.conf"
+  fi
 }
 train_set=data/vox2_dev
 launch_opts="--gpus $gpus --nnodes $nnodes --node-rank $node_rank --master-addr $master_addr"
@@ -108,8 +113,7 @@ fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   require data/.done 2 "prepare the data directories"
   for sys in $systems; do
-    confs="--config conf/$sys.conf"
-    [ $corpus = mini ] && confs="$confs $(mini_confs $sys)"
+    confs=$(system_confs $sys)
     $force && set_aside exp/$sys  # a forced stage 3 trains from scratch; the old run is kept
     run_stage 3 exp/$sys/.done.train \
       steps/train.sh $launch_opts $confs --train-data $train_set --aug-data data exp/$sys
@@ -119,9 +123,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     sys=${backend_base}_$part
     $force && set_aside exp/$sys
     if [ $part = lm ]; then  # stage 3 continued from the base system: conf/lm.conf after its confs
-      confs="--config conf/$backend_base.conf"
-      [ $corpus = mini ] && confs="$confs $(mini_confs $backend_base)"
-      confs="$confs --config conf/lm.conf"
+      confs="$(system_confs $backend_base) --config conf/lm.conf"
       [ $corpus = mini ] && confs="$confs --config conf/mini_lm.conf"
       run_stage 3 exp/$sys/.done.train \
         steps/train.sh $launch_opts $confs --init-from exp/$backend_base --train-data $train_set --aug-data data exp/$sys
