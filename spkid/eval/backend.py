@@ -86,16 +86,12 @@ class Backend:
         center = crop_mean(scp).astype(np.float32) if ev.mean_subtract else None
         train = scoring.read_embeddings(scp, keep_crops=ev.score_type == "euclidean", center=center)
         utt2spk = read_table(cohort_dir / "utt2spk")
-        names, cohort = scoring.cohort_vectors(train, utt2spk)
-        out = cls(ev, center, cohort)
+        _, speaker_vectors = scoring.speaker_means(train, utt2spk)
+        out = cls(ev, center, scoring.normalize_rows(speaker_vectors))
         if ev.score_type == "plda":
-            labels = [utt2spk[u] for u in train.utts]
-            out.plda = Plda.train(train.means, labels, ev.lda_dim)
+            out.plda = Plda.train(train.means, [utt2spk[u] for u in train.utts], ev.lda_dim)
             out.plda.save(exp_dir / "plda.npz")
-            rows = {s: [] for s in names}
-            for i, s in enumerate(labels):
-                rows[s].append(i)
-            out.cohort_means = np.stack([train.means[rows[s]].mean(axis=0) for s in names])
+            out.cohort_means = speaker_vectors
         return out
 
     def read(self, scp: Path, utts) -> scoring.Embeddings:

@@ -155,15 +155,20 @@ def raw_scores(emb: Embeddings, e: np.ndarray, t: np.ndarray, score_type: str) -
     raise ScoringError(f"unknown score type '{score_type}'; choose one of {', '.join(SCORE_TYPES)}")
 
 
-def cohort_vectors(emb: Embeddings, utt2spk: dict[str, str]) -> tuple[list[str], np.ndarray]:
-    """One unit vector per cohort speaker: the normalised mean of its utterances' mean vectors."""
+def speaker_means(emb: Embeddings, utt2spk: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """The speakers of ``emb`` (sorted) and, per speaker, the mean of its utterances' mean vectors."""
     speakers: dict[str, list[int]] = {}
     for i, u in enumerate(emb.utts):
         if u not in utt2spk:
             raise ScoringError(f"cohort utterance '{u}' has no speaker in utt2spk")
         speakers.setdefault(utt2spk[u], []).append(i)
     names = sorted(speakers)
-    vecs = np.stack([emb.means[speakers[s]].mean(axis=0) for s in names])
+    return names, np.stack([emb.means[speakers[s]].mean(axis=0) for s in names])
+
+
+def cohort_vectors(emb: Embeddings, utt2spk: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """One unit vector per cohort speaker: the normalised mean of its utterances' mean vectors."""
+    names, vecs = speaker_means(emb, utt2spk)
     return names, normalize_rows(vecs)
 
 
