@@ -65,7 +65,7 @@ def test_import_of_each_released_network(tmp_path, name):
     assert (evalo.num_eval_crops, evalo.score_type) == ((0, "cosine") if "ECAPA" in name else (10, "euclidean"))
     assert (exp / ".done.train").read_text() == ""  # stage 3's marker, for any corpus
     system = load_system(exp)
-    assert trunk_parameters(system.model) == params  # the paper's counts (section 2.1, the README's Trunks)
+    assert trunk_parameters(system.model) == params  # the paper's counts (section 2.1, docs/stages.md, Trunks)
     final = torch.load(exp / "final.pt", weights_only=True)
     assert final["num_speakers"] == speakers
     flat = state.get("model_state_dict", state)

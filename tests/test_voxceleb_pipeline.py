@@ -62,7 +62,7 @@ def test_download_convert_prepare(tmp_path):
         assert p.returncode == 0 and len(state.requests) == n
         assert p.stdout.count("done earlier") == 6
 
-    # the corpus layout the README shows under 'Running on VoxCeleb'
+    # the corpus layout docs/voxceleb.md shows
     wavs = lambda d: sorted(str(q.relative_to(d).with_suffix("")) for q in d.rglob("*.wav"))  # noqa: E731
     assert wavs(corpus / "voxceleb1" / "wav") == sorted(fake.vox1_utts)
     vox2_ok = sorted(u for u in fake.vox2_utts if u != fake.corrupt_m4a)

@@ -1,4 +1,4 @@
-"""Stage 2: Kaldi data directories from a corpus in the layout the README shows (Running on VoxCeleb).
+"""Stage 2: Kaldi data directories from a corpus in the layout docs/voxceleb.md shows.
 
 The same code prepares the generated mini corpus and real VoxCeleb/MUSAN/RIRS_NOISES: it
 knows only the layout. :data:`TRIAL_LISTS` is the one table of which list file is read

@@ -1,5 +1,5 @@
 """Stage 1 for ``--corpus voxceleb``: fetch VoxCeleb1/2, MUSAN, RIRS_NOISES and the trial lists
-into the corpus layout that stage 2 reads (see the README's "Running on VoxCeleb")::
+into the corpus layout that stage 2 reads (see docs/voxceleb.md)::
 
     <corpus-dir>/voxceleb1/wav/<spk>/<sess>/<n>.wav     VoxCeleb1 dev + test
     <corpus-dir>/voxceleb2/aac/<spk>/<sess>/<n>.m4a     VoxCeleb2 dev as published
@@ -253,7 +253,7 @@ class CorpusObtainer:
             raise SpkidError(
                 f"--skip-download true, but these are not under {self.corpus}: {', '.join(missing)}. Point "
                 f"--vox1-dir/--vox2-dir/--musan-dir/--rirs-dir at your copies, or put them in the layout of the "
-                f"README's 'Running on VoxCeleb' (e.g. voxceleb1/wav/<spk>/<sess>/<n>.wav, lists/veri_test2.txt), "
+                f"docs/voxceleb.md (e.g. voxceleb1/wav/<spk>/<sess>/<n>.wav, lists/veri_test2.txt), "
                 f"or drop --skip-download to download them")
         self.log(f"stage 1 done: corpora in {self.corpus}")
 

@@ -97,5 +97,5 @@ def build_model(opts: ModelOptions) -> SpeakerEmbedder:
 
 def trunk_parameters(model: nn.Module) -> int:
     """Parameters of the embedding network, without the loss head and the embedding BN
-    (as paper section 2.1 counts them; the README's Trunks section lists each)."""
+    (as paper section 2.1 counts them; docs/stages.md, Trunks, lists each)."""
     return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embed_bn."))

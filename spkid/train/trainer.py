@@ -3,7 +3,7 @@ Its neighbours: ranks.py (process group, SIGTERM), checkpoints.py (atomic save, 
 resume, pruning, config diff), epoch.py (an epoch's running figures), system.py (one run of
 steps/train.py: options, resume, final model).
 
-Writes the experiment layout (README, "Stages"): ``checkpoints/epoch_NNNN.pt`` after every epoch
+Writes the experiment layout (README, "Stages"; docs/stages.md): ``checkpoints/epoch_NNNN.pt`` after every epoch
 (model, loss head, optimizer, scheduler, gradient scaler, every rank's RNG states, epoch), then
 ``final.pt``; a text log in ``log/train.log``. Re-running resumes from the newest readable
 checkpoint.
