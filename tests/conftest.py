@@ -16,3 +16,17 @@ def fresh_training_logger():
         log.removeHandler(h)
         h.close()
     log.propagate = True
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node Slurm cluster (tests/slurm_cluster.py) for the whole session, started on
+    first use and stopped at the end; a skip naming the reason where its daemons cannot start."""
+    from slurm_cluster import ClusterUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except ClusterUnavailable as e:
+        pytest.skip(f"no Slurm test cluster: {e}")
+    yield cluster
+    cluster.stop()

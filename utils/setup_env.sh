@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent environment bootstrap used by run.sh and test.sh.
-#  1. Debian packages the mini corpus and VoxCeleb conversion need (apt-get, as root).
+#  1. Debian packages the mini corpus and VoxCeleb conversion need, and Slurm with munge for the
+#     tests' one-node cluster (tests/slurm_cluster.py) (apt-get, as root).
 #  2. .venv from requirements.txt (one pinned set; torch and torchaudio move together).
 # A second run only compares a checksum and a package list: it takes seconds.
 #   --extra-voices   also enable Debian contrib/non-free and install mbrola voices
@@ -14,7 +15,7 @@ for arg in "$@"; do
   esac
 done
 
-debs="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fluidsynth timgm6mb-soundfont ffmpeg sox libsndfile1"
+debs="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fluidsynth timgm6mb-soundfont ffmpeg sox libsndfile1 slurm-wlm munge"
 extra_debs="mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de1 mbrola-de2 mbrola-fr1 mbrola-fr4 mbrola-es1 mbrola-it3 mbrola-nl2"
 want=$debs
 $extra_voices && want="$want $extra_debs"
