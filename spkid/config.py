@@ -27,15 +27,21 @@ class ConfigError(SpkidError):
     pass
 
 
-def option(default: Any, help: str, choices: Sequence | None = None, min: float | None = None) -> Any:
+def option(default: Any, help: str, choices: Sequence | None = None, min: float | None = None,
+           above: float | None = None, max: float | None = None) -> Any:
     """A dataclass field that is an option: its default, help text and allowed values (``choices``,
-    or for a number its least value ``min``, so that a conf's 0 or -1 is refused by file and line
-    instead of failing deep in training)."""
+    or for a number its least value ``min``, a bound ``above`` it must exceed, its greatest value
+    ``max``, so that a conf's 0 or -1 is refused by file and line instead of failing deep in
+    training).
+
+    A range that depends on other options (a loss's margin) is the dataclass's ``problems()``:
+    ``{field name: why its value is refused}``, checked once every option is read."""
     meta: dict[str, Any] = {"help": help}
     if choices is not None:
         meta["choices"] = tuple(choices)
-    if min is not None:
-        meta["min"] = min
+    for key, bound in (("min", min), ("above", above), ("max", max)):
+        if bound is not None:
+            meta[key] = bound
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -85,10 +91,25 @@ def convert_value(value: str, typ: type, f: dataclasses.Field, where: str) -> An
     choices = f.metadata.get("choices")
     if choices is not None and out not in choices:
         raise ConfigError(f"{where}: {name}={value} is not one of: {', '.join(map(str, choices))}")
-    least = f.metadata.get("min")
+    least, above, most = (f.metadata.get(k) for k in ("min", "above", "max"))
     if least is not None and out < least:
         raise ConfigError(f"{where}: {name}={value} is out of range: it must be at least {least}")
+    if above is not None and out <= above:
+        raise ConfigError(f"{where}: {name}={value} is out of range: it must be greater than {above}")
+    if most is not None and out > most:
+        raise ConfigError(f"{where}: {name}={value} is out of range: it must be at most {most}")
     return out
+
+
+def _checked(obj: Any, where: dict[str, str]) -> Any:
+    """``obj`` once its cross-option ranges (its ``problems()``) hold; else an error naming the
+    file and line (``where``: option -> 'file:line') of the first refused option."""
+    problems = obj.problems() if hasattr(obj, "problems") else {}
+    for field_name, why in problems.items():
+        name = option_name(field_name)
+        place = where.get(name, "default value")
+        raise ConfigError(f"{place}: {name}={format_value(getattr(obj, field_name))} {why}")
+    return obj
 
 
 def _unknown(name: str, where: str, table: dict) -> ConfigError:
@@ -179,11 +200,13 @@ def parse_options(
     if first_conf is not None:
         from_confs = {**_conf_entries(first_conf(positionals), table), **from_confs}
 
+    given = {**from_confs, **from_cli}
     values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
-    for name, (value, where) in {**from_confs, **from_cli}.items():
+    for name, (value, where) in given.items():
         cls, f, typ = table[name]
         values[cls][f.name] = convert_value(value, typ, f, where)
-    return [cls(**values[cls]) for cls in types] + [positionals]
+    wheres = {name: where for name, (_, where) in given.items()}
+    return [_checked(cls(**values[cls]), wheres) for cls in types] + [positionals]
 
 
 def given_fields(argv: Sequence[str]) -> set[str]:
@@ -219,8 +242,9 @@ def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str
             kind = hints[f.name].__name__
             choices = f.metadata.get("choices")
             kind = "|".join(map(str, choices)) if choices else kind
-            if "min" in f.metadata:
-                kind += f" >= {f.metadata['min']}"
+            for key, sign in (("min", ">="), ("above", ">"), ("max", "<=")):
+                if key in f.metadata:
+                    kind += f" {sign} {f.metadata[key]}"
             lines.append(f"  {option_name(f.name)}={format_value(default)}  ({kind}) {f.metadata.get('help', '')}")
     return "\n".join(lines)
 
@@ -250,8 +274,10 @@ def read_resolved(path: str | os.PathLike, types: Sequence[type]) -> list:
     """Read back a conf written by :func:`write_resolved` (or any conf) into ``types``;
     an option that ``types`` do not define is an error, as everywhere else."""
     table = _field_table(types)
+    entries = _conf_entries(path, table)
     values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
-    for name, (value, where) in _conf_entries(path, table).items():
+    for name, (value, where) in entries.items():
         cls, f, typ = table[name]
         values[cls][f.name] = convert_value(value, typ, f, where)
-    return [cls(**values[cls]) for cls in types]
+    wheres = {name: where for name, (_, where) in entries.items()}
+    return [_checked(cls(**values[cls]), wheres) for cls in types]

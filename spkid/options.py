@@ -8,6 +8,7 @@ an experiment describes itself. Defaults are the paper's (see the README); a val
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,15 @@ TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
 FRONTENDS = ("paper", "logmel", "mfcc", "fbank")
 LOSSES = ("softmax", "am_softmax", "aam_softmax", "ap", "ap_softmax")
 MIN_FRAMES = 1  # a crop of frames*160+240 samples: 0 frames (240 samples) is shorter than the STFT window
+MAX_SEED = 2**32 - 1  # numpy's generators refuse a negative seed, torch's one past 64 bits: one range for all
+
+# The margin m each margin loss can train with, [0, upper), and why: a negative m rewards the
+# target class instead of penalising it, and past the upper end a sample lying on its own class
+# vector (θ = 0) gets a target logit no higher than an orthogonal class's (cos 0 - m <= 0 for
+# AM-softmax; cos(0 + m) <= 0 for AAM-softmax, whose continuation cos θ - m·sin(m) even turns
+# into a bonus for m > π). Outside it, training drives the loss to 0 without learning speakers.
+MARGIN_RANGES = {"am_softmax": (1.0, "1: at m >= 1, cos 0 - m <= 0"),
+                 "aam_softmax": (math.pi / 2, "π/2 = 1.5708: at m >= π/2, cos(0 + m) <= 0")}
 
 
 @dataclass
@@ -43,6 +53,22 @@ class LossOptions:
     ap_init_w: float = option(10.0, "Angular Prototypical: initial scale w (kept positive)")
     ap_init_b: float = option(-5.0, "Angular Prototypical: initial bias b")
 
+    def problems(self) -> dict[str, str]:
+        """The margin and scale a margin loss cannot train with (see MARGIN_RANGES), and why."""
+        if self.loss not in MARGIN_RANGES:
+            return {}
+        upper, why = MARGIN_RANGES[self.loss]
+        out = {}
+        if not 0.0 <= self.margin < upper:
+            out["margin"] = (f"is out of range for --loss={self.loss}: the margin must be at least 0 (a negative one "
+                             f"rewards the target class) and below {why}, so a sample on its own class vector "
+                             f"would score no higher than an orthogonal class; the paper uses 0.2")
+        if not self.scale > 0:
+            out["scale"] = (f"is out of range for --loss={self.loss}: the scale must be greater than 0 (at 0 every "
+                            f"class is equally likely whatever the embedding, below 0 the wrong classes win); "
+                            f"the paper uses 30")
+        return out
+
 
 @dataclass
 class TrainOptions:
@@ -62,7 +88,7 @@ class TrainOptions:
     compile: bool = option(False, "torch.compile the trunk and loss head")
     compile_mode: str = option("default", "torch.compile mode with --compile true: default; reduce-overhead (CUDA graphs: the fixed-shape step replayed as one graph, for launch-bound steps); max-autotune", ("default", "reduce-overhead", "max-autotune"))
     num_workers: int = option(4, "DataLoader worker processes per rank", min=0)
-    seed: int = option(1, "random seed (sampler, crops, augmentation, initialisation)")
+    seed: int = option(1, "random seed (sampler, crops, augmentation, initialisation)", min=0, max=MAX_SEED)
     average_last: int = option(0, "final.pt = the mean of the last N epochs' parameters and batch-norm statistics (the N checkpoints are kept); 0: the last epoch's", min=0)
 
 

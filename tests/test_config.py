@@ -59,12 +59,38 @@ def test_later_config_wins_and_command_line_overrides_all(tmp_path):
     ("--weight-decay=Infinity\n", "a.conf:1: --weight-decay takes a finite number, not 'Infinity'"),
     ("--lr-decay=NaN\n", "a.conf:1: --lr-decay takes a finite number, not 'NaN'"),
     ("--margin=-inf\n", "a.conf:1: --margin takes a finite number, not '-inf'"),
+    # each of these trained to a loss of 0.0000 and exited 0
+    ("--margin=10\n", "a.conf:1: --margin=10.0 is out of range for --loss=aam_softmax: the margin must be at least 0"),
+    ("--margin=-1\n", "a.conf:1: --margin=-1.0 is out of range for --loss=aam_softmax"),
+    ("--scale=0\n", "a.conf:1: --scale=0.0 is out of range for --loss=aam_softmax: the scale must be greater than 0"),
+    ("--loss=am_softmax\n--scale=-30\n", "a.conf:2: --scale=-30.0 is out of range for --loss=am_softmax"),
+    ("--loss=am_softmax\n--margin=1\n", "a.conf:2: --margin=1.0 is out of range for --loss=am_softmax"),
+    # a negative seed failed in the sampler, a 65-bit one in torch, after config.conf was written
+    ("--seed=-1\n", "a.conf:1: --seed=-1 is out of range: it must be at least 0"),
+    ("--seed=18446744073709551616\n", "a.conf:1: --seed=18446744073709551616 is out of range: it must be at most"),
 ])
 def test_bad_conf_lines_name_file_and_line(tmp_path, text, fragment):
     a = write(tmp_path, "a.conf", text)
     with pytest.raises(ConfigError) as e:
         parse_options(SYSTEM_OPTIONS, ["--config", a])
     assert fragment in str(e.value)
+
+
+def test_margin_ranges_are_per_loss(tmp_path):
+    # AAM-softmax takes margins up to pi/2, AM-softmax below 1; losses without a margin ignore it
+    assert parse_options([LossOptions], ["--margin=1.2"])[0].margin == 1.2
+    assert parse_options([LossOptions], ["--loss=am_softmax", "--margin=0.99"])[0].margin == 0.99
+    assert parse_options([LossOptions], ["--loss=ap", "--margin=10", "--scale=0"])[0].margin == 10
+    with pytest.raises(ConfigError, match=r"command line: --margin=1.6 is out of range for --loss=aam_softmax"):
+        parse_options([LossOptions], ["--margin=1.6"])
+    # the loss chosen in one file makes another file's margin wrong: the margin's line is named
+    conf = write(tmp_path, "m.conf", "--margin=1.2\n")
+    with pytest.raises(ConfigError, match=r"m.conf:1: --margin=1.2 is out of range for --loss=am_softmax"):
+        parse_options([LossOptions], ["--config", conf, "--loss=am_softmax"])
+    # a resolved config.conf edited by hand is refused where it is read back
+    bad = write(tmp_path, "config.conf", "--loss=aam_softmax\n--scale=-1\n")
+    with pytest.raises(ConfigError, match=r"config.conf:2: --scale=-1.0 is out of range"):
+        read_resolved(bad, [LossOptions])
 
 
 def test_bad_command_line(tmp_path):
@@ -118,6 +144,7 @@ def test_help_lists_every_option(capsys):
         for f in dataclasses.fields(cls):
             assert "--" + f.name.replace("_", "-") + "=" in out
     assert "--lr-step=16  (int >= 1) StepLR period in epochs" in out
+    assert "--seed=1  (int >= 0 <= 4294967295)" in out
 
 
 def test_given_fields_are_the_options_the_user_set(tmp_path):

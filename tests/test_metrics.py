@@ -55,6 +55,17 @@ def test_errors():
         eer(HAND_S, HAND_Y, "bogus")
     with pytest.raises(MetricsError, match="P_target"):
         min_dcf(HAND_S, HAND_Y, 1.5)
+    # a zero cost made the normaliser 0: compute_metrics.py printed MinDCF nan, exit 0
+    with pytest.raises(MetricsError, match="costs must be greater than 0, got C_miss=0.0 C_fa=0.0"):
+        compute_metrics(HAND_S, HAND_Y, c_miss=0.0, c_fa=0.0)
+
+
+@pytest.mark.parametrize("arg", ["--c-miss=0", "--c-fa=0", "--c-miss=-1"])
+def test_compute_metrics_costs_refused_at_parse_time(arg):
+    from spkid.config import ConfigError, parse_options
+    from spkid.eval.score_files import MetricsOptions
+    with pytest.raises(ConfigError, match=rf"command line: {arg} is out of range: it must be greater than 0"):
+        parse_options([MetricsOptions], [arg, "--trials=t", "--scores=s"])
 
 
 def paper_eer(scores, labels):

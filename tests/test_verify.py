@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from spkid.config import ConfigError, parse_options
 from spkid.errors import SpkidError
 from spkid.eval.extract import load_system
 from spkid.eval.extract import embed_waveform
@@ -93,8 +94,6 @@ def test_pairs_file_scores_the_rest_and_reports_bad_files(setup, tmp_path, capsy
 
 def test_a_shell_command_runs_only_with_allow_pipes(setup, capsys):
     # the error told the user to pass --allow-pipes=true, an option verify did not have
-    from spkid.config import parse_options
-
     exp, f = setup
     command = f"cat {f['a']} |"
     with pytest.raises(SpkidError, match=r"is a shell command; pass --allow-pipes=true"):
@@ -125,8 +124,18 @@ def test_threshold_problems(setup, tmp_path):
         verify(VerifyOptions(), str(plda), f["a"], f["b"])
     with pytest.raises(SpkidError, match="--pairs needs --scores-out"):
         verify(VerifyOptions(pairs="x"), str(exp))
-    with pytest.raises(SpkidError, match="--threshold takes a number"):
+    with pytest.raises(SpkidError, match="--threshold=high is not a number"):
         verify(VerifyOptions(threshold="high"), str(exp), f["a"], f["b"])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_threshold_must_be_finite(value):
+    # nan said "different" for a file against itself, exit 0: refused before any audio is read
+    with pytest.raises(ConfigError, match=rf"command line: --threshold={value} is not a finite number"):
+        parse_options([VerifyOptions], [f"--threshold={value}", "exp/X", "a.wav", "a.wav"],
+                      positional=["exp_dir", "a", "b"])
+    with pytest.raises(SpkidError, match=rf"--threshold={value} is not a finite number"):
+        verify(VerifyOptions(threshold=value), "exp/none", "a.wav", "a.wav")
 
 
 def test_scores_out_is_checked_before_any_work(tmp_path):

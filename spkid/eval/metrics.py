@@ -154,6 +154,8 @@ def eer_threshold(scores, labels, method: str = "roc") -> tuple[float, float]:
 def dcf_norm(p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
     if not 0.0 < p_target < 1.0:
         raise MetricsError(f"P_target must be in (0, 1), got {p_target}")
+    if not (c_miss > 0 and c_fa > 0):  # a zero cost makes the normaliser 0 and MinDCF nan
+        raise MetricsError(f"the MinDCF costs must be greater than 0, got C_miss={c_miss} C_fa={c_fa}")
     return min(c_miss * p_target, c_fa * (1.0 - p_target))
 
 

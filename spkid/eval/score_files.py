@@ -20,8 +20,8 @@ class MetricsOptions:
     trials: str = option("", "Kaldi trial list '<enroll> <test> target|nontarget'")
     scores: str = option("", "score file '<enroll> <test> <score>' (any order)")
     p_target: float = option(0.05, "MinDCF P_target (the paper's 0.05)")
-    c_miss: float = option(1.0, "MinDCF cost of a miss")
-    c_fa: float = option(1.0, "MinDCF cost of a false alarm")
+    c_miss: float = option(1.0, "MinDCF cost of a miss (> 0: MinDCF is normalised by min(C_miss*P_target, C_fa*(1-P_target)))", above=0.0)
+    c_fa: float = option(1.0, "MinDCF cost of a false alarm (> 0, as --c-miss)", above=0.0)
     eer_method: str = option("roc", ("roc: the paper's code (argmin |FNR-FPR| on the ROC, max of the two); kaldi: compute-eer; "
                 "interp: interpolated"), metrics.EER_METHODS)
     json: bool = option(False, "print one JSON object instead of the line (bare --json works)")

@@ -7,6 +7,7 @@ threshold saved when the system was scored (:mod:`spkid.eval.threshold`), or at 
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,18 @@ class VerifyOptions:
     allow_pipes: bool = option(False, "run recordings given as shell commands ('... |', as in wav.scp)")
     quiet: bool = option(False, "no progress bar")
 
+    def problems(self) -> dict[str, str]:
+        """--threshold, when given, is a finite number: every score compares false with nan (all
+        pairs 'different', a file against itself included) and ±inf decides every pair alike."""
+        if not self.threshold:
+            return {}
+        try:
+            finite = math.isfinite(float(self.threshold))
+        except ValueError:
+            return {"threshold": "is not a number; give the decision threshold, e.g. --threshold=0.35"}
+        return {} if finite else {"threshold": "is not a finite number: every pair would get the same decision; "
+                                               "give a finite threshold, or none to use the saved one"}
+
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
     p = Path(path)
@@ -60,12 +73,8 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 
 def decision_threshold(opts: VerifyOptions, exp_dir: str, score_type: str, as_norm: bool) -> Threshold:
-    if opts.threshold:
-        try:
-            value = float(opts.threshold)
-        except ValueError:
-            raise SpkidError(f"--threshold takes a number, not '{opts.threshold}'") from None
-        return Threshold(value, "given", "the command line", score_type, False)
+    if opts.threshold:  # a finite number: verify checked it
+        return Threshold(float(opts.threshold), "given", "the command line", score_type, False)
     t = load_threshold(exp_dir, opts.point, opts.threshold_list)
     if t.as_norm or as_norm:
         raise SpkidError(f"{exp_dir} is scored with a back-end trained on the training set (AS-norm, mean "
@@ -80,6 +89,8 @@ def decision_threshold(opts: VerifyOptions, exp_dir: str, score_type: str, as_no
 def verify(opts: VerifyOptions, exp_dir: str, a_wav: str = "", b_wav: str = "") -> int:
     """Print the score and decision of ``a_wav`` against ``b_wav``, or with ``opts.pairs`` write
     those of every pair to ``opts.scores_out``; 1 when some pair could not be scored."""
+    for name, why in opts.problems().items():  # (parse_options has checked them for steps/verify.py)
+        raise SpkidError(f"--{name}={getattr(opts, name)} {why}")
     if opts.pairs and not opts.scores_out:
         raise SpkidError("--pairs needs --scores-out=FILE")
     if opts.scores_out:

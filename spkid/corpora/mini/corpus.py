@@ -23,6 +23,7 @@ from tqdm import tqdm
 from spkid.config import option
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path, atomic_write
+from spkid.options import MAX_SEED
 from spkid.corpora.mini import channel as ch
 from spkid.corpora.mini.noise import NOISE_KINDS, babble_clip, render_song, synth_noise
 from spkid.corpora.mini.rirs import room_rirs
@@ -46,7 +47,7 @@ MUSAN_SUBDIRS = {"noise": ("free-sound", "sound-bible"), "music": ("fma", "jamen
 class MiniCorpusOptions:
     out: str = option("", "corpus directory to write (required)")
     nj: int = option(2, "parallel generation processes", min=1)
-    seed: int = option(1, "random seed: the same seed and sizes give the same corpus")
+    seed: int = option(1, "random seed: the same seed and sizes give the same corpus", min=0, max=MAX_SEED)
     extra_voices: bool = option(False, "add mbrola voices (Debian contrib/non-free; utils/setup_env.sh --extra-voices installs them)")
     train_speakers: int = option(40, "training speakers (voxceleb2/wav)")
     test_speakers: int = option(16, "test speakers (voxceleb1/wav; O/E/H lists)")
