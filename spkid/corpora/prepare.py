@@ -13,6 +13,7 @@ so a re-run replaces complete directories and an interrupted one leaves the old 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -36,18 +37,17 @@ class TrialListSpec:
     wav_root: str           # under <corpus>/, the list's paths are relative to it
     data_dir: str           # under <data>/
     trial_name: str         # <data>/<data_dir>/trials/<trial_name>
-    required: bool
     known_trials: int | None = None   # real VoxCeleb (cleaned lists); None: not checked
     challenge: bool = False           # a VoxSRC list: paths and ids as spkid.corpora.voxsrc reads them
 
 
 # list file -> wav root -> data dir -> trial name.
 TRIAL_LISTS = (
-    TrialListSpec("veri_test2.txt", "voxceleb1/wav", "vox1", "vox1_O", True, 37_611),
-    TrialListSpec("list_test_all2.txt", "voxceleb1/wav", "vox1", "vox1_E", False, 579_818),
-    TrialListSpec("list_test_hard2.txt", "voxceleb1/wav", "vox1", "vox1_H", False, 550_894),
-    TrialListSpec("voxsrc2019_test.txt", "voxsrc2019/wav", "voxsrc19_test", "voxsrc19_test", False, challenge=True),
-    TrialListSpec("voxsrc2020_val.txt", "voxsrc2020_val/wav", "voxsrc20_val", "voxsrc20_val", False, challenge=True),
+    TrialListSpec("veri_test2.txt", "voxceleb1/wav", "vox1", "vox1_O", 37_611),
+    TrialListSpec("list_test_all2.txt", "voxceleb1/wav", "vox1", "vox1_E", 579_818),
+    TrialListSpec("list_test_hard2.txt", "voxceleb1/wav", "vox1", "vox1_H", 550_894),
+    TrialListSpec("voxsrc2019_test.txt", "voxsrc2019/wav", "voxsrc19_test", "voxsrc19_test", challenge=True),
+    TrialListSpec("voxsrc2020_val.txt", "voxsrc2020_val/wav", "voxsrc20_val", "voxsrc20_val", challenge=True),
 )
 TRAIN_LIST = "train_list.txt"
 TRAIN_ROOT = "voxceleb2/wav"
@@ -140,9 +140,13 @@ def write_data_dir(path: Path, wav_scp: dict[str, str], utt2spk: dict[str, str],
     shutil.rmtree(old, ignore_errors=True)
 
 
+class Absent(Exception):
+    """A set whose audio (or list) is not in the corpus: skipped, with the reason and the fix."""
+
+
 def _require_dir(path: Path, what: str, fix: str) -> None:
     if not path.is_dir():
-        raise PrepareError(f"{path} not found: {what}. Obtain the corpus first ({fix})")
+        raise Absent(f"{path} not found: {what}; obtain it first ({fix})")
 
 
 def _speaker_utt2spk(utts) -> dict[str, str]:
@@ -175,127 +179,179 @@ def _check_trials(t: Trials, listfile: Path, wav_scp: dict[str, str], root: Path
             raise PrepareError(f"{listfile}: no {name} trials; a trial list needs both")
 
 
+@dataclass
+class _Run:
+    """One stage-2 run: where the corpus and the data dirs are, and what it noted on the way."""
+    corpus: Path
+    data: Path
+    opts: PrepareOptions
+    fix: str
+    notes: list[str]
+
+    @property
+    def lists(self) -> Path:
+        return self.corpus / "lists"
+
+    def durations(self, scp: dict[str, str], name: str) -> dict[str, float]:
+        return durations(scp, self.opts.nj, f"utt2dur {name}", self.opts.quiet)
+
+
+# what each kind of set is for, said when it is skipped
+USED_BY = {"vox2_dev": "stage 3 trains on it", "musan": "stage 3 augments with it",
+           "rirs": "stage 3 augments with it", "eval": "stages 4-6 score it"}
+
+
 def prepare(opts: PrepareOptions) -> list[SetSummary]:
-    """Write every data dir the corpus supports; returns per-set counts."""
-    corpus = Path(os.path.abspath(opts.corpus_dir)) if opts.corpus_dir else None
-    if corpus is None:
+    """Write every data dir whose audio the corpus holds; say, one line each, which sets it skipped
+    and why. Fails only when neither training nor evaluation audio is there."""
+    if not opts.corpus_dir:
         raise PrepareError("--corpus-dir DIR is required (the directory stage 1 wrote)")
+    corpus = Path(os.path.abspath(opts.corpus_dir))
     if not corpus.is_dir():
         raise PrepareError(f"corpus directory {corpus} not found: run stage 1 first ({FIX_MINI}, or {FIX_VOX})")
-    mini = (corpus / MINI_MARKER).is_file()
-    fix = FIX_MINI if mini else FIX_VOX
-    data = Path(opts.data)
-    data.mkdir(parents=True, exist_ok=True)
-    lists = corpus / "lists"
-    summaries: list[SetSummary] = []
-    notes: list[str] = []
-
-    def dur(scp: dict[str, str], name: str) -> dict[str, float]:
-        return durations(scp, opts.nj, f"utt2dur {name}", opts.quiet)
-
-    # Training set.
-    root = corpus / TRAIN_ROOT
-    _require_dir(root, "the training speakers (VoxCeleb2 dev audio)", fix)
-    if (lists / TRAIN_LIST).is_file():
-        scp = read_train_list(lists / TRAIN_LIST, root)
-    else:
-        notes.append(f"{lists / TRAIN_LIST} not found: vox2_dev holds every .wav under {root}")
-        scp = scan_wavs(root)
-    if not scp:
-        raise PrepareError(f"{root}: no .wav files; re-run stage 1 ({fix})")
-    absent = [u for u, p in scp.items() if not os.path.isfile(p)]
-    if absent:
-        raise PrepareError(f"{lists / TRAIN_LIST}: {len(absent)} listed files are missing, e.g. {scp[absent[0]]}; "
-                           f"re-run stage 1 ({fix})")
-    u2s = _speaker_utt2spk(scp)
-    write_data_dir(data / "vox2_dev", scp, u2s, dur(scp, "vox2_dev"))
-    summaries.append(SetSummary("vox2_dev", len(scp), len(set(u2s.values())), {}))
-
-    # Evaluation sets: one data dir per wav root, holding its trial lists.
-    _require_dir(corpus / TEST_ROOT, "the evaluation speakers (VoxCeleb1 audio)", fix)
-    by_dir: dict[str, list[TrialListSpec]] = {}
-    for spec in TRIAL_LISTS:
-        by_dir.setdefault(spec.data_dir, []).append(spec)
-    for set_name, specs in by_dir.items():
-        root = corpus / specs[0].wav_root
-        present = [s for s in specs if (lists / s.list_file).is_file()]
-        for s in specs:
-            if s not in present:
-                if s.required:
-                    raise PrepareError(f"{lists / s.list_file} not found: the {s.trial_name} trial list is required; "
-                                       f"re-run stage 1 ({fix})")
-                notes.append(f"{lists / s.list_file} not found: skipping {s.trial_name}")
-        if not present:
-            continue
-        _require_dir(root, f"audio for {', '.join(s.list_file for s in present)}", fix)
-        trials = {}
-        if specs[0].challenge:
-            scp, u2s = {}, {}
-            for s in present:
-                t, list_scp, list_u2s = voxsrc_trials(lists / s.list_file, root)
-                absent = sorted(p for p in list_scp.values() if not os.path.isfile(p))
-                if absent:
-                    raise PrepareError(f"{lists / s.list_file}: {len(absent)} listed files have no audio, e.g. "
-                                       f"{absent[0]}; re-run stage 1 with --{s.trial_name.split('_')[0]}-list and --{s.trial_name.split('_')[0]}-audio ({fix})")
-                _check_trials(t, lists / s.list_file, list_scp, root)
-                trials[s.trial_name] = t
-                scp.update(list_scp)
-                u2s.update(list_u2s)
-        else:
-            all_wavs = scan_wavs(root)
-            for s in present:
-                t = read_trials(lists / s.list_file)
-                _check_trials(t, lists / s.list_file, all_wavs, root)
-                trials[s.trial_name] = t
-            # VoxCeleb1 keeps all its utterances (E and H draw on dev and test); other sets keep the
-            # utterances their lists use.
-            keep = set(all_wavs) if set_name == "vox1" else set().union(*(t.utterances for t in trials.values()))
-            scp = {u: all_wavs[u] for u in keep}
-            u2s = _speaker_utt2spk(scp)
-        d = dur(scp, set_name)
-        write_data_dir(data / set_name, scp, u2s, d, trials)
-        summaries.append(SetSummary(set_name, len(scp), len(set(u2s.values())),
-                                    {n: len(t) for n, t in trials.items()}))
-        if set_name == "vox1" and "vox1_O" in trials:
-            o = trials["vox1_O"].utterances
-            sub = {u: scp[u] for u in o}
-            write_data_dir(data / "vox1_test", sub, _speaker_utt2spk(sub), {u: d[u] for u in o})
-            summaries.append(SetSummary("vox1_test", len(sub), len(set(_speaker_utt2spk(sub).values())), {}))
-
-    # Augmentation sets.
-    for kind in MUSAN_KINDS:
-        root = corpus / "musan" / kind
-        _require_dir(root, f"MUSAN {kind} (augmentation)", fix)
-        scp = scan_wavs(root)
-        if not scp:
-            raise PrepareError(f"{root}: no .wav files; re-run stage 1 ({fix})")
-        d = dur(scp, f"musan_{kind}")
-        segments = musan_segments(d)
-        # Kaldi's way: each window is an utterance (its own speaker), wav.scp holds the recordings
-        windows = {w: float(end) - float(start) for w, (_rec, start, end) in
-                   ((w, s.split()) for w, s in segments.items())}
-        kept = {s.split()[0] for s in segments.values()}
-        if len(kept) < len(scp):
-            notes.append(f"{root}: {len(scp) - len(kept)} clip(s) shorter than 5 ms left out of musan_{kind}")
-            scp, d = {r: scp[r] for r in kept}, {r: d[r] for r in kept}
-        write_data_dir(data / f"musan_{kind}", scp, {w: w for w in windows}, windows, segments=segments, reco2dur=d)
-        pack_audio(data / f"musan_{kind}", quiet=opts.quiet)
-        summaries.append(SetSummary(f"musan_{kind}", len(windows), len(windows), {}))
-    scp = {}
-    for room_type in RIR_TYPES:
-        root = corpus / "RIRS_NOISES" / "simulated_rirs" / room_type
-        _require_dir(root, f"RIRS_NOISES simulated {room_type} impulse responses", fix)
-        scp.update({f"{room_type}/{u}": p for u, p in scan_wavs(root).items()})
-    write_data_dir(data / "rirs", scp, _speaker_utt2spk(scp), dur(scp, "rirs"))
-    pack_audio(data / "rirs", quiet=opts.quiet)
-    summaries.append(SetSummary("rirs", len(scp), len(RIR_TYPES), {}))
-
-    for note in notes:
+    fix = FIX_MINI if (corpus / MINI_MARKER).is_file() else FIX_VOX
+    run = _Run(corpus, Path(opts.data), opts, fix, [])
+    run.data.mkdir(parents=True, exist_ok=True)
+    steps = [("vox2_dev", USED_BY["vox2_dev"], _prepare_training)]
+    steps += [(name, USED_BY["eval"], functools.partial(_prepare_evaluation_set, name=name, specs=specs))
+              for name, specs in _lists_by_dir().items()]
+    steps += [(f"musan_{kind}", USED_BY["musan"], functools.partial(_prepare_musan, kind=kind)) for kind in MUSAN_KINDS]
+    steps += [("rirs", USED_BY["rirs"], _prepare_rirs)]
+    summaries, skipped = [], []
+    for name, used_by, step in steps:
+        try:
+            summaries += step(run)
+        except Absent as why:
+            skipped.append(f"skipped {name} ({used_by}): {why}")
+    for note in run.notes:
         print(f"note: {note}")
-    if not mini:
+    for line in skipped:
+        print(line)
+    if not any(s.name == "vox2_dev" or s.trials for s in summaries):
+        raise PrepareError(f"{corpus} holds neither training nor evaluation audio with its trial lists:\n  "
+                           + "\n  ".join(skipped))
+    if fix == FIX_VOX:
         for w in compare_known(summaries):
             print(f"warning: {w}")
     return summaries
+
+
+def _prepare_training(run: _Run) -> list[SetSummary]:
+    root, lists = run.corpus / TRAIN_ROOT, run.lists
+    _require_dir(root, "the training speakers (VoxCeleb2 dev audio)", run.fix)
+    if (lists / TRAIN_LIST).is_file():
+        scp = read_train_list(lists / TRAIN_LIST, root)
+    else:
+        run.notes.append(f"{lists / TRAIN_LIST} not found: vox2_dev holds every .wav under {root}")
+        scp = scan_wavs(root)
+    if not scp:
+        raise Absent(f"{root}: no .wav files; re-run stage 1 ({run.fix})")
+    absent = [u for u, p in scp.items() if not os.path.isfile(p)]
+    if absent:
+        raise PrepareError(f"{lists / TRAIN_LIST}: {len(absent)} listed files are missing, e.g. {scp[absent[0]]}; "
+                           f"re-run stage 1 ({run.fix})")
+    u2s = _speaker_utt2spk(scp)
+    write_data_dir(run.data / "vox2_dev", scp, u2s, run.durations(scp, "vox2_dev"))
+    return [SetSummary("vox2_dev", len(scp), len(set(u2s.values())), {})]
+
+
+def _lists_by_dir() -> dict[str, list[TrialListSpec]]:
+    by_dir: dict[str, list[TrialListSpec]] = {}
+    for spec in TRIAL_LISTS:
+        by_dir.setdefault(spec.data_dir, []).append(spec)
+    return by_dir
+
+
+def _present_lists(run: _Run, specs: list[TrialListSpec]) -> list[TrialListSpec]:
+    """The set's lists that are in lists/ (a missing optional one noted); none: the set is absent."""
+    present = [s for s in specs if (run.lists / s.list_file).is_file()]
+    if not present:
+        names = ", ".join(s.list_file for s in specs)
+        raise Absent(f"none of its trial lists ({names}) is in {run.lists}; obtain them first ({run.fix})")
+    for s in specs:
+        if s not in present:
+            run.notes.append(f"{run.lists / s.list_file} not found: skipping {s.trial_name}")
+    return present
+
+
+def _prepare_evaluation_set(run: _Run, name: str, specs: list[TrialListSpec]) -> list[SetSummary]:
+    """One data dir per wav root, holding its trial lists (and data/vox1_test beside data/vox1)."""
+    present = _present_lists(run, specs)
+    root = run.corpus / specs[0].wav_root
+    _require_dir(root, f"the audio of {', '.join(s.list_file for s in present)}", run.fix)
+    read = _challenge_lists if specs[0].challenge else _voxceleb_lists
+    scp, u2s, trials = read(run, name, present, root)
+    d = run.durations(scp, name)
+    write_data_dir(run.data / name, scp, u2s, d, trials)
+    out = [SetSummary(name, len(scp), len(set(u2s.values())), {n: len(t) for n, t in trials.items()})]
+    if name == "vox1" and "vox1_O" in trials:
+        o = trials["vox1_O"].utterances
+        sub = {u: scp[u] for u in o}
+        write_data_dir(run.data / "vox1_test", sub, _speaker_utt2spk(sub), {u: d[u] for u in o})
+        out.append(SetSummary("vox1_test", len(sub), len(set(_speaker_utt2spk(sub).values())), {}))
+    return out
+
+
+def _challenge_lists(run: _Run, name: str, present: list[TrialListSpec], root: Path):
+    scp, u2s, trials = {}, {}, {}
+    for s in present:
+        t, list_scp, list_u2s = voxsrc_trials(run.lists / s.list_file, root)
+        absent = sorted(p for p in list_scp.values() if not os.path.isfile(p))
+        if absent:
+            option = s.trial_name.split("_")[0]
+            raise PrepareError(f"{run.lists / s.list_file}: {len(absent)} listed files have no audio, e.g. "
+                               f"{absent[0]}; re-run stage 1 with --{option}-list and --{option}-audio ({run.fix})")
+        _check_trials(t, run.lists / s.list_file, list_scp, root)
+        trials[s.trial_name] = t
+        scp.update(list_scp)
+        u2s.update(list_u2s)
+    return scp, u2s, trials
+
+
+def _voxceleb_lists(run: _Run, name: str, present: list[TrialListSpec], root: Path):
+    all_wavs = scan_wavs(root)
+    trials = {}
+    for s in present:
+        t = read_trials(run.lists / s.list_file)
+        _check_trials(t, run.lists / s.list_file, all_wavs, root)
+        trials[s.trial_name] = t
+    # VoxCeleb1 keeps all its utterances (E and H draw on dev and test); other sets keep the
+    # utterances their lists use.
+    keep = set(all_wavs) if name == "vox1" else set().union(*(t.utterances for t in trials.values()))
+    scp = {u: all_wavs[u] for u in keep}
+    return scp, _speaker_utt2spk(scp), trials
+
+
+def _prepare_musan(run: _Run, kind: str) -> list[SetSummary]:
+    """Kaldi's way: each 5-s window is an utterance (its own speaker), wav.scp holds the recordings."""
+    root = run.corpus / "musan" / kind
+    _require_dir(root, f"MUSAN {kind} (augmentation)", run.fix)
+    scp = scan_wavs(root)
+    if not scp:
+        raise Absent(f"{root}: no .wav files; re-run stage 1 ({run.fix})")
+    d = run.durations(scp, f"musan_{kind}")
+    segments = musan_segments(d)
+    windows = {w: float(end) - float(start) for w, (_rec, start, end) in
+               ((w, s.split()) for w, s in segments.items())}
+    kept = {s.split()[0] for s in segments.values()}
+    if len(kept) < len(scp):
+        run.notes.append(f"{root}: {len(scp) - len(kept)} clip(s) shorter than 5 ms left out of musan_{kind}")
+        scp, d = {r: scp[r] for r in kept}, {r: d[r] for r in kept}
+    out = run.data / f"musan_{kind}"
+    write_data_dir(out, scp, {w: w for w in windows}, windows, segments=segments, reco2dur=d)
+    pack_audio(out, quiet=run.opts.quiet)
+    return [SetSummary(f"musan_{kind}", len(windows), len(windows), {})]
+
+
+def _prepare_rirs(run: _Run) -> list[SetSummary]:
+    scp = {}
+    for room_type in RIR_TYPES:
+        root = run.corpus / "RIRS_NOISES" / "simulated_rirs" / room_type
+        _require_dir(root, f"RIRS_NOISES simulated {room_type} impulse responses (augmentation)", run.fix)
+        scp.update({f"{room_type}/{u}": p for u, p in scan_wavs(root).items()})
+    write_data_dir(run.data / "rirs", scp, _speaker_utt2spk(scp), run.durations(scp, "rirs"))
+    pack_audio(run.data / "rirs", quiet=run.opts.quiet)
+    return [SetSummary("rirs", len(scp), len(RIR_TYPES), {})]
 
 
 def musan_segments(utt2dur: dict[str, float]) -> dict[str, str]:
