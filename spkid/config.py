@@ -134,9 +134,14 @@ def read_conf_lines(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     out = []
-    # utf-8-sig: an editor's byte-order mark would otherwise be part of the first option's name
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, raw in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, data in enumerate(f, 1):
+            try:  # utf-8-sig: an editor's byte-order mark would otherwise be part of the first option's name
+                raw = data.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise ConfigError(f"{path}:{lineno}: not UTF-8 text (byte 0x{data[e.start]:02x} at column "
+                                  f"{e.start + 1}): a conf file holds '--option=value' lines; fix the line, or "
+                                  f"restore the file if it is not a conf file at all") from None
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue

@@ -119,6 +119,16 @@ def test_byte_order_mark_is_not_part_of_the_first_option(tmp_path):
     assert read_resolved(a, [TrainOptions])[0].lr == 0.01
 
 
+def test_binary_junk_in_a_conf_is_named_by_file_and_line(tmp_path):
+    # a UnicodeDecodeError traceback before
+    a = tmp_path / "config.conf"
+    a.write_bytes(b"--lr=0.01\n--epochs=\xff\xfe\x00junk\n")
+    with pytest.raises(ConfigError, match=r"config.conf:2: not UTF-8 text \(byte 0xff at column 10\)"):
+        parse_options(SYSTEM_OPTIONS, ["--config", str(a)])
+    with pytest.raises(ConfigError, match=r"config.conf:2: not UTF-8"):
+        read_resolved(a, SYSTEM_OPTIONS)
+
+
 def test_option_names_must_be_unique():
     with pytest.raises(TypeError, match="defined by both"):
         parse_options([Run, Run], [])

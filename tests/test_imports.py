@@ -166,6 +166,17 @@ def test_foreign_checkpoints_are_refused_by_name(tmp_path, make, match):
         import_model(tmp_path, make())
 
 
+def test_checkpoint_with_nan_weights_is_refused_naming_the_tensor(tmp_path):
+    # imported with exit 0, it made NaN embeddings; fine-tuning from it ended in "training diverged"
+    net = vt_resnet("L", (8, 16, 16, 32), 40)
+    net["sap_linear.weight"] = net["sap_linear.weight"].clone()
+    net["sap_linear.weight"][3, 1] = float("nan")
+    with pytest.raises(SpkidError, match=r"SYS.model: tensor '__S__.sap_linear.weight' holds NaN or infinite "
+                                         r"values; the file is damaged"):
+        import_model(tmp_path, vt_checkpoint(net, vt_head("angleproto")))
+    assert not (tmp_path / "exp" / "SYS").exists()
+
+
 def test_options_set_only_what_the_file_cannot_tell(tmp_path):
     s = vt_checkpoint(vt_resnet("L", (8, 16, 16, 32), 40, empty_fb=True), vt_head("angleproto"))
     with pytest.raises(SpkidError, match=r"--channels=16,32,64,128: the checkpoint says 8,16,16,32"):

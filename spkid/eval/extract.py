@@ -82,7 +82,7 @@ class System:
 
 def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") -> System:
     """build_model(config.conf's ModelOptions) with the weights of final.pt, in eval mode."""
-    from spkid.models import build_model
+    from spkid.models import build_model, non_finite_tensors
 
     exp_dir = Path(exp_dir)
     conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
@@ -99,8 +99,7 @@ def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") 
         raise ExtractError(f"{final}: cannot load it as a checkpoint ({e}); re-run training's last epoch") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ExtractError(f"{final}: expected a dict with key 'model' (the layout steps/train.py writes)")
-    bad = [k for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point()
-           and not torch.isfinite(v).all()]
+    bad = non_finite_tensors(state["model"])
     if bad:  # (a diverged training once wrote one: every embedding would be NaN)
         raise ExtractError(f"{final}: {len(bad)} weight tensors are NaN or infinite (e.g. {bad[0]}): the training "
                            f"diverged; train the system again with a lower --lr")

@@ -99,3 +99,9 @@ def trunk_parameters(model: nn.Module) -> int:
     """Parameters of the embedding network, without the loss head and the embedding BN
     (as paper section 2.1 counts them; docs/stages.md, Trunks, lists each)."""
     return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embed_bn."))
+
+
+def non_finite_tensors(state: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding a NaN or an infinity (a
+    diverged training's weights: every embedding they make is NaN)."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]

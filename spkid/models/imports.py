@@ -29,7 +29,7 @@ import torch
 from spkid.config import option, write_resolved
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
-from spkid.models import build_model
+from spkid.models import build_model, non_finite_tensors
 from spkid.models.resnet import BLOCKS
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
@@ -77,6 +77,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors (a voxceleb_trainer .model or a "
                            f"wespeaker avg_model.pt is one)")
+    bad = non_finite_tensors(obj)
+    if bad:  # imported as it was, it made NaN embeddings; fine-tuning from it stopped as "training diverged"
+        raise CheckpointError(f"{path}: tensor '{bad[0]}' holds NaN or infinite values"
+                              + (f" ({len(bad)} tensors do)" if len(bad) > 1 else "")
+                              + "; the file is damaged or its training diverged: download it again")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
