@@ -13,12 +13,12 @@ from pathlib import Path
 
 from spkid.config import option, write_resolved
 from spkid.data.datadir import DataDir
-from spkid.data.dataset import build_train_data
+from spkid.data.dataset import TrainData, build_train_data
 from spkid.errors import SpkidError, error_message
 from spkid.fileio import atomic_write, writer_lock
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint
-from spkid.train.ranks import barrier, close_distributed, init_distributed, peer_lost, raise_on_sigterm
+from spkid.train.ranks import Dist, barrier, close_distributed, init_distributed, peer_lost, raise_on_sigterm
 from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
 
 #: exp/<SYS>/<this>: the --init-from path a run started from (read by the results table)
@@ -40,6 +40,30 @@ class RunOptions:
 def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
                  run: RunOptions, exp_dir: str | Path) -> int:
     """Train the system into ``exp_dir`` (resuming there); 0 when done."""
+    _check_run_options(train, run)
+    exp = Path(exp_dir)
+    system = [model, loss, train, evalo]
+    previous_handler = raise_on_sigterm()
+    d = init_distributed(run.device)
+    try:
+        with contextlib.ExitStack() as held, _stop_reported(exp, d) as report:
+            if d.is_main:  # one writer per experiment, and its options checked before anything is written
+                held.enter_context(writer_lock(exp, f"training {exp}"))
+                _check_same_options(exp, system)
+            barrier(d)
+            setup_logging(exp, d, run.quiet)
+            report.to_exp = True
+            if d.is_main:
+                write_resolved(exp / "config.conf", *system, header=f"written by steps/train.py for {exp}")
+            trainer, data = _resumed_trainer(model, loss, train, evalo, run, exp, d)
+            _train_to_the_end(trainer, data, exp)
+    finally:
+        close_distributed()
+        signal.signal(signal.SIGTERM, previous_handler)
+    return 0
+
+
+def _check_run_options(train: TrainOptions, run: RunOptions) -> None:
     if not run.train_data:
         raise SpkidError("--train-data is required (a data dir such as data/vox2_dev)")
     if train.augment and not run.aug_data:
@@ -47,55 +71,68 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
                          "or set --augment false")
     if train.average_last > train.epochs:
         raise SpkidError(f"--average-last {train.average_last} needs at least that many epochs, not --epochs {train.epochs}")
-    exp = Path(exp_dir)
-    system = [model, loss, train, evalo]
-    previous_handler = raise_on_sigterm()
-    d = init_distributed(run.device)
-    held = contextlib.ExitStack()
-    logging_to_exp = False
+
+
+def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
+                     run: RunOptions, exp: Path, d: Dist) -> tuple[Trainer, TrainData]:
+    """This rank's data, and the trainer resumed from the newest checkpoint, or started from
+    ``--init-from`` (recorded in exp/<SYS>/initialised_from), or from scratch."""
+    data_dir = DataDir.load(run.train_data)
+    aug_dir = Path(run.aug_data) if train.augment else None
+    data = build_train_data(data_dir, aug_dir, train, n_per_speaker(loss, train), d.rank, d.world_size, d.device)
+    job = TrainJob(model, loss, train, evalo, exp, log_interval=run.log_interval,
+                   keep_checkpoints=run.keep_checkpoints, log_utts=run.log_utts, quiet=run.quiet)
+    trainer = Trainer(job, data.num_speakers, d)
+    state = load_resume_checkpoint(exp, d)
+    if state is not None:
+        trainer.load_state_dict(state)
+        log.info("resuming after epoch %d from %s%s", trainer.epoch, state["path"],
+                 f" (not from --init-from {run.init_from})" if run.init_from else "")
+    elif run.init_from:
+        trainer.init_weights(load_init_weights(run.init_from))
+        if d.is_main:  # the results table says where a fine-tuned system started
+            with atomic_write(exp / INIT_RECORD) as f:
+                f.write(f"{Path(run.init_from).resolve()}\n")
+    log.info("training %s: %s, %s loss, %d speakers, %d batches/epoch, %d process(es) on %s",
+             exp, model.trunk, loss.loss, data.num_speakers, data.batches_per_epoch, d.world_size, d.device)
+    return trainer, data
+
+
+def _train_to_the_end(trainer: Trainer, data: TrainData, exp: Path) -> None:
+    """Train the epochs left, then (rank 0) write final.pt and say what was done, in the log and
+    on stdout."""
+    first = trainer.epoch + 1
+    start = time.time()
+    stats = trainer.fit(data)
+    if not trainer.d.is_main:
+        return
+    final = trainer.save_final()
+    epochs = trainer.job.train.epochs
+    if stats is None:
+        summary = f"nothing left to train (epoch {trainer.epoch} of {epochs} done)"
+    else:
+        done = f"epoch {first}" if first == trainer.epoch else f"epochs {first}-{trainer.epoch}"
+        summary = (f"{done} of {epochs} in {time.time() - start:.1f} s; "
+                   f"last epoch loss {stats.loss:.4f}, accuracy {100 * stats.accuracy:.2f}%")
+    log.info("train.py: %s: %s; model in %s", exp, summary, final, extra={"file_only": True})
+    print(f"train.py: {exp}: {summary}; model in {final}", flush=True)
+
+
+@dataclass
+class _Logging:
+    to_exp: bool = False  # the run's own log is set up (a run refused beside another never writes to its log)
+
+
+@contextlib.contextmanager
+def _stop_reported(exp: Path, d: Dist):
+    """How a run that stops early says so: its error into log/train[.rank<R>].log too (on a
+    cluster that is where one looks); a lost peer as one line naming the logs; SIGTERM or Ctrl-C
+    naming the checkpoint to resume from."""
+    report = _Logging()
     try:
-        conf = exp / "config.conf"
-        if d.is_main:  # one writer per experiment, and its options checked before anything is written
-            held.enter_context(writer_lock(exp, f"training {exp}"))
-            _check_same_options(exp, system)
-        barrier(d)
-        setup_logging(exp, d, run.quiet)
-        logging_to_exp = True
-        if d.is_main:
-            write_resolved(conf, *system, header=f"written by steps/train.py for {exp}")
-        data_dir = DataDir.load(run.train_data)
-        aug_dir = Path(run.aug_data) if train.augment else None
-        data = build_train_data(data_dir, aug_dir, train, n_per_speaker(loss, train), d.rank, d.world_size, d.device)
-        job = TrainJob(model, loss, train, evalo, exp, log_interval=run.log_interval,
-                       keep_checkpoints=run.keep_checkpoints, log_utts=run.log_utts, quiet=run.quiet)
-        trainer = Trainer(job, data.num_speakers, d)
-        state = load_resume_checkpoint(exp, d)
-        if state is not None:
-            trainer.load_state_dict(state)
-            log.info("resuming after epoch %d from %s%s", trainer.epoch, state["path"],
-                     f" (not from --init-from {run.init_from})" if run.init_from else "")
-        elif run.init_from:
-            trainer.init_weights(load_init_weights(run.init_from))
-            if d.is_main:  # the results table says where a fine-tuned system started
-                with atomic_write(exp / INIT_RECORD) as f:
-                    f.write(f"{Path(run.init_from).resolve()}\n")
-        first = trainer.epoch + 1
-        log.info("training %s: %s, %s loss, %d speakers, %d batches/epoch, %d process(es) on %s",
-                 exp, model.trunk, loss.loss, data.num_speakers, data.batches_per_epoch, d.world_size, d.device)
-        start = time.time()
-        stats = trainer.fit(data)
-        if d.is_main:
-            final = trainer.save_final()
-            if stats is None:
-                summary = f"nothing left to train (epoch {trainer.epoch} of {train.epochs} done)"
-            else:
-                done = f"epoch {first}" if first == trainer.epoch else f"epochs {first}-{trainer.epoch}"
-                summary = (f"{done} of {train.epochs} in {time.time() - start:.1f} s; "
-                           f"last epoch loss {stats.loss:.4f}, accuracy {100 * stats.accuracy:.2f}%")
-            log.info("train.py: %s: %s; model in %s", exp, summary, final, extra={"file_only": True})
-            print(f"train.py: {exp}: {summary}; model in {final}", flush=True)
-    except SpkidError as e:  # into log/train[.rank<R>].log too: on a cluster that is where one looks
-        if logging_to_exp:  # (not into the log of a run this one was refused beside)
+        yield report
+    except SpkidError as e:
+        if report.to_exp:
             log.error("%s", error_message(e), extra={"file_only": True})
         raise
     except RuntimeError as e:
@@ -110,11 +147,6 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
             log.warning("%s: run the same command to resume from %s", e or "interrupted",
                         newest[-1] if newest else "the start (no checkpoint yet)")
         raise
-    finally:
-        held.close()
-        close_distributed()
-        signal.signal(signal.SIGTERM, previous_handler)
-    return 0
 
 
 def _check_same_options(exp: Path, system: list) -> None:
