@@ -128,7 +128,12 @@ def test_against_independent_implementations(seed, ties):
     for p in (0.01, 0.05, 0.5):
         brute = np.min(p * pts[:, 0] + (1 - p) * pts[:, 1]) / min(p, 1 - p)
         assert min_dcf(s, y, p) == pytest.approx(brute, abs=1e-12)
-    fpr, fnr = metrics.det_points(s, y)
+    # compute_metrics reads every figure and the DET points from one sort: the same figures
+    for method in metrics.EER_METHODS:
+        m = compute_metrics(s, y, 0.05, eer_method=method)
+        assert (m.eer, m.eer_threshold) == metrics.eer_threshold(s, y, method)
+        assert (m.min_dcf, m.min_dcf_threshold) == metrics.min_dcf_threshold(s, y, 0.05)
+    fpr, fnr = m.rates.fpr, m.rates.fnr
     np.testing.assert_allclose(np.c_[fnr, fpr], pts[np.lexsort((-pts[:, 0], pts[:, 1]))], atol=1e-12)
 
 
@@ -178,3 +183,23 @@ def test_compute_metrics_uses_the_costs_and_p_target():
         assert (m.p_target, m.c_miss, m.c_fa) == (p, c_miss, c_fa)
     # and the costs matter on this data (so the comparison above can tell them apart)
     assert min_dcf(s, y, 0.5, 10.0, 1.0) != pytest.approx(min_dcf(s, y, 0.5))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_det_points_hold_sklearns_det_curve(ties):
+    """The DET plot's points (the metrics' operating points) include every point of
+    sklearn.metrics.det_curve, which stops at the first threshold with no misses."""
+    from sklearn.metrics import det_curve
+
+    rng = np.random.default_rng(7)
+    y = rng.random(500) < 0.3
+    s = rng.normal(size=500) + 1.5 * y
+    if ties:
+        s = np.round(s, 1)
+    r = compute_metrics(s, y).rates
+    tp, fp = r.tp_fp()
+    ours = set(zip(fp.tolist(), (r.n_target - tp).tolist()))  # (false alarms, misses) per point
+    fpr, fnr, _ = det_curve(y, s)
+    theirs = zip(np.rint(fpr * r.n_nontarget).astype(int).tolist(), np.rint(fnr * r.n_target).astype(int).tolist())
+    assert set(theirs) <= ours
+    assert len(ours) > len(fpr)  # and the points past it, down to accepting everything

@@ -25,9 +25,13 @@ class DetCurve:
     eer: float
 
     @classmethod
+    def from_metrics(cls, name: str, m: metrics.Metrics) -> "DetCurve":
+        """The curve of the operating points ``m`` was computed from (no second sort of the scores)."""
+        return cls(name, m.rates.fpr, m.rates.fnr, m.eer)
+
+    @classmethod
     def from_scores(cls, name: str, scores, labels, eer_method: str = "roc") -> "DetCurve":
-        fpr, fnr = metrics.det_points(scores, labels)
-        return cls(name, fpr, fnr, metrics.eer(scores, labels, eer_method))
+        return cls.from_metrics(name, metrics.compute_metrics(scores, labels, eer_method=eer_method))
 
 
 def plot_det(curves: Sequence[DetCurve], path: str | os.PathLike, title: str = "",

@@ -27,7 +27,7 @@ min(C_miss * P_target, C_fa * (1 - P_target)), the cost of the better trivial sy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -81,12 +81,14 @@ class ErrorRates:
         return tp, fp
 
 
-def error_rates(scores, labels) -> ErrorRates:
-    """FNR and FPR at every distinct threshold (O(n log n), tie-aware)."""
-    scores, labels = _check(scores, labels)
-    order = np.argsort(-scores)  # order inside a run of ties does not matter: runs are closed together
-    s = scores[order]
-    y = labels[order]
+def _sort_trials(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores in decreasing order and their labels: the one sort every figure of a list is read from
+    (order inside a run of ties does not matter: runs are closed together)."""
+    order = np.argsort(-scores)
+    return scores[order], labels[order]
+
+
+def _rates_of_sorted(s: np.ndarray, y: np.ndarray) -> ErrorRates:
     tps = np.cumsum(y)
     fps = np.cumsum(~y)
     # the last trial of each run of equal scores closes an operating point
@@ -95,6 +97,11 @@ def error_rates(scores, labels) -> ErrorRates:
     fps = np.r_[0, fps[last]]
     n_tar, n_non = int(tps[-1]), int(fps[-1])
     return ErrorRates(np.r_[np.inf, s[last]], 1.0 - tps / n_tar, fps / n_non, n_tar, n_non)
+
+
+def error_rates(scores, labels) -> ErrorRates:
+    """FNR and FPR at every distinct threshold (O(n log n), tie-aware)."""
+    return _rates_of_sorted(*_sort_trials(*_check(scores, labels)))
 
 
 def _drop_intermediate(tps: np.ndarray, fps: np.ndarray) -> np.ndarray:
@@ -125,9 +132,10 @@ def _eer_interp(r: ErrorRates) -> tuple[float, float]:
     return float(eer), float(r.thresholds[below])
 
 
-def _eer_kaldi(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    tar = np.sort(scores[labels])
-    non = np.sort(scores[~labels])
+def _eer_kaldi(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """From the scores in decreasing order (``s``) and their labels."""
+    tar = s[y][::-1]
+    non = s[~y][::-1]
     p_size, n_size = len(tar), len(non)
     pos = np.arange(p_size - 1)
     non_pos = np.maximum(n_size - 1 - (n_size * pos * 1.0 / p_size).astype(np.int64), 0)
@@ -143,11 +151,15 @@ def eer(scores, labels, method: str = "roc") -> float:
 
 def eer_threshold(scores, labels, method: str = "roc") -> tuple[float, float]:
     """(EER, the threshold where it is reached)."""
+    s, y = _sort_trials(*_check(scores, labels))
+    return _eer_of_sorted(s, y, _rates_of_sorted(s, y), method)
+
+
+def _eer_of_sorted(s: np.ndarray, y: np.ndarray, r: ErrorRates, method: str) -> tuple[float, float]:
     if method not in EER_METHODS:
         raise MetricsError(f"unknown EER method '{method}'; choose one of {', '.join(EER_METHODS)}")
     if method == "kaldi":
-        return _eer_kaldi(*_check(scores, labels))
-    r = error_rates(scores, labels)
+        return _eer_kaldi(s, y)
     return _eer_roc(r) if method == "roc" else _eer_interp(r)
 
 
@@ -166,17 +178,14 @@ def min_dcf(scores, labels, p_target: float = 0.05, c_miss: float = 1.0, c_fa: f
 
 def min_dcf_threshold(scores, labels, p_target: float = 0.05, c_miss: float = 1.0,
                       c_fa: float = 1.0) -> tuple[float, float]:
+    return _min_dcf_of_rates(error_rates(scores, labels), p_target, c_miss, c_fa)
+
+
+def _min_dcf_of_rates(r: ErrorRates, p_target: float, c_miss: float, c_fa: float) -> tuple[float, float]:
     norm = dcf_norm(p_target, c_miss, c_fa)
-    r = error_rates(scores, labels)
     cost = c_miss * p_target * r.fnr + c_fa * (1.0 - p_target) * r.fpr
     i = int(np.argmin(cost))
     return float(cost[i] / norm), float(r.thresholds[i])
-
-
-def det_points(scores, labels) -> tuple[np.ndarray, np.ndarray]:
-    """(FPR, FNR) of every operating point, for a DET plot (both as fractions)."""
-    r = error_rates(scores, labels)
-    return r.fpr, r.fnr
 
 
 @dataclass
@@ -191,6 +200,7 @@ class Metrics:
     eer_method: str
     n_target: int
     n_nontarget: int
+    rates: ErrorRates | None = field(default=None, repr=False, compare=False)  # the DET points
 
     def line(self) -> str:
         """The one-line summary every tool prints: ``EER 1.234% MinDCF(p=0.05) 0.1234``."""
@@ -214,9 +224,10 @@ class Metrics:
 
 def compute_metrics(scores, labels, p_target: float = 0.05, c_miss: float = 1.0, c_fa: float = 1.0,
                     eer_method: str = "roc", where: str = "") -> Metrics:
-    """EER and MinDCF of one trial list; ``where`` (its path) names it in errors."""
-    scores, labels = _check(scores, labels, where)
-    e, et = eer_threshold(scores, labels, eer_method)
-    d, dt = min_dcf_threshold(scores, labels, p_target, c_miss, c_fa)
-    n_tar = int(labels.sum())
-    return Metrics(e, et, d, dt, p_target, c_miss, c_fa, eer_method, n_tar, len(labels) - n_tar)
+    """EER and MinDCF of one trial list, and its operating points (``rates``, a DET curve's), from
+    one sort of its scores; ``where`` (its path) names the list in errors."""
+    s, y = _sort_trials(*_check(scores, labels, where))
+    r = _rates_of_sorted(s, y)
+    e, et = _eer_of_sorted(s, y, r, eer_method)
+    d, dt = _min_dcf_of_rates(r, p_target, c_miss, c_fa)
+    return Metrics(e, et, d, dt, p_target, c_miss, c_fa, eer_method, r.n_target, r.n_nontarget, r)

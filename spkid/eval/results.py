@@ -9,7 +9,7 @@ P_target for the whole table; a DET plot per trial list (every row's curve) link
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -214,9 +214,9 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
             if not f.is_file():
                 continue
             s = scores_for_trials(f, trials, str(t.path))
-            row.results[t.name] = metrics.compute_metrics(s, trials.labels, fo.p_target, fo.c_miss, fo.c_fa,
-                                                          fo.eer_method, str(t.path))
-            curves.append(DetCurve.from_scores(row.name, s, trials.labels, fo.eer_method))
+            m = metrics.compute_metrics(s, trials.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
+            curves.append(DetCurve.from_metrics(row.name, m))
+            row.results[t.name] = replace(m, rates=None)  # the table keeps the figures, not every point
         if curves:
             shown.append(t)
             png = exp / "results_det" / f"{t.name}.png"

@@ -62,7 +62,7 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
         with atomic_write(out_dir / f"{name}.metrics.json") as f:
             json.dump({**m.to_json(), "system": exp_dir.name, "trials": str(lists[name]), "score_type": ev.score_type,
                        "as_norm": ev.as_norm, "backend": backend.describe(ev), "line": m.line()}, f, indent=1)
-        plot_det([DetCurve.from_scores(exp_dir.name, s, trials.labels, so.eer_method)],
+        plot_det([DetCurve.from_metrics(exp_dir.name, m)],
                  out_dir / f"{name}.det.png", f"{name} ({len(trials)} trials)", so.eer_method)
         print(f"{name}: {m.line()}")
     print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), "
