@@ -21,8 +21,9 @@ from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.device import pick_device, synchronize
 from spkid.errors import SpkidError
-from spkid.models import TRUNKS, build_model, trunk_parameters
+from spkid.models import build_model, trunk_parameters
 from spkid.options import ModelOptions
+from spkid.registry import TRUNKS
 
 
 @dataclass

@@ -35,7 +35,8 @@ from spkid.cli import run_main
 from spkid.config import option, parse_options
 from spkid.data.dataset import build_train_data
 from spkid.errors import SpkidError
-from spkid.options import TRUNKS, EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
+from spkid.registry import TRUNKS
 from spkid.train.trainer import TrainJob
 
 

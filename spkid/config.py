@@ -17,7 +17,7 @@ import math
 import os
 import typing
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
@@ -27,18 +27,19 @@ class ConfigError(SpkidError):
     pass
 
 
-def option(default: Any, help: str, choices: Sequence | None = None, min: float | None = None,
+def option(default: Any, help: str, choices: Collection | None = None, min: float | None = None,
            above: float | None = None, max: float | None = None) -> Any:
     """A dataclass field that is an option: its default, help text and allowed values (``choices``,
     or for a number its least value ``min``, a bound ``above`` it must exceed, its greatest value
     ``max``, so that a conf's 0 or -1 is refused by file and line instead of failing deep in
-    training).
+    training). ``choices`` may be a registry (:mod:`spkid.registry`): it is asked when a value
+    is checked, so it holds every entry registered by then.
 
     A range that depends on other options (a loss's margin) is the dataclass's ``problems()``:
     ``{field name: why its value is refused}``, checked once every option is read."""
     meta: dict[str, Any] = {"help": help}
     if choices is not None:
-        meta["choices"] = tuple(choices)
+        meta["choices"] = tuple(choices) if isinstance(choices, list) else choices
     for key, bound in (("min", min), ("above", above), ("max", max)):
         if bound is not None:
             meta[key] = bound
@@ -251,6 +252,8 @@ def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str
                 if key in f.metadata:
                     kind += f" {sign} {f.metadata[key]}"
             lines.append(f"  {option_name(f.name)}={format_value(default)}  ({kind}) {f.metadata.get('help', '')}")
+            if hasattr(choices, "describe"):  # a registry: one line per entry
+                lines += [f"      {name}: {about}" for name, about in choices.describe().items()]
     return "\n".join(lines)
 
 

@@ -8,41 +8,31 @@ an experiment describes itself. Defaults are the paper's (see the README); a val
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from spkid.config import option
 from spkid.errors import SpkidError
+from spkid.registry import LOSSES, TRUNKS
 
 SAMPLE_RATE = 16000  # Hz: every waveform a system takes; corpora are converted and recordings resampled to it
-TRUNKS = ("Q_SAP", "H_ASP", "ECAPA")
 FRONTENDS = ("paper", "logmel", "mfcc", "fbank")
-LOSSES = ("softmax", "am_softmax", "aam_softmax", "ap", "ap_softmax")
 MIN_FRAMES = 1  # a crop of frames*160+240 samples: 0 frames (240 samples) is shorter than the STFT window
 MAX_SEED = 2**32 - 1  # numpy's generators refuse a negative seed, torch's one past 64 bits: one range for all
-
-# The margin m each margin loss can train with, [0, upper), and why: a negative m rewards the
-# target class instead of penalising it, and past the upper end a sample lying on its own class
-# vector (θ = 0) gets a target logit no higher than an orthogonal class's (cos 0 - m <= 0 for
-# AM-softmax; cos(0 + m) <= 0 for AAM-softmax, whose continuation cos θ - m·sin(m) even turns
-# into a bonus for m > π). Outside it, training drives the loss to 0 without learning speakers.
-MARGIN_RANGES = {"am_softmax": (1.0, "1: at m >= 1, cos 0 - m <= 0"),
-                 "aam_softmax": (math.pi / 2, "π/2 = 1.5708: at m >= π/2, cos(0 + m) <= 0")}
 
 
 @dataclass
 class ModelOptions:
-    trunk: str = option("H_ASP", "trunk: Q_SAP (speed-optimised ResNet-34), H_ASP (performance-optimised), ECAPA (ECAPA-TDNN)", TRUNKS)
-    channels: str = option("", "comma-separated channel widths; empty = the paper's (Q 16,32,64,128; H 32,64,128,256; ECAPA 1024)")
-    n_mels: int = option(0, "mel bins; 0 = the paper's (64 for the ResNets, 80 MFCCs for ECAPA)")
-    embed_dim: int = option(0, "embedding size; 0 = the paper's (512 for the ResNets, 192 for ECAPA)")
+    trunk: str = option("H_ASP", "the embedding network (paper section 2.1)", TRUNKS)
+    channels: str = option("", "comma-separated channel widths; empty = the trunk's paper widths (see --trunk)")
+    n_mels: int = option(0, "feature bins; 0 = the trunk's paper value (see --trunk)")
+    embed_dim: int = option(0, "embedding size; 0 = the trunk's paper value (see --trunk)")
     embed_bn: bool = option(False, "BatchNorm1d on the embedding after the final Linear ('BN' in Table 2)")
-    frontend: str = option("paper", "features: paper = the trunk's (logmel for the ResNets, mfcc for ECAPA); logmel = log mel + instance norm (the paper's code); mfcc = MFCCs + mean norm; fbank = Kaldi fbank + mean norm (wespeaker; give it --input-scale=32768)", FRONTENDS)
+    frontend: str = option("paper", "features: paper = the trunk's (see --trunk); logmel = log mel + instance norm (the paper's code); mfcc = MFCCs + mean norm; fbank = Kaldi fbank + mean norm (wespeaker; give it --input-scale=32768)", FRONTENDS)
     preemphasis: float = option(0.97, "pre-emphasis coefficient (y[0] = x[0] - a*x[1], as the paper's code); 0 = none (the paper's code's ResNetSE34L); fbank: Kaldi's per-frame pre-emphasis", min=0.0)
     input_scale: float = option(1.0, "waveform multiplier before the front-end: 1 for floats in [-1, 1]; 32768 for networks trained on int16-scale waveforms (the paper's code's released V2 models, its issue #144; wespeaker's fbank)", min=1e-6)
-    pool_std_floor: float = option(1e-5, "pooling: standard deviations are sqrt(max(variance, floor)) (the paper's code: 1e-5; wespeaker: 1e-10)", min=0.0)
-    context_std: str = option("biased", "ECAPA's global-context std: biased = sqrt(max(biased variance, floor)); unbiased = sqrt(unbiased variance + floor) (wespeaker)", ("biased", "unbiased"))
+    pool_std_floor: float = option(1e-5, "pooling (trunks with statistics pooling): standard deviations are sqrt(max(variance, floor)) (the paper's code: 1e-5; wespeaker: 1e-10)", min=0.0)
+    context_std: str = option("biased", "context-attentive pooling (ECAPA): the global-context std: biased = sqrt(max(biased variance, floor)); unbiased = sqrt(unbiased variance + floor) (wespeaker)", ("biased", "unbiased"))
 
 
 @dataclass
@@ -54,10 +44,11 @@ class LossOptions:
     ap_init_b: float = option(-5.0, "Angular Prototypical: initial bias b")
 
     def problems(self) -> dict[str, str]:
-        """The margin and scale a margin loss cannot train with (see MARGIN_RANGES), and why."""
-        if self.loss not in MARGIN_RANGES:
+        """The margin and scale a margin loss cannot train with (its entry's ``margin_below``), and why."""
+        entry = LOSSES[self.loss]
+        if entry.margin_below is None:
             return {}
-        upper, why = MARGIN_RANGES[self.loss]
+        upper, why = entry.margin_below
         out = {}
         if not 0.0 <= self.margin < upper:
             out["margin"] = (f"is out of range for --loss={self.loss}: the margin must be at least 0 (a negative one "
@@ -74,7 +65,7 @@ class LossOptions:
 class TrainOptions:
     epochs: int = option(250, "training epochs", min=1)
     batch_size: int = option(200, "utterances per global batch (all ranks together): 200 classification, 400 metric losses", min=1)
-    n_per_speaker: int = option(0, "utterances of one speaker in a batch (M); 0 = 2 for ap/ap_softmax, 1 otherwise", min=0)
+    n_per_speaker: int = option(0, "utterances of one speaker in a batch (M); 0 = the loss's (see --loss)", min=0)
     max_seg_per_spk: int = option(500, "per epoch, at most this many utterances of one speaker")
     train_frames: int = option(200, "training crop in frames: frames*160+240 samples (200 = 2.015 s)", min=MIN_FRAMES)
     augment: bool = option(False, "online MUSAN+RIR augmentation: clean/reverb/music/babble/noise, equal odds")
@@ -111,10 +102,11 @@ SYSTEM_OPTIONS = (ModelOptions, LossOptions, TrainOptions, EvalOptions)
 
 
 def n_per_speaker(model_loss: LossOptions, train: TrainOptions) -> int:
-    """Utterances per speaker per batch: M=2 for the metric losses (paper section 2.2)."""
+    """Utterances per speaker per batch: --n-per-speaker, else the loss's (M=2 for the metric
+    losses, paper section 2.2)."""
     if train.n_per_speaker:
         return train.n_per_speaker
-    return 2 if model_loss.loss in ("ap", "ap_softmax") else 1
+    return LOSSES[model_loss.loss].per_speaker
 
 
 def exp_config(positionals: list[str]) -> Path:

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from spkid.errors import SpkidError
 from spkid.train.losses import (AngularPrototypical, MarginSoftmax, PrototypicalPlusSoftmax, Softmax,
                           additive_angular_margin, build_loss)
-from spkid.options import LOSSES, LossOptions
+from spkid.options import LossOptions
+from spkid.registry import LOSSES
 
 torch.set_num_threads(1)
 

@@ -11,10 +11,15 @@ from spkid.models.pooling import (AttentiveStatsPooling, ContextAttentiveStatsPo
                                   SelfAttentivePooling, weighted_mean_std)
 from spkid.models.summary import SummaryOptions, layer_table, print_summary
 from spkid.options import SYSTEM_OPTIONS, ModelOptions
+from spkid.registry import TRUNKS
 
 torch.set_num_threads(1)
 
-SMALL = {"Q_SAP": "4,8,8,16", "H_ASP": "4,8,8,16", "ECAPA": "32,64"}
+SMALL = {"Q_SAP": "4,8,8,16", "H_ASP": "4,8,8,16", "ECAPA": "32,64"}  # small --channels of each trunk
+
+
+def test_every_registered_trunk_is_tested():
+    assert list(SMALL) == list(TRUNKS), "give a new trunk small --channels in SMALL, so the tests below cover it"
 
 
 def small(trunk: str, **kw) -> torch.nn.Module:
@@ -51,6 +56,9 @@ def test_paper_defaults_and_overrides():
     (ModelOptions(trunk="Q_SAP", channels="8,x,32,64"), "comma-separated integers"),
     (ModelOptions(trunk="ECAPA", channels="100"), "multiple of 8"),
     (ModelOptions(trunk="H_ASP", n_mels=60), "multiple of 8"),
+    (ModelOptions(trunk="Q_SAP", pool_std_floor=1e-10), r"^Q_SAP: --pool-std-floor does not apply to its pooling \(it takes: none\)"),
+    (ModelOptions(trunk="H_ASP", context_std="unbiased"), r"--context-std does not apply .*it takes: --pool-std-floor\)"),
+    (ModelOptions(trunk="VGG"), r"^unknown --trunk=VGG; choose one of: Q_SAP, H_ASP, ECAPA$"),
 ])
 def test_bad_options_are_clear_errors(opts, match):
     with pytest.raises(SpkidError, match=match):

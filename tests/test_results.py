@@ -17,6 +17,7 @@ from spkid.eval.results import ReportOptions
 from spkid.eval.score_files import MetricsOptions, print_metrics
 from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+from spkid.registry import LOSSES
 from trained_system import system_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +203,7 @@ def test_paper_table_agrees_with_the_confs():
         if name.startswith("F"):
             continue
         model, loss, train, _ = parse_options(SYSTEM_OPTIONS, ["--config", str(ROOT / "conf" / f"{name}.conf")])[:-1]
-        assert (row.loss, row.aug, row.bn) == (results.LOSS_NAMES[loss.loss], "yes" if train.augment else "no",
+        assert (row.loss, row.aug, row.bn) == (LOSSES[loss.loss].label, "yes" if train.augment else "no",
                                                "yes" if model.embed_bn else "no"), name
         assert row.params == f"{sizes[model.trunk] / 1e6:.1f}M", name
         assert set(row.results) == set(paper.LISTS)

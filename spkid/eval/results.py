@@ -21,13 +21,12 @@ from spkid.eval.fusion import FusionOptions
 from spkid.eval.scoring import scores_for_trials
 from spkid.fileio import atomic_write
 from spkid.options import SYSTEM_OPTIONS
+from spkid.registry import LOSSES
 
 # Table 2's column order; other lists follow in name order.
 LIST_ORDER = ("vox1_O", "vox1_E", "vox1_H", "voxsrc19_test", "voxsrc20_val")
 LIST_TITLES = {"vox1_O": "VoxCeleb1 cl.", "vox1_E": "VoxCeleb1-E cl.", "vox1_H": "VoxCeleb1-H cl.",
                "voxsrc19_test": "VoxSRC 2019", "voxsrc20_val": "VoxSRC 2020 Val"}
-LOSS_NAMES = {"softmax": "Softmax", "am_softmax": "AM-softmax", "aam_softmax": "AAM-softmax",
-              "ap": "AP", "ap_softmax": "AP+softmax"}
 
 
 @dataclass
@@ -125,7 +124,7 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
     if ev.score_type != "cosine" or backend.needs_training_set(ev):
         notes.append(f"back-end {backend.describe(ev, lda_dim=fitted_lda_dim(exp_dir))}"
                      + (f" (its figures on {ev.qmf_trials.split('/')[-1]} are tuned there)" if ev.qmf else ""))
-    return Row(exp_dir.name, format_params(trunk_params(model)), LOSS_NAMES.get(loss.loss, loss.loss),
+    return Row(exp_dir.name, format_params(trunk_params(model)), LOSSES[loss.loss].label,
                "yes" if train.augment else "no", "yes" if model.embed_bn else "no", note="; ".join(notes))
 
 

@@ -1,8 +1,10 @@
-"""Speaker-embedding models, found by trunk name: ``build_model(ModelOptions)``.
+"""Speaker-embedding models, found by trunk name in :data:`spkid.registry.TRUNKS`: ``build_model(ModelOptions)``.
 
 A model is front-end (no parameters) -> trunk (ending in the embedding Linear) -> optional
 BatchNorm1d on the embedding ("BN" in paper Table 2). It takes a waveform batch ``(B, samples)``
 float32 in [-1, 1] at 16 kHz and returns ``(B, embed_dim)``.
+
+The paper's trunks, registered by ``resnet`` and ``ecapa`` (the trunk modules imported below):
 
     Q_SAP  64 log-mel, instance norm  -> ResNet-34 quarter width, SAP       -> 512
     H_ASP  64 log-mel, instance norm  -> ResNet-34 half width, ASP (Table 1) -> 512
@@ -15,34 +17,15 @@ another (e.g. an imported wespeaker model's Kaldi fbank, see ``imports``). Impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from spkid.config import option_name
 from spkid.errors import SpkidError
+from spkid.models import resnet, ecapa  # noqa: F401  (the trunk modules, in the paper's order: each registers its trunks)
 from spkid.models.features import InstanceNormLogMel, KaldiFbank, MeanNormMFCC
-from spkid.models.ecapa import ECAPATDNN
-from spkid.models.pooling import STD_FLOOR
-from spkid.models.resnet import ResNetHASP, ResNetQSAP
 from spkid.options import ModelOptions
-
-
-@dataclass(frozen=True)
-class TrunkSpec:
-    """A trunk's paper defaults and how to build its two halves."""
-    channels: tuple[int, ...]
-    n_mels: int
-    embed_dim: int
-    frontend: type
-    trunk: type
-
-
-TRUNKS: dict[str, TrunkSpec] = {
-    "Q_SAP": TrunkSpec((16, 32, 64, 128), 64, 512, InstanceNormLogMel, ResNetQSAP),
-    "H_ASP": TrunkSpec((32, 64, 128, 256), 64, 512, InstanceNormLogMel, ResNetHASP),
-    "ECAPA": TrunkSpec((1024,), 80, 192, MeanNormMFCC, ECAPATDNN),
-}
+from spkid.registry import TRUNKS, Trunk
 
 
 class SpeakerEmbedder(nn.Module):
@@ -60,39 +43,44 @@ class SpeakerEmbedder(nn.Module):
 
 
 FRONTENDS: dict[str, type] = {"logmel": InstanceNormLogMel, "mfcc": MeanNormMFCC, "fbank": KaldiFbank}
+# the ModelOptions fields that configure a trunk's pooling; a trunk's entry names those it takes
+POOLING_OPTIONS = ("pool_std_floor", "context_std")
 
 
-def parse_channels(text: str, trunk: str) -> tuple[int, ...]:
+def parse_channels(text: str, trunk: Trunk) -> tuple[int, ...]:
     """``"32,64,128,256"`` -> ``(32, 64, 128, 256)``; ``""`` -> the trunk's paper widths."""
     if not text.strip():
-        return TRUNKS[trunk].channels
+        return trunk.channels
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise SpkidError(f"{trunk}: --channels takes comma-separated integers, not '{text}'") from None
+        raise SpkidError(f"{trunk.name}: --channels takes comma-separated integers, not '{text}'") from None
+
+
+def pooling_options(opts: ModelOptions, trunk: Trunk) -> dict[str, object]:
+    """The pooling options ``trunk`` takes, by name; one it does not take must keep its
+    default, since it would change nothing."""
+    defaults = ModelOptions()
+    for name in POOLING_OPTIONS:
+        if name not in trunk.pooling and getattr(opts, name) != getattr(defaults, name):
+            takes = ", ".join(option_name(n) for n in trunk.pooling) or "none"
+            raise SpkidError(f"{trunk.name}: {option_name(name)} does not apply to its pooling "
+                             f"(it takes: {takes}); remove it")
+    return {name: getattr(opts, name) for name in trunk.pooling}
 
 
 def build_model(opts: ModelOptions) -> SpeakerEmbedder:
     """The embedding network of ``opts`` (without the loss head), on the CPU, in float32."""
-    if opts.trunk not in TRUNKS:
-        raise SpkidError(f"unknown --trunk={opts.trunk}; choose one of {', '.join(TRUNKS)}")
-    spec = TRUNKS[opts.trunk]
-    n_mels = opts.n_mels or spec.n_mels
-    embed_dim = opts.embed_dim or spec.embed_dim
+    trunk = TRUNKS[opts.trunk]
+    n_mels = opts.n_mels or trunk.n_mels
+    embed_dim = opts.embed_dim or trunk.embed_dim
     if n_mels < 8 or embed_dim < 1:
         raise SpkidError(f"{opts.trunk}: --n-mels must be at least 8 and --embed-dim positive "
                          f"(0 = the paper's), got {opts.n_mels} and {opts.embed_dim}")
-    frontend_cls = spec.frontend if opts.frontend == "paper" else FRONTENDS[opts.frontend]
+    frontend_cls = FRONTENDS[trunk.frontend if opts.frontend == "paper" else opts.frontend]
     frontend = frontend_cls(n_mels, preemphasis=opts.preemphasis, input_scale=opts.input_scale)
-    pooling = {"std_floor": opts.pool_std_floor}
-    if opts.trunk == "ECAPA":
-        pooling["context_std"] = opts.context_std
-    elif opts.context_std != "biased":
-        raise SpkidError(f"{opts.trunk}: --context-std applies to ECAPA only; remove it")
-    if opts.trunk == "Q_SAP" and opts.pool_std_floor != STD_FLOOR:
-        raise SpkidError("Q_SAP: self-attentive pooling takes no standard deviation; remove --pool-std-floor")
-    trunk = spec.trunk(n_mels, parse_channels(opts.channels, opts.trunk), embed_dim, **({} if opts.trunk == "Q_SAP" else pooling))
-    return SpeakerEmbedder(frontend, trunk, opts.embed_bn)
+    network = trunk.build(n_mels, parse_channels(opts.channels, trunk), embed_dim, **pooling_options(opts, trunk))
+    return SpeakerEmbedder(frontend, network, opts.embed_bn)
 
 
 def trunk_parameters(model: nn.Module) -> int:

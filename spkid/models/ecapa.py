@@ -16,6 +16,7 @@ from torch import nn
 
 from spkid.errors import SpkidError
 from spkid.models.pooling import STD_FLOOR, ContextAttentiveStatsPooling
+from spkid.registry import TRUNKS, Trunk
 
 DILATIONS = (2, 3, 4)
 SCALE = 8
@@ -86,7 +87,7 @@ class ECAPATDNN(nn.Module):
     """ECAPA-TDNN with width C (``channels[0]``) and MFA width ``channels[1]`` (default 1536)."""
 
     def __init__(self, n_mfcc: int = 80, channels: tuple[int, ...] = (1024,), embed_dim: int = 192,
-                 std_floor: float = STD_FLOOR, context_std: str = "biased"):
+                 pool_std_floor: float = STD_FLOOR, context_std: str = "biased"):
         super().__init__()
         if len(channels) not in (1, 2) or min(channels) < 1 or channels[0] % SCALE:
             raise SpkidError(f"ECAPA: --channels takes C (a multiple of {SCALE}) or C,MFA "
@@ -98,7 +99,7 @@ class ECAPATDNN(nn.Module):
         self.layer2 = SERes2Block(c, 3, DILATIONS[1])
         self.layer3 = SERes2Block(c, 3, DILATIONS[2])
         self.mfa = nn.Sequential(nn.Conv1d(3 * c, mfa, 1), nn.ReLU(inplace=True))
-        self.pool = ContextAttentiveStatsPooling(mfa, ATTENTION_BOTTLENECK, std_floor, context_std)
+        self.pool = ContextAttentiveStatsPooling(mfa, ATTENTION_BOTTLENECK, pool_std_floor, context_std)
         self.pool_bn = nn.BatchNorm1d(self.pool.out_dim)
         self.fc = nn.Linear(self.pool.out_dim, embed_dim)
         self.embed_dim = embed_dim
@@ -110,3 +111,8 @@ class ECAPATDNN(nn.Module):
         x3 = self.layer3(x2)
         x = self.mfa(torch.cat([x1, x2, x3], dim=1))
         return self.fc(self.pool_bn(self.pool(x)))
+
+
+TRUNKS.register(Trunk("ECAPA", ECAPATDNN, "ECAPA-TDNN (context-dependent attentive statistics pooling)",
+                      channels=(1024,), n_mels=80, embed_dim=192, frontend="mfcc",
+                      pooling=("pool_std_floor", "context_std")))

@@ -21,6 +21,7 @@ from torch import nn
 
 from spkid.errors import SpkidError
 from spkid.models.pooling import STD_FLOOR, AttentiveStatsPooling, SelfAttentivePooling
+from spkid.registry import TRUNKS, Trunk
 
 BLOCKS = (3, 4, 6, 3)
 SE_REDUCTION = 8
@@ -141,7 +142,7 @@ class ResNetHASP(nn.Module):
     """H/ASP trunk (performance-optimised ResNet-34, half width). Paper section 2.1, Table 1."""
 
     def __init__(self, n_mels: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), embed_dim: int = 512,
-                 std_floor: float = STD_FLOOR):
+                 pool_std_floor: float = STD_FLOOR):
         super().__init__()
         _check_channels(channels, "H_ASP")
         if n_mels % 8:
@@ -153,7 +154,7 @@ class ResNetHASP(nn.Module):
         self.bn1 = nn.BatchNorm2d(c[0])
         self.layer1, self.layer2, self.layer3, self.layer4 = make_stages(c, (1, 2, 2, 2))
         self.flatten = FlattenFrequency()
-        self.pool = AttentiveStatsPooling(c[3] * (n_mels // 8), std_floor=std_floor)
+        self.pool = AttentiveStatsPooling(c[3] * (n_mels // 8), std_floor=pool_std_floor)
         self.fc = nn.Linear(self.pool.out_dim, embed_dim)
         self.embed_dim = embed_dim
         init_as_paper_code(self)
@@ -162,3 +163,10 @@ class ResNetHASP(nn.Module):
         x = self.bn1(self.relu(self.conv1(self.image(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.pool(self.flatten(x)))
+
+
+TRUNKS.register(Trunk("Q_SAP", ResNetQSAP, "speed-optimised ResNet-34 (quarter width, self-attentive pooling)",
+                      channels=(16, 32, 64, 128), n_mels=64, embed_dim=512, frontend="logmel"))
+TRUNKS.register(Trunk("H_ASP", ResNetHASP, "performance-optimised ResNet-34 (half width, attentive statistics pooling)",
+                      channels=(32, 64, 128, 256), n_mels=64, embed_dim=512, frontend="logmel",
+                      pooling=("pool_std_floor",)))

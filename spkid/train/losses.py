@@ -1,4 +1,5 @@
-"""Training objectives of the paper (section 2.2), one small module each, found by name.
+"""Training objectives of the paper (section 2.2), one small module each, found by name in
+:data:`spkid.registry.LOSSES` (each registered below its class).
 
 Every head takes embeddings ``(N, D)`` and speaker labels ``(N,)`` and returns
 ``(loss, accuracy)``: the mean loss as a 0-dim tensor and the top-1 training accuracy in
@@ -16,6 +17,7 @@ gathers the whole global batch from the ranks (:func:`gather_batch`).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.distributed as dist
@@ -23,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spkid.errors import SpkidError
-from spkid.options import LOSSES, LossOptions
+from spkid.options import LossOptions
+from spkid.registry import LOSSES, Loss
 
 
 def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -50,6 +53,10 @@ class Softmax(_Fp32Head):
     def __init__(self, embed_dim: int, num_speakers: int):
         super().__init__()
         self.fc = nn.Linear(embed_dim, num_speakers)
+
+    @classmethod
+    def from_options(cls, opts: LossOptions, embed_dim: int, num_speakers: int, m: int) -> Softmax:
+        return cls(embed_dim, num_speakers)
 
     def _forward(self, emb, labels):
         logits = self.fc(emb)
@@ -88,6 +95,10 @@ class MarginSoftmax(_Fp32Head):
         self.weight = nn.Parameter(torch.empty(num_speakers, embed_dim))
         nn.init.xavier_normal_(self.weight, gain=1.0)
 
+    @classmethod
+    def from_options(cls, opts: LossOptions, embed_dim: int, num_speakers: int, m: int, angular: bool) -> MarginSoftmax:
+        return cls(embed_dim, num_speakers, opts.margin, opts.scale, angular)
+
     def _forward(self, emb, labels):
         cos = cosine_logits(emb, self.weight)
         cos_target = cos.gather(1, labels[:, None])
@@ -119,6 +130,10 @@ class AngularPrototypical(_Fp32Head):
         self.m = m
         self.w = nn.Parameter(torch.tensor(float(init_w)))
         self.b = nn.Parameter(torch.tensor(float(init_b)))
+
+    @classmethod
+    def from_options(cls, opts: LossOptions, embed_dim: int, num_speakers: int, m: int) -> AngularPrototypical:
+        return cls(m, opts.ap_init_w, opts.ap_init_b)
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         n, d = emb.shape
@@ -159,6 +174,10 @@ class PrototypicalPlusSoftmax(_Fp32Head):
         self.softmax = Softmax(embed_dim, num_speakers)
         self.ap = AngularPrototypical(m, init_w, init_b)
 
+    @classmethod
+    def from_options(cls, opts: LossOptions, embed_dim: int, num_speakers: int, m: int) -> PrototypicalPlusSoftmax:
+        return cls(embed_dim, num_speakers, m, opts.ap_init_w, opts.ap_init_b)
+
     def _forward(self, emb, labels):
         loss_s, acc = self.softmax._forward(emb, labels)
         loss_p, _ = self.ap._forward(emb, labels)
@@ -182,14 +201,25 @@ def class_vectors(old: dict, new: dict) -> torch.Tensor | None:
     return None
 
 
+LOSSES.register(Loss("softmax", Softmax.from_options, "softmax cross-entropy over the training speakers",
+                     label="Softmax"))
+# The margin m each margin loss can train with, [0, upper), and why: a negative m rewards the
+# target class instead of penalising it, and past the upper end a sample lying on its own class
+# vector (θ = 0) gets a target logit no higher than an orthogonal class's (cos 0 - m <= 0 for
+# AM-softmax; cos(0 + m) <= 0 for AAM-softmax, whose continuation cos θ - m·sin(m) even turns
+# into a bonus for m > π). Outside it, training drives the loss to 0 without learning speakers.
+LOSSES.register(Loss("am_softmax", partial(MarginSoftmax.from_options, angular=False),
+                     "additive margin softmax (--margin, --scale)", label="AM-softmax",
+                     margin_below=(1.0, "1: at m >= 1, cos 0 - m <= 0")))
+LOSSES.register(Loss("aam_softmax", partial(MarginSoftmax.from_options, angular=True),
+                     "additive angular margin softmax (--margin, --scale)", label="AAM-softmax",
+                     margin_below=(math.pi / 2, "π/2 = 1.5708: at m >= π/2, cos(0 + m) <= 0")))
+LOSSES.register(Loss("ap", AngularPrototypical.from_options, "Angular Prototypical (--ap-init-w, --ap-init-b)",
+                     label="AP", per_speaker=2))
+LOSSES.register(Loss("ap_softmax", PrototypicalPlusSoftmax.from_options, "Angular Prototypical + softmax, summed 1:1",
+                     label="AP+softmax", per_speaker=2))
+
+
 def build_loss(opts: LossOptions, embed_dim: int, num_speakers: int, m: int) -> nn.Module:
     """The loss head named by ``opts.loss``; ``m`` = utterances per speaker in a batch."""
-    if opts.loss == "softmax":
-        return Softmax(embed_dim, num_speakers)
-    if opts.loss in ("am_softmax", "aam_softmax"):
-        return MarginSoftmax(embed_dim, num_speakers, opts.margin, opts.scale, angular=opts.loss == "aam_softmax")
-    if opts.loss == "ap":
-        return AngularPrototypical(m, opts.ap_init_w, opts.ap_init_b)
-    if opts.loss == "ap_softmax":
-        return PrototypicalPlusSoftmax(embed_dim, num_speakers, m, opts.ap_init_w, opts.ap_init_b)
-    raise SpkidError(f"--loss={opts.loss} is not one of: {', '.join(LOSSES)}")
+    return LOSSES[opts.loss].build(opts, embed_dim, num_speakers, m)
