@@ -1,9 +1,12 @@
+import contextlib
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from spkid.data.audio import AudioError, float_to_pcm16, pcm16_to_float, read_audio, read_checked, truncation_problem
+from spkid.data.audio import AudioError, audio_info, float_to_pcm16, pcm16_to_float, read_audio, read_checked, truncation_problem
 from spkid.data.inputs import InputError, load_recording
 
 
@@ -93,3 +96,44 @@ def test_a_streamed_wav_of_unknown_length_is_not_cut_short(tmp_path):
     (tmp_path / "s.wav").write_bytes(bytes(data))
     assert truncation_problem(str(tmp_path / "s.wav")) is None
     assert truncation_problem(str(tmp_path / "missing.wav")) is None  # the read names a missing file
+
+
+@contextlib.contextmanager
+def unreadable(path):
+    """``path`` unreadable for this process: mode 000, and when running as root (which reads
+    anything) the effective user switched to nobody for the block."""
+    path.chmod(0)
+    root = os.geteuid() == 0
+    if root:
+        os.seteuid(65534)
+    try:
+        yield
+    finally:
+        if root:
+            os.seteuid(0)
+        path.chmod(0o644)
+
+
+def test_a_fifo_or_a_device_is_refused_not_read(tmp_path):
+    # reading a FIFO waited for a writer for ever; every reader now refuses it before opening it
+    fifo = tmp_path / "in.wav"
+    os.mkfifo(fifo)
+    for read in (read_checked, audio_info, read_audio):
+        with pytest.raises(AudioError, match=rf"^utterance 'u': {fifo} is a FIFO \(named pipe\), not a regular file"):
+            read(str(fifo), utt="u")
+    with pytest.raises(InputError, match=rf"^{fifo}: is a FIFO \(named pipe\), not a regular file"):
+        load_recording(str(fifo))
+    with pytest.raises(AudioError, match=r"/dev/null is a device, not a regular file"):
+        read_checked("/dev/null", utt="u")
+
+
+def test_permission_denied_is_said_so(tmp_path):
+    # was "cannot decode it as audio ...; convert it: ffmpeg ..." (verify/embed), "not found" (stage 4)
+    path = tmp_path / "locked.wav"
+    sf.write(path, np.full(16000, 0.1, np.float32), 16000, subtype="PCM_16")
+    with unreadable(path):
+        with pytest.raises(AudioError, match=rf"^utterance 'u': {path} permission denied: this user cannot read it"):
+            read_checked(str(path), utt="u")
+        with pytest.raises(InputError, match=rf"^{path}: permission denied"):
+            load_recording(str(path))
+    assert len(read_checked(str(path), utt="u")) == 16000

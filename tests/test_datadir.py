@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -260,6 +261,17 @@ def test_audio_not_16k_mono_or_unreadable_is_reported(tmp_path):
         f"{d}/wav.scp: utterance 'id00001/sessA/00002': {rate8k} is 8000 Hz with 1 channel(s), not 16000 Hz mono "
         f"(resample: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)"]
     assert validate_data_dir(d, check_audio=False) == []
+
+
+def test_a_fifo_in_wav_scp_is_named_as_one(tmp_path):
+    # it was reported as "not found" (and stage 4 waited on it for ever)
+    d = make_dir(tmp_path)
+    fifo = DataDir.load(d).wav_scp["id00001/sessA/00002"]
+    Path(fifo).unlink()
+    os.mkfifo(fifo)
+    assert validate_data_dir(d) == [f"{d}/wav.scp: utterance 'id00001/sessA/00002': audio file {fifo} is a FIFO "
+                                    f"(named pipe), not a regular file: reading it can wait for ever; give the "
+                                    f"audio as a file"]
 
 
 def test_many_bad_files_report_at_most_max_reported(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import struct
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -50,11 +51,50 @@ def _run_pipe(entry: str, allow_pipes: bool, utt: str = "") -> bytes:
     return proc.stdout
 
 
+NOT_FOUND = "not found"
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as an audio file, found before anything opens it (opening a
+    FIFO waits for a writer, for ever), or None: not found, permission denied, a directory, or
+    not a regular file (a FIFO, socket or device)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return NOT_FOUND
+    except PermissionError:
+        st = None
+    except OSError as e:
+        return f"cannot be opened ({e.strerror})"
+    if st is None or not os.access(path, os.R_OK, effective_ids=True):
+        return ("permission denied: this user cannot read it (make it readable, e.g. chmod a+r on the file "
+                "and a+x on its folders, or run as a user who can)")
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not an audio file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device")
+        return f"is {kind}, not a regular file: reading it can wait for ever; give the audio as a file"
+    return None
+
+
+def check_file(entry: str, utt: str = "") -> None:
+    """An AudioError naming the utterance and the file when :func:`file_problem` finds one."""
+    problem = file_problem(entry)
+    if problem == NOT_FOUND:
+        raise AudioError(f"{_whose(utt)}{entry} not found; fix its path in wav.scp or restore the file")
+    if problem:
+        raise AudioError(f"{_whose(utt)}{entry} {problem}")
+
+
 def _read_error(entry: str, utt: str, e: Exception) -> AudioError:
     """Why ``entry`` did not read. libsndfile says "System error." for a missing file, so whether
     the file exists is looked at here, once a read has failed, and not before every read."""
-    if not is_pipe(entry) and not os.path.exists(entry):
-        return AudioError(f"{_whose(utt)}{entry} not found; fix its path in wav.scp or restore the file")
+    if not is_pipe(entry):
+        try:
+            check_file(entry, utt)  # gone or unreadable since it was checked
+        except AudioError as gone:
+            return gone
     return AudioError(f"{_whose(utt)}cannot read {entry}: {e}")
 
 
@@ -189,6 +229,8 @@ def wave_problem(wave: np.ndarray, min_seconds: float = MIN_SECONDS, silence_dbf
 def read_checked(entry: str, utt: str = "", allow_pipes: bool = False) -> np.ndarray:
     """A whole 16-kHz utterance to embed, or an AudioError naming the utterance, the file and what
     is wrong with it (:func:`truncation_problem`, :func:`wave_problem`)."""
+    if not is_pipe(entry):
+        check_file(entry, utt)
     problem = None if is_pipe(entry) else truncation_problem(entry)
     wave = read_audio(entry, utt=utt, allow_pipes=allow_pipes) if problem is None else None
     problem = problem or wave_problem(wave)
@@ -202,6 +244,7 @@ def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInf
         if is_pipe(entry):
             with sf.SoundFile(io.BytesIO(_run_pipe(entry, allow_pipes, utt))) as f:
                 return AudioInfo(f.frames, f.samplerate, f.channels)
+        check_file(entry, utt)
         fast = wav_header_info(entry)
         if fast is not None:
             return fast
@@ -258,6 +301,8 @@ def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
     naming the utterance (resample it once, e.g. with ffmpeg -ar 16000); None accepts any rate.
     ``keep_pcm16``: a mono 16-bit PCM file comes back as its int16 samples (half the bytes to
     move; :func:`pcm16_to_float` gives exactly the float32 read), anything else as float32."""
+    if not is_pipe(entry):
+        check_file(entry, utt)  # a stat and an access check: nothing next to a decode
     try:
         src = io.BytesIO(_run_pipe(entry, allow_pipes, utt)) if is_pipe(entry) else entry
         with sf.SoundFile(src) as f:

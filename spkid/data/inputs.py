@@ -23,7 +23,6 @@ Batch runs (:func:`load_inputs`) go on past a bad file and collect the failures 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -32,8 +31,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from spkid.data.audio import (MIN_SECONDS, SAMPLE_RATE, SILENCE_DBFS, _run_pipe, is_pipe, truncation_problem,
-                              wave_problem)
+from spkid.data.audio import (MIN_SECONDS, NOT_FOUND, SAMPLE_RATE, SILENCE_DBFS, _run_pipe, file_problem, is_pipe,
+                              truncation_problem, wave_problem)
 from spkid.errors import SpkidError
 
 
@@ -65,11 +64,10 @@ def _decode(entry: str, allow_pipes: bool) -> tuple[np.ndarray, int]:
     if is_pipe(entry):
         src: str | io.BytesIO = io.BytesIO(_run_pipe(entry, allow_pipes))
     else:
-        if not os.path.exists(entry):
+        problem = file_problem(entry)
+        if problem == NOT_FOUND:
             raise InputError(entry, "no such file (check the path)")
-        if os.path.isdir(entry):
-            raise InputError(entry, "is a directory, not an audio file")
-        problem = truncation_problem(entry)
+        problem = problem or truncation_problem(entry)
         if problem:
             raise InputError(entry, problem)
         src = entry

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from spkid.data.audio import SAMPLE_RATE, audio_infos, check_entries, is_pipe
+from spkid.data.audio import SAMPLE_RATE, audio_infos, check_entries, file_problem, is_pipe
 from spkid.data.datadir import DataDirError, decoded_lines, read_trials, read_utt2dur, read_wav_scp
 
 MAX_REPORTED = 10
@@ -30,10 +30,10 @@ def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], sa
     header's length, NaN/inf samples, under 0.5 s, silent: ``spkid.data.audio.read_checked``)."""
     scp = f"{path}/wav.scp"
     files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
-    missing = {u for u, e in files.items() if not os.path.isfile(e)}
-    _report_some(problems, [f"{scp}: utterance '{u}': audio file {files[u]} not found" for u in sorted(missing)],
-                 scp, "missing audio files")
-    present = {u: e for u, e in files.items() if u not in missing}
+    unusable = {u: p for u, p in ((u, file_problem(e)) for u, e in sorted(files.items())) if p}
+    _report_some(problems, [f"{scp}: utterance '{u}': audio file {files[u]} {p}" for u, p in unusable.items()],
+                 scp, "missing or unreadable audio files")
+    present = {u: e for u, e in files.items() if u not in unusable}
     infos, errors = audio_infos(present, desc=f"audio headers {path}", quiet=len(present) < 1000)
     _report_some(problems, [f"{scp}: {e}" for e in errors.values()], scp, "unreadable audio files")
     wrong = [u for u, i in infos.items() if not i.is_16k_mono]
