@@ -60,9 +60,9 @@ def test_mean_subtraction_by_hand(tmp_path):
 
 
 def test_crop_mean_counts_every_crop(tmp_path):
-    mats = {"a/x/1": np.ones((2, 3)), "b/x/1": np.zeros((6, 3))}
+    mats = {"a/x/1": np.ones((2, 3)), "b/x/1": np.full((6, 3), 2.0)}
     write_set(tmp_path / "s", mats)
-    np.testing.assert_allclose(crop_mean(tmp_path / "s" / "embeddings.scp"), np.full(3, 0.25))
+    np.testing.assert_allclose(crop_mean(tmp_path / "s" / "embeddings.scp"), np.full(3, 1.75))  # not 1.5
 
 
 def test_plda_backend_scores_with_the_trained_model(tmp_path):

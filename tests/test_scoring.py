@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from spkid.eval import scoring
+from spkid.data.arks import ArkError
 from spkid.data.datadir import Trials
 from spkid.eval.scoring import Embeddings, ScoringError, score_trials
 
@@ -120,7 +121,7 @@ def test_relative_ark_paths_read_from_anywhere(tmp_path, monkeypatch):
     emb = scoring.read_embeddings(tmp_path / "moved" / "emb" / "e.scp")
     assert emb.utts == sorted(u for u, _ in raw)
     (tmp_path / "moved" / "emb" / "e.ark").unlink()
-    with pytest.raises(ScoringError, match="names exp/emb/e.ark, which is neither there"):
+    with pytest.raises(ArkError, match="names exp/emb/e.ark, which is neither there"):
         scoring.read_embeddings(tmp_path / "moved" / "emb" / "e.scp")
 
 

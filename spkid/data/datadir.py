@@ -74,19 +74,47 @@ def list_lines(path: Path) -> Iterable[tuple[int, str]]:
         raise DataDirError(f"{path}: not UTF-8 text; Kaldi lists must be UTF-8") from None
 
 
-def read_scp(path: str | os.PathLike) -> list[tuple[str, str, int]]:
-    """(utt, ark path, byte offset) per line of a kaldiio ``<utt> <ark>:<offset>`` scp."""
+def kaldi_pipe(entry: str) -> str | None:
+    """How Kaldi (and kaldiio) would execute or redirect ``entry`` instead of opening it as a
+    file: ``cmd |`` runs cmd and reads its output, ``| cmd`` runs cmd and writes into it, ``-``
+    is standard input. None for an ordinary path. spkid opens none of these from a list found on
+    disk (a wav.scp command runs only with --allow-pipes, see :mod:`spkid.data.audio`)."""
+    text = entry.strip()
+    if text.endswith("|"):
+        return "a shell command ('cmd |')"
+    if text.startswith("|"):
+        return "a shell command ('| cmd')"
+    if text == "-":
+        return "standard input ('-')"
+    return None
+
+
+def read_scp_lines(path: str | os.PathLike, fix: str = "re-run steps/extract.sh") -> list[tuple[int, str, str, int]]:
+    """(line number, utt, ark path, byte offset) per line of a ``<utt> <ark>:<offset>`` scp.
+
+    An ark given as a command or as stdin (see :func:`kaldi_pipe`), a missing or negative offset
+    and a Kaldi range (``ark:12[0:4]``) are errors naming the file, the line and ``fix``: an scp
+    is data that another job or a person wrote, never something to run."""
     path = Path(path)
     out = []
     for lineno, line in list_lines(path):
-        try:
-            utt, where = line.split(maxsplit=1)
-            ark, offset = where.rsplit(":", 1)
-            out.append((utt, ark, int(offset)))
-        except ValueError:
-            raise DataDirError(f"{path}:{lineno}: expected '<utt> <ark>:<offset>', got '{line}'; "
-                               f"re-run steps/extract.sh") from None
+        parts = line.split(maxsplit=1)
+        where = parts[1] if len(parts) == 2 else ""
+        pipe = kaldi_pipe(where) or kaldi_pipe(where.rsplit(":", 1)[0])
+        if pipe:
+            raise DataDirError(f"{path}:{lineno}: '{line}' names {pipe}, not an ark file; spkid never runs or "
+                               f"reads stdin from an scp (is the file tampered with?): {fix}")
+        ark, _, offset = where.rpartition(":")
+        if not ark or not (offset.isascii() and offset.isdigit()):
+            raise DataDirError(f"{path}:{lineno}: expected '<utt> <ark>:<offset>', got '{line}'; {fix}")
+        out.append((lineno, parts[0], ark, int(offset)))
     return out
+
+
+def read_scp(path: str | os.PathLike) -> list[tuple[str, str, int]]:
+    """(utt, ark path, byte offset) per line of a kaldiio ``<utt> <ark>:<offset>`` scp (see
+    :func:`read_scp_lines`)."""
+    return [(utt, ark, offset) for _, utt, ark, offset in read_scp_lines(path)]
 
 
 def read_table(path: str | os.PathLike, ncols: int | None = None) -> dict[str, str]:
@@ -120,9 +148,24 @@ def write_table(path: str | os.PathLike, table: Mapping[str, object]) -> None:
             f.write(f"{key} {value}\n")
 
 
-def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
-    """utt -> file path, or a shell command ending in '|' (run only when allowed, see spkid.data.audio)."""
-    return read_table(path)
+def read_wav_scp(path: str | os.PathLike, allow_pipes: bool = False) -> dict[str, str]:
+    """utt -> audio file, or a shell command ending in '|' when ``allow_pipes`` (the user's
+    --allow-pipes; the command runs in :mod:`spkid.data.audio`). Any other entry that Kaldi
+    would execute or read from stdin (:func:`kaldi_pipe`) is an error naming the file and line."""
+    path = Path(path)
+    table = read_table(path)
+    refused = [(u, e, kaldi_pipe(e)) for u, e in table.items()
+               if kaldi_pipe(e) and not (allow_pipes and e.rstrip().endswith("|"))]
+    if refused:
+        utt, entry, what = refused[0]
+        lineno = next(n for n, line in list_lines(path) if line.split(maxsplit=1)[0] == utt)
+        fix = ("give audio files ('<utt> <file>') instead" if not entry.rstrip().endswith("|") else
+               "pass --allow-pipes=true to steps/extract.sh (or steps/embed.py, steps/verify.py) if you trust it, "
+               "or write the audio to files and list those")
+        more = f" (and {len(refused) - 1} more such lines)" if len(refused) > 1 else ""
+        raise DataDirError(f"{_name(path)}:{lineno}: utterance '{utt}' is {what}: '{entry}'{more}; spkid runs "
+                           f"none unless told to: {fix}")
+    return table
 
 
 def read_utt2spk(path: str | os.PathLike) -> dict[str, str]:
@@ -237,7 +280,9 @@ class DataDir:
     utt2dur: dict[str, float] | None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DataDir":
+    def load(cls, path: str | os.PathLike, allow_pipes: bool = False) -> "DataDir":
+        """The lists of ``path``; wav.scp commands ('cmd |') only with ``allow_pipes`` (see
+        :func:`read_wav_scp`)."""
         path = Path(path)
         if not path.is_dir():
             raise DataDirError(f"data directory {path} not found: run the data preparation stage first "
@@ -245,7 +290,7 @@ class DataDir:
         utt2spk = read_utt2spk(path / "utt2spk")
         spk2utt = read_spk2utt(path / "spk2utt") if (path / "spk2utt").exists() else utt2spk_to_spk2utt(utt2spk)
         utt2dur = read_utt2dur(path / "utt2dur") if (path / "utt2dur").exists() else None
-        return cls(path, read_wav_scp(path / "wav.scp"), utt2spk, spk2utt, utt2dur)
+        return cls(path, read_wav_scp(path / "wav.scp", allow_pipes), utt2spk, spk2utt, utt2dur)
 
     @property
     def utts(self) -> list[str]:

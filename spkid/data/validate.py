@@ -181,7 +181,7 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
         return problems
     try:
         read_utt2dur(path / "utt2dur") if (path / "utt2dur").is_file() else None
-        wav_scp = read_wav_scp(path / "wav.scp")
+        wav_scp = read_wav_scp(path / "wav.scp", allow_pipes=True)  # commands are listed, not run, here
     except DataDirError as e:
         return [str(e)]
     if check_audio or check_samples:

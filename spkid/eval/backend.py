@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spkid.data import arks
 from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur
 from spkid.errors import SpkidError
 from spkid.eval import scoring
@@ -51,12 +52,11 @@ def describe(ev: EvalOptions, cohort_speakers: int | None = None, lda_dim: int |
     return ", ".join(parts)
 
 
-def crop_mean(scp: str | os.PathLike) -> np.ndarray:
-    """The mean of every raw crop embedding in an embeddings.scp (float64)."""
-    import kaldiio
-
+def crop_mean(scp: str | os.PathLike, fix: str = "") -> np.ndarray:
+    """The mean of every raw crop embedding in an embeddings.scp (float64), read through
+    :class:`spkid.data.arks.Table` (``fix`` ends its errors)."""
     total, count = None, 0
-    for utt, mat in kaldiio.load_scp_sequential(str(scp)):
+    for utt, mat in arks.Table(scp, fix).read():
         mat = np.asarray(mat, dtype=np.float64).reshape(-1, np.shape(mat)[-1])
         total = mat.sum(axis=0) if total is None else total + mat.sum(axis=0)
         count += len(mat)
@@ -83,8 +83,9 @@ class Backend:
         if not scp.is_file() or not (cohort_dir / "utt2spk").is_file():
             raise SpkidError(f"{describe(ev)} scoring needs the training utterances' embeddings in {cohort_dir}: "
                              f"extract them with steps/extract.sh --cohort-data data/vox2_dev EXP_DIR DATA_DIR")
-        center = crop_mean(scp).astype(np.float32) if ev.mean_subtract else None
-        train = scoring.read_embeddings(scp, keep_crops=ev.score_type == "euclidean", center=center)
+        fix = arks.redo_fix(cohort_dir, f"--cohort-data TRAIN_DATA {exp_dir} DATA_DIR")
+        center = crop_mean(scp, fix).astype(np.float32) if ev.mean_subtract else None
+        train = scoring.read_embeddings(scp, keep_crops=ev.score_type == "euclidean", center=center, fix=fix)
         utt2spk = read_table(cohort_dir / "utt2spk")
         _, speaker_vectors = scoring.speaker_means(train, utt2spk)
         out = cls(ev, center, scoring.normalize_rows(speaker_vectors))
@@ -94,8 +95,12 @@ class Backend:
             out.cohort_means = speaker_vectors
         return out
 
-    def read(self, scp: Path, utts) -> scoring.Embeddings:
-        return scoring.read_embeddings(scp, utts, keep_crops=self.ev.score_type == "euclidean", center=self.center)
+    def read(self, scp: Path, utts, data_dir: Path | None = None) -> scoring.Embeddings:
+        """The embeddings of ``utts`` that stage 4 extracted from ``data_dir`` (data/<set> when not
+        given) into ``scp``."""
+        fix = arks.redo_fix(scp.parent, f"{scp.parent.parent.parent} {data_dir}" if data_dir else "")
+        return scoring.read_embeddings(scp, utts, keep_crops=self.ev.score_type == "euclidean", center=self.center,
+                                       fix=fix)
 
     def scores(self, emb: scoring.Embeddings, trials: Trials, where: str) -> np.ndarray:
         """The system's scores of a list before calibration (cosine, euclidean or PLDA; AS-norm)."""
@@ -136,7 +141,7 @@ class Backend:
                              f"there: prepare it (stage 2) or name another held list")
         trials = read_trials(path)
         emb_dir = exp_dir / "embeddings" / set_name
-        emb = self.read(emb_dir / "embeddings.scp", trials.utterances)
+        emb = self.read(emb_dir / "embeddings.scp", trials.utterances, data_root / set_name)
         dur_file = data_root / set_name / "utt2dur"
         if not dur_file.is_file():
             raise SpkidError(f"{dur_file} not found: QMF needs the utterance durations; re-run stage 2")

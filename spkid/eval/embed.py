@@ -13,6 +13,7 @@ import kaldiio
 import numpy as np
 
 from spkid.config import option
+from spkid.data.arks import check_key
 from spkid.data.datadir import read_wav_scp
 from spkid.data.inputs import Failures
 from spkid.device import pick_device
@@ -36,9 +37,9 @@ class EmbedOptions:
     quiet: bool = option(False, "no progress bar")
 
 
-def list_inputs(source: str) -> list[tuple[str, str]]:
+def list_inputs(source: str, allow_pipes: bool = False) -> list[tuple[str, str]]:
     """``(key, entry)`` for a folder of audio files, one audio file (its name without extension as
-    the key) or a wav.scp."""
+    the key) or a wav.scp (its commands only with ``allow_pipes``)."""
     p = Path(source)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
@@ -53,7 +54,7 @@ def list_inputs(source: str) -> list[tuple[str, str]]:
     if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS:  # one recording, not a list of them
         return [(p.stem, str(p))]
     if p.is_file():
-        items = sorted(read_wav_scp(p).items())
+        items = sorted(read_wav_scp(p, allow_pipes).items())
         if not items:
             raise SpkidError(f"{p} is empty: it lists no recordings; give a wav.scp with '<key> <audio file>' "
                              f"lines, or a folder of audio files")
@@ -65,6 +66,8 @@ def write_ark(out: Path, table: dict[str, np.ndarray]) -> None:
     ark, scp = out / "embeddings.ark", out / "embeddings.scp"
     tmp_ark, tmp_scp = atomic_tmp_path(ark), atomic_tmp_path(scp)
     try:
+        for key in table:
+            check_key(key, str(scp))
         kaldiio.save_ark(str(tmp_ark), table, scp=str(tmp_scp))
         # the scp names the ark it points into: the final name, offsets unchanged
         lines = Path(tmp_scp).read_text(encoding="utf-8").replace(str(tmp_ark), str(ark))
@@ -96,7 +99,10 @@ def embed(opts: EmbedOptions, exp_dir: str, source: str) -> int:
     if not opts.out:
         raise SpkidError("--out=FOLDER is required")
     check_output_dir(opts.out, "--out")
-    items = list_inputs(source)
+    items = list_inputs(source, opts.allow_pipes)
+    if opts.format == "ark":  # before any work: Kaldi cannot read a key with a space back
+        for key, entry in items:
+            check_key(key, f"{Path(opts.out) / 'embeddings.scp'} (the key of {entry}; --format=npy keeps any name)")
     system = load_system(exp_dir, pick_device(opts.device))
     failures, notes = Failures(), []
     crops = dict(embed_recordings(system, items, failures, notes, opts.allow_pipes, opts.quiet))

@@ -1,12 +1,13 @@
 """Embedding extraction (paper section 3.5): ten evenly spaced 4.015-s crops per utterance.
 
 Each utterance becomes one float32 matrix, crops x embed_dim, of raw (unnormalised) crop
-embeddings, stored with kaldiio as ark/scp, so that scoring, AS-norm and fusion never need
-the network again. Crops: ``eval_frames * 160 + 240`` samples (400 frames -> 64,240);
-starts ``linspace(0, len - crop, num_eval_crops)`` truncated to integers (as the paper's
-code); an utterance shorter than a crop is first wrap-padded (repeated circularly) to one
-crop, as in training. ``num_eval_crops = 0`` embeds the whole utterance (one row; wrap-padded
-to one crop when shorter). Crops of several utterances go through the network in one batch.
+embeddings, stored with kaldiio as ark/scp (read back, checked, by :mod:`spkid.data.arks`), so
+that scoring, AS-norm and fusion never need the network again. Crops: ``eval_frames * 160 +
+240`` samples (400 frames -> 64,240); starts ``linspace(0, len - crop, num_eval_crops)``
+truncated to integers (as the paper's code); an utterance shorter than a crop is first
+wrap-padded (repeated circularly) to one crop, as in training. ``num_eval_crops = 0`` embeds
+the whole utterance (one row; wrap-padded to one crop when shorter). Crops of several
+utterances go through the network in one batch.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from spkid.data.audio import crop_samples, read_checked, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
+from spkid.data.arks import Table, check_key
 from spkid.data.datadir import read_scp
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_paths
@@ -148,6 +150,7 @@ def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.Path
     with atomic_paths(ark, scp) as (tmp_ark, tmp_scp):
         with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as w:
             for utt, mat in items:
+                check_key(utt, str(ark))
                 w(utt, np.ascontiguousarray(mat, dtype=np.float32))
                 n += 1
                 if on_item:
@@ -163,12 +166,10 @@ def write_utterance_vectors(matrices_scp: str | os.PathLike, ark: str | os.PathL
     ivector-compute-lda, ivector-compute-plda read vectors, FV): the mean of the L2-normalised
     crops, the vector cosine scoring uses (:class:`spkid.eval.scoring.Embeddings`). Written as
     ``ark`` and its .scp (``xvector.{ark,scp}``), atomically; returns the number of utterances."""
-    import kaldiio
-
     from spkid.eval.scoring import normalize_rows
 
-    with kaldiio.ReadHelper(f"scp:{matrices_scp}") as reader:
-        return write_embeddings(((utt, normalize_rows(mat).mean(axis=0)) for utt, mat in reader), ark)
+    reader = Table(matrices_scp).read()
+    return write_embeddings(((utt, normalize_rows(mat).mean(axis=0)) for utt, mat in reader), ark)
 
 
 def merge_arks(parts: Sequence[str | os.PathLike], ark: str | os.PathLike) -> int:

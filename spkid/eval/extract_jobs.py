@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from spkid.config import option
+from spkid.data.arks import set_problem
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.fileio import DERIVED_FROM, atomic_write, link_or_copy, writer_lock
@@ -143,8 +144,8 @@ def link_base_set(exp_dir: Path, out_dir: Path, fp: dict[str, str], utts: list[s
 
 
 def part_done(ark: Path, utts: list[str]) -> bool:
-    scp = ark.with_suffix(".scp")
-    return ark.is_file() and scp.is_file() and [u for u, _, _ in read_scp(scp)] == utts
+    """Whether ``ark`` and its scp hold exactly ``utts``, every record whole (:func:`spkid.data.arks.set_problem`)."""
+    return set_problem(ark, utts) is None
 
 
 def run_job(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions) -> int:
@@ -179,8 +180,9 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
     info_path = out_dir / "extract.info"
     fp = fingerprint(exp_dir, ev, wav_scp)
     old = read_info(info_path)
-    if part_done(final, utts) and {k: old.get(k) for k in fp} == fp and (out_dir / "utt2spk").is_file():
-        if not (out_dir / "xvector.scp").is_file():  # a set extracted before the vectors were written
+    damage = set_problem(final, utts) if old else None
+    if old and not damage and {k: old.get(k) for k in fp} == fp and (out_dir / "utt2spk").is_file():
+        if not part_done(out_dir / "xvector.ark", utts):  # (written before the vectors were, or damaged since)
             write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
         print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
         return
@@ -188,7 +190,9 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
     if linked is not None:
         print(f"extract.py: {what}: linked from {linked} (a system with the same network)")
         return
-    if final.is_file() and old:
+    if damage and final.is_file():
+        print(f"extract.py: {damage}")
+    elif final.is_file() and old:
         changed = ", ".join(f"{k} {old.get(k, '?')} -> {v}" for k, v in fp.items() if old.get(k) != v)
         print(f"extract.py: {final} was made with other settings ({changed or 'incomplete'}); extracting again")
     info_path.unlink(missing_ok=True)  # the set counts as done only once extract.info is back
@@ -266,12 +270,12 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     evaluation options. ``job_command`` relaunches the step for one GPU part."""
     if opts.job >= 0:
         return run_job(exp_dir, ev, opts)
-    data = DataDir.load(data_dir)
+    data = DataDir.load(data_dir, opts.allow_pipes)
     out = exp_dir / "embeddings" / data_dir.name
     with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
         extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir))
     if opts.cohort_data and needs_training_set(ev):
-        train = DataDir.load(opts.cohort_data)
+        train = DataDir.load(opts.cohort_data, opts.allow_pipes)
         subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
         out = exp_dir / "embeddings" / "cohort"
         with writer_lock(out, f"extracting the training utterances of {opts.cohort_data}"):

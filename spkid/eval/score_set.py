@@ -34,7 +34,7 @@ class ScoreOptions:
 def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) -> int:
     """Score every trial list of ``data_dir`` with ``exp_dir``'s embeddings of it; ``ev`` are the
     system's evaluation options (score type, AS-norm, P_target)."""
-    data = DataDir.load(data_dir)
+    data = DataDir.load(data_dir, allow_pipes=True)  # (no audio is read here: wav.scp only lists the utterances)
     lists = data.trial_lists()
     if not lists:
         raise SpkidError(f"{data_dir}/trials/ has no trial lists: nothing to score")
@@ -50,7 +50,7 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
     emb_dir = exp_dir / "embeddings" / data_dir.name
     start = time.time()
     be = backend.Backend.load(exp_dir, ev, Path(so.cohort) if so.cohort else exp_dir / "embeddings" / "cohort")
-    emb = be.read(emb_dir / "embeddings.scp", utts)
+    emb = be.read(emb_dir / "embeddings.scp", utts, data_dir)
     calibration = be.fit_calibration(exp_dir, data_dir.parent) if ev.qmf else None
     out_dir = exp_dir / "scores" / data_dir.name
     for name, trials in all_trials.items():

@@ -29,7 +29,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from spkid.data.datadir import Trials, read_scp
+from spkid.data import arks
+from spkid.data.datadir import Trials
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -212,58 +213,22 @@ def score_trials(emb: Embeddings, trials: Trials, score_type: str = "cosine",
 
 
 def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
-                    keep_crops: bool = True, center: np.ndarray | None = None) -> Embeddings:
-    """Load (a subset of) a kaldiio embeddings.scp, ``center`` subtracted from each raw crop
-    when given; utterances asked for but absent are an error listing them."""
-    import kaldiio
-
-    scp = Path(scp)
-    if not scp.is_file():
-        raise ScoringError(f"{scp} not found: extract the embeddings first (steps/extract.sh)")
-    place: dict[str, tuple[str, int]] = {}  # utt -> (ark as found, byte offset)
-    arks: dict[str, str] = {}
-    for utt, ark, offset in read_scp(scp):
-        if ark not in arks:
-            arks[ark] = _locate_ark(ark, scp)
-        place[utt] = (arks[ark], offset)
-    want = sorted(place) if utts is None else sorted(set(utts))
-    missing = [u for u in want if u not in place]
+                    keep_crops: bool = True, center: np.ndarray | None = None, fix: str = "") -> Embeddings:
+    """Load (a subset of) an embeddings.scp through :class:`spkid.data.arks.Table` (nothing in it
+    run; every record's structure and values checked; ``fix`` ends its errors), ``center``
+    subtracted from each raw crop when given; utterances asked for but absent are an error
+    listing them."""
+    table = arks.Table(scp, fix)
+    want = sorted(table.records) if utts is None else sorted(set(utts))
+    missing = [u for u in want if u not in table.records]
     if missing:
         raise missing_error(missing, str(scp), "re-run steps/extract.sh for that data directory")
-
-    def load(u: str) -> np.ndarray:
-        where = "{}:{}".format(*place[u])
-        try:
-            return kaldiio.load_mat(where, fd_dict=open_arks)
-        except (OSError, ValueError) as e:
-            raise ScoringError(f"{scp}: utterance '{u}': cannot read {where} ({e}); remove "
-                               f"{scp.parent} and re-run steps/extract.sh") from None
-
-    # each ark opened once and read front to back (in offset order), not opened per utterance
-    open_arks: dict = {}
-    order = sorted(range(len(want)), key=lambda i: place[want[i]])
-    try:
-        emb = Embeddings.from_raw(((want[i], load(want[i])) for i in order), keep_crops=keep_crops, center=center)
-    finally:
-        for f in open_arks.values():
-            f.close()
-    if order == list(range(len(want))):  # the usual case: merge_arks writes utterances in ark order
+    # each ark read front to back (in offset order); the rows put back in the order of ``want``
+    emb = Embeddings.from_raw(table.read(want), keep_crops=keep_crops, center=center)
+    if emb.utts == want:  # the usual case: merge_arks writes utterances in ark order
         return emb
-    back = np.argsort(order)  # rows in the order of ``want`` again
+    back = np.argsort(emb.utts)
     return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back], emb.norms[back])
-
-
-def _locate_ark(ark: str, scp: Path) -> str:
-    """An ark path of an scp: as written (relative paths are from where extraction ran, e.g. the
-    recipe root), else the file of that name beside the scp (scoring run from elsewhere, or a
-    moved exp dir)."""
-    if Path(ark).is_file():
-        return ark
-    beside = scp.parent / Path(ark).name
-    if beside.is_file():
-        return str(beside)
-    raise ScoringError(f"{scp} names {ark}, which is neither there (from {Path.cwd()}) nor beside {scp}; "
-                       f"run from the recipe directory, or re-run steps/extract.sh")
 
 
 def write_scores(path: str | os.PathLike, trials: Trials, scores: np.ndarray) -> None:
