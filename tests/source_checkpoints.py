@@ -78,18 +78,24 @@ def vt_resnet(net: str, widths=(16, 32, 64, 128), n_mels: int = 40, n_out: int =
 
 
 def vt_head(loss: str, n_out: int = 512, classes: int = 5994, seed: int = 1) -> dict[str, torch.Tensor]:
-    """``__L__`` state: angleproto (w, b) or softmaxproto (softmax.fc, angleproto.w/b)."""
+    """``__L__`` state: angleproto (w, b), softmaxproto (softmax.fc, angleproto.w/b), amsoftmax
+    (``W``: nOut x nClasses) or aamsoftmax (``weight``: nClasses x nOut)."""
     g = torch.Generator().manual_seed(seed)
     ap = {"w": torch.tensor(12.5), "b": torch.tensor(-6.25)}
     if loss == "angleproto":
         return ap
+    if loss == "amsoftmax":
+        return {"W": _rand(g, n_out, classes)}
+    if loss == "aamsoftmax":
+        return {"weight": _rand(g, classes, n_out)}
     return {"softmax.fc.weight": _rand(g, classes, n_out), "softmax.fc.bias": 0.01 * torch.randn(classes, generator=g),
             **{"angleproto." + k: v for k, v in ap.items()}}
 
 
 def vt_checkpoint(network: dict, head: dict, layout: str = "new") -> dict:
-    """As voxceleb_trainer's ``saveParameters`` writes it ("new": with optimizer and scheduler
-    state) or as its older versions did ("bare": the SpeakerNet's state dict)."""
+    """As voxceleb_trainer's ``saveParameters`` writes it since April 2026 ("new": the model's
+    state dict under ``model_state_dict``, with optimizer and scheduler state and the epoch) or as
+    it did before ("bare": the SpeakerNet's state dict)."""
     state = {**{"__S__." + k: v for k, v in network.items()}, **{"__L__." + k: v for k, v in head.items()}}
     if layout == "bare":
         return state
@@ -227,3 +233,47 @@ def vt_eval_crops(wave: np.ndarray, frames: int = 400, num: int = 10) -> np.ndar
     frames*160+240 samples at int(linspace(0, len - crop, num))."""
     crop = frames * 160 + 240
     return np.stack([wave[int(a):int(a) + crop] for a in np.linspace(0, len(wave) - crop, num=num)])
+
+
+def vt_am_logits(emb: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """voxceleb_trainer amsoftmax's cosines: rows of ``emb`` and columns of ``W`` (nOut, nClasses)
+    each divided by its L2 norm, then multiplied."""
+    return torch.mm(emb / emb.norm(dim=1, keepdim=True), w / w.norm(dim=0, keepdim=True))
+
+
+def vt_load_wav(path, frames: int = 400, num_eval: int = 10) -> np.ndarray:
+    """voxceleb_trainer's loadWAV in evaluation mode: soundfile's float64 samples; an utterance no
+    longer than a crop wrap-padded to crop + 1 samples; ``num_eval`` crops at int(linspace(0,
+    len - crop, num_eval))."""
+    import soundfile
+    audio, _ = soundfile.read(str(path))
+    crop = frames * 160 + 240
+    if len(audio) <= crop:
+        audio = np.pad(audio, (0, crop - len(audio) + 1), "wrap")
+    return np.stack([audio[int(a):int(a) + crop] for a in np.linspace(0, len(audio) - crop, num=num_eval)])
+
+
+def vt_evaluate_from_list(net: str, s: dict, list_path, wav_dir, frames: int = 400, num_eval: int = 10,
+                          input_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """voxceleb_trainer's evaluateFromList on a ``1|0 a.wav b.wav`` list: each file's crops
+    embedded, each crop L2-normalised (its losses' test_normalize), score = -mean of the
+    num_eval x num_eval Euclidean distances. (scores, labels) in list order."""
+    lines = [line.split() for line in open(list_path)]
+    files = sorted({f for line in lines for f in line[1:]})
+    feats = {}
+    with torch.no_grad():
+        for f in files:
+            crops = torch.from_numpy(vt_load_wav(f"{wav_dir}/{f}", frames, num_eval))
+            feats[f] = F.normalize(vt_forward(net, s, crops, input_scale).double(), p=2, dim=1)
+    scores = np.array([-torch.cdist(feats[a], feats[b]).mean().item() for _, a, b in lines])
+    return scores, np.array([int(line[0]) for line in lines])
+
+
+def vt_eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """voxceleb_trainer's tuneThresholdfromScore EER (%): sklearn's ROC, the point where |FNR - FPR|
+    is least, max(FPR, FNR) there."""
+    from sklearn.metrics import roc_curve
+    fpr, tpr, _ = roc_curve(labels, scores, pos_label=1)
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    return 100 * max(fpr[i], fnr[i])

@@ -2,21 +2,29 @@
 source_checkpoints.py) import onto our trunks, and the imported network computes the source's
 embeddings (the reference forwards there are written from the sources' equations)."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
-from source_checkpoints import (vt_checkpoint, vt_eval_crops, vt_forward, vt_head, vt_resnet, ws_ecapa,
-                                ws_forward)
+from source_checkpoints import (vt_am_logits, vt_checkpoint, vt_eer, vt_eval_crops, vt_evaluate_from_list, vt_forward,
+                                vt_head, vt_resnet, ws_ecapa, ws_forward)
 from spkid.config import given_fields, parse_options, read_resolved
 from spkid.errors import SpkidError
 from spkid.eval.extract import load_system
 from spkid.models import trunk_parameters
 from spkid.options import SYSTEM_OPTIONS
+from spkid.data.datadir import DataDir
 from spkid.eval.embed import EmbedOptions, embed
+from spkid.eval.extract_jobs import ExtractOptions, extract_data
+from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.models.imports import ImportOptions, import_model as run_import
-from trained_system import voice, write_voice
+from spkid.train.losses import build_loss, cosine_logits
+from trained_system import system_step, voice, write_voice
 
 torch.set_num_threads(1)
 
@@ -36,8 +44,8 @@ RELEASED = {
     "ResNetSE34L-ap": (lambda: vt_checkpoint(vt_resnet("L", (16, 32, 64, 128), 40), vt_head("angleproto"), "bare"),
                        dict(trunk="Q_SAP", channels="16,32,64,128", n_mels=40, embed_dim=512, preemphasis=0.0),
                        "ap", 0, 1_437_078),
-    # baseline_v2_ap.model: ResNetSE34V2, ASP, 64 mels, angleproto, saveParameters' dict
-    "ResNetSE34V2-ap": (lambda: vt_checkpoint(vt_resnet("V2", (32, 64, 128, 256), 64), vt_head("angleproto")),
+    # baseline_v2_ap.model: ResNetSE34V2, ASP, 64 mels, angleproto, the older bare layout
+    "ResNetSE34V2-ap": (lambda: vt_checkpoint(vt_resnet("V2", (32, 64, 128, 256), 64), vt_head("angleproto"), "bare"),
                         dict(trunk="H_ASP", channels="32,64,128,256", n_mels=64, embed_dim=512, preemphasis=0.97),
                         "ap", 0, 8_028_492),
     # baseline_v2_smproto.model: the same network with the softmax + angleproto head
@@ -62,6 +70,7 @@ def test_import_of_each_released_network(tmp_path, name):
     for field, value in model_fields.items():
         assert getattr(model, field) == pytest.approx(value) if isinstance(value, float) else getattr(model, field) == value
     assert lossopts.loss == loss
+    assert model.input_scale == 32768.0  # all were trained on int16-scale waveforms
     assert (evalo.num_eval_crops, evalo.score_type) == ((0, "cosine") if "ECAPA" in name else (10, "euclidean"))
     assert (exp / ".done.train").read_text() == ""  # stage 3's marker, for any corpus
     system = load_system(exp)
@@ -88,13 +97,13 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-@pytest.mark.parametrize("net,widths,n_mels", [("L", (8, 16, 16, 32), 40), ("V2", (8, 16, 16, 32), 64)])
-def test_paper_code_crop_embeddings_equal_the_source(tmp_path, net, widths, n_mels):
+@pytest.mark.parametrize("net,layout,scale", [("L", "bare", 32768.0), ("V2", "new", 1.0)])
+def test_paper_code_crop_embeddings_equal_the_source(tmp_path, net, layout, scale):
     """steps/embed.py --kind=crops on the imported system gives, crop by crop, what the paper's code
-    computes: its ten 400-frame crops, front-end (int16-scale input; V2 pre-emphasis with reflect
-    padding; L none) and network."""
-    s = vt_resnet(net, widths, n_mels, n_out=64, seed=3)
-    exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")))
+    computes: its ten 400-frame crops, front-end (V2 pre-emphasis with reflect padding; L none;
+    int16-scale input for a bare state dict, floats for today's saveParameters dict) and network."""
+    s = vt_resnet(net, (8, 16, 16, 32), 40 if net == "L" else 64, n_out=64, seed=3)
+    exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto"), layout))
     files = [wav_and_samples(tmp_path, f"u{i}", 4.6 + i, seed=i) for i in range(2)]
     out = tmp_path / "emb"
     assert embed(EmbedOptions(kind="crops", format="npy", out=str(out), quiet=True), str(exp),
@@ -103,23 +112,60 @@ def test_paper_code_crop_embeddings_equal_the_source(tmp_path, net, widths, n_me
     assert ours.shape == (2, 10, 64)
     for i, (_, samples) in enumerate(files):
         with torch.no_grad():
-            ref = vt_forward(net, s, torch.from_numpy(vt_eval_crops(samples))).numpy()
+            ref = vt_forward(net, s, torch.from_numpy(vt_eval_crops(samples)), input_scale=scale).numpy()
         assert cosines(ours[i], ref).min() >= 0.99999
 
 
-def test_paper_code_float_input_option(tmp_path):
-    """--input-scale=1: what today's voxceleb_trainer computes (float waveforms), not the released
-    models' int16 scale; on quiet stretches (where log(mel + 1e-6) meets its floor) the two differ."""
+def test_input_scale_comes_from_the_layout_and_says_so(tmp_path, capsys):
+    """Today's saveParameters dict: float input, from the file's layout. A bare state dict: int16
+    scale by default, with a note naming the ambiguity and --input-scale=1; given, the option wins
+    and the network computes what today's voxceleb_trainer computes (on quiet stretches, where
+    log(mel + 1e-6) meets its floor, the two scales differ)."""
     s = vt_resnet("V2", (8, 16, 16, 32), 64, n_out=32, seed=4)
-    exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")), "--input-scale=1")
+    runs = {"new": [], "bare": [], "bare_float": ["--input-scale=1"]}
+    conf, out = {}, {}
+    for name, options in runs.items():
+        exp = import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto"), name.split("_")[0]), *options, name=name)
+        conf[name], out[name] = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)[0], capsys.readouterr().out
+    assert conf["new"].input_scale == 1.0 and "input x1 (file layout: saveParameters dict)" in out["new"]
+    assert conf["bare"].input_scale == 32768.0 and "input x32768 (default for a bare state dict)" in out["bare"]
+    assert conf["bare_float"].input_scale == 1.0 and "input x1 (your option)" in out["bare_float"]
+    assert "note:" not in out["new"] and "note:" not in out["bare_float"]
+    assert re.search(r"note: the file is a bare state dict.*released models.*float.*--input-scale=1", out["bare"])
+    for name in runs:  # VT's README evaluates at 400 frames, its trainSpeakerNet.py at 300 by default
+        assert "10 crops (voxceleb_trainer's) of 400 frames (voxceleb_trainer's README; " \
+               "voxceleb_trainer's --eval_frames default is 300)" in out[name]
     samples = voice(4.3, seed=1)
     samples[16000:48000] *= 1e-5
-    system = load_system(exp)
+    system = load_system(tmp_path / "exp" / "bare_float")
     crops = torch.from_numpy(vt_eval_crops(samples))
     with torch.no_grad():
         ours = system.model(crops).numpy()
         assert cosines(ours, vt_forward("V2", s, crops, input_scale=1.0).numpy()).min() >= 0.99999
         assert cosines(ours, vt_forward("V2", s, crops).numpy()).min() < 0.9999  # far outside the 0.99999 of a faithful import
+
+
+@pytest.mark.parametrize("loss,ours", [("amsoftmax", "am_softmax"), ("aamsoftmax", "aam_softmax")])
+def test_margin_heads_import_for_fine_tuning(tmp_path, capsys, loss, ours):
+    """voxceleb_trainer's amsoftmax (W: nOut x nClasses) and aamsoftmax (weight: nClasses x nOut)
+    become our margin heads, which load into the loss a fine-tuning run builds and give the
+    source's cosines."""
+    head = vt_head(loss, n_out=32, classes=7)
+    exp = import_model(tmp_path, vt_checkpoint(vt_resnet("L", (8, 16, 16, 32), 40, n_out=32), head))
+    model, lossopts, _, _ = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
+    assert lossopts.loss == ours
+    assert "margin and scale are not in the file" in capsys.readouterr().out
+    final = torch.load(exp / "final.pt", weights_only=True)
+    assert final["num_speakers"] == 7
+    built = build_loss(lossopts, model.embed_dim, final["num_speakers"], m=1)
+    built.load_state_dict(final["loss"])  # strict: what --init-from loads
+    emb = torch.randn(5, 32, generator=torch.Generator().manual_seed(2))
+    want = vt_am_logits(emb, head["W"]) if loss == "amsoftmax" else \
+        F.normalize(emb) @ F.normalize(head["weight"]).T  # aamsoftmax: F.linear of the normalised pair
+    torch.testing.assert_close(cosine_logits(emb, built.weight), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SpkidError, match=r"class vectors are 7 x 16 \(speakers x dim\), but the network's embedding has 32"):
+        bad = {"W": torch.zeros(16, 7)} if loss == "amsoftmax" else {"weight": torch.zeros(7, 16)}
+        import_model(tmp_path, vt_checkpoint(vt_resnet("L", (8, 16, 16, 32), 40, n_out=32), bad), name="bad")
 
 
 def test_wespeaker_whole_utterance_embedding_equals_the_source(tmp_path):
@@ -207,3 +253,64 @@ def test_released_shapes_compute_the_source(tmp_path, name):
             ref = vt_forward("L" if "34L" in name else "V2", {k[6:]: v for k, v in flat.items() if k.startswith("__S__.")},
                              crops).numpy()
     assert cosines(ours, ref).min() >= 0.99999
+
+
+def speech_like(seconds: float, f0: float, seed: int) -> np.ndarray:
+    """Voiced stretches with pauses between them at a noise floor near -80 dBFS, as recordings have:
+    where log(mel + 1e-6) meets its floor, an int16-scale and a float front-end part ways."""
+    rng = np.random.default_rng(seed)
+    x = voice(seconds, f0=f0, seed=seed)
+    for start in rng.uniform(0, seconds - 0.6, size=3):
+        a, n = int(start * 16000), int(rng.uniform(0.3, 0.6) * 16000)
+        x[a:a + n] = 1e-4 * rng.standard_normal(n)
+    return x
+
+
+def vt_list(tmp_path, speakers: int = 3, per_speaker: int = 3):
+    """wav/<spk>/v/<n>.wav of a few speakers (one utterance shorter than a 400-frame crop) and a
+    voxceleb_trainer list of every pair of them, as a data dir with that list under trials/."""
+    utts = []
+    for k in range(speakers):
+        for n in range(per_speaker):
+            utt = f"id{k:05d}/v/{n:05d}"
+            seconds = 3.9 if (k, n) == (0, 0) else 4.2 + 0.4 * n + 0.2 * k
+            samples = speech_like(seconds, f0=95 + 23 * k + 4 * n, seed=10 * k + n)
+            (tmp_path / "wav" / utt).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "wav" / f"{utt}.wav", samples, 16000, subtype="FLOAT")
+            utts.append(utt)
+    lines = [f"{int(a[:7] == b[:7])} {a}.wav {b}.wav" for i, a in enumerate(utts) for b in utts[i + 1:]]
+    data = DataDir(tmp_path / "data" / "test", {u: str(tmp_path / "wav" / f"{u}.wav") for u in utts},
+                   {u: u[:7] for u in utts}, {}, None)
+    data.write()
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "vt_list").write_text("\n".join(lines) + "\n")
+    return data.path, data.path / "trials" / "vt_list"
+
+
+extract_step = system_step(ExtractOptions, lambda *args: extract_data(*args, job_command=[]))
+score_step = system_step(ScoreOptions, score_set)
+
+
+def stage4_5_scores(exp, data) -> tuple[np.ndarray, float]:
+    """The list's scores and EER as stages 4 and 5 compute them for the imported system."""
+    assert extract_step(["--nj=1", "--read-workers=0", str(exp), str(data)]) == 0
+    assert score_step([str(exp), str(data)]) == 0
+    scores = np.array([float(line.split()[2]) for line in open(exp / "scores" / "test" / "vt_list.score")])
+    return scores, json.loads((exp / "scores" / "test" / "vt_list.metrics.json").read_text())["eer_percent"]
+
+
+def test_todays_paper_code_checkpoint_scores_as_its_evaluate_from_list(tmp_path):
+    """A ResNetSE34V2 saved by today's voxceleb_trainer (saveParameters dict), imported with no
+    option and scored through stages 4-5, gives the EER its evaluateFromList gives on the same
+    list, with scores that correlate at >= 0.99999. Imported at int16 scale (what every file got
+    before the layout was read), it does not."""
+    torch.set_num_threads(1)
+    s = vt_resnet("V2", (8, 8, 8, 16), 16, n_out=32, seed=6)
+    data, trials = vt_list(tmp_path)
+    vt_scores, labels = vt_evaluate_from_list("V2", s, trials, tmp_path / "wav")
+    ours, eer = stage4_5_scores(import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto"))), data)
+    assert np.corrcoef(ours, vt_scores)[0, 1] >= 0.99999
+    assert eer == pytest.approx(vt_eer(vt_scores, labels), abs=1e-6)
+    int16, _ = stage4_5_scores(import_model(tmp_path, vt_checkpoint(s, vt_head("angleproto")), "--input-scale=32768",
+                                            name="int16"), data)
+    assert np.corrcoef(int16, vt_scores)[0, 1] < 0.9999

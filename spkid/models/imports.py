@@ -1,27 +1,33 @@
 """Pretrained checkpoints of the paper's code (voxceleb_trainer) and of wespeaker, read as their
-sources write them and mapped onto our trunks.
+sources write them and imported as a spkid system (the mapping itself: :mod:`checkpoint_maps`).
 
-* voxceleb_trainer: ``torch.save`` of ``{"model_state_dict": ..., "optimizer_state_dict": ...}``,
-  or the older bare ``state_dict()`` (or ``{"model": ...}``), of its ``SpeakerNet``: the network
-  under ``__S__.``, the loss under ``__L__.``. ``ResNetSE34L`` (SAP; 7x7 stem, no bias) becomes our
-  Q_SAP, ``ResNetSE34V2`` (ASP; 3x3 stem with bias) our H_ASP. Widths, embedding size, mel bins
-  (the ``MelSpectrogram`` filterbank buffer, else the attention's input width) and pre-emphasis
-  (its ``PreEmphasis`` buffer, absent in ResNetSE34L) come from the file; the filterbank and window
-  buffers are copied, as its loader copies them.
+* voxceleb_trainer: ``torch.save`` of its ``SpeakerNet``: the network under ``__S__.``, the loss
+  under ``__L__.``, as ``{"model_state_dict", "optimizer_state_dict", "scheduler_state_dict",
+  "epoch"}`` (its ``saveParameters`` since April 2026), or the older bare ``state_dict()`` (or
+  ``{"model": ...}``). ``ResNetSE34L`` (SAP; 7x7 stem, no bias) becomes our Q_SAP,
+  ``ResNetSE34V2`` (ASP; 3x3 stem with bias) our H_ASP. Widths, embedding size, mel bins (the
+  ``MelSpectrogram`` filterbank buffer, else the attention's input width) and pre-emphasis (its
+  ``PreEmphasis`` buffer, absent in ResNetSE34L) come from the file; the filterbank and window
+  buffers are copied, as its loader copies them. The input scale comes from the layout: the
+  ``model_state_dict`` dict is float input (x1), a bare state dict is int16 scale (x32768, the
+  released models) with a note that it may be either. Loss heads: angleproto, softmaxproto,
+  softmax, amsoftmax (``W``, nOut x nClasses) and aamsoftmax (``weight``, nClasses x nOut).
 * wespeaker: a bare ``state_dict()`` of ``ECAPA_TDNN_GLOB_c512/c1024`` with its loss head under
   ``projection.`` becomes our ECAPA with ``C,1536`` channels (its aggregation width, read from the
   file), its optional embedding BN (``bn2.``) our ``--embed-bn``, and wespeaker's front-end (Kaldi
   fbank of the int16-scale waveform, mean norm) and pooling floors.
 
-Evaluation defaults are the sources': voxceleb_trainer ten 400-frame crops scored by the mean
-Euclidean distance of normalised crops; wespeaker one whole-utterance embedding, cosine.
+Evaluation defaults are the sources': voxceleb_trainer ten 400-frame crops (its README's; its
+``--eval_frames`` default is 300) scored by the mean Euclidean distance of normalised crops;
+wespeaker one whole-utterance embedding, cosine. The summary line names where each front-end and
+evaluation setting came from: the file, its layout, the source's convention, or your option.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,38 +36,20 @@ from spkid.config import option, write_resolved
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.models import build_model, non_finite_tensors
-from spkid.models.resnet import BLOCKS
-from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+from spkid.models.checkpoint_maps import (BARE, SAVE_PARAMETERS, VT_DEFAULT_EVAL_FRAMES, WRAPPED, CheckpointError,
+                                          Imported, check_head, ecapa_prefixes, ecapa_state, resnet_prefixes,
+                                          resnet_state, vt_rest, wespeaker_rest)
+from spkid.options import ModelOptions
 
 NETWORKS = {
     "ResNetSE34L": "voxceleb_trainer ResNetSE34L (SAP; baseline_lite_ap.model) -> Q_SAP",
     "ResNetSE34V2": "voxceleb_trainer ResNetSE34V2 (ASP; baseline_v2_ap/smproto.model) -> H_ASP",
     "ECAPA_TDNN_GLOB": "wespeaker ECAPA_TDNN_GLOB_c512/c1024 (ASTP) -> ECAPA",
 }
-# int16-scale waveforms: the released voxceleb_trainer models were trained on scipy wavfile's
-# int16 samples (voxceleb_trainer issue #144); wespeaker multiplies by 1 << 15 before its fbank.
-INT16_SCALE = 32768.0
-
-
-class CheckpointError(SpkidError):
-    pass
-
-
-@dataclass
-class Imported:
-    """A checkpoint mapped onto one of our trunks: the options a system is built from, the
-    network's state dict in our names and the loss head's (``None`` when not recognised)."""
-    network: str
-    options: list  # ModelOptions, LossOptions, TrainOptions, EvalOptions
-    model_state: dict[str, torch.Tensor]
-    head_state: dict[str, torch.Tensor] | None
-    num_speakers: int
-    told: dict[str, object] = field(default_factory=dict)  # option -> value the file determines
-    notes: list[str] = field(default_factory=list)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The flat state dict inside a checkpoint file, whichever of the sources' layouts it has."""
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
+    """The flat state dict inside a checkpoint file, whichever of the sources' layouts it has, and
+    that layout: ``SAVE_PARAMETERS`` (voxceleb_trainer's dict since April 2026), ``WRAPPED``
+    (``{"model": ...}``) or ``BARE`` (a ``state_dict()``: wespeaker's, and voxceleb_trainer's before)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} not found: give the downloaded checkpoint file")
@@ -70,10 +58,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as e:  # truncated, not a torch file, or holding arbitrary objects
         raise CheckpointError(f"{path}: cannot read it as a PyTorch checkpoint ({str(e).splitlines()[0]}); "
                            f"is the download complete?") from None
+    layout = BARE
     if isinstance(obj, dict) and "model_state_dict" in obj:
-        obj = obj["model_state_dict"]
+        obj, layout = obj["model_state_dict"], SAVE_PARAMETERS
     elif isinstance(obj, dict) and set(obj) == {"model"} and isinstance(obj["model"], dict):
-        obj = {"__S__." + k: v for k, v in obj["model"].items()}
+        obj, layout = {"__S__." + k: v for k, v in obj["model"].items()}, WRAPPED
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors (a voxceleb_trainer .model or a "
                            f"wespeaker avg_model.pt is one)")
@@ -82,146 +71,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: tensor '{bad[0]}' holds NaN or infinite values"
                               + (f" ({len(bad)} tensors do)" if len(bad) > 1 else "")
                               + "; the file is damaged or its training diverged: download it again")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def resnet_prefixes(blocks=BLOCKS) -> dict[str, str]:
-    """voxceleb_trainer's ResNetSE key prefixes -> ours (without the ``trunk.`` of ours)."""
-    out = {"conv1.": "conv1.", "bn1.": "bn1.", "fc.": "fc."}
-    for layer, n in enumerate(blocks, 1):
-        out[f"layer{layer}.0.downsample."] = f"layer{layer}.0.shortcut."
-        out.update({f"layer{layer}.{i}.": f"layer{layer}.{i}." for i in range(n)})
-    return out
-
-
-def ecapa_prefixes() -> dict[str, str]:
-    """wespeaker's ECAPA_TDNN key prefixes -> ours."""
-    out = {"layer1.conv.": "conv1.0.", "layer1.bn.": "conv1.2.", "conv.": "mfa.0.",
-           "pool.linear1.": "pool.attention.0.", "pool.linear2.": "pool.attention.2.",
-           "bn.": "pool_bn.", "linear.": "fc."}
-    for k in (2, 3, 4):
-        src, ours = f"layer{k}.se_res2block.", f"layer{k - 1}."
-        out.update({src + "0.conv.": ours + "conv1.0.", src + "0.bn.": ours + "conv1.2.",
-                    src + "2.conv.": ours + "conv3.0.", src + "2.bn.": ours + "conv3.2.",
-                    src + "3.linear1.": ours + "se.fc.0.", src + "3.linear2.": ours + "se.fc.2."})
-        for i in range(7):
-            out[f"{src}1.convs.{i}."] = f"{ours}res2.convs.{i}.0."
-            out[f"{src}1.bns.{i}."] = f"{ours}res2.convs.{i}.2."
-    return out
-
-
-def rename(state: dict[str, torch.Tensor], prefixes: dict[str, str]) -> tuple[dict, list[str]]:
-    """``state`` with each key's longest matching prefix replaced (ours get ``trunk.``); the keys
-    no prefix matches are returned apart."""
-    order = sorted(prefixes, key=len, reverse=True)
-    out, unmatched = {}, []
-    for key, value in state.items():
-        src = next((p for p in order if key.startswith(p)), None)
-        if src is None:
-            unmatched.append(key)
-        else:
-            out["trunk." + prefixes[src] + key[len(src):]] = value
-    return out, unmatched
-
-
-def _fb_bins(state: dict, key: str) -> int:
-    fb = state.get(key)
-    return int(fb.shape[1]) if fb is not None and fb.dim() == 2 and fb.numel() else 0
-
-
-def _resnet(net: str, s: dict[str, torch.Tensor]) -> tuple[ModelOptions, dict, list[str], dict]:
-    """ResNetSE34L / ResNetSE34V2 network state (``__S__.`` stripped) -> our options and state."""
-    try:
-        widths = [int(s[f"layer{i}.0.conv1.weight"].shape[0]) for i in range(1, 5)]
-        embed_dim = int(s["fc.weight"].shape[0])
-        fc_in = int(s["fc.weight"].shape[1])
-    except KeyError as e:
-        raise CheckpointError(f"{net}: the checkpoint has no {e.args[0]}") from None
-    blocks = tuple(len({k.split(".")[1] for k in s if k.startswith(f"layer{i}.") and k.endswith(".conv1.weight")})
-                   for i in range(1, 5))
-    if blocks != BLOCKS:
-        raise CheckpointError(f"{net}: {blocks} blocks per stage, not ResNet-34's {BLOCKS}")
-    fb_key = "torchfb.1.mel_scale.fb" if "torchfb.1.mel_scale.fb" in s else "torchfb.mel_scale.fb"
-    window_key = fb_key.replace("mel_scale.fb", "spectrogram.window")
-    n_mels = _fb_bins(s, fb_key)
-    told: dict[str, object] = {"trunk": "Q_SAP" if net == "ResNetSE34L" else "H_ASP",
-                               "channels": ",".join(map(str, widths)), "embed_dim": embed_dim, "frontend": "logmel"}
-    ff = s.get("torchfb.0.flipped_filter")
-    told["preemphasis"] = round(-float(ff.flatten()[0]), 6) if ff is not None else 0.0
-    prefixes = resnet_prefixes()
-    if net == "ResNetSE34L":
-        if fc_in != widths[3]:
-            raise CheckpointError(f"ResNetSE34L: fc takes {fc_in} inputs, not {widths[3]}: its encoder is ASP, "
-                               f"and only the SAP encoder is our Q_SAP")
-        prefixes["sap_linear."] = "pool.linear."
-        state, unmatched = rename(s, prefixes)
-        if "attention" in s:
-            state["trunk.pool.context"] = s["attention"].reshape(-1)
-            unmatched.remove("attention")
-    else:
-        att_in = int(s["attention.0.weight"].shape[1])
-        if fc_in != 2 * att_in:
-            raise CheckpointError(f"ResNetSE34V2: fc takes {fc_in} inputs, not 2 x {att_in}: its encoder is SAP, "
-                               f"and only the ASP encoder is our H_ASP")
-        from_attention = 8 * att_in // widths[3]
-        if n_mels and n_mels != from_attention:
-            raise CheckpointError(f"ResNetSE34V2: the filterbank has {n_mels} mel bins but the attention takes "
-                               f"{att_in} = {widths[3]} x {from_attention}/8 channels")
-        n_mels = from_attention
-        prefixes["attention."] = "pool.attention."
-        state, unmatched = rename(s, prefixes)
-    if n_mels:
-        told["n_mels"] = n_mels
-    for key, ours in ((fb_key, "frontend.logmel.mel.mel_scale.fb"), (window_key, "frontend.logmel.mel.spectrogram.window")):
-        if key in s and s[key].numel():
-            state[ours] = s[key]
-        if key in unmatched:
-            unmatched.remove(key)
-    unmatched = [k for k in unmatched if k != "torchfb.0.flipped_filter" and not k.startswith("instancenorm.")]
-    model = ModelOptions(trunk=str(told["trunk"]), channels=str(told["channels"]), n_mels=n_mels or 40,
-                         embed_dim=embed_dim, frontend="logmel", preemphasis=float(told["preemphasis"]),
-                         input_scale=INT16_SCALE)
-    return model, state, unmatched, told
-
-
-def _ecapa(s: dict[str, torch.Tensor]) -> tuple[ModelOptions, dict, list[str], dict]:
-    try:
-        c, feat_dim = (int(v) for v in s["layer1.conv.weight"].shape[:2])
-        mfa = int(s["conv.weight"].shape[0])
-        att_in = int(s["pool.linear1.weight"].shape[1])
-        embed_dim = int(s["linear.weight"].shape[0])
-    except KeyError as e:
-        raise CheckpointError(f"ECAPA_TDNN: the checkpoint has no {e.args[0]}") from None
-    if att_in != 3 * mfa:
-        raise CheckpointError(f"ECAPA_TDNN: the pooling's attention takes {att_in} channels, not 3 x {mfa}: it is "
-                           f"ECAPA_TDNN_c{c} without global context; our ECAPA is ECAPA_TDNN_GLOB_c{c}")
-    emb_bn = {k[4:]: v for k, v in s.items() if k.startswith("bn2.")}
-    state, unmatched = rename({k: v for k, v in s.items() if not k.startswith("bn2.")}, ecapa_prefixes())
-    state.update({"embed_bn." + k: v for k, v in emb_bn.items()})
-    for key in [k for k in state if k.startswith("trunk.layer") and ".se.fc." in k and k.endswith(".weight")]:
-        state[key] = state[key].unsqueeze(-1)  # its SE Linear -> our 1x1 Conv1d
-    told = {"trunk": "ECAPA", "channels": f"{c},{mfa}", "n_mels": feat_dim, "embed_dim": embed_dim,
-            "embed_bn": bool(emb_bn)}
-    model = ModelOptions(trunk="ECAPA", channels=f"{c},{mfa}", n_mels=feat_dim, embed_dim=embed_dim, embed_bn=bool(emb_bn),
-                         frontend="fbank", preemphasis=0.97, input_scale=INT16_SCALE,
-                         pool_std_floor=1e-10, context_std="unbiased")
-    return model, state, unmatched, told
-
-
-def _vt_head(h: dict[str, torch.Tensor]) -> tuple[str, dict | None, int, str]:
-    """voxceleb_trainer ``__L__`` keys -> (our loss, head state, speakers, note)."""
-    keys = set(h)
-    if keys == {"w", "b"}:
-        return "ap", {"w": h["w"], "b": h["b"]}, 0, ""
-    if keys == {"softmax.fc.weight", "softmax.fc.bias", "angleproto.w", "angleproto.b"}:
-        return "ap_softmax", {"softmax.fc.weight": h["softmax.fc.weight"], "softmax.fc.bias": h["softmax.fc.bias"],
-                              "ap.w": h["angleproto.w"], "ap.b": h["angleproto.b"]}, int(h["softmax.fc.weight"].shape[0]), ""
-    if keys == {"fc.weight", "fc.bias"}:
-        return "softmax", {"fc.weight": h["fc.weight"], "fc.bias": h["fc.bias"]}, int(h["fc.weight"].shape[0]), ""
-    if keys == {"W"}:
-        return ("aam_softmax", {"weight": h["W"].t().contiguous()}, int(h["W"].shape[1]),
-                "its amsoftmax and aamsoftmax heads look alike: imported as aam_softmax (--loss=am_softmax to change)")
-    return "", None, 0, f"loss head {sorted(keys) or '(none)'} not recognised: not imported"
+    return {k.removeprefix("module."): v for k, v in obj.items()}, layout
 
 
 def recognise(state: dict[str, torch.Tensor]) -> tuple[str, dict, dict]:
@@ -246,31 +96,22 @@ def recognise(state: dict[str, torch.Tensor]) -> tuple[str, dict, dict]:
 
 def import_checkpoint(path: str | os.PathLike) -> Imported:
     """Read ``path``, recognise its network and map it onto ours (see the module docstring)."""
-    state = load_checkpoint(path)
+    state, layout = load_checkpoint(path)
     net, s, h = recognise(state)
     if not net:
         raise unknown_network(path, s)
-    model_opts, ours, unmatched, told = _ecapa(s) if net == "ECAPA_TDNN_GLOB" else _resnet(net, s)
-    notes: list[str] = []
     if net == "ECAPA_TDNN_GLOB":
-        loss = LossOptions(loss="aam_softmax", margin=0.2, scale=32.0)
-        head = {"weight": h["weight"]} if set(h) == {"weight"} else None
-        speakers = int(h["weight"].shape[0]) if head else 0
-        if h and head is None:
-            notes.append(f"loss head projection.{sorted(h)} not an arc-margin head: not imported")
-        evalo = EvalOptions(eval_frames=1, num_eval_crops=0)
-        train = TrainOptions(augment=True)
+        model_opts, ours, unmatched, told = ecapa_state(s)
+        imported = wespeaker_rest(net, model_opts, ours, told, h)
     else:
-        name, head, speakers, note = _vt_head(h)
-        loss = LossOptions(loss=name) if name else LossOptions()
-        notes += [note] if note else []
-        evalo = EvalOptions(score_type="euclidean")
-        train = TrainOptions(augment=net == "ResNetSE34V2")
+        model_opts, ours, unmatched, told = resnet_state(net, s)
+        imported = vt_rest(net, model_opts, ours, told, h, layout)
     if "n_mels" not in told:
-        notes.append(f"{path}: the filterbank buffer is empty, so the mel bins are not in the file: "
-                     f"{model_opts.n_mels} assumed (--n-mels=N to change)")
+        imported.notes.append(f"{path}: the filterbank buffer is empty, so the mel bins are not in the file: "
+                              f"{model_opts.n_mels} assumed (--n-mels=N to change)")
     check_keys(path, net, model_opts, ours, unmatched)
-    return Imported(net, [model_opts, loss, train, evalo], ours, head, speakers, told, notes)
+    check_head(path, imported.head_state, model_opts.embed_dim)
+    return imported
 
 
 def check_keys(path, net: str, opts: ModelOptions, ours: dict, unmatched: list[str]) -> None:
@@ -357,17 +198,33 @@ def import_model(checkpoint: str, exp_dir: str, system: list, opts: ImportOption
     if (exp / "final.pt").exists() and not opts.force:
         raise SpkidError(f"{exp} already holds a system (final.pt); use another directory or --force=true")
     imported = import_checkpoint(checkpoint)
-    apply_overrides(imported, {name: next(getattr(g, name) for g in system if hasattr(g, name))
-                               for name in given - {"force"}})
+    overrides = {name: next(getattr(g, name) for g in system if hasattr(g, name)) for name in given - {"force"}}
+    apply_overrides(imported, overrides)
+    imported.origins.update({name: "your option" for name in overrides})
+    if "input_scale" in overrides:  # the user has settled what the note asks
+        imported.notes = [n for n in imported.notes if "--input-scale" not in n]
     write_system(imported, exp, checkpoint)
-    model, loss, _, evalo = imported.options
     for note in imported.notes:
         print(f"note: {note}")
-    head = (f"{loss.loss} head over {imported.num_speakers} speakers" if imported.num_speakers
-            else f"{loss.loss} head" if imported.head_state is not None else "no loss head")
-    crops = f"{evalo.num_eval_crops} crops of {evalo.eval_frames} frames" if evalo.num_eval_crops else "whole utterances"
-    print(f"import_model.py: {checkpoint}: {imported.network} -> {exp} ({model.trunk} {model.channels}, "
-          f"{model.embed_dim}-dim, {model.frontend} front-end, input x{model.input_scale:g}; {head}; "
-          f"evaluation: {crops}, {evalo.score_type})")
+    print(summary(imported, checkpoint, exp))
     return 0
 
+
+def summary(imported: Imported, checkpoint: str, exp: Path) -> str:
+    """One line: what was imported, and each front-end and evaluation setting with where it came from."""
+    model, loss, _, evalo = imported.options
+    origin = imported.origins
+    head = (f"{loss.loss} head over {imported.num_speakers} speakers" if imported.num_speakers
+            else f"{loss.loss} head" if imported.head_state is not None else "no loss head")
+    if evalo.num_eval_crops:
+        crops = (f"{evalo.num_eval_crops} crops ({origin['num_eval_crops']}) of {evalo.eval_frames} frames "
+                 f"({origin['eval_frames']}")
+        crops += (f"; voxceleb_trainer's --eval_frames default is {VT_DEFAULT_EVAL_FRAMES})"
+                  if imported.network.startswith("ResNetSE34") and evalo.eval_frames != VT_DEFAULT_EVAL_FRAMES else ")")
+    else:
+        crops = f"whole utterances ({origin['num_eval_crops']})"
+    return (f"import_model.py: {checkpoint}: {imported.network} -> {exp} ({model.trunk} {model.channels}, "
+            f"{model.embed_dim}-dim; {head}); front-end: {model.frontend} ({origin['frontend']}), "
+            f"{model.n_mels} mels ({origin['n_mels']}), "
+            f"pre-emphasis {model.preemphasis:g} ({origin['preemphasis']}), input x{model.input_scale:g} "
+            f"({origin['input_scale']}); evaluation: {crops}, {evalo.score_type} ({origin['score_type']})")
