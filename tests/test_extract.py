@@ -257,6 +257,18 @@ def test_extract_errors(tmp_path):
         extract_main(["--read-workers=0", str(exp), str(data.path)])
 
 
+def test_an_empty_data_dir_is_refused(tmp_path):
+    # extraction said it embedded 0 utterances and exited 0; scoring and training did alike
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=2)
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        (data.path / name).write_text("")
+    with pytest.raises(SpkidError, match=rf"^{data.path}/wav.scp lists no utterances: a data directory needs at "
+                                         rf"least one; re-run the data preparation"):
+        extract_main(["--read-workers=0", str(exp), str(data.path)])
+    assert not (exp / "embeddings" / "set").exists()
+
+
 def test_as_norm_cohort_flow(tmp_path, capsys):
     """Stage 4 with --cohort-data extracts the cohort; stage 5 AS-norms against it."""
     torch.set_num_threads(1)

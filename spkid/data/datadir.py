@@ -290,7 +290,12 @@ class DataDir:
         utt2spk = read_utt2spk(path / "utt2spk")
         spk2utt = read_spk2utt(path / "spk2utt") if (path / "spk2utt").exists() else utt2spk_to_spk2utt(utt2spk)
         utt2dur = read_utt2dur(path / "utt2dur") if (path / "utt2dur").exists() else None
-        return cls(path, read_wav_scp(path / "wav.scp", allow_pipes), utt2spk, spk2utt, utt2dur)
+        wav_scp = read_wav_scp(path / "wav.scp", allow_pipes)
+        empty = [name for name, table in (("wav.scp", wav_scp), ("utt2spk", utt2spk)) if not table]
+        if empty:  # every stage would have run on nothing and said it was done
+            raise DataDirError(f"{path}/{empty[0]} lists no utterances: a data directory needs at least one; re-run "
+                               f"the data preparation (./run.sh --stage 2 --stop-stage 2) or fill it")
+        return cls(path, wav_scp, utt2spk, spk2utt, utt2dur)
 
     @property
     def utts(self) -> list[str]:
