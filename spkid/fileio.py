@@ -126,11 +126,6 @@ def writer_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
         os.close(fd)
 
 
-#: in a system dir made by steps/derive_system.py: the path (from that dir) of the system whose
-#: network it shares, so that stage 4 links that system's embeddings instead of extracting them
-DERIVED_FROM = "derived_from"
-
-
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """``dst`` as a hard link of ``src`` (same inode and mtime: no space, and extraction's
     fingerprint of a linked final.pt matches); a copy keeping the mtime across file systems.

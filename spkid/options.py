@@ -13,6 +13,7 @@ from pathlib import Path
 
 from spkid.config import option
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.registry import LOSSES, TRUNKS
 
 SAMPLE_RATE = 16000  # Hz: every waveform a system takes; corpora are converted and recordings resampled to it
@@ -112,7 +113,7 @@ def n_per_speaker(model_loss: LossOptions, train: TrainOptions) -> int:
 def exp_config(positionals: list[str]) -> Path:
     """``<exp dir>/config.conf`` of a step whose first positional argument is a trained system's
     exp dir (for ``parse_options(first_conf=...)``: its resolved options come first)."""
-    conf = Path(positionals[0]) / "config.conf"
+    conf = SystemDir(positionals[0]).config
     if not conf.is_file():
         raise SpkidError(f"{conf} not found: train the system first (stage 3) or give a trained exp dir")
     return conf

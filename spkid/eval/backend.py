@@ -27,6 +27,7 @@ import numpy as np
 from spkid.data import arks
 from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.eval import scoring
 from spkid.eval.calibration import Calibration, quality_features
 from spkid.eval.plda import Plda
@@ -140,7 +141,7 @@ class Backend:
             raise SpkidError(f"QMF is trained on --qmf-trials={self.ev.qmf_trials} (SET/LIST), but {path} is not "
                              f"there: prepare it (stage 2) or name another held list")
         trials = read_trials(path)
-        emb_dir = exp_dir / "embeddings" / set_name
+        emb_dir = SystemDir(exp_dir).embeddings(set_name)
         emb = self.read(emb_dir / "embeddings.scp", trials.utterances, data_root / set_name)
         dur_file = data_root / set_name / "utt2dur"
         if not dur_file.is_file():

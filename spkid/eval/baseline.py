@@ -22,6 +22,7 @@ from spkid.data.audio import SAMPLE_RATE, read_audio
 from spkid.config import option
 from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.eval.metrics import compute_metrics
 from spkid.eval.scoring import Embeddings, score_trials, write_scores
 from spkid.fileio import atomic_write
@@ -82,7 +83,7 @@ def run_baseline(opts: BaselineOptions) -> int:
         for name, t in lists.items():
             s = score_trials(emb, t)
             if opts.scores_dir:
-                write_scores(Path(opts.scores_dir) / "scores" / set_dir.name / f"{name}.score", t, s)
+                write_scores(SystemDir(opts.scores_dir).score_file(set_dir.name, name), t, s)
             m = compute_metrics(s, t.labels, opts.p_target)
             print(f"{set_dir.name:<14}{name:<16}{len(t):>8}{100 * m.eer:>8.2f}  {m.min_dcf:.3f}")
     if opts.scores_dir:

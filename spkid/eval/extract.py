@@ -25,6 +25,7 @@ from spkid.config import read_resolved, to_conf_lines
 from spkid.data.arks import Table, check_key
 from spkid.data.datadir import read_scp
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.fileio import atomic_paths
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
 
@@ -87,7 +88,7 @@ def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") 
     from spkid.models import build_model, non_finite_tensors
 
     exp_dir = Path(exp_dir)
-    conf, final = exp_dir / "config.conf", exp_dir / "final.pt"
+    conf, final = SystemDir(exp_dir).config, SystemDir(exp_dir).final
     for path, what in ((conf, "resolved options"), (final, "trained network")):
         if not path.is_file():
             raise ExtractError(f"{path} not found: {exp_dir} holds no {what}; train it first "

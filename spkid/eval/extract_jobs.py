@@ -27,7 +27,8 @@ from spkid.config import option
 from spkid.data.arks import set_problem
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
-from spkid.fileio import DERIVED_FROM, atomic_write, link_or_copy, writer_lock
+from spkid.expdir import COHORT, SystemDir
+from spkid.fileio import atomic_write, link_or_copy, writer_lock
 from spkid.eval.backend import needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
@@ -107,7 +108,7 @@ def fingerprint(exp_dir: Path, ev: EvalOptions, wav_scp: dict[str, str]) -> dict
     """What a set's embeddings depend on: the crops, the trained weights and the audio list.
     Kept in extract.info (and split/fingerprint while parts are being made): a set made with
     other values is extracted again rather than reused."""
-    model = exp_dir / "final.pt"
+    model = SystemDir(exp_dir).final
     st = model.stat() if model.is_file() else None
     wav = hashlib.sha1("".join(f"{u} {wav_scp[u]}\n" for u in sorted(wav_scp)).encode()).hexdigest()
     return {"crops": str(ev.num_eval_crops or "whole"), "eval_frames": str(ev.eval_frames),
@@ -120,14 +121,14 @@ def read_info(path: Path) -> dict[str, str]:
 
 
 def link_base_set(exp_dir: Path, out_dir: Path, fp: dict[str, str], utts: list[str]) -> Path | None:
-    """For a system derived from another (``DERIVED_FROM``; same network): the other's set of the
+    """For a system derived from another (``SystemDir.derived_from``; same network): the other's set of the
     same name, hard-linked into ``out_dir`` when it is complete with the same fingerprint; its
     scp files rewritten to name the linked arks (re-extracting the other system later never
     changes what these read). None when there is nothing to link."""
-    ref = exp_dir / DERIVED_FROM
-    if not ref.is_file():
+    base = SystemDir(exp_dir).derived_from()
+    if base is None:
         return None
-    src = Path(os.path.normpath(exp_dir / ref.read_text().strip())) / "embeddings" / out_dir.name
+    src = base.embeddings(out_dir.name)
     info = read_info(src / "extract.info")
     if not part_done(src / "embeddings.ark", utts) or {k: info.get(k) for k in fp} != fp:
         return None
@@ -150,7 +151,7 @@ def part_done(ark: Path, utts: list[str]) -> bool:
 
 def run_job(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions) -> int:
     """Part ``--job`` of ``embeddings/<--out-name>``, in a process the parent started."""
-    split = exp_dir / "embeddings" / opts.out_name / "split"
+    split = SystemDir(exp_dir).embeddings(opts.out_name) / "split"
     utts = (split / f"utts.{opts.job}").read_text().split()
     wav = dict(line.split(" ", 1) for line in (split / f"wav.{opts.job}").read_text().splitlines())
     counter = split / f"progress.{opts.job}"
@@ -216,7 +217,7 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
         run_parts_in_threads(job_model(exp_dir, opts), ev, opts, {k: [(u, wav_scp[u]) for u in parts[k]] for k in todo},
                              arks, bar)
     elif todo:
-        log_dir = exp_dir / "log"
+        log_dir = SystemDir(exp_dir).log
         log_dir.mkdir(parents=True, exist_ok=True)
         procs = {}
         for k in todo:
@@ -271,13 +272,13 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     if opts.job >= 0:
         return run_job(exp_dir, ev, opts)
     data = DataDir.load(data_dir, opts.allow_pipes)
-    out = exp_dir / "embeddings" / data_dir.name
+    out = SystemDir(exp_dir).embeddings(data_dir.name)
     with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
         extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir))
     if opts.cohort_data and needs_training_set(ev):
         train = DataDir.load(opts.cohort_data, opts.allow_pipes)
         subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
-        out = exp_dir / "embeddings" / "cohort"
+        out = SystemDir(exp_dir).embeddings(COHORT)
         with writer_lock(out, f"extracting the training utterances of {opts.cohort_data}"):
             extract_set(exp_dir, ev, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk, out,
                         f"the back-end's training utterances ({len(train.spk2utt)} speakers of {opts.cohort_data})")

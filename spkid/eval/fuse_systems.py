@@ -17,6 +17,7 @@ import numpy as np
 
 from spkid.data.datadir import read_trials
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir, fusion_dir
 from spkid.eval import fusion, metrics, scoring
 from spkid.eval.fusion import FusionOptions
 from spkid.eval.results import ReportOptions, find_trial_lists
@@ -27,7 +28,7 @@ FUSIONS = {"F1": "eer", "F2": "mindcf"}
 
 def load_list_scores(exp: Path, systems: list[str], set_name: str, list_name: str, trials_path: Path):
     """(trials, scores (systems x trials)) of one list; None when some system lacks that list."""
-    files = [exp / s / "scores" / set_name / f"{list_name}.score" for s in systems]
+    files = [SystemDir(exp / s).score_file(set_name, list_name) for s in systems]
     if not all(f.is_file() for f in files):
         return None
     trials = read_trials(trials_path)
@@ -54,7 +55,7 @@ def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) ->
                          f"in conf/fusion.conf to a list all systems were scored on")
     tuned = load_list_scores(exp, systems, fo.tune_set, fo.tune_list, tune_path)
     if tuned is None:
-        missing = [s for s in systems if not (exp / s / "scores" / fo.tune_set / f"{fo.tune_list}.score").is_file()]
+        missing = [s for s in systems if not SystemDir(exp / s).score_file(fo.tune_set, fo.tune_list).is_file()]
         raise SpkidError(f"no scores of {fo.tune_list} for {', '.join(missing)}: run steps/score.sh exp/SYS "
                          f"{data / fo.tune_set} first")
     trials, tune_scores = tuned
@@ -66,7 +67,8 @@ def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) ->
     loaded = {t.name: (t, load_list_scores(exp, systems, t.set, t.name, t.path)) for t in find_trial_lists(data)}
     for name, objective in FUSIONS.items():
         res = found[objective]
-        out = exp / "fusion" / name
+        fused = fusion_dir(exp, name)
+        out = fused.root
         weights = dict(zip(systems, res.weights.tolist()))
         with atomic_write(out / "weights") as f:
             f.writelines(f"{s} {w}\n" for s, w in weights.items())
@@ -82,10 +84,10 @@ def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) ->
             if pair is None:
                 continue
             tl, s = pair
-            fused = fusion.fuse(s, res.weights)
-            m = metrics.compute_metrics(fused, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
-            scoring.write_scores(out / "scores" / t.set / f"{t.name}.score", tl, fused)
-            with atomic_write(out / "scores" / t.set / f"{t.name}.metrics.json") as f:
+            fused_scores = fusion.fuse(s, res.weights)
+            m = metrics.compute_metrics(fused_scores, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
+            scoring.write_scores(fused.score_file(t.set, t.name), tl, fused_scores)
+            with atomic_write(fused.scores(t.set) / f"{t.name}.metrics.json") as f:
                 json.dump({**m.to_json(), "system": name, "weights": weights, "line": m.line()}, f, indent=1)
             print(f"  {name} {t.name}: {m.line()}")
     return 0

@@ -16,6 +16,7 @@ from typing import Sequence
 from spkid.config import option, read_resolved
 from spkid.data.datadir import read_table, read_trials
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir, fusion_dir
 from spkid.eval import backend, metrics, paper
 from spkid.eval.fusion import FusionOptions
 from spkid.eval.scoring import scores_for_trials
@@ -113,14 +114,15 @@ def fitted_lda_dim(exp_dir: Path) -> int | None:
 def system_row(exp_dir: str | os.PathLike) -> Row:
     """Config, #Params, Loss, Aug. and BN of a trained system, from exp/<SYS>/config.conf."""
     exp_dir = Path(exp_dir)
-    conf = exp_dir / "config.conf"
+    system = SystemDir(exp_dir)
+    conf = system.config
     if not conf.is_file():
         raise SpkidError(f"{conf} not found: {exp_dir.name} has not been trained (stage 3)")
     model, loss, train, ev = read_resolved(conf, SYSTEM_OPTIONS)
     notes = [f"final.pt averages the last {train.average_last} epochs"] if train.average_last else []
-    init = exp_dir / "initialised_from"  # written by training with --init-from (spkid.train.system)
-    if init.is_file():
-        notes.insert(0, f"trained from {init.read_text().strip()} (--init-from)")
+    init = system.initialised_from()
+    if init is not None:
+        notes.insert(0, f"trained from {init} (--init-from)")
     if ev.score_type != "cosine" or backend.needs_training_set(ev):
         notes.append(f"back-end {backend.describe(ev, lda_dim=fitted_lda_dim(exp_dir))}"
                      + (f" (its figures on {ev.qmf_trials.split('/')[-1]} are tuned there)" if ev.qmf else ""))
@@ -195,7 +197,7 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
     if to.floor:
         rows.insert(0, (floor_row(Path(to.floor)), Path(to.floor)))
     for name in to.fusions.split():
-        fdir = exp / "fusion" / name
+        fdir = fusion_dir(exp, name).root
         if (fdir / "weights").is_file():
             weights = read_table(fdir / "weights")
             what = "EER" if name == "F1" else "MinDCF" if name == "F2" else "objective"
@@ -209,7 +211,7 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
         trials = read_trials(t.path)
         curves = []
         for row, d in rows:
-            f = d / "scores" / t.set / f"{t.name}.score"
+            f = SystemDir(d).score_file(t.set, t.name)
             if not f.is_file():
                 continue
             s = scores_for_trials(f, trials, str(t.path))

@@ -17,6 +17,7 @@ from pathlib import Path
 from spkid.config import option
 from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
+from spkid.expdir import COHORT, SystemDir
 from spkid.eval import backend, metrics, scoring
 from spkid.eval.det import DetCurve, plot_det
 from spkid.fileio import atomic_write
@@ -47,18 +48,19 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
                          f"to {data_dir} (wav.scp, utt2spk) and extract again (stage 4); utils/validate_data_dir.py "
                          f"{data_dir} lists them all")
     utts = set().union(*(t.utterances for t in all_trials.values()))
-    emb_dir = exp_dir / "embeddings" / data_dir.name
+    system = SystemDir(exp_dir)
+    emb_dir = system.embeddings(data_dir.name)
     start = time.time()
-    be = backend.Backend.load(exp_dir, ev, Path(so.cohort) if so.cohort else exp_dir / "embeddings" / "cohort")
+    be = backend.Backend.load(exp_dir, ev, Path(so.cohort) if so.cohort else system.embeddings(COHORT))
     emb = be.read(emb_dir / "embeddings.scp", utts, data_dir)
     calibration = be.fit_calibration(exp_dir, data_dir.parent) if ev.qmf else None
-    out_dir = exp_dir / "scores" / data_dir.name
+    out_dir = system.scores(data_dir.name)
     for name, trials in all_trials.items():
         s = be.scores(emb, trials, str(emb_dir))
         if calibration is not None:
             s = calibration.apply(be.features(emb, trials, s, data.utt2dur or {}, str(emb_dir)))
         m = metrics.compute_metrics(s, trials.labels, ev.p_target, so.c_miss, so.c_fa, so.eer_method, str(lists[name]))
-        scoring.write_scores(out_dir / f"{name}.score", trials, s)
+        scoring.write_scores(system.score_file(data_dir.name, name), trials, s)
         with atomic_write(out_dir / f"{name}.metrics.json") as f:
             json.dump({**m.to_json(), "system": exp_dir.name, "trials": str(lists[name]), "score_type": ev.score_type,
                        "as_norm": ev.as_norm, "backend": backend.describe(ev), "line": m.line()}, f, indent=1)

@@ -34,6 +34,7 @@ import torch
 
 from spkid.config import option, write_resolved
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.fileio import atomic_write
 from spkid.models import build_model, non_finite_tensors
 from spkid.models.checkpoint_maps import (BARE, SAVE_PARAMETERS, VT_DEFAULT_EVAL_FRAMES, WRAPPED, CheckpointError,
@@ -169,21 +170,21 @@ def write_system(imported: Imported, exp_dir: str | os.PathLike, source: str | o
     ``.done.train`` (empty: an imported system belongs to no corpus), so that stages 4-6 and the
     steps that take a trained system take it. The network is loaded strictly before anything is
     written."""
-    exp_dir = Path(exp_dir)
+    layout = SystemDir(exp_dir)
     model = build_model(imported.options[0])
     model.load_state_dict({**model.state_dict(), **imported.model_state}, strict=True)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    write_resolved(exp_dir / "config.conf", *imported.options,
+    layout.root.mkdir(parents=True, exist_ok=True)
+    write_resolved(layout.config, *imported.options,
                    header=f"written by steps/import_model.py from {source} ({imported.network})")
     final = {"model": {k: v.contiguous() for k, v in model.state_dict().items()}, "epoch": 0,
              "num_speakers": imported.num_speakers, "imported_from": str(source), "network": imported.network}
     if imported.head_state is not None:
         final["loss"] = {k: v.contiguous() for k, v in imported.head_state.items()}
-    with atomic_write(exp_dir / "final.pt", mode="wb", encoding=None) as f:
+    with atomic_write(layout.final, mode="wb", encoding=None) as f:
         torch.save(final, f)
-    with atomic_write(exp_dir / ".done.train") as f:
+    with atomic_write(layout.root / ".done.train") as f:
         f.write("")
-    return exp_dir
+    return layout.root
 
 
 @dataclass
@@ -195,7 +196,7 @@ def import_model(checkpoint: str, exp_dir: str, system: list, opts: ImportOption
     """Import ``checkpoint`` as the system ``exp_dir``; of the system options ``system`` (every
     SYSTEM_OPTIONS group), those named in ``given`` (set by the user) override what the file says."""
     exp = Path(exp_dir)
-    if (exp / "final.pt").exists() and not opts.force:
+    if SystemDir(exp).final.exists() and not opts.force:
         raise SpkidError(f"{exp} already holds a system (final.pt); use another directory or --force=true")
     imported = import_checkpoint(checkpoint)
     overrides = {name: next(getattr(g, name) for g in system if hasattr(g, name)) for name in given - {"force"}}

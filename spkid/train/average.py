@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.pt$")
 
@@ -54,13 +55,13 @@ def kept_checkpoints(keep: int, average_last: int) -> int:
 def last_checkpoints(exp_dir: str | os.PathLike, n: int) -> list[Path]:
     """The checkpoints of the last ``n`` epochs in ``exp_dir/checkpoints``, oldest first; an
     error naming what is there when there are fewer, or a gap among them."""
-    found = sorted((int(m.group(1)), p) for p in (Path(exp_dir) / "checkpoints").glob("epoch_*.pt")
+    found = sorted((int(m.group(1)), p) for p in SystemDir(exp_dir).checkpoints.glob("epoch_*.pt")
                    if (m := EPOCH_FILE.search(p.name)))
     chosen = found[-n:] if n > 0 else []
     if n < 1 or len(chosen) < n or chosen[-1][0] - chosen[0][0] != n - 1:
         have = ", ".join(str(e) for e, _ in found) or "none"
         raise SpkidError(f"--average-last {n} needs the checkpoints of the last {n} consecutive epochs in "
-                         f"{Path(exp_dir) / 'checkpoints'} (epochs there: {have}); train with "
+                         f"{SystemDir(exp_dir).checkpoints} (epochs there: {have}); train with "
                          f"--average-last {n} so that they are kept, or average fewer")
     return [p for _, p in chosen]
 

@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.fileio import atomic_tmp_path
 from spkid.options import EvalOptions
 from spkid.train.ranks import Dist
@@ -71,7 +72,7 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------- checkpoints
 
 def checkpoint_path(exp_dir: Path, epoch: int) -> Path:
-    return Path(exp_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
+    return SystemDir(exp_dir).checkpoints / f"epoch_{epoch:04d}.pt"
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -99,8 +100,8 @@ def save_atomic(obj: Any, path: Path) -> None:
 def remove_partial_writes(exp_dir: Path) -> int:
     """Delete the temporary files of checkpoints and final.pt whose writer was killed (SIGKILL,
     a node lost) before it could remove them; each is as large as a checkpoint. Returns how many."""
-    exp_dir = Path(exp_dir)
-    partial = [*(exp_dir / "checkpoints").glob(".epoch_*.pt.*.tmp"), *exp_dir.glob(".final.pt.*.tmp")]
+    layout = SystemDir(exp_dir)
+    partial = [*layout.checkpoints.glob(".epoch_*.pt.*.tmp"), *layout.root.glob(f".{layout.final.name}.*.tmp")]
     for path in partial:
         path.unlink(missing_ok=True)
     if partial:
@@ -110,7 +111,7 @@ def remove_partial_writes(exp_dir: Path) -> int:
 
 def load_latest_checkpoint(exp_dir: Path) -> dict | None:
     """The newest checkpoint that loads; unreadable (e.g. truncated) ones are skipped with a warning."""
-    paths = sorted((Path(exp_dir) / "checkpoints").glob("epoch_*.pt"), reverse=True)
+    paths = sorted(SystemDir(exp_dir).checkpoints.glob("epoch_*.pt"), reverse=True)
     for path in paths:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -150,7 +151,7 @@ def load_init_weights(path: str | os.PathLike) -> dict:
     steps/import_model.py) or an epoch checkpoint, or a system directory (its ``final.pt``)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "final.pt"
+        path = SystemDir(path).final
     if not path.is_file():
         raise SpkidError(f"--init-from {path}: not found; give a system's final.pt (steps/train.py or "
                          f"steps/import_model.py writes one) or its directory")
@@ -162,7 +163,7 @@ def load_init_weights(path: str | os.PathLike) -> dict:
         raise SpkidError(f"--init-from {path}: no 'model' in it; give a spkid final.pt (a voxceleb_trainer or "
                          f"wespeaker file goes through steps/import_model.py first)")
     if "loss" not in state:  # final.pt written before it held the head: the newest checkpoint's
-        newest = sorted((path.parent / "checkpoints").glob("epoch_*.pt"))
+        newest = sorted(SystemDir(path.parent).checkpoints.glob("epoch_*.pt"))
         if newest:
             state["loss"] = torch.load(newest[-1], map_location="cpu", weights_only=True).get("loss")
     state["path"] = str(path)
@@ -175,7 +176,7 @@ def prune_checkpoints(exp_dir: Path, keep: int, newest: int) -> None:
     them could delete the only good checkpoint."""
     if keep <= 0:
         return
-    done = sorted((p for p in (Path(exp_dir) / "checkpoints").glob("epoch_*.pt") if p <= checkpoint_path(exp_dir, newest)),
+    done = sorted((p for p in SystemDir(exp_dir).checkpoints.glob("epoch_*.pt") if p <= checkpoint_path(exp_dir, newest)),
                   reverse=True)
     for path in done[keep:]:
         path.unlink(missing_ok=True)

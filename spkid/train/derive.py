@@ -5,12 +5,12 @@ embeddings linked rather than copied when the network is the same."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 from spkid.config import format_value, read_resolved, write_resolved
 from spkid.errors import SpkidError
-from spkid.fileio import DERIVED_FROM, atomic_write, link_or_copy
+from spkid.expdir import SystemDir
+from spkid.fileio import link_or_copy
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, TrainOptions
 from spkid.train.average import average_checkpoints, last_checkpoints
 from spkid.train.checkpoints import save_atomic
@@ -31,11 +31,11 @@ def changed_options(base: list, new: list) -> list[tuple[str, object, object]]:
 def base_config(positionals: list[str]) -> Path:
     """BASE_DIR/config.conf of a trained system (for ``parse_options(first_conf=...)``: the
     derived system's options are the base's, changed by the command line)."""
-    base = Path(positionals[0])
-    conf = base / "config.conf"
-    if not conf.is_file() or not (base / "final.pt").is_file():
-        raise SpkidError(f"{base} holds no trained system (config.conf and final.pt): train it first (stage 3)")
-    return conf
+    base = SystemDir(positionals[0])
+    if not base.config.is_file() or not base.final.is_file():
+        raise SpkidError(f"{base.root} holds no trained system ({base.config.name} and {base.final.name}): "
+                         f"train it first (stage 3)")
+    return base.config
 
 
 def derive_system(base: Path, out: Path, new: list) -> int:
@@ -43,7 +43,8 @@ def derive_system(base: Path, out: Path, new: list) -> int:
     that change the network are refused."""
     if base.resolve() == out.resolve():
         raise SpkidError(f"derive_system.py writes a new system: OUT_DIR must differ from {base}")
-    old = read_resolved(base / "config.conf", SYSTEM_OPTIONS)
+    base_dir, out_dir = SystemDir(base), SystemDir(out)
+    old = read_resolved(base_dir.config, SYSTEM_OPTIONS)
     changes = changed_options(old, new)
     network = [(g, f) for g, f, _, _ in changes
                if g != EvalOptions.__name__ and not (g == TrainOptions.__name__ and f in DERIVABLE_TRAIN)]
@@ -57,17 +58,16 @@ def derive_system(base: Path, out: Path, new: list) -> int:
     train_old = next(o for o in old if isinstance(o, TrainOptions))
     if train_new.average_last != train_old.average_last and train_new.average_last > 0:
         paths = last_checkpoints(base, train_new.average_last)
-        save_atomic({"model": average_checkpoints(paths), "averaged": [str(p) for p in paths]}, out / "final.pt")
-        (out / DERIVED_FROM).unlink(missing_ok=True)  # another network: nothing of the base's to share
+        save_atomic({"model": average_checkpoints(paths), "averaged": [str(p) for p in paths]}, out_dir.final)
+        out_dir.record_derived_from(None)  # another network: nothing of the base's to share
         what = f"final.pt = mean of {', '.join(p.name for p in paths)}"
     else:
-        link_or_copy(base / "final.pt", out / "final.pt")
+        link_or_copy(base_dir.final, out_dir.final)
         # stage 4 links the base's embeddings of each set (spkid.eval.extract_jobs.link_base_set)
         # once the base has them, instead of extracting them again
-        with atomic_write(out / DERIVED_FROM) as f:
-            f.write(os.path.relpath(base, out) + "\n")
+        out_dir.record_derived_from(base_dir)
         what = f"final.pt linked; stage 4 links {base}'s embeddings"
-    write_resolved(out / "config.conf", *new, header=f"derived by steps/derive_system.py from {base}: {said}")
+    write_resolved(out_dir.config, *new, header=f"derived by steps/derive_system.py from {base}: {said}")
     print(f"derive_system.py: {out} = {base} with {said}; {what}")
     return 0
 

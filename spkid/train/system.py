@@ -15,14 +15,12 @@ from spkid.config import option, write_resolved
 from spkid.data.datadir import DataDir
 from spkid.data.dataset import TrainData, build_train_data
 from spkid.errors import SpkidError, error_message
-from spkid.fileio import atomic_write, writer_lock
+from spkid.expdir import SystemDir
+from spkid.fileio import writer_lock
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint
 from spkid.train.ranks import Dist, barrier, close_distributed, init_distributed, peer_lost, raise_on_sigterm
 from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
-
-#: exp/<SYS>/<this>: the --init-from path a run started from (read by the results table)
-INIT_RECORD = "initialised_from"
 
 
 @dataclass
@@ -54,7 +52,7 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
             setup_logging(exp, d, run.quiet)
             report.to_exp = True
             if d.is_main:
-                write_resolved(exp / "config.conf", *system, header=f"written by steps/train.py for {exp}")
+                write_resolved(SystemDir(exp).config, *system, header=f"written by steps/train.py for {exp}")
             trainer, data = _resumed_trainer(model, loss, train, evalo, run, exp, d)
             _train_to_the_end(trainer, data, exp)
     finally:
@@ -91,8 +89,7 @@ def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions
     elif run.init_from:
         trainer.init_weights(load_init_weights(run.init_from))
         if d.is_main:  # the results table says where a fine-tuned system started
-            with atomic_write(exp / INIT_RECORD) as f:
-                f.write(f"{Path(run.init_from).resolve()}\n")
+            SystemDir(exp).record_initialised_from(run.init_from)
     log.info("training %s: %s, %s loss, %d speakers, %d batches/epoch, %d process(es) on %s",
              exp, model.trunk, loss.loss, data.num_speakers, data.batches_per_epoch, d.world_size, d.device)
     return trainer, data
@@ -138,12 +135,12 @@ def _stop_reported(exp: Path, d: Dist):
     except RuntimeError as e:
         if d.world_size > 1 and peer_lost(e):
             raise SpkidError(f"rank {d.rank} stopped: another rank failed or was killed (its error, if it "
-                             f"printed one, is above and in {exp / 'log'}/train.log or train.rank<R>.log); "
+                             f"printed one, is above and in {SystemDir(exp).log}/train.log or train.rank<R>.log); "
                              f"fix it and run the same command to resume") from None
         raise
     except KeyboardInterrupt as e:
         if d.is_main:
-            newest = sorted((exp / "checkpoints").glob("epoch_*.pt"))
+            newest = sorted(SystemDir(exp).checkpoints.glob("epoch_*.pt"))
             log.warning("%s: run the same command to resume from %s", e or "interrupted",
                         newest[-1] if newest else "the start (no checkpoint yet)")
         raise
@@ -152,8 +149,9 @@ def _stop_reported(exp: Path, d: Dist):
 def _check_same_options(exp: Path, system: list) -> None:
     """A directory holding a trained model (checkpoints or final.pt, not only checkpoints) is
     resumed only with the options it was trained with."""
-    conf = exp / "config.conf"
-    trained = any((exp / "checkpoints").glob("epoch_*.pt")) or (exp / "final.pt").is_file()
+    layout = SystemDir(exp)
+    conf = layout.config
+    trained = any(layout.checkpoints.glob("epoch_*.pt")) or layout.final.is_file()
     if not (conf.is_file() and trained):
         return
     diffs = config_differences(conf, system)
@@ -162,4 +160,4 @@ def _check_same_options(exp: Path, system: list) -> None:
             f"{exp} holds a model trained with other options ({conf}); differing: "
             f"{'; '.join(diffs)}. To resume, run with the options of {conf} "
             f"(e.g. --config {conf}); to train anew, use another experiment directory or remove "
-            f"{exp / 'checkpoints'} and {exp / 'final.pt'}")
+            f"{layout.checkpoints} and {layout.final}")

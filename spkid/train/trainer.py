@@ -37,6 +37,7 @@ from tqdm import tqdm
 from spkid.config import to_conf_lines
 from spkid.data.dataset import device_wave
 from spkid.errors import SpkidError
+from spkid.expdir import SystemDir
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import checkpoint_path, gather_rng_states, prune_checkpoints, save_atomic, seed_everything, set_rng_state
@@ -97,7 +98,7 @@ def setup_logging(exp_dir: Path, d: Dist, quiet: bool) -> None:
     """Rank 0 logs to exp/SYS/log/train.log (INFO) and the console; other ranks log warnings
     to log/train.rank<R>.log and the console. Console lines go through tqdm.write so that
     they do not break the progress bar."""
-    log_dir = Path(exp_dir) / "log"
+    log_dir = SystemDir(exp_dir).log
     log_dir.mkdir(parents=True, exist_ok=True)
     for h in list(log.handlers):
         log.removeHandler(h)
@@ -203,7 +204,7 @@ class Trainer:
         except RuntimeError as e:
             detail = "; ".join(line.strip() for line in str(e).splitlines()[1:4])
             raise SpkidError(f"--init-from {where}: its network is not the one these options build ({detail}); "
-                             f"train with its options (--config {Path(where).parent / 'config.conf'})") from None
+                             f"train with its options (--config {SystemDir(Path(where).parent).config})") from None
         head = state.get("loss")
         mine = self.net.head.state_dict()
         speakers = state.get("num_speakers", 0)
@@ -228,7 +229,7 @@ class Trainer:
     def save_final(self) -> Path:
         """final.pt: the network of the last epoch, or with --average-last N the mean of the last
         N epochs' networks (spkid.train.average: BN statistics averaged too)."""
-        path = Path(self.job.exp_dir) / "final.pt"
+        path = SystemDir(self.job.exp_dir).final
         self._check_weights(f"{path} not written: after epoch {self.epoch}")
         n = self.job.train.average_last
         if n > 1:
@@ -322,7 +323,7 @@ class Trainer:
             raise SpkidError(f"epoch {epoch}: the training data gave no batch on rank {self.d.rank}; "
                              f"lower --batch-size or add training utterances")
         if job.log_utts:
-            with open(Path(job.exp_dir) / "log" / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
+            with open(SystemDir(job.exp_dir).log / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
                 f.writelines(f"{epoch} {u}\n" for u in run.seen_utts)
         return run.stats()
 
