@@ -1,12 +1,14 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from spkid.config import parse_options, read_resolved
 from spkid.data.datadir import write_table
 from spkid.errors import SpkidError
+from spkid.eval.extract import write_embeddings
 from spkid.eval.extract_jobs import fingerprint, link_base_set
 from spkid.options import SYSTEM_OPTIONS
 from spkid.train.derive import base_config, derive_system
@@ -34,8 +36,8 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     wav = {"a/b/1": "/x/1.wav", "b/c/2": "/x/2.wav"}
     src = base / "embeddings" / "vox1"
     src.mkdir(parents=True)
-    (src / "embeddings.ark").write_bytes(b"ARKDATA")
-    (src / "embeddings.scp").write_text(f"a/b/1 {src}/embeddings.ark:7\nb/c/2 {src}/embeddings.ark:9\n")
+    write_embeddings(((u, np.full((2, 4), i + 1, np.float32)) for i, u in enumerate(sorted(wav))), src / "embeddings.ark")
+    offset = (src / "embeddings.scp").read_text().splitlines()[1].rsplit(":", 1)[1]
     (src / "utt2spk").write_text("a/b/1 a\nb/c/2 b\n")
     (src / ".done").write_text("the mini corpus\n")
     fp = fingerprint(out, ev, wav)
@@ -47,7 +49,7 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     assert link_base_set(out, dst, fp, sorted(wav)) == src
     assert os.path.samefile(dst / "embeddings.ark", src / "embeddings.ark")
     # its own scp names its own (linked) ark; stage 4's marker is not carried over
-    assert (dst / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {dst}/embeddings.ark:9"
+    assert (dst / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {dst}/embeddings.ark:{offset}"
     assert not (dst / ".done").exists()
     assert link_base_set(out, dst, {**fp, "crops": "5"}, sorted(wav)) is None  # other crops: extract
 
