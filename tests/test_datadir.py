@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -367,3 +368,22 @@ def test_check_audio_decodes_and_refuses_what_stage_4_refuses(tmp_path):
     r = run_util("validate_data_dir.py", "--check-audio", str(d))
     assert r.returncode == 1 and r.stderr.decode().count("validate_data_dir: ") == 3
     assert run_util("validate_data_dir.py", str(d)).returncode == 0
+
+
+def test_wav_scp_commands_need_allow_pipes_and_stdin_or_output_pipes_never_load(tmp_path):
+    d = make_dir(tmp_path)
+    lines = (d / "wav.scp").read_text().splitlines()
+    utt = lines[1].split()[0]
+    for entry, allowed in (("sox x.wav -t wav - |", True), ("| tee x.wav", False), ("-", False)):
+        lines[1] = f"{utt} {entry}"
+        (d / "wav.scp").write_text("\n".join(lines) + "\n")
+        with pytest.raises(DataDirError, match=rf"^{d}/wav.scp:2: utterance '{utt}' is (a shell command|standard "
+                                               rf"input) .*: '{re.escape(entry)}'; spkid runs none unless told to"):
+            DataDir.load(d)
+        if allowed:
+            assert DataDir.load(d, allow_pipes=True).wav_scp[utt] == entry
+        else:
+            with pytest.raises(DataDirError, match="give audio files"):
+                DataDir.load(d, allow_pipes=True)
+        # the validator lists Kaldi's commands (not running them) and reports what no reader takes
+        assert any(f"wav.scp:2: utterance '{utt}'" in p for p in validate_data_dir(d)) == (not allowed)

@@ -111,3 +111,24 @@ def test_output_folder_is_checked_before_any_work(setup, tmp_path):
                                              rf"give another --out"):
             embed(EmbedOptions(out=str(out)), str(tmp_path / "no_exp"), str(rec))
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_keys_with_spaces_and_wav_scp_commands_are_refused_before_any_work(setup, tmp_path):
+    """A file "a b.wav" gave the key "a b": an scp line Kaldi reads as the key "a"; a wav.scp
+    command runs only with --allow-pipes. Both refused before the system loads, naming the file."""
+    exp, _ = setup
+    spaced = write_voice(tmp_path / "in" / "a b.wav", 1.0)
+    out = tmp_path / "out"
+    with pytest.raises(SpkidError, match=rf"{out}/embeddings.scp \(the key of {spaced}; --format=npy keeps any "
+                                         r"name\): cannot write the key 'a b'"):
+        embed(EmbedOptions(out=str(out)), str(tmp_path / "no_exp"), str(tmp_path / "in"))
+    assert embed(EmbedOptions(out=str(out), format="npy", quiet=True), str(exp), str(tmp_path / "in")) == 0
+    assert (out / "keys.txt").read_text() == "a b\n"
+    pwned = tmp_path / "PWNED"
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"r1 {spaced}\nr2 touch {pwned}; cat '{spaced}' |\n")
+    with pytest.raises(SpkidError, match=rf"^{scp}:2: utterance 'r2' is a shell command .*--allow-pipes=true"):
+        embed(EmbedOptions(out=str(out)), str(tmp_path / "no_exp"), str(scp))
+    assert not pwned.exists()
+    assert embed(EmbedOptions(out=str(out), allow_pipes=True, quiet=True), str(exp), str(scp)) == 0
+    assert pwned.exists()  # the user's explicit option: the command ran

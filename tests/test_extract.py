@@ -307,3 +307,50 @@ def test_a_trial_utterance_missing_from_wav_scp_names_the_list_line_and_fix(tmp_
                           f"has no embedding: correct the trial list, or add the utterance")
     assert "re-run steps/extract.sh" not in msg
 
+
+
+def test_no_list_line_runs_at_stage_4_or_5(tmp_path):
+    """'cmd |', '| cmd' lines written into every list stages 4 and 5 read (wav.scp of the set and
+    of the cohort's training data, the set's and the cohort's embeddings.scp (read under
+    --mean-subtract: it ran them), xvector.scp, a trial list): nothing runs; stage 5 fails naming
+    the file and line; stage 4 refuses a data dir's commands without --allow-pipes and extracts
+    its own damaged outputs again."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    conf = exp / "config.conf"
+    conf.write_text(conf.read_text().replace("--mean-subtract=false", "--mean-subtract=true")
+                    .replace("--cohort-utts-per-spk=10", "--cohort-utts-per-spk=2"))
+    data, train = tiny_data(tmp_path, n=4), tiny_data(tmp_path / "train", n=4)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[2]} target\n{utts[0]} {utts[1]} nontarget\n")
+    stage4 = ["--read-workers=0", f"--cohort-data={train.path}", str(exp), str(data.path)]
+    assert extract_main(stage4) == 0
+    score = system_step(ScoreOptions, score_set)
+    pwned = tmp_path / "PWNED"
+    emb, cohort = exp / "embeddings" / "set", exp / "embeddings" / "cohort"
+
+    def tamper(path, line_no, pipe):
+        lines = path.read_text().splitlines()
+        key = lines[line_no - 1].split()[0]
+        lines[line_no - 1] = f"{key} touch {pwned}; cat x |" if pipe == "cmd |" else f"{key} | touch {pwned}"
+        path.write_text("\n".join(lines) + "\n")
+
+    for pipe in ("cmd |", "| cmd"):
+        for path, step, argv in ((data.path / "wav.scp", extract_main, stage4),
+                                 (train.path / "wav.scp", extract_main, stage4),
+                                 (emb / "embeddings.scp", score, [str(exp), str(data.path)]),
+                                 (cohort / "embeddings.scp", score, [str(exp), str(data.path)]),
+                                 (data.path / "trials" / "l", score, [str(exp), str(data.path)])):
+            before = path.read_text()
+            tamper(path, 2, pipe)
+            with pytest.raises(SpkidError, match=rf"^{path}:2: "):
+                step(argv)
+            path.write_text(before)
+    for path, pipe in ((emb / "embeddings.scp", "cmd |"), (emb / "xvector.scp", "| cmd"),
+                       (cohort / "embeddings.scp", "| cmd")):
+        tamper(path, 1, pipe)
+        assert extract_main(stage4) == 0  # stage 4's own outputs: made again, not run
+        assert "touch" not in path.read_text()
+    assert score([str(exp), str(data.path)]) == 0
+    assert not pwned.exists()
