@@ -56,6 +56,7 @@ done
 setup_opts=""; $extra_voices && setup_opts="--extra-voices"
 utils/setup_env.sh $setup_opts
 . ./path.sh
+. ./cmd.sh  # how the stages run their jobs: this machine or a Slurm cluster (docs/cluster.md)
 . utils/stage_lib.sh
 
 corpus_dir=${corpus_dir:-corpus/$corpus}
@@ -140,7 +141,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     for set in $(eval_sets data); do
       $force && rm -rf exp/$sys/embeddings/$set
       run_stage 4 exp/$sys/embeddings/$set/.done \
-        steps/extract.sh --nj $nj --gpus $gpus --cohort-data $train_set exp/$sys data/$set
+        steps/extract.sh --nj $nj --gpus $gpus --cmd "$extract_cmd" --cohort-data $train_set exp/$sys data/$set
     done
   done
 fi

@@ -2,15 +2,18 @@
 """Stage 4: embeddings of every utterance of a data dir with a trained system.
 
     steps/extract.py --nj 4 --gpus 4 exp/HA4 data/vox1
+    steps/extract.py --nj 8 --gpus 1 --cmd "slurm.py --gres=gpu:1 --time=4:00:00" exp/HA4 data/vox1
 
 Writes exp/HA4/embeddings/vox1/embeddings.{ark,scp} (kaldiio; one crops x dim float32 matrix
 per utterance, raw crop embeddings: ten evenly spaced 4.015-s crops by default, see
 --eval-frames/--num-eval-crops in exp/HA4/config.conf), xvector.{ark,scp} (one float vector,
 FV, per utterance: the mean of the L2-normalised crops, the vector cosine scoring uses, for
 Kaldi's ivector-mean / ivector-compute-lda / ivector-compute-plda) and a copy of utt2spk. The utterances
-are split into --nj parts run in parallel (one process per part; part k on GPU k mod --gpus,
-or on the CPU when --gpus 0, where the parts are threads of this process sharing one network),
-each writing split/emb.<k>.{ark,scp}, then merged; the count is checked against wav.scp. Re-running resumes: finished parts are kept, and a finished set is
+are split into --nj parts, run as jobs JOB=1:N of the --cmd runner (utils/run.py here,
+utils/slurm.py on a Slurm cluster; logs exp/HA4/log/extract.vox1.JOB.log; job K on GPU (K-1) mod
+--gpus; with run.py on the CPU the parts are threads of this process sharing one network), each
+writing split/emb.<K>.{ark,scp}, then merged; the count is checked against wav.scp. A failed job
+fails the step naming its log. Re-running resumes: finished parts are kept, and a finished set is
 not redone unless it was made with other crops, another final.pt or another wav.scp
 (extract.info records them), in which case it is extracted again. With --cohort-data
 data/vox2_dev and a system whose back-end learns from the training set (--as-norm,
@@ -34,9 +37,24 @@ def main(argv: list[str]) -> int:
     opts, *_, ev, (exp_dir, data_dir) = parse_options(
         [ExtractOptions, *SYSTEM_OPTIONS], argv, ["exp_dir", "data_dir"], prog="extract.py", description=__doc__,
         first_conf=exp_config)
-    parent_argv = [a for a in argv if not a.startswith(("--job=", "--out-name="))]
     return extract_data(Path(exp_dir), Path(data_dir), opts, ev, [sys.executable, str(Path(__file__).resolve()),
-                                                                  *parent_argv])
+                                                                  *without_options(argv, JOB_OPTIONS)])
+
+
+JOB_OPTIONS = ("--cmd", "--job", "--out-name")  # what the parent sets for its jobs
+
+
+def without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    """``argv`` less the options ``names`` (``--name=value`` or ``--name value``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{n}=" for n in names)):
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

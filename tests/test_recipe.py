@@ -32,7 +32,7 @@ TINY_MINI_CONF = """# the tiny test corpus: 6 training speakers
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
     r = tmp_path_factory.mktemp("recipe")
-    for name in ("run.sh", "path.sh", "requirements.txt"):
+    for name in ("run.sh", "path.sh", "cmd.sh", "requirements.txt"):
         shutil.copy2(ROOT / name, r / name)
     for name in ("conf", "utils", "steps", "local"):
         shutil.copytree(ROOT / name, r / name)

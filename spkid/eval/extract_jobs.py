@@ -1,8 +1,11 @@
 """Stage 4 for one data dir: its utterances split into parts, run in parallel, resumed and merged.
 
-Part k runs on GPU k mod ``--gpus`` as a process of its own (the step command relaunched with
-``--job=k``), or, on the CPU, as a thread of this process sharing one network. Each part writes
-``split/emb.<k>.{ark,scp}``; the merged ``embeddings.{ark,scp}`` is checked against wav.scp and
+The parts are Kaldi-style jobs ``JOB=1:N`` of the ``--cmd`` runner (:mod:`spkid.jobs`: utils/run.py
+on this machine, utils/slurm.py on a Slurm cluster), each the step command relaunched with
+``--job=JOB`` and logging to ``exp/SYS/log/extract.<set>.JOB.log``; job K uses GPU (K-1) mod
+``--gpus``. With the local runner on the CPU the parts are threads of this process sharing one
+network instead. Each part writes ``split/emb.<K>.{ark,scp}`` atomically, so a failed or
+pre-empted stage keeps its finished parts and a re-run redoes only the others; the merged ``embeddings.{ark,scp}`` is checked against wav.scp and
 ``xvector.{ark,scp}`` (one mean normalised vector per utterance) written beside it.
 ``extract.info`` records what the set was made from (crops, final.pt, wav.scp), so a set made
 otherwise is extracted again. The embedding itself is :mod:`spkid.eval.extract`'s.
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
+import shlex
+import shutil
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -29,60 +33,71 @@ from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.expdir import COHORT, SystemDir
 from spkid.fileio import atomic_write, link_or_copy, writer_lock
+from spkid.jobs import run_jobs
 from spkid.eval.backend import needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
 from spkid.options import EvalOptions
 
+LOCAL_RUNNER = "run.py"
+
 
 @dataclass
 class ExtractOptions:
     nj: int = option(1, "parallel jobs (the utterances are split into nj parts)", min=1)
-    gpus: int = option(0, "GPUs to spread the jobs over (job k on GPU k mod gpus); 0 = CPU", min=0)
+    gpus: int = option(0, "GPUs to spread the jobs over (job K on GPU (K-1) mod gpus of those it sees); 0 = CPU",
+                       min=0)
+    cmd: str = option(LOCAL_RUNNER, "job runner for the parts, Kaldi's --cmd (cmd.sh's extract_cmd): run.py on "
+                      "this machine (CPU parts as threads of this process), or e.g. 'slurm.py --gres=gpu:1 "
+                      "--time=4:00:00' (docs/cluster.md)")
     batch_utts: int = option(0, "utterances whose crops share one forward pass; 0: 16 on a GPU, 1 on the CPU "
                              "(where a one-utterance batch stays in the cache and runs faster)", min=0)
     read_workers: int = option(2, "audio-reading DataLoader workers per job (CPU jobs run as threads of one "
                                "process when --nj > 1: each reads its own audio)", min=0)
     cohort_data: str = option("", "training data dir whose utterances (--cohort-utts-per-spk per speaker) the back-end learns from: AS-norm cohort, mean subtraction, PLDA, QMF (extracted only when the system uses one)")
     allow_pipes: bool = option(False, "run wav.scp entries that are shell commands")
-    job: int = option(-1, "internal: run only part JOB of OUT_NAME (set by the parent)")
+    job: int = option(0, "internal: run only part JOB (1-based) of OUT_NAME, as a job of --cmd", min=0)
     out_name: str = option("", "embeddings/<name> to write (default: the data dir's name)")
 
 
 def job_device(opts: ExtractOptions) -> torch.device:
+    """Job K (1-based) on GPU (K-1) mod --gpus of those it sees: on this machine all of them, under
+    Slurm with --gres=gpu:1 its own one (Slurm sets CUDA_VISIBLE_DEVICES)."""
     if opts.gpus > 0:
         if not torch.cuda.is_available():
             raise SpkidError("--gpus > 0 but CUDA is not available here; use --gpus 0 for the CPU")
-        return torch.device("cuda", 0)  # the parent sets CUDA_VISIBLE_DEVICES per job
+        return torch.device("cuda", max(opts.job - 1, 0) % min(opts.gpus, torch.cuda.device_count()))
     return torch.device("cpu")
 
 
 def job_model(exp_dir: Path, opts: ExtractOptions) -> torch.nn.Module:
-    """The network on the job's device; on the CPU each of the --nj jobs gets its share of the cores."""
+    """The network on the job's device; on the CPU each of the --nj jobs gets its share of the cores
+    (threads of this process or processes of their own alike: the same embeddings either way)."""
     device = job_device(opts)
     if device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(opts.nj, 1)))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // opts.nj))
     return load_system(exp_dir, device).model
 
 
-def run_part(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions, items, ark: Path, progress,
+def run_part(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions, part: Part, progress,
              read_workers: int) -> int:
     device = next(model.parameters()).device
     batch_utts = opts.batch_utts or (16 if device.type == "cuda" else 1)
-    stream = embed(model, items, crop_samples(ev.eval_frames), ev.num_eval_crops, device,
+    stream = embed(model, part.items(), crop_samples(ev.eval_frames), ev.num_eval_crops, device,
                    batch_utts, read_workers, opts.allow_pipes)
-    return write_embeddings(stream, ark, progress)
+    return write_embeddings(stream, part.ark, progress)
 
 
 class _Stopped(Exception):
     """Raised in a part's thread when another part failed (or Ctrl-C), to end it early."""
 
 
-def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions,
-                         parts: dict[int, list[tuple[str, str]]], arks: list[Path], bar) -> None:
+def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions, parts: list[Part],
+                         bar) -> None:
     """CPU parts as threads of this process: one torch start-up and one network for all of them
     (each thread's forward passes use its share of the cores; torch releases the GIL in them).
-    The first failure ends the other parts at their next utterance and is raised."""
+    The first failure ends the other parts at their next utterance and is raised; the parts
+    that finished keep their arks."""
     lock, stop = threading.Lock(), threading.Event()
 
     def tick():
@@ -93,7 +108,7 @@ def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractO
 
     # no DataLoader workers: forking a process whose other threads run torch can deadlock the child
     with ThreadPoolExecutor(len(parts)) as pool:
-        futures = [pool.submit(run_part, model, ev, opts, items, arks[k], tick, 0) for k, items in parts.items()]
+        futures = [pool.submit(run_part, model, ev, opts, part, tick, 0) for part in parts]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
         finally:
@@ -149,118 +164,170 @@ def part_done(ark: Path, utts: list[str]) -> bool:
     return set_problem(ark, utts) is None
 
 
+@dataclass
+class Part:
+    """Job ``job`` (1-based, Kaldi's JOB) of a set: its utterances and audio, written to
+    ``split/wav.<job>`` for a job process to read, and its ``split/emb.<job>.{ark,scp}``."""
+    job: int
+    wav_scp: dict[str, str]
+    split: Path
+
+    @property
+    def ark(self) -> Path:
+        return self.split / f"emb.{self.job}.ark"
+
+    def items(self) -> list[tuple[str, str]]:
+        return sorted(self.wav_scp.items())
+
+    def done(self) -> bool:
+        return part_done(self.ark, sorted(self.wav_scp))
+
+    @classmethod
+    def read(cls, split: Path, job: int) -> Part:
+        wav_list = split / f"wav.{job}"
+        if not wav_list.is_file():
+            raise ExtractError(f"{wav_list} not found: job {job} runs only as part of steps/extract.py --cmd, "
+                               f"which writes it; run the stage itself")
+        return cls(job, dict(line.split(" ", 1) for line in wav_list.read_text().splitlines()), split)
+
+
+def split_parts(split: Path, wav_scp: dict[str, str], nj: int, fp: dict[str, str]) -> list[Part]:
+    """The set's utterances in ``nj`` contiguous parts (sorted order), listed in ``split/``. Parts
+    finished with the same fingerprint are kept (a re-run redoes only the others); parts made
+    with other settings are removed."""
+    utts = sorted(wav_scp)
+    nj = max(1, min(nj, len(utts)))
+    split.mkdir(parents=True, exist_ok=True)
+    if read_info(split / "fingerprint") != fp:
+        for p in split.iterdir():
+            p.unlink()
+        write_table(split / "fingerprint", fp)
+    parts = []
+    for k in range(nj):
+        part = Part(k + 1, {u: wav_scp[u] for u in utts[k * len(utts) // nj:(k + 1) * len(utts) // nj]}, split)
+        with atomic_write(split / f"wav.{part.job}") as f:
+            f.writelines(f"{u} {w}\n" for u, w in part.items())
+        parts.append(part)
+    return parts
+
+
+def runs_in_process(opts: ExtractOptions) -> bool:
+    """The local runner's CPU parts run as threads of this process (one torch start-up and one
+    network instead of a process each: faster, see docs/benchmarks.md), and one local job is
+    this process; anything else goes through ``--cmd``."""
+    local = not opts.cmd.strip() or Path(shlex.split(opts.cmd)[0]).name == LOCAL_RUNNER
+    return local and (opts.gpus == 0 or opts.nj == 1)
+
+
+def run_parts(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
+              parts: list[Part], name: str, what: str) -> None:
+    """The unfinished parts: in this process (see :func:`runs_in_process`), or as jobs
+    ``JOB=1:N`` of ``--cmd`` with logs ``exp/SYS/log/extract.<name>.JOB.log`` (each job finds
+    whether its part is already done)."""
+    todo = [part for part in parts if not part.done()]
+    if not todo:
+        return
+    if not runs_in_process(opts):
+        log = SystemDir(exp_dir).log / f"extract.{name}.JOB.log"
+        print(f"extract.py: {what}: {len(todo)} of {len(parts)} part(s) to do through '{opts.cmd}' "
+              f"(logs {log.parent}/extract.{name}.*.log)")
+        run_jobs(opts.cmd or LOCAL_RUNNER, len(parts), log, [*job_command, "--job=JOB", f"--out-name={name}"],
+                 f"extraction of {what}")
+        return
+    n = sum(len(p.wav_scp) for p in parts)
+    with tqdm(total=n, desc=f"extract {what}", unit="utt", initial=n - sum(len(p.wav_scp) for p in todo)) as bar:
+        model = job_model(exp_dir, opts)
+        if len(todo) == 1:
+            run_part(model, ev, opts, todo[0], lambda: bar.update(1), opts.read_workers)
+        else:
+            run_parts_in_threads(model, ev, opts, todo, bar)
+
+
 def run_job(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions) -> int:
-    """Part ``--job`` of ``embeddings/<--out-name>``, in a process the parent started."""
-    split = SystemDir(exp_dir).embeddings(opts.out_name) / "split"
-    utts = (split / f"utts.{opts.job}").read_text().split()
-    wav = dict(line.split(" ", 1) for line in (split / f"wav.{opts.job}").read_text().splitlines())
-    counter = split / f"progress.{opts.job}"
+    """Part ``--job`` of ``embeddings/<--out-name>``: one job of :func:`run_parts`' ``--cmd``."""
+    part = Part.read(SystemDir(exp_dir).embeddings(opts.out_name) / "split", opts.job)
+    if part.done():
+        print(f"extract.py: part {part.job} ({len(part.wav_scp)} utterances) is already done: {part.ark}")
+        return 0
+    start = time.time()
     done = [0]
 
-    def tick():
+    def tick():  # plain lines in the job's log
         done[0] += 1
-        if done[0] % 20 == 0 or done[0] == len(utts):
-            counter.write_text(str(done[0]))
+        if done[0] % 100 == 0:
+            print(f"extract.py: part {part.job}: {done[0]} of {len(part.wav_scp)} utterances")
 
-    run_part(job_model(exp_dir, opts), ev, opts, [(u, wav[u]) for u in utts], split / f"emb.{opts.job}.ark", tick,
-             opts.read_workers)
+    n = run_part(job_model(exp_dir, opts), ev, opts, part, tick, opts.read_workers)
+    print(f"extract.py: part {part.job}: {n} utterances -> {part.ark} ({time.time() - start:.0f}s)")
     return 0
 
 
-def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
-                wav_scp: dict[str, str], utt2spk: dict[str, str], out_dir: Path, what: str) -> None:
-    """Embeddings of the ``wav_scp`` utterances into ``out_dir``; a GPU part runs as
-    ``job_command --job=K --out-name=NAME`` (the step's own command line)."""
-    utts = sorted(wav_scp)
+def check_utt2spk(utts: list[str], utt2spk: dict[str, str], what: str) -> None:
     absent = [u for u in utts if u not in utt2spk]
     if absent:  # (its copy of utt2spk left them out without a word)
         raise ExtractError(f"{len(absent)} utterance(s) of {what}'s wav.scp are not in its utt2spk, e.g. "
                            f"'{absent[0]}': add them to utt2spk (or remove them from wav.scp); "
                            f"utils/validate_data_dir.py lists them")
+
+
+def already_extracted(out_dir: Path, utts: list[str], fp: dict[str, str], what: str) -> bool:
+    """Whether ``out_dir`` holds the set as ``fp`` would make it; else its extract.info is removed
+    (the set counts as done only once that is back) and what changed is said."""
     final = out_dir / "embeddings.ark"
     info_path = out_dir / "extract.info"
-    fp = fingerprint(exp_dir, ev, wav_scp)
     old = read_info(info_path)
     damage = set_problem(final, utts) if old else None
     if old and not damage and {k: old.get(k) for k in fp} == fp and (out_dir / "utt2spk").is_file():
         if not part_done(out_dir / "xvector.ark", utts):  # (written before the vectors were, or damaged since)
             write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
         print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
-        return
-    linked = link_base_set(exp_dir, out_dir, fp, utts)
-    if linked is not None:
-        print(f"extract.py: {what}: linked from {linked} (a system with the same network)")
-        return
+        return True
     if damage and final.is_file():
         print(f"extract.py: {damage}")
     elif final.is_file() and old:
         changed = ", ".join(f"{k} {old.get(k, '?')} -> {v}" for k, v in fp.items() if old.get(k) != v)
         print(f"extract.py: {final} was made with other settings ({changed or 'incomplete'}); extracting again")
-    info_path.unlink(missing_ok=True)  # the set counts as done only once extract.info is back
-    nj = max(1, min(opts.nj, len(utts)))
-    split = out_dir / "split"
-    split.mkdir(parents=True, exist_ok=True)
-    if read_info(split / "fingerprint") != fp:  # parts made with other settings are not reused
-        for p in split.iterdir():
-            p.unlink()
-        write_table(split / "fingerprint", fp)
-    parts = [utts[k * len(utts) // nj:(k + 1) * len(utts) // nj] for k in range(nj)]
-    arks = [split / f"emb.{k}.ark" for k in range(nj)]
-    todo = [k for k in range(nj) if not part_done(arks[k], parts[k])]
-    start = time.time()
-    initial = len(utts) - sum(len(parts[k]) for k in todo)
-    bar = tqdm(total=len(utts), desc=f"extract {what}", unit="utt", initial=initial)
-    if nj == 1 and todo:
-        run_part(job_model(exp_dir, opts), ev, opts, [(u, wav_scp[u]) for u in utts], arks[0], lambda: bar.update(1),
-                 opts.read_workers)
-    elif todo and opts.gpus == 0:
-        run_parts_in_threads(job_model(exp_dir, opts), ev, opts, {k: [(u, wav_scp[u]) for u in parts[k]] for k in todo},
-                             arks, bar)
-    elif todo:
-        log_dir = SystemDir(exp_dir).log
-        log_dir.mkdir(parents=True, exist_ok=True)
-        procs = {}
-        for k in todo:
-            (split / f"utts.{k}").write_text("\n".join(parts[k]) + "\n")
-            (split / f"wav.{k}").write_text("".join(f"{u} {wav_scp[u]}\n" for u in parts[k]))
-            (split / f"progress.{k}").write_text("0")
-            env = dict(os.environ)
-            if opts.gpus > 0:
-                env["CUDA_VISIBLE_DEVICES"] = str(k % opts.gpus)
-            log = log_dir / f"extract.{out_dir.name}.{k}.log"
-            cmd = [*job_command, f"--job={k}", f"--out-name={out_dir.name}"]
-            procs[k] = (subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env), log)
-        shown = bar.n
-        while procs:
-            time.sleep(1.0)
-            now = initial + sum(int((split / f"progress.{k}").read_text() or 0) for k in todo)
-            bar.update(now - shown)
-            shown = now
-            for k, (p, log) in list(procs.items()):
-                if p.poll() is None:
-                    continue
-                del procs[k]
-                if p.returncode != 0:
-                    for q, _ in procs.values():
-                        q.terminate()
-                    tail = log.read_text().strip().splitlines()[-3:]
-                    raise ExtractError(f"extraction job {k} failed (see {log}): {' | '.join(tail)}")
-    bar.close()
-    n = merge_arks(arks, final)
+    info_path.unlink(missing_ok=True)
+    return False
+
+
+def merge_parts(out_dir: Path, parts: list[Part], utts: list[str], utt2spk: dict[str, str], fp: dict[str, str],
+                what: str) -> int:
+    """The parts' arks into ``embeddings.{ark,scp}``, checked against the set's utterances, with
+    ``xvector.{ark,scp}``, ``utt2spk`` and, last (it marks the set done), ``extract.info``."""
+    final = out_dir / "embeddings.ark"
+    n = merge_arks([p.ark for p in parts], final)
     got = [u for u, _, _ in read_scp(final.with_suffix(".scp"))]
     if got != utts:
         missing = sorted(set(utts) - set(got))
         raise ExtractError(f"{final.with_suffix('.scp')} has {n} utterances but {what} has {len(utts)}; "
                            f"missing e.g. {', '.join(missing[:5])}; remove {out_dir} and re-run")
-    write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts if u in utt2spk})
+    write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts})
     write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
-    write_table(info_path, {"utterances": str(n), **fp})  # last: it marks the set done
-    for p in split.iterdir():
-        p.unlink()
-    split.rmdir()
-    print(f"extract.py: {n} utterances of {what} -> {final} ({nj} job(s), {time.time() - start:.0f}s)")
+    write_table(out_dir / "extract.info", {"utterances": str(n), **fp})
+    shutil.rmtree(parts[0].split)
+    return n
 
 
+def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
+                wav_scp: dict[str, str], utt2spk: dict[str, str], out_dir: Path, what: str) -> None:
+    """Embeddings of the ``wav_scp`` utterances into ``out_dir``: split into parts, the parts not
+    yet done run (``job_command --job=JOB --out-name=NAME`` is one job), merged and checked."""
+    utts = sorted(wav_scp)
+    check_utt2spk(utts, utt2spk, what)
+    fp = fingerprint(exp_dir, ev, wav_scp)
+    if already_extracted(out_dir, utts, fp, what):
+        return
+    linked = link_base_set(exp_dir, out_dir, fp, utts)
+    if linked is not None:
+        print(f"extract.py: {what}: linked from {linked} (a system with the same network)")
+        return
+    start = time.time()
+    parts = split_parts(out_dir / "split", wav_scp, opts.nj, fp)
+    run_parts(exp_dir, ev, opts, job_command, parts, out_dir.name, what)
+    n = merge_parts(out_dir, parts, utts, utt2spk, fp, what)
+    print(f"extract.py: {n} utterances of {what} -> {out_dir / 'embeddings.ark'} ({len(parts)} job(s), "
+          f"{time.time() - start:.0f}s)")
 
 
 def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOptions,
@@ -268,8 +335,8 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     """Stage 4 of ``data_dir`` with ``exp_dir``'s network (and of the training utterances, when the
     system's back-end needs them (AS-norm cohort, mean subtraction, PLDA, QMF; see
     :mod:`spkid.eval.backend`) and ``--cohort-data`` names the training data); ``ev`` are the system's
-    evaluation options. ``job_command`` relaunches the step for one GPU part."""
-    if opts.job >= 0:
+    evaluation options. ``job_command`` is the step's command line for one job of ``--cmd``."""
+    if opts.job > 0:
         return run_job(exp_dir, ev, opts)
     data = DataDir.load(data_dir, opts.allow_pipes)
     out = SystemDir(exp_dir).embeddings(data_dir.name)

@@ -1,0 +1,78 @@
+"""Stage 4's jobs (spkid/eval/extract_jobs.py) through --cmd: on the Slurm test cluster the parts give
+the local run's embeddings byte for byte; a failed part fails the set naming its job log, and the
+re-run redoes that part only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_extract import tiny_data, tiny_system
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_CMD = "slurm.py --time=5"
+
+
+def extract(exp: Path, data: Path, cmd: str, env: dict | None = None, nj: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "steps" / "extract.sh"), f"--nj={nj}", "--read-workers=0", "--cmd", cmd,
+                           str(exp), str(data)], capture_output=True, text=True, timeout=300,
+                          env=dict(env or os.environ, OMP_NUM_THREADS="1"))
+
+
+def test_slurm_jobs_give_the_local_embeddings_byte_for_byte(tmp_path, slurm_cluster):
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=6)
+    out = exp / "embeddings" / "set"
+    local = extract(exp, data.path, "run.py")
+    assert local.returncode == 0, local.stderr
+    want = {f: (out / f).read_bytes() for f in ("embeddings.ark", "xvector.ark")}
+    assert not (exp / "log").exists()  # the local CPU run's parts are threads of the step
+    (out / "extract.info").unlink()
+    on_slurm = extract(exp, data.path, SLURM_CMD, slurm_cluster.env)
+    assert on_slurm.returncode == 0, on_slurm.stderr
+    assert "2 of 2 part(s) to do through 'slurm.py --time=5'" in on_slurm.stdout
+    for f, content in want.items():
+        assert (out / f).read_bytes() == content, f
+    for job in (1, 2):
+        log = (exp / "log" / f"extract.set.{job}.log").read_text()
+        assert f"part {job}: 3 utterances" in log and "# Ended (code 0)" in log
+
+
+def test_a_failed_slurm_part_fails_the_set_by_its_log_and_a_rerun_redoes_it_alone(tmp_path, slurm_cluster):
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=6)
+    out = exp / "embeddings" / "set"
+    bad = sorted(data.wav_scp)[-1]  # in part 2
+    audio = Path(data.wav_scp[bad])
+    good = audio.read_bytes()
+    audio.write_bytes(good[:30])  # a broken file: not even a WAV header
+    failed = extract(exp, data.path, SLURM_CMD, slurm_cluster.env)
+    assert failed.returncode == 1
+    log2 = exp / "log" / "extract.set.2.log"
+    assert f"1 / 2 job(s) failed:\n  job 2 (exit 1), log {log2}: extract.py: error: " in failed.stderr
+    assert bad in log2.read_text() and str(audio) in log2.read_text()
+    assert not (out / "extract.info").exists() and not (out / "embeddings.ark").exists()
+    assert (out / "split" / "emb.1.ark").is_file()  # the finished part is kept
+    audio.write_bytes(good)
+    rerun = extract(exp, data.path, SLURM_CMD, slurm_cluster.env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 of 2 part(s) to do" in rerun.stdout
+    assert "part 1 (3 utterances) is already done" in (exp / "log" / "extract.set.1.log").read_text()
+    assert "part 2: 3 utterances" in log2.read_text()
+    assert (out / "extract.info").is_file()
+
+
+@pytest.mark.parametrize("argv, kept", [
+    (["--nj=2", "--cmd", "x", "--job=3", "--out-name=o", "e", "d"], ["--nj=2", "e", "d"]),
+    (["--cmd=slurm.py --mem=1G", "--job", "1", "e", "d"], ["e", "d"]),
+])
+def test_the_job_command_drops_what_the_parent_sets(argv, kept):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("extract_step", ROOT / "steps" / "extract.py")
+    step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step)
+    assert step.without_options(argv, step.JOB_OPTIONS) == kept
