@@ -24,9 +24,9 @@ def make_dir(tmp_path: Path) -> Path:
     for utt in utts:
         p = tmp_path / "wav" / f"{utt}.wav"
         p.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(p, np.zeros(1600, dtype=np.float32), 16000)
+        sf.write(p, np.zeros(9600, dtype=np.float32), 16000)
         wavs[utt] = str(p)
-    DataDir(d, wavs, utts, utt2spk_to_spk2utt(utts), {u: 0.1 for u in utts}).write()
+    DataDir(d, wavs, utts, utt2spk_to_spk2utt(utts), {u: 0.6 for u in utts}).write()
     (d / "trials").mkdir()
     (d / "trials" / "O").write_text("id00001/sessA/00001 id00001/sessA/00002 target\n"
                                     "id00001/sessA/00001 id00002/sessB/00001 nontarget\n")
@@ -262,6 +262,29 @@ def test_audio_not_16k_mono_or_unreadable_is_reported(tmp_path):
         f"{d}/wav.scp: utterance 'id00001/sessA/00002': {rate8k} is 8000 Hz with 1 channel(s), not 16000 Hz mono "
         f"(resample: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav)"]
     assert validate_data_dir(d, check_audio=False) == []
+
+
+def test_utt2dur_is_compared_with_the_audio(tmp_path):
+    # --check-audio said OK; training then cropped past the end and blamed the file
+    d = make_dir(tmp_path)
+    (d / "utt2dur").write_text("id00001/sessA/00001 0.6\nid00001/sessA/00002 3.5\nid00002/sessB/00001 0.62\n")
+    wav = DataDir.load(d).wav_scp["id00001/sessA/00002"]
+    assert validate_data_dir(d) == [f"{d}/utt2dur:2: utterance 'id00001/sessA/00002' lasts 3.5 s there but 0.600 s "
+                                    f"in {wav}; regenerate utt2dur, or delete it to read the lengths from the audio "
+                                    f"headers"]  # 0.62 s is within the tolerance of a feature-derived length
+    r = run_util("validate_data_dir.py", "--check-audio", str(d))
+    assert r.returncode == 1 and b"utt2dur:2: utterance 'id00001/sessA/00002' lasts 3.5 s" in r.stderr
+
+
+def test_utterances_too_short_to_embed_are_listed_from_the_headers(tmp_path):
+    d = make_dir(tmp_path)
+    wav = DataDir.load(d).wav_scp["id00002/sessB/00001"]
+    sf.write(wav, np.full(4000, 0.1, np.float32), 16000)
+    (d / "utt2dur").unlink()
+    want = [f"{d}/wav.scp: utterance 'id00002/sessB/00001': {wav}: only 0.25 s of audio; at least 0.5 s is needed"]
+    assert validate_data_dir(d) == want
+    decoded = validate_data_dir(d, check_samples=True)  # (the other two are all zeros: silent)
+    assert [p for p in decoded if "00001.wav: only" in p or "sessB" in p] == want  # once, not again when decoded
 
 
 def test_a_fifo_in_wav_scp_is_named_as_one(tmp_path):

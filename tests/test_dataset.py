@@ -97,12 +97,22 @@ def test_batches_labels_and_shapes(corpus):
 
 def test_short_utterances_are_wrap_padded(tmp_path):
     root = tmp_path
-    train = make_train_dir(root, num_speakers=4, utts_per_speaker=2, seconds=(0.2, 0.3))
+    train = make_train_dir(root, num_speakers=4, utts_per_speaker=2, seconds=(0.5, 0.6))
     td = build_train_data(train, None, opts(batch_size=4, train_frames=100), m=1, rank=0, world_size=1, device=CPU)
     b = next(iter(td.loader))
     for utt, w in zip(b["utts"], device_wave(b, CPU).numpy()):
         full = sf.read(train.wav_scp[utt], dtype="float32")[0]
         np.testing.assert_array_equal(w, np.resize(full, len(w)))
+
+
+def test_utterances_too_short_to_embed_are_refused(tmp_path):
+    # stage 4 refuses an utterance under 0.5 s; training took it silently, each crop the clip repeated
+    train = make_train_dir(tmp_path, num_speakers=4, utts_per_speaker=2, seconds=(0.5, 0.6))
+    short = sorted(train.wav_scp)[5]
+    (train.path / "utt2dur").write_text("".join(f"{u} {0.3 if u == short else 0.55}\n" for u in sorted(train.wav_scp)))
+    with pytest.raises(SpkidError, match=rf"1 training utterance\(s\) are shorter than the 0.5 s stage 4 embeds, e.g. "
+                                         rf"'{short}': only 0.30 s of audio; .*remove them from the data dir"):
+        build_train_data(DataDir.load(train.path), None, opts(batch_size=4), m=1, rank=0, world_size=1, device=CPU)
 
 
 def test_crop_starts_are_uniform_over_the_utterance(tmp_path):

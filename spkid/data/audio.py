@@ -211,14 +211,19 @@ def truncation_problem(path: str) -> str | None:
             f"(an interrupted copy or conversion); copy or convert it again")
 
 
+def duration_problem(seconds: float, min_seconds: float = MIN_SECONDS) -> str | None:
+    """Why an utterance of ``seconds`` is too short to embed, or None."""
+    return f"only {seconds:.2f} s of audio; at least {min_seconds:g} s is needed" if seconds < min_seconds else None
+
+
 def wave_problem(wave: np.ndarray, min_seconds: float = MIN_SECONDS, silence_dbfs: float = SILENCE_DBFS) -> str | None:
     """Why 16-kHz samples cannot be embedded (NaN or infinite samples, shorter than
     ``min_seconds``, quieter than ``silence_dbfs``, all zeros included), or None."""
     if wave.size and not np.isfinite(wave).all():
         return "holds NaN or infinite samples (a corrupt float file); re-export or convert it"
-    seconds = len(wave) / SAMPLE_RATE
-    if seconds < min_seconds:
-        return f"only {seconds:.2f} s of audio; at least {min_seconds:g} s is needed"
+    short = duration_problem(len(wave) / SAMPLE_RATE, min_seconds)
+    if short:
+        return short
     level = level_dbfs(wave)
     if level < silence_dbfs:
         what = "all zeros" if level == -math.inf else f"{level:.1f} dBFS"

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from spkid.data.audio import AudioError, crop_samples, pcm16_to_float, read_crop
+from spkid.data.audio import (MIN_SECONDS, SAMPLE_RATE, AudioError, crop_samples, duration_problem, pcm16_to_float,
+                              read_crop)
 from spkid.data.augment import AugmentSource, Augmentation, choose_augmentation, stack_shared
 from spkid.data.datadir import DataDir, DataDirError, num_samples
 from spkid.errors import SpkidError
@@ -140,6 +141,11 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
         raise DataDirError(f"{data.path}/utt2spk: utterance '{missing[0]}' of wav.scp has no speaker "
                            f"({len(missing)} in all; fix the data dir, utils/validate_data_dir.py {data.path})")
     lengths = num_samples(data.wav_scp, data.utt2dur, str(data.path))
+    short = [u for u in utts if duration_problem(lengths[u] / SAMPLE_RATE)]
+    if short:  # (they trained silently, each crop the clip repeated over and over)
+        raise DataDirError(f"{data.path}: {len(short)} training utterance(s) are shorter than the {MIN_SECONDS:g} s "
+                           f"stage 4 embeds, e.g. '{short[0]}': {duration_problem(lengths[short[0]] / SAMPLE_RATE)}; "
+                           f"remove them from the data dir (utils/validate_data_dir.py {data.path} lists them)")
     spk2idx = {spk: i for i, spk in enumerate(sorted(set(data.utt2spk.values())))}
     labels = [spk2idx[data.utt2spk[u]] for u in utts]
     spk_utts: list[list[int]] = [[] for _ in spk2idx]

@@ -11,10 +11,14 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from spkid.data.audio import SAMPLE_RATE, audio_infos, check_entries, file_problem, is_pipe
-from spkid.data.datadir import DataDirError, decoded_lines, read_trials, read_utt2dur, read_wav_scp
+from spkid.data.audio import (SAMPLE_RATE, AudioInfo, audio_infos, check_entries, duration_problem, file_problem,
+                              is_pipe)
+from spkid.data.datadir import DataDirError, decoded_lines, list_lines, read_trials, read_utt2dur, read_wav_scp
 
 MAX_REPORTED = 10
+# seconds utt2dur may differ from the audio: Kaldi's get_utt2dur.sh, reading lengths from features,
+# writes frames x 10 ms, up to a 25-ms window short of the audio; rounding to 3 decimals adds 0.5 ms
+UTT2DUR_TOLERANCE = 0.03
 
 
 def _report_some(problems: list[str], found: list[str], where: str, what: str) -> None:
@@ -24,10 +28,31 @@ def _report_some(problems: list[str], found: list[str], where: str, what: str) -
         problems.append(f"{where}: ... and {len(found) - MAX_REPORTED} more {what}")
 
 
-def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], samples: bool = False) -> None:
-    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, and is 16-kHz mono;
-    with ``samples``, each is decoded and refused as stage 4 would refuse it (cut short of its
-    header's length, NaN/inf samples, under 0.5 s, silent: ``spkid.data.audio.read_checked``)."""
+def _check_lengths(path: Path, files: Mapping[str, str], infos: Mapping[str, AudioInfo],
+                   utt2dur: Mapping[str, float] | None, problems: list[str]) -> set[str]:
+    """Audio lengths from the headers: under the minimum stage 4 embeds (returned: no need to decode
+    them), and utt2dur lines that disagree with them by more than UTT2DUR_TOLERANCE (training
+    crops where utt2dur says the audio is, and blamed the file when it was not there)."""
+    seconds = {u: i.frames / i.sample_rate for u, i in infos.items() if i.is_16k_mono}  # (others are refused)
+    short = {u: p for u, p in ((u, duration_problem(s)) for u, s in seconds.items()) if p}
+    _report_some(problems, [f"{path}/wav.scp: utterance '{u}': {files[u]}: {p}" for u, p in short.items()],
+                 f"{path}/wav.scp", "utterances too short to embed")
+    wrong = [u for u, s in seconds.items() if utt2dur and u in utt2dur and abs(utt2dur[u] - s) > UTT2DUR_TOLERANCE]
+    if wrong:
+        lines = {line.split(maxsplit=1)[0]: n for n, line in list_lines(path / "utt2dur")}
+        _report_some(problems, [f"{path}/utt2dur:{lines[u]}: utterance '{u}' lasts {utt2dur[u]:g} s there but "
+                                f"{seconds[u]:.3f} s in {files[u]}; regenerate utt2dur, or delete it to read the "
+                                f"lengths from the audio headers" for u in wrong],
+                     f"{path}/utt2dur", "durations that disagree with the audio")
+    return set(short)
+
+
+def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], samples: bool = False,
+                 utt2dur: Mapping[str, float] | None = None) -> None:
+    """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, is 16-kHz mono, is
+    long enough to embed and as long as utt2dur says; with ``samples``, each is decoded and
+    refused as stage 4 would refuse it (cut short of its header's length, NaN/inf samples,
+    silent: ``spkid.data.audio.read_checked``)."""
     scp = f"{path}/wav.scp"
     files = {u: e for u, e in wav_scp.items() if not is_pipe(e)}
     unusable = {u: p for u, p in ((u, file_problem(e)) for u, e in sorted(files.items())) if p}
@@ -40,9 +65,10 @@ def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], sa
     _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
                             f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
                             f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
+    short = _check_lengths(path, files, infos, utt2dur, problems)
     if samples:
-        refused = check_entries({u: files[u] for u in infos if infos[u].is_16k_mono}, desc=f"audio {path}",
-                                quiet=len(infos) < 1000)
+        refused = check_entries({u: files[u] for u in infos if infos[u].is_16k_mono and u not in short},
+                                desc=f"audio {path}", quiet=len(infos) < 1000)
         _report_some(problems, [f"{scp}: {e}" for e in refused.values()], scp, "files that cannot be embedded")
 
 
@@ -180,12 +206,12 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     if not utts:
         return problems
     try:
-        read_utt2dur(path / "utt2dur") if (path / "utt2dur").is_file() else None
+        utt2dur = read_utt2dur(path / "utt2dur") if (path / "utt2dur").is_file() else None
         wav_scp = read_wav_scp(path / "wav.scp", allow_pipes=True)  # commands are listed, not run, here
     except DataDirError as e:
         return [str(e)]
     if check_audio or check_samples:
-        _check_audio(path, wav_scp, problems, check_samples)
+        _check_audio(path, wav_scp, problems, check_samples, utt2dur)
     if check_trials:
         known = set(utts)
         for tpath in sorted(p for p in (path / "trials").glob("*") if p.is_file()):
