@@ -8,6 +8,7 @@
     exp/<SYS>/initialised_from            a fine-tuned system: the --init-from it started from
     exp/<SYS>/embeddings/<set>/           stage 4: embeddings.{ark,scp}, xvector.{ark,scp}, utt2spk
     exp/<SYS>/scores/<set>/<list>.score   stage 5 (+ .metrics.json, .det.png)
+    exp/<SYS>/backend.{npz,info}          stage 5's fitted back-end (+ plda.npz, qmf.json) and what it was fitted from
 
 A fusion (``exp/fusion/F1``) and the MFCC floor (``exp/mfcc_baseline``) keep their score files
 in the same ``scores/<set>/<list>.score`` layout, so the table reads every row the same way.
@@ -63,6 +64,26 @@ class SystemDir:
 
     def score_file(self, set_name: str, list_name: str) -> Path:
         return self.scores(set_name) / f"{list_name}.score"
+
+    # ------------------------------------------------ the scoring back-end, fitted once (spkid.eval.backend)
+
+    @property
+    def backend_record(self) -> Path:
+        """What the saved back-end was fitted from (written last: it vouches for the files below)."""
+        return self.root / "backend.info"
+
+    @property
+    def backend_stats(self) -> Path:
+        """The cohort's statistics: mean crop, speaker vectors, speaker means."""
+        return self.root / "backend.npz"
+
+    @property
+    def plda(self) -> Path:
+        return self.root / "plda.npz"
+
+    @property
+    def qmf(self) -> Path:
+        return self.root / "qmf.json"
 
     # ------------------------------------------------ what the system was derived or initialised from
 

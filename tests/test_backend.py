@@ -4,13 +4,12 @@ import kaldiio
 import numpy as np
 import pytest
 
-from spkid.data.datadir import Trials, read_trials, write_table
+from spkid.data.datadir import Trials, read_table, read_trials, write_table
 from spkid.errors import SpkidError
-from spkid.eval.backend import Backend, crop_mean, needs_training_set
+from spkid.eval.backend import Backend, needs_training_set
 from spkid.eval.calibration import Calibration
-from spkid.eval.plda import Plda
 from spkid.eval.score_set import ScoreOptions, score_set
-from spkid.eval.scoring import read_scores
+from spkid.eval.scoring import read_embeddings, read_scores
 from spkid.options import EvalOptions
 
 
@@ -41,7 +40,7 @@ def test_mean_subtraction_by_hand(tmp_path):
     write_set(tmp_path / "test", test)
     ev = EvalOptions(mean_subtract=True)
     assert needs_training_set(ev) and not needs_training_set(EvalOptions())
-    be = Backend.load(tmp_path, ev, tmp_path / "cohort")
+    be = Backend.fit(ev, tmp_path / "cohort")
     mean = np.vstack(list(train.values())).mean(axis=0)
     np.testing.assert_allclose(be.center, mean, rtol=1e-5)
     emb = be.read(tmp_path / "test" / "embeddings.scp", test.keys())
@@ -52,7 +51,7 @@ def test_mean_subtraction_by_hand(tmp_path):
         hand = np.mean([[unit(x - mean) @ unit(y - mean) for y in test[b]] for x in test[a]])
         assert got[k] == pytest.approx(hand, abs=1e-5)
     # without the mean, the common offset makes every pair look alike
-    plain = Backend.load(tmp_path, EvalOptions(), tmp_path / "cohort")
+    plain = Backend.fit(EvalOptions(), tmp_path / "cohort")
     raw = plain.scores(plain.read(tmp_path / "test" / "embeddings.scp", test.keys()), trials, "test")
     assert raw[1] > 0.8 and got[1] < raw[1] - 0.3
     # raw crop norms are kept for calibration, before the mean is subtracted
@@ -62,7 +61,8 @@ def test_mean_subtraction_by_hand(tmp_path):
 def test_crop_mean_counts_every_crop(tmp_path):
     mats = {"a/x/1": np.ones((2, 3)), "b/x/1": np.full((6, 3), 2.0)}
     write_set(tmp_path / "s", mats)
-    np.testing.assert_allclose(crop_mean(tmp_path / "s" / "embeddings.scp"), np.full(3, 1.75))  # not 1.5
+    np.testing.assert_array_equal(read_embeddings(tmp_path / "s" / "embeddings.scp", subtract_mean=True).center,
+                                  np.full(3, 1.75, np.float32))  # not 1.5
 
 
 def test_plda_backend_scores_with_the_trained_model(tmp_path):
@@ -72,8 +72,8 @@ def test_plda_backend_scores_with_the_trained_model(tmp_path):
     write_set(tmp_path / "cohort", train)
     write_set(tmp_path / "test", test)
     ev = EvalOptions(score_type="plda", lda_dim=4)
-    be = Backend.load(tmp_path, ev, tmp_path / "cohort")
-    saved = Plda.load(tmp_path / "plda.npz")
+    be = Backend.fit(ev, tmp_path / "cohort")
+    saved = be.plda
     assert saved.lda.shape == (4, 6)
     emb = be.read(tmp_path / "test" / "embeddings.scp", test.keys())
     utts = sorted(test)
@@ -104,8 +104,8 @@ def test_qmf_fitted_on_held_list_and_saved(tmp_path):
     (data / "val" / "trials" / "val").write_text("\n".join(lines) + "\n")
     write_table(data / "val" / "utt2dur", {u: f"{2 + (i % 5):.3f}" for i, u in enumerate(utts)})
     ev = EvalOptions(qmf=True, qmf_trials="val/val", as_norm_top_n=3)
-    be = Backend.load(exp, ev, exp / "embeddings" / "cohort")
-    cal = be.fit_calibration(exp, data)
+    be = Backend.of_system(exp, ev, exp / "embeddings" / "cohort", data)
+    cal = be.calibration
     assert Calibration.load(exp / "qmf.json").weights.tolist() == cal.weights.tolist()
     assert cal.weights[0] > 0  # a higher score means more likely the same speaker
     # the imposter-mean feature is the mean top-N cosine against the cohort speakers
@@ -123,13 +123,12 @@ def test_qmf_fitted_on_held_list_and_saved(tmp_path):
 
 def test_missing_training_embeddings_named(tmp_path):
     with pytest.raises(SpkidError, match="cohort-data"):
-        Backend.load(tmp_path, EvalOptions(score_type="plda"), tmp_path / "nothing")
+        Backend.of_system(tmp_path, EvalOptions(score_type="plda"), tmp_path / "nothing", tmp_path)
 
 
-def test_stage5_scores_through_the_back_end(tmp_path):
-    """score_set with PLDA + QMF: scores = the saved calibration applied to the saved PLDA's
-    LLRs and the quality features; qmf.json and plda.npz written beside the system."""
-    rng = np.random.default_rng(5)
+def plda_qmf_system(tmp_path, seed=5):
+    """exp/ with a cohort and two scored sets' embeddings, data/ with their lists and durations."""
+    rng = np.random.default_rng(seed)
     exp, data = tmp_path / "exp", tmp_path / "data"
     write_set(exp / "embeddings" / "cohort", offset_embeddings(rng, 10, 4, 6, offset=0.0))
     for name in ("val", "test"):
@@ -143,11 +142,18 @@ def test_stage5_scores_through_the_back_end(tmp_path):
         write_table(data / name / "utt2spk", {u: u[:3] for u in utts})
         write_table(data / name / "spk2utt", {s: " ".join(u for u in utts if u[:3] == s) for s in sorted({u[:3] for u in utts})})
         write_table(data / name / "utt2dur", {u: f"{2 + i % 3}.000" for i, u in enumerate(utts)})
+    return exp, data
+
+
+def test_stage5_scores_through_the_back_end(tmp_path):
+    """score_set with PLDA + QMF: scores = the saved calibration applied to the saved PLDA's
+    LLRs and the quality features; qmf.json and plda.npz written beside the system."""
+    exp, data = plda_qmf_system(tmp_path)
     ev = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
     score_set(exp, data / "test", ScoreOptions(), ev)
     cal = Calibration.load(exp / "qmf.json")
     assert cal.trained_on.endswith("val/trials/val")
-    be = Backend.load(exp, ev, exp / "embeddings" / "cohort")
+    be = Backend.fit(ev, exp / "embeddings" / "cohort")
     trials = read_trials(data / "test" / "trials" / "test")
     emb = be.read(exp / "embeddings" / "test" / "embeddings.scp", trials.utterances)
     durs = {u: float(d) for u, d in (line.split() for line in (data / "test" / "utt2dur").read_text().splitlines())}
@@ -155,3 +161,49 @@ def test_stage5_scores_through_the_back_end(tmp_path):
     _, _, got = read_scores(exp / "scores" / "test" / "test.score")
     np.testing.assert_allclose(got, want, atol=2e-6)
     assert "QMF on val/val" in json.loads((exp / "scores" / "test" / "test.metrics.json").read_text())["backend"]
+
+
+def test_back_end_fitted_once_per_system_and_refitted_when_its_inputs_change(tmp_path, monkeypatch):
+    exp, data = plda_qmf_system(tmp_path)
+    cohort = exp / "embeddings" / "cohort"
+    ev = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    score_set(exp, data / "test", ScoreOptions(), ev)
+    fitted = Backend.fit(ev, cohort)
+    fitted.fit_calibration(exp, data)
+    fits = []
+    real_fit = Backend.fit.__func__
+    monkeypatch.setattr(Backend, "fit", classmethod(lambda cls, *a: fits.append(a) or real_fit(cls, *a)))
+    # the second set loads what the first one fitted: the same arrays, PLDA and calibration
+    score_set(exp, data / "val", ScoreOptions(), ev)
+    loaded = Backend.of_system(exp, ev, cohort, data)
+    assert fits == []
+    np.testing.assert_array_equal(loaded.cohort, fitted.cohort)
+    np.testing.assert_array_equal(loaded.cohort_means, fitted.cohort_means)
+    np.testing.assert_array_equal(loaded.plda.between, fitted.plda.between)
+    assert loaded.calibration.weights.tolist() == fitted.calibration.weights.tolist()
+    # another option, a cohort extracted again, another QMF list: fitted again
+    Backend.of_system(exp, EvalOptions(score_type="plda", lda_dim=3, qmf=True, qmf_trials="val/val"), cohort, data)
+    assert len(fits) == 1
+    write_set(cohort, offset_embeddings(np.random.default_rng(9), 10, 4, 6, offset=0.0))
+    Backend.of_system(exp, ev, cohort, data)
+    assert len(fits) == 2 and (exp / "backend.info").is_file()
+    Backend.of_system(exp, ev, cohort, data)
+    assert len(fits) == 2
+    a, b = sorted(read_table(data / "val" / "utt2spk"))[:2]
+    with open(data / "val" / "trials" / "val", "a") as f:
+        f.write(f"{b} {a} target\n")
+    Backend.of_system(exp, ev, cohort, data)
+    assert len(fits) == 3
+
+
+def test_mean_subtracted_back_end_saves_the_mean(tmp_path):
+    rng = np.random.default_rng(3)
+    write_set(tmp_path / "cohort", offset_embeddings(rng, 6, 4, 5))
+    ev = EvalOptions(mean_subtract=True)
+    fitted = Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)
+    loaded = Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)
+    assert loaded.center.dtype == np.float32
+    np.testing.assert_array_equal(loaded.center, fitted.center)
+    (tmp_path / "backend.npz").write_bytes(b"junk")
+    with pytest.raises(SpkidError, match="backend.npz: not a back-end written by spkid"):
+        Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)

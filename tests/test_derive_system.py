@@ -53,6 +53,20 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     assert not (dst / ".done").exists()
     assert link_base_set(out, dst, {**fp, "crops": "5"}, sorted(wav)) is None  # other crops: extract
 
+    # the cohort, which the base (plain cosine) never extracts: a sibling derived from the same
+    # base links the one its first sibling extracted; an averaged system (no derived_from) does not
+    first, second = out / "embeddings" / "cohort", tmp_path / "EA4_ms" / "embeddings" / "cohort"
+    first.mkdir()
+    for f in ("embeddings.ark", "embeddings.scp", "utt2spk", "extract.info"):
+        (first / f).write_bytes((src / f).read_bytes().replace(str(src).encode(), str(first).encode()))
+    second.mkdir(parents=True)
+    assert link_base_set(tmp_path / "EA4_ms", second, fp, sorted(wav)) == first
+    assert os.path.samefile(second / "embeddings.ark", first / "embeddings.ark")
+    assert (second / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {second}/embeddings.ark:{offset}"
+    make_experiment(tmp_path / "EA4_avg")
+    (tmp_path / "EA4_avg" / "embeddings" / "cohort").mkdir(parents=True)
+    assert link_base_set(tmp_path / "EA4_avg", tmp_path / "EA4_avg" / "embeddings" / "cohort", fp, sorted(wav)) is None
+
 
 def test_average_last_writes_the_mean_network(tmp_path):
     base = make_experiment(tmp_path / "HA2")

@@ -14,23 +14,32 @@ training utterances stage 4 extracts to ``exp/<SYS>/embeddings/cohort`` (``--coh
 - ``--qmf``: a quality-aware calibration (``spkid.eval.calibration``) fitted on the held list
   ``--qmf-trials`` (scored like any list) and applied to every list, written to
   ``exp/<SYS>/qmf.json``. Its imposter means are the mean top-N cosines against the cohort.
+
+It is fitted once per system (:meth:`Backend.of_system`): the first set stage 5 scores fits it
+and saves it beside the system (``backend.npz``: the mean crop and the cohort's speaker vectors;
+``plda.npz``; ``qmf.json``) with ``backend.info``, what it was fitted from (the evaluation
+options; the cohort's extract.info, scp, utt2spk and ark; the QMF list, its set's embeddings and
+durations). Every later set loads it while that record matches; a change to any of them fits it
+again.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spkid.config import to_conf_lines
 from spkid.data import arks
-from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur
+from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur, write_table
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.eval import scoring
 from spkid.eval.calibration import Calibration, quality_features
 from spkid.eval.plda import Plda
+from spkid.fileio import atomic_write
 from spkid.options import EvalOptions
 
 
@@ -53,17 +62,50 @@ def describe(ev: EvalOptions, cohort_speakers: int | None = None, lda_dim: int |
     return ", ".join(parts)
 
 
-def crop_mean(scp: str | os.PathLike, fix: str = "") -> np.ndarray:
-    """The mean of every raw crop embedding in an embeddings.scp (float64), read through
-    :class:`spkid.data.arks.Table` (``fix`` ends its errors)."""
-    total, count = None, 0
-    for utt, mat in arks.Table(scp, fix).read():
-        mat = np.asarray(mat, dtype=np.float64).reshape(-1, np.shape(mat)[-1])
-        total = mat.sum(axis=0) if total is None else total + mat.sum(axis=0)
-        count += len(mat)
-    if not count:
-        raise SpkidError(f"{scp} holds no embeddings to take the mean of; re-run stage 4")
-    return total / count
+def saved_files(system: SystemDir, ev: EvalOptions) -> list[Path]:
+    """The files a fitted back-end is saved to."""
+    return [system.backend_stats] + [system.plda] * (ev.score_type == "plda") + [system.qmf] * ev.qmf
+
+
+def file_digest(*paths: Path) -> str:
+    """sha1 over the files' names and bytes ("absent" for a missing one)."""
+    h = hashlib.sha1()
+    for p in paths:
+        h.update(f"{p.name}\n".encode())
+        h.update(p.read_bytes() if p.is_file() else b"absent")
+    return h.hexdigest()
+
+
+def set_digest(emb_dir: Path) -> str:
+    """An embeddings set as stage 4 left it: its extract.info (crops, final.pt, wav.scp), scp and
+    utt2spk, and the ark's size and modification time (a set extracted again is another set)."""
+    ark = emb_dir / "embeddings.ark"
+    st = ark.stat() if ark.is_file() else None
+    return f"{file_digest(emb_dir / 'extract.info', emb_dir / 'embeddings.scp', emb_dir / 'utt2spk')}:" + \
+        (f"{st.st_size}:{st.st_mtime_ns}" if st else "none")
+
+
+def qmf_list(ev: EvalOptions, data_root: Path) -> tuple[str, Path]:
+    """(the set, the trial list) ``--qmf-trials`` names under ``data_root``."""
+    set_name, _, list_name = ev.qmf_trials.partition("/")
+    path = data_root / set_name / "trials" / list_name
+    if not list_name or not path.is_file():
+        raise SpkidError(f"QMF is trained on --qmf-trials={ev.qmf_trials} (SET/LIST), but {path} is not "
+                         f"there: prepare it (stage 2) or name another held list")
+    return set_name, path
+
+
+def fitted_from(system: SystemDir, ev: EvalOptions, cohort_dir: Path, data_root: Path) -> dict[str, str]:
+    """What a system's back-end depends on: its evaluation options, the cohort's embeddings and,
+    with QMF, the held list, its set's embeddings and durations. Kept in ``backend.info``: a
+    back-end fitted from anything else is fitted again rather than loaded."""
+    options = hashlib.sha1("\n".join(to_conf_lines(ev)).encode()).hexdigest()
+    record = {"options-sha1": options, "cohort": set_digest(cohort_dir)}
+    if ev.qmf:
+        set_name, trials = qmf_list(ev, data_root)
+        record |= {"qmf-trials-sha1": file_digest(trials), "qmf-set": set_digest(system.embeddings(set_name)),
+                   "qmf-utt2dur-sha1": file_digest(data_root / set_name / "utt2dur")}
+    return record
 
 
 @dataclass
@@ -75,26 +117,69 @@ class Backend:
     cohort: np.ndarray | None = None       # (S, D) unit speaker vectors: AS-norm, QMF imposter means
     cohort_means: np.ndarray | None = None  # (S, D) mean per-utterance vectors per speaker (PLDA cohort)
     plda: Plda | None = None
+    calibration: Calibration | None = None  # QMF
 
     @classmethod
-    def load(cls, exp_dir: Path, ev: EvalOptions, cohort_dir: Path) -> "Backend":
+    def of_system(cls, exp_dir: Path, ev: EvalOptions, cohort_dir: Path, data_root: Path) -> "Backend":
+        """The back-end stage 5 scores every set of a system with, fitted once: loaded from
+        ``exp_dir`` when its ``backend.info`` says it was fitted from the same options, cohort and
+        QMF list, else fitted (on ``cohort_dir``; QMF on ``--qmf-trials`` under ``data_root``) and saved."""
         if not needs_training_set(ev):
             return cls(ev)
-        scp = cohort_dir / "embeddings.scp"
-        if not scp.is_file() or not (cohort_dir / "utt2spk").is_file():
+        if not (cohort_dir / "embeddings.scp").is_file() or not (cohort_dir / "utt2spk").is_file():
             raise SpkidError(f"{describe(ev)} scoring needs the training utterances' embeddings in {cohort_dir}: "
                              f"extract them with steps/extract.sh --cohort-data data/vox2_dev EXP_DIR DATA_DIR")
-        fix = arks.redo_fix(cohort_dir, f"--cohort-data TRAIN_DATA {exp_dir} DATA_DIR")
-        center = crop_mean(scp, fix).astype(np.float32) if ev.mean_subtract else None
-        train = scoring.read_embeddings(scp, keep_crops=ev.score_type == "euclidean", center=center, fix=fix)
+        system = SystemDir(exp_dir)
+        record, files = fitted_from(system, ev, cohort_dir, data_root), saved_files(system, ev)
+        names = ", ".join(f.name for f in files)
+        if system.backend_record.is_file() and read_table(system.backend_record) == record \
+                and all(f.is_file() for f in files):
+            print(f"back-end: loaded from {exp_dir} ({names}; {system.backend_record.name}: fitted from this "
+                  f"cohort and these options)")
+            return cls.load(system, ev)
+        be = cls.fit(ev, cohort_dir, f"--cohort-data TRAIN_DATA {exp_dir} DATA_DIR")
+        if ev.qmf:
+            be.fit_calibration(exp_dir, data_root)
+        be.save(system, record)
+        print(f"back-end: fitted on {cohort_dir}, saved to {exp_dir} ({names})")
+        return be
+
+    @classmethod
+    def fit(cls, ev: EvalOptions, cohort_dir: Path, redo: str = "") -> "Backend":
+        """Mean, cohort and PLDA from the training utterances' embeddings (their ark read once);
+        ``redo``: the arguments of the stage 4 command that extracts them again, for errors."""
+        train = scoring.read_embeddings(cohort_dir / "embeddings.scp", keep_crops=ev.score_type == "euclidean",
+                                        fix=arks.redo_fix(cohort_dir, redo), subtract_mean=ev.mean_subtract)
         utt2spk = read_table(cohort_dir / "utt2spk")
         _, speaker_vectors = scoring.speaker_means(train, utt2spk)
-        out = cls(ev, center, scoring.normalize_rows(speaker_vectors))
+        out = cls(ev, train.center, scoring.normalize_rows(speaker_vectors))
         if ev.score_type == "plda":
             out.plda = Plda.train(train.means, [utt2spk[u] for u in train.utts], ev.lda_dim)
-            out.plda.save(exp_dir / "plda.npz")
             out.cohort_means = speaker_vectors
         return out
+
+    def save(self, system: SystemDir, record: dict[str, str]) -> None:
+        arrays = {"center": self.center, "cohort": self.cohort, "cohort_means": self.cohort_means}
+        with atomic_write(system.backend_stats, "wb") as f:
+            np.savez(f, **{k: v for k, v in arrays.items() if v is not None})
+        if self.plda is not None:
+            self.plda.save(system.plda)
+        if self.calibration is not None:
+            self.calibration.save(system.qmf)
+        write_table(system.backend_record, record)  # last: the files it vouches for are complete
+
+    @classmethod
+    def load(cls, system: SystemDir, ev: EvalOptions) -> "Backend":
+        path = system.backend_stats
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise SpkidError(f"{path}: not a back-end written by spkid ({e}); remove {system.backend_record} and "
+                             f"score again (the back-end is fitted again)") from None
+        return cls(ev, arrays.get("center"), arrays.get("cohort"), arrays.get("cohort_means"),
+                   Plda.load(system.plda) if ev.score_type == "plda" else None,
+                   Calibration.load(system.qmf) if ev.qmf else None)
 
     def read(self, scp: Path, utts, data_dir: Path | None = None) -> scoring.Embeddings:
         """The embeddings of ``utts`` that stage 4 extracted from ``data_dir`` (data/<set> when not
@@ -134,12 +219,8 @@ class Backend:
         return quality_features(scores, e, t, log_dur, emb.norms, imposter)
 
     def fit_calibration(self, exp_dir: Path, data_root: Path) -> Calibration:
-        """QMF fitted on ``--qmf-trials`` (scored with this back-end), saved to exp_dir/qmf.json."""
-        set_name, _, list_name = self.ev.qmf_trials.partition("/")
-        path = data_root / set_name / "trials" / list_name
-        if not list_name or not path.is_file():
-            raise SpkidError(f"QMF is trained on --qmf-trials={self.ev.qmf_trials} (SET/LIST), but {path} is not "
-                             f"there: prepare it (stage 2) or name another held list")
+        """QMF fitted on ``--qmf-trials`` (scored with this back-end)."""
+        set_name, path = qmf_list(self.ev, data_root)
         trials = read_trials(path)
         emb_dir = SystemDir(exp_dir).embeddings(set_name)
         emb = self.read(emb_dir / "embeddings.scp", trials.utterances, data_root / set_name)
@@ -147,7 +228,5 @@ class Backend:
         if not dur_file.is_file():
             raise SpkidError(f"{dur_file} not found: QMF needs the utterance durations; re-run stage 2")
         feats = self.features(emb, trials, self.scores(emb, trials, str(emb_dir)), read_utt2dur(dur_file), str(emb_dir))
-        cal = Calibration.fit(feats, trials.labels, self.ev.p_target, trained_on=str(path))
-        cal.save(exp_dir / "qmf.json")
-        return cal
-
+        self.calibration = Calibration.fit(feats, trials.labels, self.ev.p_target, trained_on=str(path))
+        return self.calibration

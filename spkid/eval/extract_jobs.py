@@ -135,17 +135,29 @@ def read_info(path: Path) -> dict[str, str]:
     return read_table(path) if path.is_file() else {}
 
 
+def same_network_systems(exp_dir: Path) -> list[SystemDir]:
+    """The systems whose embeddings ``exp_dir`` may link: the one it was derived from
+    (``SystemDir.derived_from``; same network), then the others beside it derived from that one,
+    which share its cohort (the base extracts none when its own back-end needs none)."""
+    base = SystemDir(exp_dir).derived_from()
+    if base is None:
+        return []
+    siblings = [SystemDir(d) for d in sorted(exp_dir.parent.iterdir())
+                if d != exp_dir and d.is_dir() and SystemDir(d).derived_from() == base]
+    return [base, *siblings]
+
+
 def link_base_set(exp_dir: Path, out_dir: Path, fp: dict[str, str], utts: list[str]) -> Path | None:
-    """For a system derived from another (``SystemDir.derived_from``; same network): the other's set of the
+    """For a system derived from another: that system's (or, failing it, a sibling's) set of the
     same name, hard-linked into ``out_dir`` when it is complete with the same fingerprint; its
     scp files rewritten to name the linked arks (re-extracting the other system later never
     changes what these read). None when there is nothing to link."""
-    base = SystemDir(exp_dir).derived_from()
-    if base is None:
-        return None
-    src = base.embeddings(out_dir.name)
-    info = read_info(src / "extract.info")
-    if not part_done(src / "embeddings.ark", utts) or {k: info.get(k) for k in fp} != fp:
+    for system in same_network_systems(exp_dir):
+        src = system.embeddings(out_dir.name)
+        info = read_info(src / "extract.info")
+        if part_done(src / "embeddings.ark", utts) and {k: info.get(k) for k in fp} == fp:
+            break
+    else:
         return None
     files = sorted((f for f in src.iterdir() if f.is_file() and not f.name.startswith(".")),
                    key=lambda f: f.name == "extract.info")  # extract.info, which marks the set done, last

@@ -104,7 +104,7 @@ def fitted_lda_dim(exp_dir: Path) -> int | None:
     """The dimension of the LDA a PLDA back-end fitted (exp/<SYS>/plda.npz), if it has one."""
     import numpy as np
 
-    plda = exp_dir / "plda.npz"
+    plda = SystemDir(exp_dir).plda
     if not plda.is_file():
         return None
     with np.load(plda) as z:

@@ -51,9 +51,10 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
     system = SystemDir(exp_dir)
     emb_dir = system.embeddings(data_dir.name)
     start = time.time()
-    be = backend.Backend.load(exp_dir, ev, Path(so.cohort) if so.cohort else system.embeddings(COHORT))
+    be = backend.Backend.of_system(exp_dir, ev, Path(so.cohort) if so.cohort else system.embeddings(COHORT),
+                                   data_dir.parent)
     emb = be.read(emb_dir / "embeddings.scp", utts, data_dir)
-    calibration = be.fit_calibration(exp_dir, data_dir.parent) if ev.qmf else None
+    calibration = be.calibration
     out_dir = system.scores(data_dir.name)
     for name, trials in all_trials.items():
         s = be.scores(emb, trials, str(emb_dir))

@@ -62,6 +62,7 @@ class Embeddings:
     crops: list[np.ndarray]
     means: np.ndarray
     norms: np.ndarray | None = None
+    center: np.ndarray | None = None
 
     @classmethod
     def from_raw(cls, items: Iterable[tuple[str, np.ndarray]], keep_crops: bool = True,
@@ -84,7 +85,7 @@ class Embeddings:
             crops.append(x if keep_crops else np.empty((0, x.shape[1]), dtype=np.float32))
         if not utts:
             raise ScoringError("no embeddings to score")
-        return cls(utts, crops, np.stack(means), np.asarray(norms))
+        return cls(utts, crops, np.stack(means), np.asarray(norms), center)
 
     def index(self) -> dict[str, int]:
         return {u: i for i, u in enumerate(self.utts)}
@@ -212,23 +213,41 @@ def score_trials(emb: Embeddings, trials: Trials, score_type: str = "cosine",
     return as_norm(s, mu[ie], sd[ie], mu[it], sd[it])
 
 
-def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None,
-                    keep_crops: bool = True, center: np.ndarray | None = None, fix: str = "") -> Embeddings:
+def crop_mean(mats: Iterable[np.ndarray]) -> np.ndarray:
+    """The mean of every raw crop (row) of the matrices (float64)."""
+    total, count = None, 0
+    for mat in mats:
+        mat = np.asarray(mat, dtype=np.float64).reshape(-1, np.shape(mat)[-1])
+        total = mat.sum(axis=0) if total is None else total + mat.sum(axis=0)
+        count += len(mat)
+    if not count:
+        raise ScoringError("no embeddings to take the mean of")
+    return total / count
+
+
+def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None, keep_crops: bool = True,
+                    center: np.ndarray | None = None, fix: str = "", subtract_mean: bool = False) -> Embeddings:
     """Load (a subset of) an embeddings.scp through :class:`spkid.data.arks.Table` (nothing in it
     run; every record's structure and values checked; ``fix`` ends its errors), ``center``
-    subtracted from each raw crop when given; utterances asked for but absent are an error
-    listing them."""
+    subtracted from each raw crop when given; ``subtract_mean``: the mean raw crop of these
+    embeddings is (the result's ``center``; the ark read once, its raw crops held until the mean
+    is known). Utterances asked for but absent are an error listing them."""
     table = arks.Table(scp, fix)
     want = sorted(table.records) if utts is None else sorted(set(utts))
     missing = [u for u in want if u not in table.records]
     if missing:
         raise missing_error(missing, str(scp), "re-run steps/extract.sh for that data directory")
     # each ark read front to back (in offset order); the rows put back in the order of ``want``
-    emb = Embeddings.from_raw(table.read(want), keep_crops=keep_crops, center=center)
+    items = table.read(want)
+    if subtract_mean:
+        items = list(items)
+        center = crop_mean(mat for _, mat in items).astype(np.float32)
+    emb = Embeddings.from_raw(items, keep_crops=keep_crops, center=center)
     if emb.utts == want:  # the usual case: merge_arks writes utterances in ark order
         return emb
     back = np.argsort(emb.utts)
-    return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back], emb.norms[back])
+    return Embeddings([emb.utts[i] for i in back], [emb.crops[i] for i in back], emb.means[back], emb.norms[back],
+                      emb.center)
 
 
 def write_scores(path: str | os.PathLike, trials: Trials, scores: np.ndarray) -> None:
