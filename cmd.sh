@@ -3,6 +3,11 @@
 # utils/run.py runs them on this machine; utils/slurm.py runs each job through srun on a Slurm
 # cluster, with srun's options (--name=value) after it. See docs/cluster.md.
 
+# stage 1 (--corpus voxceleb): VoxCeleb2 m4a->wav, one job per --nj list of files, as many
+# ffmpeg at once as the job has CPUs
+cpu_cmd="run.py"
+# cpu_cmd="slurm.py --partition=cpu --cpus-per-task=4 --mem=4G --time=4:00:00"
+
 # stage 4: embedding extraction, one job per --nj part (with run.py on the CPU the parts are
 # threads of one process)
 extract_cmd="run.py"

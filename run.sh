@@ -97,7 +97,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
       local/make_mini_corpus.py --out "$corpus_dir" --nj $nj --seed $seed --extra-voices $extra_voices
   else
     run_stage 1 "$corpus_dir/.done" \
-      local/download_voxceleb.sh --corpus-dir "$corpus_dir" --nj $nj
+      local/download_voxceleb.sh --corpus-dir "$corpus_dir" --nj $nj --cmd "$cpu_cmd"
   fi
 fi
 

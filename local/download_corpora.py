@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Sequence
 
 from spkid.cli import run_main
@@ -27,6 +28,7 @@ from spkid.errors import SpkidError
 
 
 SECRET_OPTIONS = ("--vox-user", "--vox-password", "--vox-key")
+CONVERT_JOB = [sys.executable, str(Path(__file__).resolve().parent / "convert_m4a.py")]  # one job of --cmd
 
 
 def refuse_secrets(argv: Sequence[str]) -> None:
@@ -52,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
     cred = read_credentials(opts.vox_credentials_file)
     secrets = Secrets(cred.user, cred.password, cred.key)
     try:
-        CorpusObtainer(opts, credentials=cred).run()
+        CorpusObtainer(opts, credentials=cred, convert_command=CONVERT_JOB).run()
     except SpkidError:
         raise
     except Exception:

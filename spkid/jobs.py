@@ -31,6 +31,7 @@ from typing import Sequence
 from spkid.errors import SpkidError
 
 JOB_RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+):(\d+)$")
+LOCAL_RUNNER = "run.py"
 
 
 class JobsFailed(SpkidError):
@@ -192,6 +193,12 @@ def slurm_launcher(spec: JobSpec) -> list[str]:
     name = Path(spec.log).name.removesuffix(".log").replace(f".{spec.variable}", "") if spec.variable \
         else Path(spec.log).stem
     return ["srun", "--ntasks=1", "--nodes=1", f"--job-name={name}", "--quiet", *spec.options]
+
+
+def runs_here(cmd: str) -> bool:
+    """Whether ``cmd`` is the local runner (or empty): a step may then do its jobs' work in its own
+    process (threads), which spares a process start-up per job."""
+    return not cmd.strip() or Path(shlex.split(cmd)[0]).name == LOCAL_RUNNER
 
 
 def run_jobs(cmd: str, n: int, log: Path, command: Sequence[str], what: str) -> None:

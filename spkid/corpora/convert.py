@@ -1,4 +1,6 @@
-"""VoxCeleb2's AAC (.m4a) files to 16 kHz mono 16-bit wav with ffmpeg, in parallel and resumably.
+"""VoxCeleb2's AAC (.m4a) files to 16 kHz mono 16-bit wav with ffmpeg, in parallel and resumably:
+threads of this process each running ffmpeg, or Kaldi-style jobs of a ``--cmd`` runner (a Slurm
+cluster), each converting one list of files (local/convert_m4a.py).
 
 Each output is written to a hidden temporary name and renamed when ffmpeg succeeds, so a file
 that exists is complete and a re-run skips it. A file that fails is counted and named at the end
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
+from spkid.jobs import run_jobs, runs_here
 from spkid.options import SAMPLE_RATE
 
 MAX_NAMED = 20
@@ -91,30 +94,17 @@ def _bounded(executor: ThreadPoolExecutor, jobs: Iterable, fn, limit: int) -> It
             yield pending.pop(fut), fut
 
 
-def convert_tree(src_root: str | os.PathLike, dst_root: str | os.PathLike, nj: int = 1,
-                 progress: bool = True, failures_file: str | os.PathLike | None = None) -> ConvertResult:
-    """Convert every ``src_root/<rel>.m4a`` into ``dst_root/<rel>.wav`` with ``nj`` ffmpeg processes.
-
-    Existing outputs are skipped. The failures (relative path and ffmpeg's last message) are
-    returned and, when ``failures_file`` is given, written there (or the file removed if none)."""
-    src_root, dst_root = Path(src_root), Path(dst_root)
-    if not src_root.is_dir():
-        raise ConvertError(f"{src_root} not found: extract the VoxCeleb2 archive first")
+def convert_files(src_root: Path, dst_root: Path, rels: list[str], nj: int, progress: bool) -> ConvertResult:
+    """``src_root/<rel>.m4a`` into ``dst_root/<rel>.wav`` for each of ``rels``, ``nj`` ffmpeg at once."""
     ffmpeg = ffmpeg_binary()
     result = ConvertResult()
-    todo = []
-    for rel in find_files(src_root, ".m4a"):
-        if (dst_root / rel).with_suffix(".wav").is_file():
-            result.skipped += 1
-        else:
-            todo.append(rel)
 
     def one(rel: str) -> str | None:
         return convert_file(src_root / rel, (dst_root / rel).with_suffix(".wav"), ffmpeg)
 
     with ThreadPoolExecutor(max_workers=max(1, nj)) as ex, \
-            tqdm(total=len(todo), desc="m4a->wav", unit="file", disable=not progress) as bar:
-        for rel, fut in _bounded(ex, todo, one, 4 * max(1, nj)):
+            tqdm(total=len(rels), desc="m4a->wav", unit="file", disable=not progress) as bar:
+        for rel, fut in _bounded(ex, rels, one, 4 * max(1, nj)):
             reason = fut.result()
             if reason is None:
                 result.converted += 1
@@ -122,6 +112,56 @@ def convert_tree(src_root: str | os.PathLike, dst_root: str | os.PathLike, nj: i
                 result.failed.append((str(rel), reason))
                 bar.set_postfix(failed=len(result.failed))
             bar.update(1)
+    return result
+
+
+@dataclass
+class ConvertJobs:
+    """Conversion as jobs ``JOB=1:nj`` of a Kaldi-style runner (:mod:`spkid.jobs`): ``cmd`` (cmd.sh's
+    cpu_cmd), ``job_command`` (local/convert_m4a.py, which converts one list), and ``work_dir``,
+    where the lists (``split/``) and the logs (``log/convert.JOB.log``) go."""
+    cmd: str
+    job_command: list[str]
+    work_dir: Path
+
+    def run(self, src_root: Path, dst_root: Path, rels: list[str], nj: int) -> ConvertResult:
+        nj = max(1, min(nj, len(rels)))
+        split = self.work_dir / "split"
+        shutil.rmtree(split, ignore_errors=True)  # lists of an earlier run: the files still to do differ
+        split.mkdir(parents=True)
+        for k in range(nj):
+            with atomic_write(split / f"m4a.{k + 1}") as f:
+                f.writelines(f"{rel}\n" for rel in rels[k * len(rels) // nj:(k + 1) * len(rels) // nj])
+        run_jobs(self.cmd, nj, self.work_dir / "log" / "convert.JOB.log",
+                 [*self.job_command, f"--list={split}/m4a.JOB", f"--failures={split}/failed.JOB", str(src_root),
+                  str(dst_root)], "m4a->wav conversion")
+        failed = [tuple(line.split("\t", 1)) for k in range(nj)
+                  for line in (split / f"failed.{k + 1}").read_text().splitlines()]
+        shutil.rmtree(split)
+        return ConvertResult(converted=len(rels) - len(failed), failed=failed)
+
+
+def convert_tree(src_root: str | os.PathLike, dst_root: str | os.PathLike, nj: int = 1,
+                 progress: bool = True, failures_file: str | os.PathLike | None = None,
+                 jobs: ConvertJobs | None = None) -> ConvertResult:
+    """Convert every ``src_root/<rel>.m4a`` into ``dst_root/<rel>.wav`` with ``nj`` ffmpeg processes
+    (here, or as ``nj`` jobs of ``jobs.cmd`` unless that is the local runner).
+
+    Existing outputs are skipped. The failures (relative path and ffmpeg's last message) are
+    returned and, when ``failures_file`` is given, written there (or the file removed if none)."""
+    src_root, dst_root = Path(src_root), Path(dst_root)
+    if not src_root.is_dir():
+        raise ConvertError(f"{src_root} not found: extract the VoxCeleb2 archive first")
+    ffmpeg_binary()
+    rels = find_files(src_root, ".m4a")
+    todo = [rel for rel in rels if not (dst_root / rel).with_suffix(".wav").is_file()]
+    if not todo:
+        result = ConvertResult()
+    elif jobs is None or runs_here(jobs.cmd):
+        result = convert_files(src_root, dst_root, todo, nj, progress)
+    else:
+        result = jobs.run(src_root, dst_root, todo, nj)
+    result.skipped = len(rels) - len(todo)
     result.failed.sort()
     if failures_file is not None:
         failures_file = Path(failures_file)

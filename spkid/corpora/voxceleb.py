@@ -24,12 +24,12 @@ import shutil
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from spkid.config import option
 from spkid.corpora import on_disk, voxsrc
 from spkid.corpora.archives import concatenate, extract, regex_selector
-from spkid.corpora.convert import convert_tree, describe_failures, find_files
+from spkid.corpora.convert import ConvertJobs, convert_tree, describe_failures, find_files
 from spkid.corpora.credentials import ENV_KEY, ENV_PASSWORD, ENV_USER, Credentials
 from spkid.corpora.download import (DownloadError, Secrets, Source, fetch, fetch_first, fetch_text, fill_template,
                                     is_url, read_md5_list, verify_existing)
@@ -48,7 +48,9 @@ VOXSRC = {  # component -> (list name in lists/, audio root under the corpus dir
 class ObtainOptions:
     corpus_dir: str = option("", "where the corpora go (or already are)")
     download_dir: str = option("", "parts and archives (default <corpus-dir>/downloads)")
-    nj: int = option(4, "parallel ffmpeg processes for m4a->wav", min=1)
+    nj: int = option(4, "parallel ffmpeg processes for m4a->wav (or jobs of --cmd)", min=1)
+    cmd: str = option("run.py", "job runner for m4a->wav, Kaldi's --cmd (cmd.sh's cpu_cmd): run.py converts here, "
+                      "e.g. 'slurm.py --cpus-per-task=4' in --nj Slurm jobs (docs/cluster.md)")
     components: str = option(DEFAULT_COMPONENTS, "comma-separated subset of " + ",".join(COMPONENTS) + " (voxsrc ones only when their sources are given)")
     skip_download: bool = option(False, "never download: use the corpora already under --corpus-dir or given by the --*-dir options (a missing one is an error)")
     vox1_dir: str = option("", "VoxCeleb1 already on disk, linked in: vox1_dev_wav and vox1_test_wav as extracted (<dir>/wav/<spk>/...), space-separated, or one merged wav folder")
@@ -87,11 +89,12 @@ class CorpusObtainer:
     """One run of stage 1 over the chosen components."""
 
     def __init__(self, opts: ObtainOptions, log: Callable[[str], None] = print,
-                 credentials: Credentials = Credentials()) -> None:
+                 credentials: Credentials = Credentials(), convert_command: Sequence[str] = ()) -> None:
         if not opts.corpus_dir:
             raise SpkidError("--corpus-dir is required")
         self.o = opts
         self.log = log
+        self.convert_command = list(convert_command)  # one conversion job (local/convert_m4a.py)
         self.corpus = Path(opts.corpus_dir)
         self.downloads = Path(opts.download_dir) if opts.download_dir else self.corpus / "downloads"
         self.state = self.corpus / ".stage1"
@@ -362,8 +365,9 @@ class CorpusObtainer:
         wav_root = c / "voxceleb2" / "wav"
         if self.m4a_dir.is_dir():
             failures_file = c / "voxceleb2" / "convert_failures.txt"
+            jobs = ConvertJobs(self.o.cmd, self.convert_command, c / "voxceleb2")
             result = convert_tree(self.m4a_dir, wav_root, nj=self.o.nj, progress=self.progress,
-                                  failures_file=failures_file)
+                                  failures_file=failures_file, jobs=jobs)
             self.log(f"voxceleb2 m4a->wav: {result.summary()}")
             if result.failed:
                 text = describe_failures(result, self.m4a_dir, failures_file)

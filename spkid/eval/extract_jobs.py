@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import shutil
 import threading
 import time
@@ -33,13 +32,11 @@ from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.expdir import COHORT, SystemDir
 from spkid.fileio import atomic_write, link_or_copy, writer_lock
-from spkid.jobs import run_jobs
+from spkid.jobs import LOCAL_RUNNER, run_jobs, runs_here
 from spkid.eval.backend import needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
 from spkid.options import EvalOptions
-
-LOCAL_RUNNER = "run.py"
 
 
 @dataclass
@@ -227,8 +224,7 @@ def runs_in_process(opts: ExtractOptions) -> bool:
     """The local runner's CPU parts run as threads of this process (one torch start-up and one
     network instead of a process each: faster, see docs/benchmarks.md), and one local job is
     this process; anything else goes through ``--cmd``."""
-    local = not opts.cmd.strip() or Path(shlex.split(opts.cmd)[0]).name == LOCAL_RUNNER
-    return local and (opts.gpus == 0 or opts.nj == 1)
+    return runs_here(opts.cmd) and (opts.gpus == 0 or opts.nj == 1)
 
 
 def run_parts(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
