@@ -103,8 +103,9 @@ def crops_per_second(fn, n: int) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    opts, src, _ = parse_options([BenchOptions, SourceOptions], argv, prog="bench/dataloader.py",
-                                 description="Augmented training crops/s per worker against a plain numpy/scipy loader.")
+    args = parse_options([BenchOptions, SourceOptions], argv, prog="bench/dataloader.py",
+                         description="Augmented training crops/s per worker against a plain numpy/scipy loader.")
+    opts, src = args[BenchOptions], args[SourceOptions]
     device = setup_device(src)
     if opts.crops < 1 or opts.batch_size < 1:
         raise SpkidError("--crops and --batch-size must be positive")

@@ -66,8 +66,8 @@ def time_model(model: torch.nn.Module, wave: torch.Tensor, train: bool, iters: i
 
 
 def main(argv: Sequence[str]) -> int:
-    opts, _ = parse_options([BenchOptions], argv, prog="bench/models.py",
-                            description="Training and inference throughput of each trunk.")
+    opts = parse_options([BenchOptions], argv, prog="bench/models.py",
+                         description="Training and inference throughput of each trunk.")[BenchOptions]
     if opts.iters < 0 or opts.batch_size < 1:
         raise SpkidError("--iters must be 0 (automatic) or more and --batch-size positive")
     device = pick_device(opts.device)

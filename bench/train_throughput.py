@@ -57,8 +57,9 @@ class BenchOptions:
 
 
 def main(argv: Sequence[str]) -> int:
-    opts, src, _ = parse_options([BenchOptions, SourceOptions], argv, prog="bench/train_throughput.py",
-                                 description="End-to-end training utterances/s per trunk, batched vs per-utterance augmentation.")
+    args = parse_options([BenchOptions, SourceOptions], argv, prog="bench/train_throughput.py",
+                         description="End-to-end training utterances/s per trunk, batched vs per-utterance augmentation.")
+    opts, src = args[BenchOptions], args[SourceOptions]
     device = setup_device(src)
     if opts.steps < 1 or opts.warmup < 0:
         raise SpkidError("--steps must be positive and --warmup non-negative")

@@ -50,7 +50,7 @@ def refuse_secrets(argv: Sequence[str]) -> None:
 
 def main(argv: Sequence[str]) -> int:
     refuse_secrets(argv)
-    (opts, _) = parse_options([ObtainOptions], argv, prog="download_corpora.py", description=__doc__)
+    opts = parse_options([ObtainOptions], argv, prog="local/download_corpora.py", description=__doc__)[ObtainOptions]
     cred = read_credentials(opts.vox_credentials_file)
     secrets = Secrets(cred.user, cred.password, cred.key)
     try:

@@ -21,7 +21,7 @@ from spkid.corpora.mini.corpus import MiniCorpusOptions, generate  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    opts, _ = parse_options([MiniCorpusOptions], argv, prog="make_mini_corpus.py", description=__doc__)
+    opts = parse_options([MiniCorpusOptions], argv, prog="local/make_mini_corpus.py", description=__doc__)[MiniCorpusOptions]
     s = generate(opts)
     trials = ", ".join(f"{k} {v}" for k, v in s["trials"].items())
     print(f"make_mini_corpus.py: {opts.out}: {s['speakers']} speakers, {s['utterances']} utterances "

@@ -18,7 +18,7 @@ from spkid.eval.baseline import BaselineOptions, run_baseline  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    opts, _ = parse_options([BaselineOptions], argv, prog="mfcc_baseline.py", description=__doc__)
+    opts = parse_options([BaselineOptions], argv, prog="local/mfcc_baseline.py", description=__doc__)[BaselineOptions]
     return run_baseline(opts)
 
 

@@ -18,7 +18,7 @@ from spkid.corpora.prepare import PrepareOptions, format_summary, prepare  # noq
 
 
 def main(argv: list[str]) -> int:
-    opts, _ = parse_options([PrepareOptions], argv, prog="prepare_data.py", description=__doc__)
+    opts = parse_options([PrepareOptions], argv, prog="local/prepare_data.py", description=__doc__)[PrepareOptions]
     summaries = prepare(opts)
     print(format_summary(summaries))
     print(f"prepare_data.py: {len(summaries)} data directories in {opts.data}, validated")

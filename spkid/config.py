@@ -6,7 +6,8 @@ A number must be finite (``nan`` and ``inf`` are refused). Every option is a fie
 (``field(default=..., metadata={"help": ..., "choices": (...)})``). An unknown or malformed
 option is an error naming the file and line; nothing is ignored.
 
-    model, run, rest = parse_options([ModelOptions, RunOptions], argv, positional=["exp_dir"])
+    args = parse_options([ModelOptions, RunOptions], argv, positional=["exp_dir"])
+    train(args[ModelOptions], args[RunOptions], args.positionals["exp_dir"])
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import difflib
 import math
 import os
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence, TypeVar
 
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
@@ -25,6 +27,9 @@ from spkid.fileio import atomic_write
 
 class ConfigError(SpkidError):
     pass
+
+
+T = TypeVar("T")
 
 
 def option(default: Any, help: str, choices: Collection | None = None, min: float | None = None,
@@ -156,91 +161,128 @@ def read_conf_lines(path: str | os.PathLike) -> list[tuple[str, str, str]]:
     return out
 
 
-def parse_options(
-    types: Sequence[type],
-    argv: Sequence[str],
-    positional: Sequence[str] = (),
-    prog: str = "",
-    description: str = "",
-    first_conf: Callable[[list[str]], str | os.PathLike] | None = None,
-) -> list:
-    """Parse ``argv`` into one instance of each dataclass in ``types``, followed by the list of
-    positional arguments (exactly ``len(positional)`` of them, named in help and errors).
+@dataclass(frozen=True)
+class SavedConf:
+    """Options a step reads from a conf an earlier step wrote (a trained system's
+    ``exp/<SYS>/config.conf``) rather than from its own command line. Of ``types``, only those
+    the step also lists as its own may be given again (and so override the file)."""
+    types: tuple[type, ...]
+    path: Callable[[dict[str, Any]], str | os.PathLike]  # the file, from the step's positional arguments
+    shown_as: str  # how --help names the file, e.g. EXP_DIR/config.conf
 
-    ``first_conf`` names, from the positional arguments, a conf read before the command line's
-    ``--config`` files (so they and the command line win over it): extraction and scoring read
-    the system's ``exp/<SYS>/config.conf`` this way, in the one pass over ``argv``."""
+
+@dataclass(frozen=True)
+class Args:
+    """A parsed command line: one instance per options class (``args[ModelOptions]``), the
+    positional arguments by name (a trailing ``NAME...`` holds a list), the field names of the
+    options the user gave (on the command line or in a ``--config`` file, as opposed to a
+    default or a saved conf), and one line per value a later ``--config`` file replaced."""
+    groups: dict[type, Any]
+    positionals: dict[str, Any]
+    given: frozenset[str]
+    replaced: tuple[str, ...]
+
+    def __getitem__(self, cls: type[T]) -> T:
+        return self.groups[cls]
+
+    def of(self, types: Sequence[type]) -> list:
+        """The instances of ``types``, in that order."""
+        return [self.groups[cls] for cls in types]
+
+
+def parse_options(types: Sequence[type], argv: Sequence[str], positional: Sequence[str] = (), prog: str = "",
+                  description: str = "", saved: SavedConf | None = None) -> Args:
+    """Parse ``argv`` in one pass: its options into one instance of each dataclass in ``types``
+    (and of ``saved.types``), its positional arguments by the names in ``positional`` (exactly
+    that many; a last name ending in ``...`` takes one or more). A bool option may stand alone
+    (``--quiet`` is ``--quiet=true``, as in Kaldi's tools). ``saved`` is read first, so that
+    ``--config`` files and the command line win over it."""
     table = _field_table(types)
-    from_confs: dict[str, tuple[str, str]] = {}  # option -> (value, where)
-    from_cli: dict[str, tuple[str, str]] = {}
-    positionals: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("-h", "--help"):
-            print(format_help(types, positional, prog, description))
-            raise SystemExit(0)
-        if arg.startswith("--") and len(arg) > 2:
-            if "=" in arg:
-                name, value = arg.split("=", 1)
-                i += 1
-            else:
-                name = arg
-                if i + 1 >= len(args):
-                    raise ConfigError(f"command line: option {name} needs a value")
-                value = args[i + 1]
-                i += 2
-            if name == "--config":
-                from_confs.update(_conf_entries(value, table))
-                continue
-            if name not in table:
-                raise _unknown(name, "command line", table)
-            from_cli[name] = (value, "command line")
-        else:
-            positionals.append(arg)
-            i += 1
-    if len(positionals) != len(positional):
-        want = " ".join(p.upper() for p in positional) or "no positional arguments"
-        raise ConfigError(f"expected {want}, got {len(positionals)} argument(s): {' '.join(positionals) or '(none)'}")
-    if first_conf is not None:
-        from_confs = {**_conf_entries(first_conf(positionals), table), **from_confs}
-
-    given = {**from_confs, **from_cli}
-    values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
-    for name, (value, where) in given.items():
-        cls, f, typ = table[name]
+    full = _field_table([*types, *(c for c in (saved.types if saved else ()) if c not in types)])
+    if any(a in ("-h", "--help") for a in argv):
+        print(format_help(types, positional, prog, description, saved))
+        raise SystemExit(0)
+    from_confs, from_cli, words, replaced = _read_argv(argv, table, full, saved)
+    positionals = _name_positionals(words, positional)
+    entries = {**from_confs, **from_cli}
+    if saved is not None:
+        entries = {**_conf_entries(saved.path(positionals), full), **entries}
+    values: dict[type, dict[str, Any]] = {cls: {} for cls in {cls for cls, _, _ in full.values()}}
+    for name, (value, where) in entries.items():
+        cls, f, typ = full[name]
         values[cls][f.name] = convert_value(value, typ, f, where)
-    wheres = {name: where for name, (_, where) in given.items()}
-    return [_checked(cls(**values[cls]), wheres) for cls in types] + [positionals]
+    wheres = {name: where for name, (_, where) in entries.items()}
+    groups = {cls: _checked(cls(**fields), wheres) for cls, fields in values.items()}
+    given = frozenset(full[name][1].name for name in {**from_confs, **from_cli})
+    return Args(groups, positionals, given, tuple(replaced))
 
 
-def given_fields(argv: Sequence[str]) -> set[str]:
-    """Field names of the options that ``argv`` sets, on its command line or in its ``--config``
-    files (call after :func:`parse_options` accepted ``argv``): what the user chose, as opposed to
-    a default."""
-    names: set[str] = set()
+def _read_argv(argv: Sequence[str], table: dict, full: dict, saved: SavedConf | None):
+    """option -> (value, where) from the ``--config`` files (the last one winning, as in Kaldi)
+    and from the command line; the positional words in order; a line per pair of ``--config``
+    files where the later replaced values the earlier set (so that an edited conf overridden by
+    another, as conf/mini.conf overrides a system's conf, is said)."""
+    from_confs: dict[str, tuple[str, str]] = {}
+    from_cli: dict[str, tuple[str, str]] = {}
+    words: list[str] = []
+    replaced: dict[tuple[str, str], list[str]] = {}  # (later file, earlier file) -> changes
     args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith("--") and len(arg) > 2:
-            name, value = arg.split("=", 1) if "=" in arg else (arg, args[i + 1])
-            i += 1 if "=" in arg else 2
-            if name == "--config":
-                names |= {opt[2:].replace("-", "_") for opt, _, _ in read_conf_lines(value)}
-            else:
-                names.add(name[2:].replace("-", "_"))
-        else:
-            i += 1
-    return names
+    while args:
+        arg = args.pop(0)
+        if not (arg.startswith("--") and len(arg) > 2):
+            words.append(arg)
+            continue
+        name, value = arg.split("=", 1) if "=" in arg else (arg, None)
+        if name != "--config" and name not in table:
+            if name in full:
+                raise ConfigError(f"command line: {name} is the system's own option ({full[name][0].__name__}), "
+                                  f"read from {saved.shown_as}; this step cannot change it")
+            raise _unknown(name, "command line", table)
+        if value is None:
+            value = _separate_value(name, args, table)
+        if name != "--config":
+            from_cli[name] = (value, "command line")
+            continue
+        for opt, (new, where) in _conf_entries(value, table).items():
+            if opt in from_confs and from_confs[opt][0] != new:
+                old, old_where = from_confs[opt]
+                replaced.setdefault((value, old_where.rsplit(":", 1)[0]), []).append(f"{opt}={old} -> {new}")
+            from_confs[opt] = (new, where)
+    notes = [f"{later} replaces what {earlier} set: {', '.join(changes)} (the last --config wins; an option "
+             f"given on the command line wins over all)" for (later, earlier), changes in replaced.items()]
+    return from_confs, from_cli, words, notes
 
 
-def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str = "", description: str = "") -> str:
+def _separate_value(name: str, rest: list[str], table: dict) -> str:
+    """The value of ``--name`` given as the next word; a bool option standing alone is true."""
+    is_bool = name in table and table[name][2] is bool
+    if is_bool and (not rest or rest[0] not in ("true", "false")):
+        return "true"
+    if not rest:
+        raise ConfigError(f"command line: option {name} needs a value")
+    return rest.pop(0)
+
+
+def _name_positionals(words: list[str], positional: Sequence[str]) -> dict[str, Any]:
+    variadic = bool(positional) and positional[-1].endswith("...")
+    fixed = list(positional[:-1] if variadic else positional)
+    if len(words) < len(fixed) + variadic or (not variadic and len(words) > len(fixed)):
+        want = " ".join(p.upper() for p in positional) or "no positional arguments"
+        raise ConfigError(f"expected {want}, got {len(words)} argument(s): {' '.join(words) or '(none)'}")
+    named: dict[str, Any] = dict(zip(fixed, words))
+    if variadic:
+        named[positional[-1].removesuffix("...")] = words[len(fixed):]
+    return named
+
+
+def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str = "", description: str = "",
+                saved: SavedConf | None = None) -> str:
     lines = [f"usage: {prog or 'step'} [--config FILE]... [--option=value]... {' '.join(p.upper() for p in positional)}".rstrip()]
     if description:
         lines += ["", description.strip()]
-    lines += ["", "Options (later --config files win; the command line wins over all):"]
+    lines += ["", "Options (later --config files win; the command line wins over all; a true/false option alone means true):"]
+    if saved is not None:
+        lines += [f"The system's other options are read from {saved.shown_as}; those below that are among them override it."]
     for cls in types:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spkid.config import option
+from spkid.config import SavedConf, option
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.registry import LOSSES, TRUNKS
@@ -110,10 +110,14 @@ def n_per_speaker(model_loss: LossOptions, train: TrainOptions) -> int:
     return LOSSES[model_loss.loss].per_speaker
 
 
-def exp_config(positionals: list[str]) -> Path:
-    """``<exp dir>/config.conf`` of a step whose first positional argument is a trained system's
-    exp dir (for ``parse_options(first_conf=...)``: its resolved options come first)."""
-    conf = SystemDir(positionals[0]).config
+def exp_config(positionals: dict[str, str]) -> Path:
+    """``EXP_DIR/config.conf`` of a step run on a trained system (positional argument ``exp_dir``)."""
+    conf = SystemDir(positionals["exp_dir"]).config
     if not conf.is_file():
         raise SpkidError(f"{conf} not found: train the system first (stage 3) or give a trained exp dir")
     return conf
+
+
+# A step run on a trained system (extraction, scoring) reads the system's options from the
+# config.conf training wrote; its command line may change only the groups it lists itself.
+SYSTEM_CONF = SavedConf(SYSTEM_OPTIONS, exp_config, "EXP_DIR/config.conf")

@@ -19,9 +19,8 @@ from spkid.eval.score_files import MetricsOptions, print_metrics
 
 
 def main(argv: list[str]) -> int:
-    argv = ["--json=true" if a == "--json" else a for a in argv]
-    opts, _ = parse_options([MetricsOptions], argv, prog="compute_metrics.py", description=__doc__)
-    return print_metrics(opts)
+    return print_metrics(parse_options([MetricsOptions], argv, prog="steps/compute_metrics.py",
+                                       description=__doc__)[MetricsOptions])
 
 
 if __name__ == "__main__":

@@ -24,14 +24,14 @@ from pathlib import Path
 from spkid.cli import run_main
 from spkid.config import parse_options
 from spkid.options import SYSTEM_OPTIONS
-from spkid.train.derive import base_config, derive_system
+from spkid.train.derive import BASE_CONF, derive_system
 
 
 def main(argv: list[str]) -> int:
     # the base system's options first, then this command line
-    *new, (base_dir, out_dir) = parse_options(list(SYSTEM_OPTIONS), argv, ["base_dir", "out_dir"],
-                                              prog="derive_system.py", description=__doc__, first_conf=base_config)
-    return derive_system(Path(base_dir), Path(out_dir), new)
+    args = parse_options(SYSTEM_OPTIONS, argv, ["base_dir", "out_dir"], prog="steps/derive_system.py",
+                         description=__doc__, saved=BASE_CONF)
+    return derive_system(Path(args.positionals["base_dir"]), Path(args.positionals["out_dir"]), args.of(SYSTEM_OPTIONS))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Embed a collection of recordings with a trained system, as evaluation embeds test utterances.
 
-    steps/embed.py --out=emb exp/H_ASP recordings/          # every audio file under the folder
-    steps/embed.py --out=emb --format=npy exp/H_ASP data/x/wav.scp
-    steps/embed.py --out=emb exp/H_ASP speech.flac          # one recording, key 'speech'
+    steps/embed.py --out=emb exp/HA4 recordings/          # every audio file under the folder
+    steps/embed.py --out=emb --format=npy exp/HA4 data/x/wav.scp
+    steps/embed.py --out=emb exp/HA4 speech.flac          # one recording, key 'speech'
 
 Keys: a folder's files by relative path without extension (``spk1/rec01``); a wav.scp's
 utterance ids. --kind=mean (default) writes one vector per recording: the mean of its
@@ -24,9 +24,9 @@ from spkid.eval.embed import EmbedOptions, embed
 
 
 def main(argv: Sequence[str]) -> int:
-    opts, (exp_dir, source) = parse_options([EmbedOptions], argv, positional=["exp_dir", "input"],
-                                            prog="steps/embed.py", description=__doc__)
-    return embed(opts, exp_dir, source)
+    args = parse_options([EmbedOptions], argv, positional=["exp_dir", "input"], prog="steps/embed.py",
+                         description=__doc__)
+    return embed(args[EmbedOptions], args.positionals["exp_dir"], args.positionals["input"])
 
 
 if __name__ == "__main__":

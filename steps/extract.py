@@ -29,16 +29,16 @@ from pathlib import Path
 from spkid.cli import run_main
 from spkid.config import parse_options
 from spkid.eval.extract_jobs import ExtractOptions, extract_data
-from spkid.options import SYSTEM_OPTIONS, exp_config
+from spkid.options import SYSTEM_CONF, EvalOptions
 
 
 def main(argv: list[str]) -> int:
     # the system's resolved options first, then this command line
-    opts, *_, ev, (exp_dir, data_dir) = parse_options(
-        [ExtractOptions, *SYSTEM_OPTIONS], argv, ["exp_dir", "data_dir"], prog="extract.py", description=__doc__,
-        first_conf=exp_config)
-    return extract_data(Path(exp_dir), Path(data_dir), opts, ev, [sys.executable, str(Path(__file__).resolve()),
-                                                                  *without_options(argv, JOB_OPTIONS)])
+    args = parse_options([ExtractOptions, EvalOptions], argv, ["exp_dir", "data_dir"], prog="steps/extract.py",
+                         description=__doc__, saved=SYSTEM_CONF)
+    return extract_data(Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"]), args[ExtractOptions],
+                        args[EvalOptions], [sys.executable, str(Path(__file__).resolve()),
+                                            *without_options(argv, JOB_OPTIONS)])
 
 
 JOB_OPTIONS = ("--cmd", "--job", "--out-name")  # what the parent sets for its jobs

@@ -23,9 +23,10 @@ from spkid.eval.results import ReportOptions
 
 
 def main(argv: list[str]) -> int:
-    fo, ro, (data, exp) = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"],
-                                        prog="fuse.py", description=__doc__)
-    return fuse_systems(Path(data), Path(exp), fo, ro)
+    args = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"], prog="steps/fuse.py",
+                         description=__doc__)
+    return fuse_systems(Path(args.positionals["data"]), Path(args.positionals["exp"]), args[FusionOptions],
+                        args[ReportOptions])
 
 
 if __name__ == "__main__":

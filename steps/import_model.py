@@ -24,16 +24,17 @@ from __future__ import annotations
 from typing import Sequence
 
 from spkid.cli import run_main
-from spkid.config import given_fields, parse_options
+from spkid.config import parse_options
 from spkid.models.imports import ImportOptions, import_model
-from spkid.options import SYSTEM_OPTIONS
+from spkid.options import EvalOptions, LossOptions, ModelOptions
 
 
 def main(argv: Sequence[str]) -> int:
-    *system, opts, (checkpoint, exp_dir) = parse_options(
-        [*SYSTEM_OPTIONS, ImportOptions], argv, positional=["checkpoint", "exp_dir"],
-        prog="steps/import_model.py", description=__doc__)
-    return import_model(checkpoint, exp_dir, system, opts, given_fields(argv))
+    system = [ModelOptions, LossOptions, EvalOptions]  # what the file may leave open; training options mean nothing here
+    args = parse_options([*system, ImportOptions], argv, positional=["checkpoint", "exp_dir"],
+                         prog="steps/import_model.py", description=__doc__)
+    return import_model(args.positionals["checkpoint"], args.positionals["exp_dir"], args.of(system),
+                        args[ImportOptions], args.given)
 
 
 if __name__ == "__main__":

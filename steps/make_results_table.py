@@ -21,9 +21,10 @@ from spkid.eval.results import ReportOptions, write_results_table
 
 
 def main(argv: list[str]) -> int:
-    fo, to, (data, exp) = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"],
-                                        prog="make_results_table.py", description=__doc__)
-    return write_results_table(Path(data), Path(exp), fo, to)
+    args = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"], prog="steps/make_results_table.py",
+                         description=__doc__)
+    return write_results_table(Path(args.positionals["data"]), Path(args.positionals["exp"]), args[FusionOptions],
+                               args[ReportOptions])
 
 
 if __name__ == "__main__":

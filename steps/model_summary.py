@@ -18,10 +18,9 @@ from spkid.options import SYSTEM_OPTIONS, ModelOptions
 
 
 def main(argv: Sequence[str]) -> int:
-    *system, opts, _ = parse_options(
-        [*SYSTEM_OPTIONS, SummaryOptions], argv, prog="model_summary.py",
-        description=__doc__)
-    return print_summary(next(o for o in system if isinstance(o, ModelOptions)), opts)
+    # a system conf (--config conf/HA4.conf) sets more than the network: all of it is accepted
+    args = parse_options([*SYSTEM_OPTIONS, SummaryOptions], argv, prog="steps/model_summary.py", description=__doc__)
+    return print_summary(args[ModelOptions], args[SummaryOptions])
 
 
 if __name__ == "__main__":

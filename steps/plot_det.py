@@ -15,8 +15,7 @@ from spkid.eval.score_files import DetOptions, plot_score_files
 
 
 def main(argv: list[str]) -> int:
-    opts, _ = parse_options([DetOptions], argv, prog="plot_det.py", description=__doc__)
-    return plot_score_files(opts)
+    return plot_score_files(parse_options([DetOptions], argv, prog="steps/plot_det.py", description=__doc__)[DetOptions])
 
 
 if __name__ == "__main__":

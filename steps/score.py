@@ -17,14 +17,15 @@ from pathlib import Path
 from spkid.cli import run_main
 from spkid.config import parse_options
 from spkid.eval.score_set import ScoreOptions, score_set
-from spkid.options import SYSTEM_OPTIONS, exp_config
+from spkid.options import SYSTEM_CONF, EvalOptions
 
 
 def main(argv: list[str]) -> int:
     # the system's resolved options first, then this command line
-    so, *_, ev, (exp_dir, data_dir) = parse_options([ScoreOptions, *SYSTEM_OPTIONS], argv, ["exp_dir", "data_dir"],
-                                                    prog="score.py", description=__doc__, first_conf=exp_config)
-    return score_set(Path(exp_dir), Path(data_dir), so, ev)
+    args = parse_options([ScoreOptions, EvalOptions], argv, ["exp_dir", "data_dir"], prog="steps/score.py",
+                         description=__doc__, saved=SYSTEM_CONF)
+    return score_set(Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"]), args[ScoreOptions],
+                     args[EvalOptions])
 
 
 if __name__ == "__main__":

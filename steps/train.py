@@ -21,9 +21,10 @@ from spkid.train.system import RunOptions, train_system
 
 
 def main(argv: Sequence[str]) -> int:
-    *system, run, (exp_dir,) = parse_options(
-        [*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"], prog="train.py", description=__doc__)
-    return train_system(*system, run, exp_dir)
+    args = parse_options([*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"], prog="steps/train.py",
+                         description=__doc__)
+    return train_system(*args.of(SYSTEM_OPTIONS), args[RunOptions], args.positionals["exp_dir"],
+                        notes=args.replaced)
 
 
 if __name__ == "__main__":

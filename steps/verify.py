@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Compare recordings with a trained system: same speaker or not.
 
-    steps/verify.py exp/H_ASP a.wav b.wav
-    steps/verify.py --pairs=pairs.txt --scores-out=pairs.score exp/H_ASP
+    steps/verify.py exp/HA4 a.wav b.wav
+    steps/verify.py --pairs=pairs.txt --scores-out=pairs.score exp/HA4
 
 One pair: prints the score and the decision. A list of pairs (``a.wav b.wav`` per line; a
 Kaldi trial line ``a b target|nontarget`` or a VoxCeleb line ``1|0 a b`` is read too): writes
@@ -27,9 +27,9 @@ from spkid.eval.verify import VerifyOptions, verify
 
 def main(argv: Sequence[str]) -> int:
     n_pos = 1 if any(a.startswith("--pairs") for a in argv) else 3
-    opts, positionals = parse_options([VerifyOptions], argv, prog="steps/verify.py", description=__doc__,
-                                      positional=["exp_dir"] if n_pos == 1 else ["exp_dir", "a.wav", "b.wav"])
-    return verify(opts, *positionals)
+    args = parse_options([VerifyOptions], argv, prog="steps/verify.py", description=__doc__,
+                         positional=["exp_dir"] if n_pos == 1 else ["exp_dir", "a_wav", "b_wav"])
+    return verify(args[VerifyOptions], **args.positionals)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from spkid.config import ConfigError, parse_options, read_resolved, write_resolved
-from spkid.options import SYSTEM_OPTIONS, LossOptions, ModelOptions, TrainOptions
+from spkid.config import ConfigError, SavedConf, parse_options, read_resolved, write_resolved
+from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
 
 
 @dataclasses.dataclass
@@ -20,7 +20,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 
 
 def test_defaults_are_the_papers():
-    model, loss, train, _ = parse_options([ModelOptions, LossOptions, TrainOptions], [])
+    model, loss, train = parse_options([ModelOptions, LossOptions, TrainOptions], []).of([ModelOptions, LossOptions, TrainOptions])
     assert (loss.margin, loss.scale, train.lr, train.weight_decay) == (0.2, 30.0, 0.001, 5e-5)
     assert model.embed_bn is False and train.train_frames == 200
 
@@ -28,14 +28,15 @@ def test_defaults_are_the_papers():
 def test_later_config_wins_and_command_line_overrides_all(tmp_path):
     a = write(tmp_path, "a.conf", "# system\n--loss=ap  # metric\n--lr=0.01\n--embed-bn=true\n")
     b = write(tmp_path, "b.conf", "--lr=0.02\n\n--epochs=3\n")
-    model, loss, train, pos = parse_options(
-        [ModelOptions, LossOptions, TrainOptions],
-        ["--config", a, f"--config={b}", "--epochs", "7", "exp/X"], positional=["exp_dir"])
-    assert loss.loss == "ap" and model.embed_bn is True
-    assert train.lr == 0.02 and train.epochs == 7 and pos == ["exp/X"]
+    args = parse_options([ModelOptions, LossOptions, TrainOptions],
+                         ["--config", a, f"--config={b}", "--epochs", "7", "exp/X"], positional=["exp_dir"])
+    assert args[LossOptions].loss == "ap" and args[ModelOptions].embed_bn is True
+    assert args[TrainOptions].lr == 0.02 and args[TrainOptions].epochs == 7 and args.positionals == {"exp_dir": "exp/X"}
+    assert args.given == {"loss", "lr", "embed_bn", "epochs"}
+    assert args.replaced == (f"{b} replaces what {a} set: --lr=0.01 -> 0.02 (the last --config wins; an option "
+                             f"given on the command line wins over all)",)
     # the command line wins even when it comes before a --config
-    _, _, train, _ = parse_options([ModelOptions, LossOptions, TrainOptions], ["--epochs=9", "--config", b])
-    assert train.epochs == 9
+    assert parse_options([TrainOptions], ["--epochs=9", "--config", b])[TrainOptions].epochs == 9
 
 
 @pytest.mark.parametrize("text,fragment", [
@@ -78,9 +79,9 @@ def test_bad_conf_lines_name_file_and_line(tmp_path, text, fragment):
 
 def test_margin_ranges_are_per_loss(tmp_path):
     # AAM-softmax takes margins up to pi/2, AM-softmax below 1; losses without a margin ignore it
-    assert parse_options([LossOptions], ["--margin=1.2"])[0].margin == 1.2
-    assert parse_options([LossOptions], ["--loss=am_softmax", "--margin=0.99"])[0].margin == 0.99
-    assert parse_options([LossOptions], ["--loss=ap", "--margin=10", "--scale=0"])[0].margin == 10
+    assert parse_options([LossOptions], ["--margin=1.2"])[LossOptions].margin == 1.2
+    assert parse_options([LossOptions], ["--loss=am_softmax", "--margin=0.99"])[LossOptions].margin == 0.99
+    assert parse_options([LossOptions], ["--loss=ap", "--margin=10", "--scale=0"])[LossOptions].margin == 10
     with pytest.raises(ConfigError, match=r"command line: --margin=1.6 is out of range for --loss=aam_softmax"):
         parse_options([LossOptions], ["--margin=1.6"])
     # the loss chosen in one file makes another file's margin wrong: the margin's line is named
@@ -114,7 +115,7 @@ def test_byte_order_mark_is_not_part_of_the_first_option(tmp_path):
     # that looked right ("expected '--option=value', got '--lr=0.01'")
     a = tmp_path / "a.conf"
     a.write_bytes("\ufeff--lr=0.01\n--epochs=3\n".encode("utf-8"))
-    _, _, train, _ = parse_options([ModelOptions, LossOptions, TrainOptions], ["--config", str(a)])
+    train = parse_options([TrainOptions], ["--config", str(a)])[TrainOptions]
     assert train.lr == 0.01 and train.epochs == 3
     assert read_resolved(a, [TrainOptions])[0].lr == 0.01
 
@@ -136,7 +137,7 @@ def test_option_names_must_be_unique():
 
 def test_resolved_round_trip(tmp_path):
     a = write(tmp_path, "a.conf", "--trunk=ECAPA\n--loss=ap_softmax\n--lr-decay=0.5\n--augment=true\n")
-    opts = parse_options(SYSTEM_OPTIONS, ["--config", a])[:-1]
+    opts = parse_options(SYSTEM_OPTIONS, ["--config", a]).of(SYSTEM_OPTIONS)
     write_resolved(tmp_path / "exp" / "config.conf", *opts, header="resolved")
     back = read_resolved(tmp_path / "exp" / "config.conf", SYSTEM_OPTIONS)
     assert back == opts
@@ -157,9 +158,42 @@ def test_help_lists_every_option(capsys):
     assert "--seed=1  (int >= 0 <= 4294967295)" in out
 
 
-def test_given_fields_are_the_options_the_user_set(tmp_path):
-    from spkid.config import given_fields
+def test_given_are_the_options_the_user_set_not_the_saved_conf(tmp_path):
     conf = tmp_path / "a.conf"
     conf.write_text("--lr=0.01  # set\n# --epochs=3\n")
-    argv = ["--config", str(conf), "--n-mels", "40", "--embed-bn=false", "exp/X"]
-    assert given_fields(argv) == {"lr", "n_mels", "embed_bn"}
+    saved = tmp_path / "exp" / "config.conf"
+    write_resolved(saved, ModelOptions(trunk="ECAPA"), TrainOptions(epochs=5))
+    argv = ["--config", str(conf), "--n-mels", "40", "--embed-bn", str(tmp_path / "exp")]
+    args = parse_options([ModelOptions, TrainOptions], argv, ["exp_dir"],
+                         saved=SavedConf((ModelOptions, TrainOptions), lambda p: Path(p["exp_dir"]) / "config.conf",
+                                         "EXP_DIR/config.conf"))
+    assert args.given == {"lr", "n_mels", "embed_bn"}
+    assert (args[ModelOptions].trunk, args[ModelOptions].n_mels, args[ModelOptions].embed_bn) == ("ECAPA", 40, True)
+    assert (args[TrainOptions].epochs, args[TrainOptions].lr) == (5, 0.01)  # the saved conf, under --config
+
+
+def test_a_step_changes_only_the_saved_options_it_lists(tmp_path, capsys):
+    """Scoring reads the system's options from its config.conf: the evaluation ones may be given
+    again, the network's are refused, and --help lists only the step's own."""
+    write_resolved(tmp_path / "config.conf", *(cls() for cls in SYSTEM_OPTIONS))
+    saved = SavedConf(SYSTEM_OPTIONS, lambda p: tmp_path / "config.conf", "EXP_DIR/config.conf")
+    args = parse_options([Run, EvalOptions], ["--score-type=plda", "x"], ["exp_dir"], saved=saved)
+    assert args[EvalOptions].score_type == "plda" and args[ModelOptions].trunk == "H_ASP"
+    with pytest.raises(ConfigError, match=r"^command line: --trunk is the system's own option \(ModelOptions\), "
+                                          r"read from EXP_DIR/config.conf; this step cannot change it$"):
+        parse_options([Run, EvalOptions], ["--trunk=ECAPA", "x"], ["exp_dir"], saved=saved)
+    with pytest.raises(SystemExit):
+        parse_options([Run, EvalOptions], ["--help"], ["exp_dir"], prog="score", saved=saved)
+    out = capsys.readouterr().out
+    assert "--score-type=" in out and "--nj=" in out and "--trunk" not in out and "--epochs" not in out
+    assert "read from EXP_DIR/config.conf" in out
+
+
+def test_a_bool_option_alone_is_true_as_in_kaldi():
+    args = parse_options([Run, TrainOptions], ["--augment", "--compile", "false", "--batched-augment", "x", "y"],
+                         ["dirs..."])
+    train = args[TrainOptions]
+    assert (train.augment, train.compile, train.batched_augment) == (True, False, True)
+    assert args.positionals == {"dirs": ["x", "y"]}
+    with pytest.raises(ConfigError, match="expected DIRS..."):
+        parse_options([Run], [], ["dirs..."])

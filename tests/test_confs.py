@@ -26,7 +26,7 @@ def load(*names):
     argv = []
     for n in names:
         argv += ["--config", str(CONF / n)]
-    return parse_options(SYSTEM_OPTIONS, argv)[:-1]
+    return parse_options(SYSTEM_OPTIONS, argv).of(SYSTEM_OPTIONS)
 
 
 def test_every_table2_row_has_a_conf():

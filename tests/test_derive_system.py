@@ -11,14 +11,14 @@ from spkid.errors import SpkidError
 from spkid.eval.extract import write_embeddings
 from spkid.eval.extract_jobs import fingerprint, link_base_set
 from spkid.options import SYSTEM_OPTIONS
-from spkid.train.derive import base_config, derive_system
+from spkid.train.derive import BASE_CONF, derive_system
 from trained_system import make_experiment
 
 
 def derive(argv: list[str]) -> int:
     """steps/derive_system.py's command line, parsed as it parses it."""
-    *new, (base, out) = parse_options(list(SYSTEM_OPTIONS), argv, ["base_dir", "out_dir"], first_conf=base_config)
-    return derive_system(Path(base), Path(out), new)
+    args = parse_options(SYSTEM_OPTIONS, argv, ["base_dir", "out_dir"], saved=BASE_CONF)
+    return derive_system(Path(args.positionals["base_dir"]), Path(args.positionals["out_dir"]), args.of(SYSTEM_OPTIONS))
 
 
 def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 
 from source_checkpoints import (vt_am_logits, vt_checkpoint, vt_eer, vt_eval_crops, vt_evaluate_from_list, vt_forward,
                                 vt_head, vt_resnet, ws_ecapa, ws_forward)
-from spkid.config import given_fields, parse_options, read_resolved
+from spkid.config import parse_options, read_resolved
 from spkid.errors import SpkidError
 from spkid.eval.extract import load_system
 from spkid.models import trunk_parameters
-from spkid.options import SYSTEM_OPTIONS
+from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions
 from spkid.data.datadir import DataDir
 from spkid.eval.embed import EmbedOptions, embed
 from spkid.eval.extract_jobs import ExtractOptions, extract_data
@@ -34,8 +34,9 @@ def import_model(tmp_path, state, *options, name="SYS"):
     torch.save(state, ckpt)
     exp = tmp_path / "exp" / name
     argv = [*options, str(ckpt), str(exp)]
-    *system, opts, _ = parse_options([*SYSTEM_OPTIONS, ImportOptions], argv, ["checkpoint", "exp_dir"])
-    assert run_import(str(ckpt), str(exp), system, opts, given_fields(argv)) == 0
+    system = [ModelOptions, LossOptions, EvalOptions]
+    args = parse_options([*system, ImportOptions], argv, ["checkpoint", "exp_dir"])
+    assert run_import(str(ckpt), str(exp), args.of(system), args[ImportOptions], args.given) == 0
     return exp
 
 

@@ -247,8 +247,8 @@ def test_attention_weights_follow_the_scores():
 
 def summary(argv: list[str]) -> int:
     """steps/model_summary.py's command line, parsed as it parses it."""
-    model_opts, *_, opts, _ = parse_options([*SYSTEM_OPTIONS, SummaryOptions], argv)
-    return print_summary(model_opts, opts)
+    args = parse_options([*SYSTEM_OPTIONS, SummaryOptions], argv)
+    return print_summary(args[ModelOptions], args[SummaryOptions])
 
 
 def test_model_summary_reads_a_system_conf(tmp_path, capsys):

@@ -63,12 +63,19 @@ def toy_entries():
 
 def test_a_registered_trunk_and_loss_train_through_the_training_step(toy_entries, tmp_path):
     make_train_dir(tmp_path, num_speakers=4, utts_per_speaker=2, seconds=(1.0, 1.5), seed=1)
-    argv = ["--trunk=MEAN", "--loss=pair", "--pool-std-floor=0.01", "--epochs=1", "--batch-size=8",
+    (tmp_path / "mine.conf").write_text("--trunk=MEAN\n--loss=pair\n--epochs=4\n")
+    (tmp_path / "mini.conf").write_text("--epochs=1\n")  # as conf/mini.conf shrinks a system's conf
+    argv = ["--config", str(tmp_path / "mine.conf"), "--config", str(tmp_path / "mini.conf"),
+            "--pool-std-floor=0.01", "--batch-size=8",
             "--train-frames=20", "--num-workers=0", "--lr=0.1", f"--train-data={tmp_path / 'data' / 'train'}",
             "--quiet=true", str(tmp_path / "exp")]
-    *system, run, (exp_dir,) = parse_options([*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"])
-    assert n_per_speaker(system[1], system[2]) == 2
-    assert train_system(*system, run, exp_dir) == 0
+    args = parse_options([*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"])
+    assert n_per_speaker(args[LossOptions], args[TrainOptions]) == 2
+    assert train_system(*args.of(SYSTEM_OPTIONS), args[RunOptions], args.positionals["exp_dir"],
+                        notes=args.replaced) == 0
+    # the value one conf replaced in another is said in the training log
+    assert f"note: {tmp_path / 'mini.conf'} replaces what {tmp_path / 'mine.conf'} set: --epochs=4 -> 1" in \
+        (tmp_path / "exp" / "log" / "train.log").read_text()
 
     model, loss, _, _ = read_resolved(tmp_path / "exp" / "config.conf", SYSTEM_OPTIONS)
     assert (model.trunk, loss.loss, model.pool_std_floor) == ("MEAN", "pair", 0.01)

@@ -26,14 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def stage6(run):
     """``main(argv)`` of steps/fuse.py or steps/make_results_table.py, parsed as they parse it."""
     def main(argv):
-        fo, ro, (data, exp) = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"])
-        return run(Path(data), Path(exp), fo, ro)
+        args = parse_options([FusionOptions, ReportOptions], argv, ["data", "exp"])
+        return run(Path(args.positionals["data"]), Path(args.positionals["exp"]), args[FusionOptions], args[ReportOptions])
     return main
 
 
 def compute_metrics_main(argv):
-    opts, _ = parse_options([MetricsOptions], argv)
-    return print_metrics(opts)
+    return print_metrics(parse_options([MetricsOptions], argv)[MetricsOptions])
 
 
 STEPS = {"score": system_step(ScoreOptions, score_set), "fuse": stage6(fuse_systems),
@@ -202,7 +201,7 @@ def test_paper_table_agrees_with_the_confs():
     for name, row in paper.TABLE2.items():
         if name.startswith("F"):
             continue
-        model, loss, train, _ = parse_options(SYSTEM_OPTIONS, ["--config", str(ROOT / "conf" / f"{name}.conf")])[:-1]
+        model, loss, train, _ = parse_options(SYSTEM_OPTIONS, ["--config", str(ROOT / "conf" / f"{name}.conf")]).of(SYSTEM_OPTIONS)
         assert (row.loss, row.aug, row.bn) == (LOSSES[loss.loss].label, "yes" if train.augment else "no",
                                                "yes" if model.embed_bn else "no"), name
         assert row.params == f"{sizes[model.trunk] / 1e6:.1f}M", name

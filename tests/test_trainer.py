@@ -31,8 +31,8 @@ torch.set_num_threads(1)
 
 def train_command(argv: list[str]) -> int:
     """A training run from the command line's options, as steps/train.py runs it."""
-    *system, run, (exp_dir,) = parse_options([*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"])
-    return train_system(*system, run, exp_dir)
+    args = parse_options([*SYSTEM_OPTIONS, RunOptions], argv, positional=["exp_dir"])
+    return train_system(*args.of(SYSTEM_OPTIONS), args[RunOptions], args.positionals["exp_dir"], notes=args.replaced)
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def test_a_shell_command_runs_only_with_allow_pipes(setup, capsys):
     command = f"cat {f['a']} |"
     with pytest.raises(SpkidError, match=r"is a shell command; pass --allow-pipes=true"):
         verify(VerifyOptions(), exp, command, f["b"])
-    opts, _ = parse_options([VerifyOptions], ["--allow-pipes=true"])
+    opts = parse_options([VerifyOptions], ["--allow-pipes=true"])[VerifyOptions]
     capsys.readouterr()
     assert verify(opts, exp, command, f["b"]) == 0
     piped = capsys.readouterr().out

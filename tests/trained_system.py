@@ -13,7 +13,7 @@ import torch
 from spkid.config import parse_options, write_resolved
 from spkid.eval.metrics import compute_metrics
 from spkid.models import build_model
-from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions, exp_config
+from spkid.options import SYSTEM_CONF, EvalOptions, LossOptions, ModelOptions, TrainOptions
 
 # targets 0.9 0.8 0.4, non-targets 0.5 0.3 0.2 0.1; a trial is accepted when score >= t.
 # EER point: t=0.5 (FNR 1/3, FPR 1/4); MinDCF(0.05) point: t=0.8 (cost 0.05/3, no false alarm).
@@ -61,9 +61,9 @@ def system_step(stage_options: type, stage: Callable[..., int]) -> Callable[[lis
     """``main(argv)`` of a step run on a trained system's EXP_DIR and a DATA_DIR, as
     steps/extract.py and steps/score.py parse it: the system's config.conf, then ``argv``."""
     def main(argv: list[str]) -> int:
-        opts, *_, ev, (exp_dir, data_dir) = parse_options(
-            [stage_options, *SYSTEM_OPTIONS], argv, ["exp_dir", "data_dir"], first_conf=exp_config)
-        return stage(Path(exp_dir), Path(data_dir), opts, ev)
+        args = parse_options([stage_options, EvalOptions], argv, ["exp_dir", "data_dir"], saved=SYSTEM_CONF)
+        return stage(Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"]), args[stage_options],
+                     args[EvalOptions])
     return main
 
 

@@ -193,8 +193,8 @@ class ImportOptions:
 
 
 def import_model(checkpoint: str, exp_dir: str, system: list, opts: ImportOptions, given: set[str]) -> int:
-    """Import ``checkpoint`` as the system ``exp_dir``; of the system options ``system`` (every
-    SYSTEM_OPTIONS group), those named in ``given`` (set by the user) override what the file says."""
+    """Import ``checkpoint`` as the system ``exp_dir``; of the system options ``system`` (option
+    groups), those named in ``given`` (set by the user) override what the file says."""
     exp = Path(exp_dir)
     if SystemDir(exp).final.exists() and not opts.force:
         raise SpkidError(f"{exp} already holds a system (final.pt); use another directory or --force=true")

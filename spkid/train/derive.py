@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from spkid.config import format_value, read_resolved, write_resolved
+from spkid.config import SavedConf, format_value, read_resolved, write_resolved
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.fileio import link_or_copy
@@ -28,14 +28,20 @@ def changed_options(base: list, new: list) -> list[tuple[str, object, object]]:
     return out
 
 
-def base_config(positionals: list[str]) -> Path:
-    """BASE_DIR/config.conf of a trained system (for ``parse_options(first_conf=...)``: the
-    derived system's options are the base's, changed by the command line)."""
-    base = SystemDir(positionals[0])
+def base_config(positionals: dict[str, str]) -> Path:
+    """BASE_DIR/config.conf of a trained system (the derived system's options are the base's,
+    changed by the command line)."""
+    base = SystemDir(positionals["base_dir"])
     if not base.config.is_file() or not base.final.is_file():
         raise SpkidError(f"{base.root} holds no trained system ({base.config.name} and {base.final.name}): "
                          f"train it first (stage 3)")
     return base.config
+
+
+BASE_CONF = SavedConf(SYSTEM_OPTIONS, base_config, "BASE_DIR/config.conf")
+
+
+BASE_CONF = SavedConf(SYSTEM_OPTIONS, base_config, "BASE_DIR/config.conf")
 
 
 def derive_system(base: Path, out: Path, new: list) -> int:

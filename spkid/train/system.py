@@ -10,6 +10,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from spkid.config import option, write_resolved
 from spkid.data.datadir import DataDir
@@ -36,8 +37,9 @@ class RunOptions:
 
 
 def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
-                 run: RunOptions, exp_dir: str | Path) -> int:
-    """Train the system into ``exp_dir`` (resuming there); 0 when done."""
+                 run: RunOptions, exp_dir: str | Path, notes: Sequence[str] = ()) -> int:
+    """Train the system into ``exp_dir`` (resuming there); 0 when done. ``notes`` (the values one
+    conf replaced in another, ``Args.replaced``) go to the log and the console."""
     _check_run_options(train, run)
     exp = Path(exp_dir)
     system = [model, loss, train, evalo]
@@ -52,6 +54,8 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
             setup_logging(exp, d, run.quiet)
             report.to_exp = True
             if d.is_main:
+                for note in notes:
+                    log.info("note: %s", note)
                 write_resolved(SystemDir(exp).config, *system, header=f"written by steps/train.py for {exp}")
             trainer, data = _resumed_trainer(model, loss, train, evalo, run, exp, d)
             _train_to_the_end(trainer, data, exp)
