@@ -11,28 +11,37 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=1
-stop_stage=6
+stage=1                # first stage to run (table above)
+stop_stage=6           # last stage to run
 corpus=mini            # mini | voxceleb
 corpus_dir=            # default: corpus/<corpus>
-systems=               # default: $mini_systems or $voxceleb_systems
+systems=               # default: "QA4 HA2 EA4" on mini, "HA4 EA4 EA5 HA6" on voxceleb
 mini_systems="QA4 HA2 EA4"
 voxceleb_systems="HA4 EA4 EA5 HA6"
 nj=2                   # parallel jobs for generation, conversion and extraction
 gpus=0                 # GPUs per node for training and extraction (0 = CPU)
-nnodes=1
-node_rank=0
-master_addr=localhost
-seed=1
+nnodes=1               # training nodes; run the same command on each
+node_rank=0            # this node's index, 0..nnodes-1
+master_addr=localhost  # host name of node 0
+seed=1                 # mini corpus generation seed
 extra_voices=false     # mini corpus: add mbrola voices (Debian contrib/non-free)
-force=false
+force=false            # redo finished stages (a forced stage 3 sets the old run aside)
 backend=none           # full: also each back-end part, applied to $backend_base, as a system <base>_<part>
 backend_base=EA4       # the trained system the back-end parts start from
 known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force backend backend_base"
 help_message="usage: ./run.sh [--stage N] [--stop-stage M] [--corpus mini|voxceleb] [--corpus-dir DIR]
        [--systems \"HA4 EA4\"] [--nj N] [--gpus N] [--nnodes N --node-rank R --master-addr HOST]
        [--seed S] [--extra-voices true] [--force true] [--backend none|full [--backend-base SYS]] [--config FILE]
-  --config FILE: these options, one --option=value per line, # comments (the command line wins)"
+  --config FILE: these options, one --option=value per line, # comments (the command line wins)
+
+Stages (--stage N --stop-stage M; a finished stage is skipped, --force true redoes it):
+  1  obtain corpora: mini generates them, voxceleb downloads  corpus/<corpus>/
+  2  prepare and validate Kaldi data dirs                      data/
+  3  train each system of --systems (conf/<SYS>.conf)          exp/<SYS>/final.pt
+  4  extract ten-crop embeddings of every set                  exp/<SYS>/embeddings/<set>/
+  5  score every trial list: EER, MinDCF, DET                  exp/<SYS>/scores/<set>/
+  6  fuse the systems and write the results table              exp/RESULTS.md
+"
 
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }

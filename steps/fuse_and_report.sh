@@ -5,5 +5,13 @@
 # All arguments go to steps/fuse.py and steps/make_results_table.py (see their --help).
 set -euo pipefail
 . "$(dirname "$0")/../path.sh"
+for arg in "$@"; do
+  if [ "$arg" = --help ] || [ "$arg" = -h ]; then  # the two steps take the same options: list them once
+    echo "usage: steps/fuse_and_report.sh [--config FILE]... [--option=value]... DATA EXP"
+    echo "Stage 6: steps/fuse.py (F1 and F2 fusion) then steps/make_results_table.py (EXP/RESULTS.md)."
+    python "$SPKID_ROOT/steps/fuse.py" --help | sed -n '/^Options/,$p'
+    exit 0
+  fi
+done
 python "$SPKID_ROOT/steps/fuse.py" "$@"
 python "$SPKID_ROOT/steps/make_results_table.py" "$@"

@@ -11,21 +11,15 @@
 set -euo pipefail
 . "$(cd "$(dirname "$0")/.." && pwd)/path.sh"
 
-gpus=0             # processes (one per GPU) on this node; 0 = CPU
-nnodes=1
-node_rank=0
-master_addr=localhost
+gpus=0             # processes, one per GPU, on this node; 0 = CPU
+nnodes=1           # nodes taking part; run the same command on each node
+node_rank=0        # this node's index, 0..nnodes-1
+master_addr=localhost  # host name of node 0
 master_port=29500  # rendezvous port on --master-addr (several nodes only; one node picks a free port)
-cpu_procs=1        # with --gpus 0: CPU processes (gloo), e.g. 2 to test DDP
+cpu_procs=1        # with --gpus 0: CPU processes, DDP over gloo, e.g. 2 to test DDP
 known_options="gpus nnodes node_rank master_addr master_port cpu_procs"
 help_message="usage: steps/train.sh [--gpus N] [--nnodes N --node-rank R --master-addr HOST [--master-port P]]
                       [--cpu-procs N] [steps/train.py options] EXP_DIR
-  --gpus N         processes, one per GPU, on this node (0 = CPU; default $gpus)
-  --nnodes N       nodes taking part (default $nnodes); run the same command on each node
-  --node-rank R    this node's index, 0..N-1 (default $node_rank)
-  --master-addr H  host name of node 0 (default $master_addr)
-  --master-port P  port on node 0 for the rendezvous (default $master_port)
-  --cpu-procs N    with --gpus 0: CPU processes, DDP over gloo (default $cpu_procs)
 Other options (--config conf/SYS.conf, --train-data DIR, ...): see steps/train.py --help"
 
 launch=()

@@ -53,13 +53,42 @@ def test_spkid_errors_interrupts_and_status(monkeypatch, capsys):
         exit_of(raiser(ValueError("bug")), monkeypatch, capsys)
 
 
-def test_every_step_help_says_what_it_does():
-    # steps/score.py --help was a bare option list, without its purpose and example
-    steps = sorted(STEPS.glob("*.py"))
+@pytest.fixture(scope="module")
+def step_helps() -> dict[str, str]:
+    """steps/<name>.py --help of every Python step, by name (started together: each imports torch)."""
     runs = {p: subprocess.Popen([sys.executable, str(p), "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for p in steps}
+                                text=True) for p in sorted(STEPS.glob("*.py"))}
+    outs = {}
     for path, proc in runs.items():
-        out = proc.communicate(timeout=120)[0]
-        assert proc.returncode == 0 and out.startswith("usage: "), (path.name, out[-500:])
-        doc = ast.get_docstring(ast.parse(path.read_text())).strip().splitlines()[0]
-        assert doc in out, (path.name, out[:300])
+        outs[path.stem] = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0, (path.name, outs[path.stem][-500:])
+    return outs
+
+
+def test_every_step_help_says_what_it_does(step_helps):
+    # steps/score.py --help was a bare option list, without its purpose and example
+    for name, out in step_helps.items():
+        assert out.startswith(f"usage: steps/{name}.py "), (name, out[:300])
+        doc = ast.get_docstring(ast.parse((STEPS / f"{name}.py").read_text())).strip().splitlines()[0]
+        assert doc in out, (name, out[:300])
+
+
+@pytest.mark.parametrize("name", ["score", "extract", "verify", "embed", "export", "import_model"])
+def test_help_of_a_step_on_a_trained_system_lists_no_training_option(step_helps, name):
+    # score and extract listed ~50 options, the network's and training's among them, which only
+    # config.conf sets for them; an import listed training's, which mean nothing to it
+    out = step_helps[name]
+    assert "--epochs=" not in out and "--lr=" not in out and "--batch-size=" not in out, out
+    if name in ("score", "extract"):
+        assert "--trunk=" not in out and "--score-type=" in out and "read from EXP_DIR/config.conf" in out
+
+
+def test_shell_help_shows_defaults_and_its_own_name():
+    root = STEPS.parent
+    run = subprocess.run([str(root / "run.sh"), "--help"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0
+    assert "  4  extract ten-crop embeddings of every set" in run.stderr  # the stage table
+    assert "  --corpus=mini            mini | voxceleb" in run.stderr  # each option with its default
+    fuse = subprocess.run([str(STEPS / "fuse_and_report.sh"), "--help"], capture_output=True, text=True, timeout=120)
+    assert fuse.returncode == 0 and fuse.stdout.startswith("usage: steps/fuse_and_report.sh ")  # was "usage: fuse.py"
+    assert fuse.stdout.count("usage:") == 1 and "--max-weight=3" in fuse.stdout

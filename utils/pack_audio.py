@@ -6,21 +6,25 @@ Stage 2 packs these dirs itself; use this for dirs made another way, or after ed
 
     utils/pack_audio.py data/musan_noise data/musan_music data/musan_speech data/rirs
 """
-import argparse
 import time
+from dataclasses import dataclass
 
-from spkid.data.augment import pack_audio
 from spkid.cli import run_main
+from spkid.config import option, parse_options
+from spkid.data.augment import pack_audio
+
+
+@dataclass
+class PackOptions:
+    quiet: bool = option(False, "no progress bar")
 
 
 def main(argv) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("dirs", nargs="+", help="data dirs with a wav.scp")
-    a = p.parse_args(argv)
-    for d in a.dirs:
+    args = parse_options([PackOptions], argv, ["data_dir..."], prog="utils/pack_audio.py", description=__doc__)
+    quiet = args[PackOptions].quiet
+    for d in args.positionals["data_dir"]:
         t0 = time.time()
-        index = pack_audio(d, quiet=a.quiet)
+        index = pack_audio(d, quiet=quiet)
         size = index.with_name("bank.pcm16").stat().st_size
         print(f"pack_audio.py: {d}: {size / 2 / 16000 / 3600:.2f} h, {size / 2**20:.1f} MiB in {time.time() - t0:.1f} s")
     return 0

@@ -4,7 +4,8 @@
 #   script, is an unknown option, never set); --config FILE reads FILE as data, one
 #   --option=value per line with # comments (the project's conf format; never run as shell),
 #   later files winning and the command line winning over every file; --help prints
-#   $help_message. Parsing stops at the first argument that is not an option, and the rest is
+#   $help_message, then each option with its default and the comment on the line of the
+#   calling script that sets that default (NAME=VALUE  # comment). Parsing stops at the first argument that is not an option, and the rest is
 #   left in "$@".
 
 # _po_set NAME VALUE WHERE: set option NAME (without --) to VALUE; WHERE names the source in errors.
@@ -45,14 +46,23 @@ _po_read_conf() {
   done < "$file"
 }
 
+# _po_help: $help_message, then every known option with its default and what its line says.
+_po_help() {
+  local var note
+  if [ -n "${help_message:-}" ]; then printf '%s\n' "$help_message"; fi
+  echo "Options (--name=value or --name value; default after '='):"
+  for var in $known_options; do
+    note=$(sed -n "s/^${var}=[^#]*#[[:space:]]*//p" "$0" | head -n 1)
+    printf '  %-24s %s\n' "--${var//_/-}=${!var}" "$note"
+  done
+}
+
 _po_confs=()
 _po_from_cli=""
 while true; do
   [ $# -eq 0 ] && break
   case "$1" in
-    --help|-h)
-      if [ -n "${help_message:-}" ]; then printf '%s\n' "$help_message" >&2; fi
-      exit 0 ;;
+    --help|-h) _po_help >&2; exit 0 ;;
     --config=*) _po_confs+=("${1#*=}"); shift ;;
     --config)
       [ $# -ge 2 ] || { echo "$0: --config needs a file" >&2; exit 1; }

@@ -6,27 +6,33 @@ utt2dur/reco2dur matching), then audio present and 16 kHz mono, every trial utte
 Prints each problem with its file and line and the fix.
 
     utils/validate_data_dir.py [--no-audio | --check-audio] [--no-trials] DATA_DIR [DATA_DIR ...]
+
+A true/false option alone means true (--check-audio is --check-audio=true).
 """
-import argparse
 import sys
+from dataclasses import dataclass
 
 from spkid.cli import run_main
+from spkid.config import option, parse_options
 from spkid.data.validate import validate_data_dir
 
 
+@dataclass
+class ValidateOptions:
+    no_audio: bool = option(False, "skip the check that audio files exist")
+    check_audio: bool = option(False, "also decode every recording and refuse what stage 4 would (a WAV cut short of "
+                                      "its header's length, NaN/inf samples, under 0.5 s, silent); reads all the audio")
+    no_trials: bool = option(False, "skip trial-list checks")
+
+
 def main(argv) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--no-audio", action="store_true", help="skip the check that audio files exist")
-    p.add_argument("--check-audio", action="store_true",
-                   help="also decode every recording and refuse what stage 4 would (a WAV cut short of its header's "
-                        "length, NaN/inf samples, under 0.5 s, silent); reads all the audio")
-    p.add_argument("--no-trials", action="store_true", help="skip trial-list checks")
-    p.add_argument("dirs", nargs="+")
-    a = p.parse_args(argv)
+    args = parse_options([ValidateOptions], argv, ["data_dir..."], prog="utils/validate_data_dir.py",
+                         description=__doc__)
+    opts = args[ValidateOptions]
     bad = 0
-    for d in a.dirs:
-        problems = validate_data_dir(d, check_audio=not a.no_audio, check_trials=not a.no_trials,
-                                     check_samples=a.check_audio)
+    for d in args.positionals["data_dir"]:
+        problems = validate_data_dir(d, check_audio=not opts.no_audio, check_trials=not opts.no_trials,
+                                     check_samples=opts.check_audio)
         for msg in problems:
             print(f"validate_data_dir: {msg}", file=sys.stderr)
         if problems:
