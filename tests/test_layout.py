@@ -1,4 +1,4 @@
-"""The package layout's rules (spkid/__init__.py): which subpackage may import which, module sizes."""
+"""The package layout's rules (spkid/__init__.py): which subpackage may import which, module and function sizes."""
 
 import ast
 from pathlib import Path
@@ -76,3 +76,12 @@ def test_the_package_never_runs_its_own_scripts():
 def test_no_module_a_reader_cannot_hold(path):
     lines = len(path.read_text().splitlines())
     assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines: split it by concern (at most 400)"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_function_a_reader_cannot_hold(path):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            assert lines <= 60, (f"{path.relative_to(ROOT)}:{node.lineno} {node.name} has {lines} lines: split it "
+                                 f"into steps that read like what it does (at most 60)")
