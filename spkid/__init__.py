@@ -15,7 +15,8 @@ The foundations every subpackage may use sit at the top: :mod:`spkid.errors` (th
 type), :mod:`spkid.fileio` (atomic writes), :mod:`spkid.config` (Kaldi-style conf parsing),
 :mod:`spkid.options` (what a system conf may set), :mod:`spkid.registry` (the trunks and losses
 by name), :mod:`spkid.expdir` (the layout of ``exp/<SYS>``: the one place that spells its paths),
-:mod:`spkid.cli` (the steps' entry wrapper),
+:mod:`spkid.cli` (the steps' entry wrapper), :mod:`spkid.console` (progress bars on a terminal,
+plain lines and a copy in ``exp/<SYS>/log/`` otherwise),
 :mod:`spkid.device` and :mod:`spkid.jobs` (Kaldi's job-runner contract, for ``--cmd``). Nothing in the package runs the command-line scripts under
 ``steps/``, ``local/`` or ``utils/``; they import the package.
 """

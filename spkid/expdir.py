@@ -3,7 +3,7 @@
     exp/<SYS>/config.conf                 the resolved options (stage 3; read by stages 4-6)
     exp/<SYS>/final.pt                    the trained network (stage 3)
     exp/<SYS>/checkpoints/epoch_*.pt      training checkpoints
-    exp/<SYS>/log/                        the steps' logs
+    exp/<SYS>/log/<step>.log              the steps' logs (train.log, extract.<set>.log, score.<set>.log)
     exp/<SYS>/derived_from                a derived system: the system whose network it shares
     exp/<SYS>/initialised_from            a fine-tuned system: the --init-from it started from
     exp/<SYS>/embeddings/<set>/           stage 4: embeddings.{ark,scp}, xvector.{ark,scp}, utt2spk
@@ -54,6 +54,10 @@ class SystemDir:
     @property
     def log(self) -> Path:
         return self.root / "log"
+
+    def step_log(self, step: str) -> Path:
+        """``log/<step>.log``: what a step (extract.<set>, score.<set>, import_model, ...) printed."""
+        return self.log / f"{step}.log"
 
     def embeddings(self, set_name: str) -> Path:
         """``embeddings/<set>/`` of stage 4 (``COHORT`` for the back-end's training utterances)."""

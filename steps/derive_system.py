@@ -23,6 +23,8 @@ from pathlib import Path
 
 from spkid.cli import run_main
 from spkid.config import parse_options
+from spkid.console import step_log
+from spkid.expdir import SystemDir
 from spkid.options import SYSTEM_OPTIONS
 from spkid.train.derive import BASE_CONF, derive_system
 
@@ -31,7 +33,9 @@ def main(argv: list[str]) -> int:
     # the base system's options first, then this command line
     args = parse_options(SYSTEM_OPTIONS, argv, ["base_dir", "out_dir"], prog="steps/derive_system.py",
                          description=__doc__, saved=BASE_CONF)
-    return derive_system(Path(args.positionals["base_dir"]), Path(args.positionals["out_dir"]), args.of(SYSTEM_OPTIONS))
+    out_dir = Path(args.positionals["out_dir"])
+    with step_log(SystemDir(out_dir).step_log("derive_system"), argv):
+        return derive_system(Path(args.positionals["base_dir"]), out_dir, args.of(SYSTEM_OPTIONS))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ speaker are extracted too, to exp/HA4/embeddings/cohort/.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from spkid.cli import run_main
 from spkid.config import parse_options
+from spkid.console import step_log
 from spkid.eval.extract_jobs import ExtractOptions, extract_data
+from spkid.expdir import SystemDir
 from spkid.options import SYSTEM_CONF, EvalOptions
 
 
@@ -36,9 +39,12 @@ def main(argv: list[str]) -> int:
     # the system's resolved options first, then this command line
     args = parse_options([ExtractOptions, EvalOptions], argv, ["exp_dir", "data_dir"], prog="steps/extract.py",
                          description=__doc__, saved=SYSTEM_CONF)
-    return extract_data(Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"]), args[ExtractOptions],
-                        args[EvalOptions], [sys.executable, str(Path(__file__).resolve()),
-                                            *without_options(argv, JOB_OPTIONS)])
+    exp_dir, data_dir = Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"])
+    # a job its parent started logs to the parent's log/extract.<set>.<JOB>.log
+    log = SystemDir(exp_dir).step_log(f"extract.{data_dir.name}")
+    with nullcontext() if args[ExtractOptions].job > 0 else step_log(log, argv):
+        return extract_data(exp_dir, data_dir, args[ExtractOptions], args[EvalOptions],
+                            [sys.executable, str(Path(__file__).resolve()), *without_options(argv, JOB_OPTIONS)])
 
 
 JOB_OPTIONS = ("--cmd", "--job", "--out-name")  # what the parent sets for its jobs

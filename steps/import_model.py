@@ -25,6 +25,8 @@ from typing import Sequence
 
 from spkid.cli import run_main
 from spkid.config import parse_options
+from spkid.console import step_log
+from spkid.expdir import SystemDir
 from spkid.models.imports import ImportOptions, import_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions
 
@@ -33,8 +35,9 @@ def main(argv: Sequence[str]) -> int:
     system = [ModelOptions, LossOptions, EvalOptions]  # what the file may leave open; training options mean nothing here
     args = parse_options([*system, ImportOptions], argv, positional=["checkpoint", "exp_dir"],
                          prog="steps/import_model.py", description=__doc__)
-    return import_model(args.positionals["checkpoint"], args.positionals["exp_dir"], args.of(system),
-                        args[ImportOptions], args.given)
+    exp_dir = args.positionals["exp_dir"]
+    with step_log(SystemDir(exp_dir).step_log("import_model"), argv):
+        return import_model(args.positionals["checkpoint"], exp_dir, args.of(system), args[ImportOptions], args.given)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from spkid.cli import run_main
 from spkid.config import parse_options
+from spkid.console import step_log
 from spkid.eval.score_set import ScoreOptions, score_set
+from spkid.expdir import SystemDir
 from spkid.options import SYSTEM_CONF, EvalOptions
 
 
@@ -24,8 +26,9 @@ def main(argv: list[str]) -> int:
     # the system's resolved options first, then this command line
     args = parse_options([ScoreOptions, EvalOptions], argv, ["exp_dir", "data_dir"], prog="steps/score.py",
                          description=__doc__, saved=SYSTEM_CONF)
-    return score_set(Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"]), args[ScoreOptions],
-                     args[EvalOptions])
+    exp_dir, data_dir = Path(args.positionals["exp_dir"]), Path(args.positionals["data_dir"])
+    with step_log(SystemDir(exp_dir).step_log(f"score.{data_dir.name}"), argv):
+        return score_set(exp_dir, data_dir, args[ScoreOptions], args[EvalOptions])
 
 
 if __name__ == "__main__":

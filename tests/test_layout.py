@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "spkid"
-FOUNDATIONS = {"errors", "fileio", "config", "options", "registry", "cli", "device", "jobs", "expdir"}
+FOUNDATIONS = {"errors", "fileio", "config", "options", "registry", "cli", "console", "device", "jobs", "expdir"}
 ALLOWED = {  # subpackage -> the subpackages it may import (besides itself and the foundations)
     "corpora": {"data"},
     "data": set(),

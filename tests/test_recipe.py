@@ -7,6 +7,7 @@ with conf/mini.conf replaced by settings that train in seconds."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -66,6 +67,7 @@ def test_stages_2_to_6_then_skip_and_refuse(recipe):
         assert (recipe / "exp" / "EA4" / "scores" / ("voxsrc20_val" if lst == "voxsrc20_val" else "vox1")
                 / f"{lst}.score").is_file()
     assert "--trunk=ECAPA" in (recipe / "exp" / "EA4" / "config.conf").read_text()
+    assert_readable_logs(recipe / "exp", first)
     # stage 2 packed MUSAN, so training held it on the device (the CPU here)
     assert "augmentation: batched on cpu, MUSAN bank and RIRs held there" in \
         (recipe / "exp" / "EA4" / "log" / "train.log").read_text()
@@ -99,6 +101,21 @@ def test_stages_2_to_6_then_skip_and_refuse(recipe):
     missing = run(recipe, "--stage", "4", "--systems", "H2")
     assert missing.returncode == 1
     assert "exp/H2/.done.train is missing: train H2 first (./run.sh --stage 3 --stop-stage 3" in missing.stderr
+
+
+def assert_readable_logs(exp: Path, run_sh: subprocess.CompletedProcess) -> None:
+    """A redirected run.sh: no carriage return in its output or in any text file under exp/ (bars
+    only on a terminal), a plain progress line where bars would be, and a log per step."""
+    assert "\r" not in run_sh.stdout and "\r" not in run_sh.stderr
+    texts = [f for f in exp.rglob("*") if f.is_file() and b"\0" not in f.read_bytes()]
+    assert [str(f) for f in texts if b"\r" in f.read_bytes()] == []
+    assert any(f.name.startswith("stage4_") for f in texts)
+    stage4 = (exp / "log" / "stage4_exp_EA4_embeddings_vox1.log").read_text()
+    assert re.search(r"^extract data/vox1: 100% \(\d+/\d+ utt\), \d\d:\d\d, [\d.]+ utt/s$", stage4, re.M)
+    for step in ("extract.vox1", "extract.voxsrc20_val", "score.vox1", "score.voxsrc20_val"):
+        log = (exp / "EA4" / "log" / f"{step}.log").read_text().splitlines()
+        assert log[0].startswith("# 20") and re.fullmatch(r"# done in [\d.]+ s", log[-1]), (step, log)
+    assert "vox1_O: EER" in (exp / "EA4" / "log" / "score.vox1.log").read_text()
 
 
 def test_bad_stages_and_unknown_systems_are_refused_up_front(recipe):

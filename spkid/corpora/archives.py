@@ -14,8 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
-from tqdm import tqdm
-
+from spkid import console
 from spkid.corpora.download import CHUNK, DownloadError, check_md5, mark_verified, verify_existing
 
 
@@ -36,8 +35,9 @@ def concatenate(parts: Sequence[Path], dest: Path, md5: str | None, progress: bo
         raise DownloadError(f"cannot build {dest.name}: part {missing[0]} is missing; run the download again")
     free_space_check(dest.parent, sum(p.stat().st_size for p in parts), f"concatenating {dest.name}")
     tmp = dest.with_name(dest.name + ".part")
-    with open(tmp, "wb") as out, tqdm(total=sum(p.stat().st_size for p in parts), unit="B", unit_scale=True,
-                                      desc=f"cat {dest.name}", disable=not progress, leave=False) as bar:
+    with open(tmp, "wb") as out, console.progress(total=sum(p.stat().st_size for p in parts), unit="B",
+                                                  unit_scale=True, desc=f"cat {dest.name}", quiet=not progress,
+                                                  leave=False) as bar:
         for p in parts:
             with open(p, "rb") as f:
                 for block in iter(lambda: f.read(CHUNK), b""):
@@ -92,8 +92,8 @@ def extract(archive: str | os.PathLike, dest_root: str | os.PathLike,
     archive, dest_root = Path(archive), Path(dest_root)
     written = skipped = 0
     try:
-        for name, size, open_member in tqdm(_members(archive), desc=f"extract {archive.name}", unit="file",
-                                            disable=not progress, leave=False):
+        for name, size, open_member in console.progress(_members(archive), desc=f"extract {archive.name}", unit="file",
+                                                        quiet=not progress, leave=False):
             rel = select(name)
             if rel is None:
                 continue

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tqdm import tqdm
-
+from spkid import console
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 from spkid.jobs import run_jobs, runs_here
@@ -103,7 +102,7 @@ def convert_files(src_root: Path, dst_root: Path, rels: list[str], nj: int, prog
         return convert_file(src_root / rel, (dst_root / rel).with_suffix(".wav"), ffmpeg)
 
     with ThreadPoolExecutor(max_workers=max(1, nj)) as ex, \
-            tqdm(total=len(rels), desc="m4a->wav", unit="file", disable=not progress) as bar:
+            console.progress(total=len(rels), desc="m4a->wav", unit="file", quiet=not progress) as bar:
         for rel, fut in _bounded(ex, rels, one, 4 * max(1, nj)):
             reason = fut.result()
             if reason is None:

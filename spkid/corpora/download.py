@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tqdm import tqdm
-
+from spkid import console
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -92,8 +91,8 @@ def fill_template(template: str, file: str, key: str = "") -> tuple[str, str]:
 def md5sum(path: str | os.PathLike, progress: bool = False) -> str:
     path = Path(path)
     h = hashlib.md5()
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                     desc=f"md5 {path.name}", disable=not progress, leave=False) as bar:
+    with open(path, "rb") as f, console.progress(total=path.stat().st_size, unit="B", unit_scale=True,
+                                                 desc=f"md5 {path.name}", quiet=not progress, leave=False) as bar:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
             bar.update(len(block))
@@ -228,8 +227,8 @@ def _transfer(src: Source, part: Path, timeout: float, expect_binary: bool, prog
         remaining = int(length) if length is not None else None
         total = offset + remaining if remaining is not None else None
         got = 0
-        with open(part, mode) as out, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
-                                          desc=dest.name, disable=not progress, leave=False) as bar:
+        with open(part, mode) as out, console.progress(total=total, initial=offset, unit="B", unit_scale=True,
+                                                      desc=dest.name, quiet=not progress, leave=False) as bar:
             while True:
                 try:
                     block = resp.read(CHUNK)

@@ -21,8 +21,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.errors import SpkidError
 from spkid.options import SAMPLE_RATE
 
@@ -276,7 +276,7 @@ def _each_entry(entries: Mapping[str, str], read: Callable[[str, str], object], 
     chunks = [utts[i:i + size] for i in range(0, len(utts), size)]
     got: list[object] = []
     with ThreadPoolExecutor(max(1, nj)) as pool, \
-            tqdm(total=len(utts), desc=desc, unit="file", disable=quiet, leave=False) as bar:
+            progress(total=len(utts), desc=desc, unit="file", quiet=quiet, leave=False) as bar:
         for part in pool.map(lambda chunk: [one(u) for u in chunk], chunks):
             got += part
             bar.update(len(part))

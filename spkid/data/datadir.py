@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Collection, Iterable, Iterator, Mapping
 
 import numpy as np
-from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.data.audio import SAMPLE_RATE, audio_info
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
@@ -200,8 +200,8 @@ def num_samples(entries: Mapping[str, str], utt2dur: Mapping[str, float] | None,
                                f"from the file headers (utils/validate_data_dir.py {what} lists such problems)")
         return {u: int(round(utt2dur[u] * SAMPLE_RATE)) for u in entries}
     log.warning("%s has no utt2dur: reading %d file headers (write utt2dur to skip this)", what, len(entries))
-    return {u: audio_info(e, utt=u).frames for u, e in tqdm(entries.items(), desc=f"lengths {what}",
-                                                            disable=len(entries) < 1000)}
+    return {u: audio_info(e, utt=u).frames for u, e in progress(entries.items(), desc=f"lengths {what}",
+                                                                quiet=len(entries) < 1000)}
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:

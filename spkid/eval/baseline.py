@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchaudio
-from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.data.audio import SAMPLE_RATE, read_audio
 
 from spkid.config import option
@@ -43,7 +43,7 @@ def mfcc_stats_extractor(n_mfcc: int = 20):
 
 def utterance_vectors(wav_scp: dict[str, str], utts: list[str], quiet: bool = False) -> dict[str, np.ndarray]:
     stats = mfcc_stats_extractor()
-    return {u: stats(read_audio(wav_scp[u], utt=u)) for u in tqdm(utts, desc="mfcc stats", unit="utt", disable=quiet)}
+    return {u: stats(read_audio(wav_scp[u], utt=u)) for u in progress(utts, desc="mfcc stats", unit="utt", quiet=quiet)}
 
 
 def standardize(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

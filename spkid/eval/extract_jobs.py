@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.config import option
 from spkid.data.arks import set_problem
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
@@ -243,7 +243,7 @@ def run_parts(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command:
                  f"extraction of {what}")
         return
     n = sum(len(p.wav_scp) for p in parts)
-    with tqdm(total=n, desc=f"extract {what}", unit="utt", initial=n - sum(len(p.wav_scp) for p in todo)) as bar:
+    with progress(total=n, desc=f"extract {what}", unit="utt", initial=n - sum(len(p.wav_scp) for p in todo)) as bar:
         model = job_model(exp_dir, opts)
         if len(todo) == 1:
             run_part(model, ev, opts, todo[0], lambda: bar.update(1), opts.read_workers)

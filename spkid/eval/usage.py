@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 import numpy as np
-from tqdm import tqdm
 
-
+from spkid.console import progress
 from spkid.eval.extract import System, embed_waveform
 from spkid.data.inputs import Failures, load_inputs
 from spkid.eval.scoring import Embeddings
@@ -28,7 +27,7 @@ def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures:
     items = list(items)
     device = next(system.model.parameters()).device
     loaded = load_inputs(items, failures, notes, allow_pipes=allow_pipes)
-    for key, rec in tqdm(loaded, total=len(items), desc="embedding", unit="file", disable=quiet, leave=False):
+    for key, rec in progress(loaded, total=len(items), desc="embedding", unit="file", quiet=quiet, leave=False):
         yield key, embed_waveform(system.model, rec.wave, system.eval_opts, device)
 
 

@@ -10,8 +10,8 @@ import time
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
+from spkid.console import Progress
 from spkid.train.ranks import Dist
 
 log = logging.getLogger("spkid.train")
@@ -35,7 +35,7 @@ class EpochRun:
     every ``log_interval`` steps (the only places the host waits for the device)."""
     epoch: int
     d: Dist
-    bar: tqdm
+    bar: Progress
     sums: torch.Tensor  # loss, accuracy, finite steps
     bad: torch.Tensor  # per step since the last read: its loss was non-finite
     recent: list[list[str]]  # per step since the last read: its batch's utterances
@@ -48,7 +48,7 @@ class EpochRun:
     seen_utts: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def begin(cls, epoch: int, d: Dist, log_interval: int, bar: tqdm) -> EpochRun:
+    def begin(cls, epoch: int, d: Dist, log_interval: int, bar: Progress) -> EpochRun:
         n_read = max(1, log_interval)
         return cls(epoch, d, bar, torch.zeros(3, device=d.device), torch.zeros(n_read, dtype=torch.bool, device=d.device),
                    [[] for _ in range(n_read)], time.time())

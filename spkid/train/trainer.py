@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.config import to_conf_lines
 from spkid.data.dataset import device_wave
 from spkid.errors import SpkidError
@@ -307,9 +308,10 @@ class Trainer:
         job = self.job
         self.net.train()
         self._snapshot_buffers()
-        bar = tqdm(total=getattr(data, "batches_per_epoch", None), desc=f"epoch {epoch}/{job.train.epochs}",
-                   unit="batch", dynamic_ncols=True, disable=job.quiet or not self.d.is_main, leave=False,
-                   file=sys.stderr)
+        # in a log, the epoch's line (setup_logging) follows: no closing progress line
+        bar = progress(total=getattr(data, "batches_per_epoch", None), desc=f"epoch {epoch}/{job.train.epochs}",
+                       unit="batch", dynamic_ncols=True, quiet=job.quiet or not self.d.is_main, leave=False,
+                       file=sys.stderr, final_line=False)
         run = EpochRun.begin(epoch, self.d, job.log_interval, bar)
         batches = iter(data.loader)
         while (batch := run.next_batch(batches)) is not None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.config import option
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_tmp_path, atomic_write
@@ -318,7 +318,7 @@ def generate(opts: MiniCorpusOptions) -> dict:
               for t in ("smallroom", "mediumroom") for i in range(opts.rooms)]
     tasks += [(noise_task, (str(out), opts.seed, i, opts.noise_clips)) for i in range(opts.noise_clips)]
     results: list[dict] = []
-    bar = tqdm(total=len(tasks), desc="mini corpus", unit="task", disable=opts.quiet)
+    bar = progress(total=len(tasks), desc="mini corpus", unit="task", quiet=opts.quiet)
     if opts.nj == 1:
         for t in tasks:
             results += _run_task(t)

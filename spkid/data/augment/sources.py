@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from tqdm import tqdm
 
+from spkid.console import progress
 from spkid.data.audio import SAMPLE_RATE, AudioError, float_to_pcm16, pcm16_to_float, read_audio, read_crop, wrap_crop
 from spkid.data.augment.scheme import AugDraw, draw_augmentation
 from spkid.data.datadir import DataDirError, num_samples, read_table, read_utt2dur, read_wav_scp
@@ -66,7 +66,7 @@ def pack_audio(data_dir: str | os.PathLike, quiet: bool = True) -> Path:
     offset = rounded = 0
     try:
         with open(tmp_audio, "wb") as f:
-            for rec in tqdm(sorted(wav_scp), desc=f"packing {data_dir.name}", disable=quiet, unit="rec"):
+            for rec in progress(sorted(wav_scp), desc=f"packing {data_dir.name}", quiet=quiet, unit="rec"):
                 x = read_audio(wav_scp[rec], utt=rec, keep_pcm16=True)
                 if x.dtype != np.int16:
                     x, rounded = float_to_pcm16(x), rounded + 1
@@ -228,7 +228,7 @@ class RirBank:
         wav_scp = read_wav_scp(path / "wav.scp")
         packed = PackedAudio.load(path, wav_scp)
         names, parts = [], []
-        for name in tqdm(sorted(wav_scp), desc="loading RIRs", disable=packed is not None or len(wav_scp) < 1000):
+        for name in progress(sorted(wav_scp), desc="loading RIRs", quiet=packed is not None or len(wav_scp) < 1000):
             if packed is not None:
                 offset, n = packed.recordings[name]
                 h = pcm16_to_float(np.asarray(packed.samples[offset:offset + n]))
