@@ -53,6 +53,7 @@ class ExtractOptions:
                                "process when --nj > 1: each reads its own audio)", min=0)
     cohort_data: str = option("", "training data dir whose utterances (--cohort-utts-per-spk per speaker) the back-end learns from: AS-norm cohort, mean subtraction, PLDA, QMF (extracted only when the system uses one)")
     allow_pipes: bool = option(False, "run wav.scp entries that are shell commands")
+    quiet: bool = option(False, "no progress (bar on a terminal, plain lines in a log); the summary line stays")
     job: int = option(0, "internal: run only part JOB (1-based) of OUT_NAME, as a job of --cmd", min=0)
     out_name: str = option("", "embeddings/<name> to write (default: the data dir's name)")
 
@@ -243,7 +244,8 @@ def run_parts(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command:
                  f"extraction of {what}")
         return
     n = sum(len(p.wav_scp) for p in parts)
-    with progress(total=n, desc=f"extract {what}", unit="utt", initial=n - sum(len(p.wav_scp) for p in todo)) as bar:
+    with progress(total=n, desc=f"extract {what}", unit="utt", initial=n - sum(len(p.wav_scp) for p in todo),
+                  quiet=opts.quiet) as bar:
         model = job_model(exp_dir, opts)
         if len(todo) == 1:
             run_part(model, ev, opts, todo[0], lambda: bar.update(1), opts.read_workers)
