@@ -12,3 +12,7 @@ cpu_cmd="run.py"
 # threads of one process)
 extract_cmd="run.py"
 # extract_cmd="slurm.py --partition=gpu --gres=gpu:1 --cpus-per-task=4 --mem=16G --time=12:00:00"
+
+# stage 5: scoring, one job per system (its evaluation sets in turn)
+score_cmd="run.py"
+# score_cmd="slurm.py --partition=cpu --cpus-per-task=2 --mem=16G --time=2:00:00"

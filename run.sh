@@ -156,13 +156,22 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  sets=$(echo $(eval_sets data))
+  score_systems=  # those with a set still to score: one job each (score_cmd)
   for sys in $all_systems; do
-    for set in $(eval_sets data); do
+    for set in $sets; do
       require exp/$sys/embeddings/$set/.done 4 "extract $sys embeddings of data/$set"
-      run_stage 5 exp/$sys/scores/$set/.done \
-        steps/score.sh exp/$sys data/$set
+      marker=exp/$sys/scores/$set/.done
+      if [ -f $marker ] && ! $force; then check_stamp $marker 5; else score_systems="$score_systems $sys"; fi
     done
   done
+  score_systems=$(echo $(printf '%s\n' $score_systems | uniq))
+  if [ -z "$score_systems" ]; then
+    echo "stage 5: every system's scores exist, skipping (--force true redoes them)"
+  else
+    run_stage_jobs 5 $score_cmd JOB=1:$(echo $score_systems | wc -w) exp/log/score.JOB.log \
+      steps/score_sets.sh --job JOB --systems "$score_systems" --sets "$sets" --force $force --stamp "$stage_stamp"
+  fi
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then

@@ -45,8 +45,8 @@ def recipe(tmp_path_factory) -> Path:
     return r
 
 
-def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+def run(recipe: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in (env or os.environ).items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(["./run.sh", *args], cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -287,3 +287,63 @@ def test_a_second_run_sh_on_a_running_stage_leaves_its_log_alone(tmp_path):
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
     assert first.returncode == 143
+
+
+def scored_recipe(tmp_path: Path, recipe: Path) -> Path:
+    """A recipe copy at stage 5: two systems (T, U) whose embeddings of data/set stage 4 made."""
+    from test_extract import tiny_data, tiny_system
+
+    fresh = tmp_path / "r"
+    shutil.copytree(recipe, fresh, symlinks=True, ignore=shutil.ignore_patterns("corpus", "data", "exp"))
+    exp, _ = tiny_system(fresh)
+    data = tiny_data(fresh, n=6)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[2]} target\n{utts[0]} {utts[1]} nontarget\n"
+                                            f"{utts[3]} {utts[5]} target\n{utts[3]} {utts[4]} nontarget\n")
+    stamp = "the mini corpus\n"
+    (fresh / "data" / ".done").write_text(stamp)
+    p = subprocess.run(["steps/extract.sh", "exp/T", "data/set"], cwd=fresh, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    (exp / "embeddings" / "set" / ".done").write_text(stamp)
+    shutil.copytree(exp, fresh / "exp" / "U")
+    return fresh
+
+
+@pytest.mark.slow
+def test_stage_5_jobs_on_slurm_score_as_the_local_run(tmp_path, recipe, slurm_cluster):
+    """Stage 5 as one job per system through score_cmd: on the Slurm test cluster the same scores
+    and metrics as the local run; a system whose job fails stops the stage naming its log, and
+    the re-run scores that system alone."""
+    fresh = scored_recipe(tmp_path, recipe)
+    opts = ["--stage", "5", "--stop-stage", "5", "--systems", "T U"]
+    local = run(fresh, *opts)
+    assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
+    outputs = [f"exp/{s}/scores/set/l.{kind}" for s in "TU" for kind in ("score", "metrics.json")]
+    want = {f: (fresh / f).read_bytes() for f in outputs}
+    for s in "TU":
+        shutil.rmtree(fresh / "exp" / s / "scores")
+    cmd_sh = fresh / "cmd.sh"
+    cmd_sh.write_text(cmd_sh.read_text() + 'score_cmd="slurm.py --time=5"\n')
+    on_slurm = run(fresh, *opts, env=slurm_cluster.env)
+    assert on_slurm.returncode == 0, on_slurm.stdout[-2000:] + on_slurm.stderr[-2000:]
+    assert "stage 5: slurm.py --time=5 JOB=1:2 exp/log/score.JOB.log" in on_slurm.stdout
+    assert {f: (fresh / f).read_bytes() for f in outputs} == want
+    for job, s in ((1, "T"), (2, "U")):
+        log = (fresh / "exp" / "log" / f"score.{job}.log").read_text()
+        assert f"steps/score.sh exp/{s} data/set" in log and "# Ended (code 0)" in log
+
+    shutil.rmtree(fresh / "exp" / "U" / "scores")
+    scp = fresh / "exp" / "U" / "embeddings" / "set" / "embeddings.scp"
+    scp.rename(scp.with_suffix(".away"))  # U's embeddings gone
+    failed = run(fresh, *opts, env=slurm_cluster.env)
+    assert failed.returncode == 1
+    assert "stage 5: slurm.py --time=5 JOB=1:1 exp/log/score.JOB.log" in failed.stdout  # T's scores are done
+    assert "1 / 1 job(s) failed:\n  job 1 (exit 1), log exp/log/score.1.log" in failed.stdout
+    assert "run.sh: stage 5 failed" in failed.stderr
+    assert not (fresh / "exp" / "U" / "scores" / "set" / ".done").exists()
+    scp.with_suffix(".away").rename(scp)
+    fixed = run(fresh, *opts, env=slurm_cluster.env)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert "JOB=1:1" in fixed.stdout and "--systems U " in fixed.stdout
+    assert {f: (fresh / f).read_bytes() for f in outputs} == want

@@ -134,3 +134,23 @@ set_aside() {
   mv "$1" "$to"
   echo "run.sh: --force true: moved $1 to $to"
 }
+
+# run_stage_jobs N RUNNER [OPTIONS] JOB=1:M LOG CMD [ARGS...]: stage N's jobs through RUNNER
+# (cmd.sh's, Kaldi's run.pl contract), the runner's report also in exp/log/stage<N>_jobs.log and
+# a SIGINT or SIGTERM passed on to it; run.sh stops when a job failed (the runner names each one
+# and its log; the jobs write their own markers, so the same command redoes only the rest).
+run_stage_jobs() {
+  local n=$1 rc=0
+  shift
+  mkdir -p exp/log
+  echo "stage $n: $*"
+  run_forwarding_signals "exp/log/stage${n}_jobs.log" "$@" || rc=$?
+  if [ -n "$stage_signal" ]; then
+    echo "run.sh: stage $n stopped by SIG$stage_signal; the same command resumes it" >&2
+    exit $((128 + $(kill -l "$stage_signal")))
+  fi
+  if [ $rc -ne 0 ]; then
+    echo "run.sh: stage $n failed: the jobs and logs are named above (also in exp/log/stage${n}_jobs.log)" >&2
+    exit 1
+  fi
+}
