@@ -27,14 +27,7 @@ run_stage() {
   local rc=0
   run_forwarding_signals "$log" "$@" || rc=$?
   exec {held}>&-
-  if [ -n "$stage_signal" ]; then
-    echo "run.sh: stage $n stopped by SIG$stage_signal (see $log); the same command resumes it" >&2
-    exit $((128 + $(kill -l "$stage_signal")))
-  fi
-  if [ $rc -ne 0 ]; then
-    echo "run.sh: stage $n failed; see $log" >&2
-    exit 1
-  fi
+  stop_unless_done "$n" $rc "$log"
   mkdir -p "$dir"
   printf '%s\n' "${stage_stamp:-}" > "$marker.tmp"
   mv "$marker.tmp" "$marker"
@@ -145,12 +138,18 @@ run_stage_jobs() {
   mkdir -p exp/log
   echo "stage $n: $*"
   run_forwarding_signals "exp/log/stage${n}_jobs.log" "$@" || rc=$?
+  stop_unless_done "$n" $rc "the jobs and logs named above, also in exp/log/stage${n}_jobs.log"
+}
+
+# stop_unless_done N RC WHERE: stop run.sh when stage N's command was stopped by a signal or
+# failed (exit status RC), naming WHERE to look.
+stop_unless_done() {
   if [ -n "$stage_signal" ]; then
-    echo "run.sh: stage $n stopped by SIG$stage_signal; the same command resumes it" >&2
+    echo "run.sh: stage $1 stopped by SIG$stage_signal (see $3); the same command resumes it" >&2
     exit $((128 + $(kill -l "$stage_signal")))
   fi
-  if [ $rc -ne 0 ]; then
-    echo "run.sh: stage $n failed: the jobs and logs are named above (also in exp/log/stage${n}_jobs.log)" >&2
+  if [ "$2" -ne 0 ]; then
+    echo "run.sh: stage $1 failed; see $3" >&2
     exit 1
   fi
 }
