@@ -12,9 +12,7 @@ Measures in one run, on the same files and the same five-way scheme:
    scipy convolution;
 2. ``per-utterance``: this project's per-utterance path (``--batched-augment=false``): seeking
    crops, MUSAN windows from the packed bank, RIRs in memory;
-3. ``batched, workers read clips`` (``--batched-augment=true`` with the bank over
-   ``--aug-bank-max-gb``): the worker half (crop + the clips it names), and the device half;
-4. ``batched, bank on device`` (``--batched-augment=true``): the worker half (crop + its draw)
+3. ``batched, bank on device`` (``--batched-augment=true``): the worker half (crop + its draw)
    and the device half (clips cut from the bank on the device, then
    :func:`spkid.data.augment.augment_batch`), timed per crop on ``--device``;
 
@@ -113,10 +111,9 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="spkid_bench_") as tmp:
         train_dir, aug_dir = bench_data(src, Path(tmp), opts.speakers)
         train = TrainOptions(batch_size=opts.batch_size, train_frames=opts.train_frames, augment=True,
-                             batched_augment=False, num_workers=0, seed=1)
-        placements = {"per-utterance": dict(batched_augment=False),
-                      "batched, workers read clips": dict(batched_augment=True, aug_bank_max_gb=0.0),
-                      "batched, bank on device": dict(batched_augment=True)}
+                             batched_augment="false", num_workers=0, seed=1)
+        placements = {"per-utterance": dict(batched_augment="false"),
+                      "batched, bank on device": dict(batched_augment="true")}
         built = {name: build_train_data(train_dir, aug_dir, replace(train, **kw), 1, 0, 1, device)
                  for name, kw in placements.items()}
         worker = built["per-utterance"]
@@ -159,7 +156,7 @@ def main(argv: Sequence[str]) -> int:
                 rate_device = len(plan) / (time.perf_counter() - t0)
                 print(f"  {name + ', device half on ' + device.type:<46} {rate_device:9.1f} crops/s  "
                       f"(batch {opts.batch_size})")
-        rate_worker, rate_read = rates["per-utterance"], rates["batched, bank on device"]
+        rate_worker, rate_bank = rates["per-utterance"], rates["batched, bank on device"]
         del built, worker
 
         if opts.workers:
@@ -190,7 +187,7 @@ def main(argv: Sequence[str]) -> int:
                 del data
     print(f"augmented crops per worker: {rate_worker:.1f}/s per-utterance path vs {rate_plain:.1f}/s plain "
           f"({rate_worker / rate_plain:.2f}x); batched with the bank on the device, worker half "
-          f"{rate_read / rate_plain:.2f}x plain")
+          f"{rate_bank / rate_plain:.2f}x plain")
     return 0
 
 

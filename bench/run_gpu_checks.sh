@@ -4,9 +4,9 @@
 #      non-finite skip under fp16/bf16, batched augmentation against the reference on CUDA)
 #   2. bench/models.py: forward+backward and inference samples/s per trunk (fp16 autocast)
 #   3. bench/train_throughput.py: end-to-end utterances/s per trunk, batched device
-#      augmentation (bank on the GPU; workers reading the clips) against per-utterance CPU
-#      augmentation (the ratios printed); then H/ASP at batch 400, and with CUDA graphs
-#      (--compile-mode reduce-overhead)
+#      augmentation (the MUSAN bank on the GPU) against per-utterance augmentation in the
+#      workers (the ratios printed; the GPU figure --batched-augment=auto still lacks for the
+#      bank); then H/ASP at batch 400, and with CUDA graphs (--compile-mode reduce-overhead)
 #   4. steps/train.sh --gpus GPUS for two epochs: with GPUS >= 2, DDP over NCCL (torchrun); with
 #      GPUS=1 it is the one-process path (no torchrun, no DDP, no NCCL)
 # Each part is time-limited and logs to OUT_DIR/<part>.log; a failing part does not stop the rest.

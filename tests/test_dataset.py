@@ -6,8 +6,8 @@ import torch
 
 import spkid.data.audio as audio
 from spkid.data.audio import crop_samples, pcm16_to_float, read_crop, wrap_crop
-from spkid.data.augment import (AUG_BATCHED, AUG_DEVICE, AUG_WORKER, AugmentSource, DeviceAugmentBank, RirBank,
-                                WindowBank, bank_budget_gib, device_bank_refusal, pack_audio)
+from spkid.data.augment import (AUG_DEVICE, AUG_WORKER, AugmentSource, DeviceAugmentBank, RirBank, WindowBank,
+                                bank_budget_gib, choose_augmentation, device_bank_refusal, pack_audio)
 from spkid.data.datadir import DataDir
 from spkid.data.dataset import TrainCropDataset, build_train_data, device_wave
 from spkid.errors import SpkidError
@@ -133,11 +133,9 @@ def test_crop_starts_are_uniform_over_the_utterance(tmp_path):
     assert ds[(0, 7)]["wave"].tolist() == ds[(0, 7)]["wave"].tolist()  # the item's seed fixes it
 
 
-# The three placements of augmentation: per utterance in the workers; batched on the device with
-# the workers reading the clips (the bank over its --aug-bank-max-gb budget); batched on the
-# device with the packed bank held there.
-PLACEMENTS = {AUG_WORKER: dict(batched_augment=False), AUG_BATCHED: dict(aug_bank_max_gb=0.0),
-              AUG_DEVICE: dict()}
+# The two placements of augmentation: per utterance in the workers; batched on the device with
+# the packed bank held there (auto on a CPU).
+PLACEMENTS = {AUG_WORKER: dict(batched_augment="false"), AUG_DEVICE: dict()}
 
 
 @pytest.mark.parametrize("mode", PLACEMENTS)
@@ -176,9 +174,8 @@ def test_every_placement_gives_the_reference_audio(corpus, device):
                      torch.cat([b["aug_kind"] for b in batches]))
     ref_wave, ref_kind = out[AUG_WORKER]
     assert len(set(ref_kind.tolist())) >= 4
-    for mode in (AUG_BATCHED, AUG_DEVICE):
-        assert torch.equal(out[mode][1], ref_kind)
-        torch.testing.assert_close(out[mode][0], ref_wave, rtol=1e-4, atol=1e-5)
+    assert torch.equal(out[AUG_DEVICE][1], ref_kind)
+    torch.testing.assert_close(out[AUG_DEVICE][0], ref_wave, rtol=1e-4, atol=1e-5)
 
 
 def unpacked_copy(src, dst):
@@ -266,7 +263,7 @@ def test_stale_or_damaged_bank_is_named_with_the_fix(corpus, tmp_path):
         WindowBank.load(d)
 
 
-def test_unpacked_or_oversized_bank_falls_back_to_worker_reads(corpus, tmp_path, caplog):
+def test_unpacked_or_oversized_bank_falls_back_to_per_utterance(corpus, tmp_path, caplog):
     train, aug = corpus
     src = AugmentSource.load(aug)
     assert device_bank_refusal(src, 16.0) is None
@@ -276,8 +273,21 @@ def test_unpacked_or_oversized_bank_falls_back_to_worker_reads(corpus, tmp_path,
         unpacked_copy(aug / name, tmp_path / name)
     with caplog.at_level("WARNING"):
         td = build_train_data(train, tmp_path, opts(augment=True), m=2, rank=0, world_size=1, device=CPU)
-    assert td.dataset.mode == AUG_BATCHED
+    assert td.dataset.mode == AUG_WORKER and td.device_augment is None
     assert "utils/pack_audio.py" in caplog.text and "musan_noise" in caplog.text
+    td = build_train_data(train, aug, opts(augment=True, aug_bank_max_gb=1e-6), m=2, rank=0, world_size=1, device=CPU)
+    assert td.dataset.mode == AUG_WORKER
+
+
+def test_auto_placement_is_the_measured_best_for_the_device(corpus):
+    """--batched-augment=auto: per utterance in the workers on a GPU (the H200's end-to-end
+    figures), the bank on the device on a CPU (the 2-core machine's loader figures)."""
+    src = AugmentSource.load(corpus[1])
+    assert choose_augmentation(src, "auto", -1, torch.device("cuda", 0)).name == AUG_WORKER
+    assert choose_augmentation(src, "auto", -1, CPU).name == AUG_DEVICE
+    assert choose_augmentation(src, "false", -1, CPU).name == AUG_WORKER
+    assert choose_augmentation(src, "true", -1, CPU).name == AUG_DEVICE
+    assert TrainOptions().batched_augment == "auto"
 
 
 def test_window_bank_pickles_its_memory_map_by_name(corpus):

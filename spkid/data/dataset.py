@@ -8,7 +8,7 @@ Crops seek to the samples they need (durations come from utt2dur), so a 2-s crop
 :func:`build_train_data` puts it together for ``steps/train.py``: the speaker-balanced
 sampler (:mod:`spkid.data.sampler`), the dataset and DataLoader, and the augmentation mode
 (:func:`spkid.data.augment.choose_augmentation`: off, per utterance in the workers, or batched on
-the training device with the workers reading the clips or with the MUSAN bank held there). The
+the training device with the MUSAN bank held there). The
 dataset asks the mode what each item carries and how a batch of them is collated;
 ``TrainData.device_augment`` is the mode's step on the training device.
 
@@ -130,7 +130,7 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
     classifier size depends on the data dir only). ``loader`` yields this rank's slice of each
     global batch (see :mod:`spkid.data.sampler`) as :meth:`TrainCropDataset.collate` dicts;
     call ``set_epoch`` first.
-    ``device_augment(wave, batch)`` is set when ``train.augment and train.batched_augment``;
+    ``device_augment(wave, batch)`` is set when the augmentation runs on the device (``device`` mode);
     :func:`device_wave` moves a batch's crops to ``device`` and applies it."""
     if train.augment and aug_dir is None:
         raise SpkidError("--augment=true needs the augmentation data dirs (--aug-data, e.g. data with "

@@ -26,7 +26,8 @@ from spkid.train.ranks import Dist
 log = logging.getLogger("spkid.train")
 
 # Options that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "compile_mode", "aug_bank_max_gb", "average_last"}
+RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "compile_mode", "batched_augment", "aug_bank_max_gb",
+                               "average_last"}
                               | {f.name for f in dataclasses.fields(EvalOptions)})
 
 

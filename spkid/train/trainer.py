@@ -365,8 +365,8 @@ class Trainer:
                     log.warning("epoch %d: the step waited for the DataLoader %.0f%% of the time; more workers "
                                 "would train faster (--num-workers, now %d per process%s)", epoch,
                                 100 * stats.data_wait, job.train.num_workers,
-                                "" if job.train.batched_augment or not job.train.augment
-                                else "; --batched-augment true moves the augmentation off them")
+                                "; --batched-augment=true moves the augmentation off them"
+                                if job.train.augment and data.device_augment is None else "")
             barrier(d)
             last = stats
         return last

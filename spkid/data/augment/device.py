@@ -1,12 +1,7 @@
-"""The device half of batched augmentation: ``(wave on the device, batch) -> augmented wave``.
-
-Two callables, one per batched mode (see :mod:`spkid.data.augment.modes`); both end in
-:func:`spkid.data.augment.scheme.augment_batch`:
-
-- :class:`BatchAugmenter`: the DataLoader workers read the clips and RIRs each draw names and
-  the batch carries them (:data:`AUG_KEYS`);
-- :class:`DeviceAugmentBank`: the packed MUSAN banks and the RIRs live on the device and the
-  batch carries only the draws (:data:`DRAW_KEYS`).
+"""The device half of batched augmentation (``device`` mode, :mod:`spkid.data.augment.modes`):
+``(wave on the device, batch) -> augmented wave``, with the packed MUSAN banks and the RIRs held
+on the device and the batch carrying only the draws (:data:`DRAW_KEYS`); it ends in
+:func:`spkid.data.augment.scheme.augment_batch`.
 """
 
 from __future__ import annotations
@@ -18,22 +13,6 @@ import torch
 
 from spkid.data.augment.scheme import augment_batch
 from spkid.data.augment.sources import AUG_DIRS, AugmentSource
-
-#: batch keys of the audio that :class:`BatchAugmenter` mixes.
-AUG_KEYS = ("clips", "clip_owner", "clip_snr", "rir", "rir_owner")
-
-
-class BatchAugmenter:
-    """Moves the clips and RIRs the workers read to the wave's device (non-blocking from pinned
-    memory) and runs :func:`augment_batch` there. The MUSAN audio itself stays on disk: real
-    MUSAN is ~100 h (23 GB as float32), too big for GPU memory, while the clips of one batch
-    are ~1.4 crops per utterance."""
-
-    def __call__(self, wave: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        dev = wave.device
-        t = {k: batch[k].to(dev, non_blocking=True) for k in AUG_KEYS}
-        return augment_batch(wave, t["clips"], t["clip_owner"], t["clip_snr"], t["rir"], t["rir_owner"])
-
 
 #: batch keys of the draws that :class:`DeviceAugmentBank` turns into audio.
 DRAW_KEYS = ("clip_window", "clip_offset", "clip_owner", "clip_snr", "rir_index", "rir_owner")

@@ -1,4 +1,4 @@
-"""The four placements of augmentation, one object each, and the choice between them.
+"""The placements of augmentation, one object each, and the choice between them.
 
 A mode answers the three questions the training data asks of it:
 
@@ -13,14 +13,16 @@ The modes (``TrainOptions``: ``--augment``, ``--batched-augment``, ``--aug-bank-
 - ``off`` (:class:`Augmentation`): clean crops;
 - ``worker`` (:class:`PerUtterance`): each worker augments its own crops with
   :func:`~spkid.data.augment.scheme.augment_utterance` (float32 crops);
-- ``batched`` (:class:`BatchedReadClips`): the workers draw and read the clips and RIR each draw
-  names; :class:`~spkid.data.augment.device.BatchAugmenter` mixes the batch on the device;
 - ``device`` (:class:`BatchedDeviceBank`): the packed banks and RIRs live on the device
-  (:class:`~spkid.data.augment.device.DeviceAugmentBank`) and the workers send only the draws.
+  (:class:`~spkid.data.augment.device.DeviceAugmentBank`), the workers send only the draws and
+  the batch is mixed there.
 
-Except in ``worker`` mode a crop of a 16-bit file stays int16 (half the bytes through the
-workers' shared memory and the host-device copy). Every mode draws from the same generator
-after the crop, so the augmenting modes give the same draws for the same item.
+Each is kept for a bench figure where it wins (docs/benchmarks.md): ``worker`` trained fastest
+end to end on the 16-core H200, ``device`` fed the loader fastest on the 2-core CPU machine;
+``--batched-augment=auto`` picks that one for the device. In ``device`` mode a crop of a 16-bit
+file stays int16 (half the bytes through the workers' shared memory and the host-device copy).
+Both augmenting modes draw from the same generator after the crop, so they give the same draws
+for the same item.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from spkid.data.augment.device import BatchAugmenter, DeviceAugmentBank
+from spkid.data.augment.device import DeviceAugmentBank
 from spkid.data.augment.scheme import augment_utterance
 from spkid.data.augment.sources import AUG_DIRS, AugmentSource
 
 log = logging.getLogger("spkid.train.data")  # into the training log (exp/SYS/log/train.log)
 
-AUG_OFF, AUG_WORKER, AUG_BATCHED, AUG_DEVICE = "off", "worker", "batched", "device"
-AUG_MODES = (AUG_OFF, AUG_WORKER, AUG_BATCHED, AUG_DEVICE)
+AUG_OFF, AUG_WORKER, AUG_DEVICE = "off", "worker", "device"
+AUG_MODES = (AUG_OFF, AUG_WORKER, AUG_DEVICE)
 
 
 def stack_shared(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -73,13 +75,6 @@ class _Drawn(Augmentation):
         return {"aug_kind": torch.tensor([it["aug_kind"] for it in items], dtype=torch.long)}
 
 
-def _clip_owners(items: list[dict], key: str) -> dict:
-    """clip_owner (the row each clip is added to) and clip_snr, over the items' clips named by ``key``."""
-    owners = [np.full(len(it[key]), i, dtype=np.int64) for i, it in enumerate(items)]
-    return {"clip_owner": torch.from_numpy(np.concatenate(owners)),
-            "clip_snr": torch.from_numpy(np.concatenate([it["clip_snr"] for it in items]))}
-
-
 class PerUtterance(_Drawn):
     """``worker``: the crop augmented in the worker, per utterance (float32)."""
 
@@ -90,31 +85,6 @@ class PerUtterance(_Drawn):
         draw = self.source.draw(rng, frames)
         clips, rir = self.source.clips(draw, frames), self.source.rir(draw)
         return {"wave": augment_utterance(wave, clips, draw.snrs, rir), "aug_kind": draw.kind}
-
-
-class BatchedReadClips(_Drawn):
-    """``batched``: the crop with the clips (N, T) and the RIR its draw names, mixed on the device."""
-
-    name = AUG_BATCHED
-    device_augment = BatchAugmenter()
-
-    def item(self, wave, rng, frames):
-        draw = self.source.draw(rng, frames)
-        return {"wave": wave, "aug_kind": draw.kind, "clips": self.source.clips(draw, frames),
-                "clip_snr": np.asarray(draw.snrs, dtype=np.float32), "rir": self.source.rir(draw)}
-
-    def collate(self, items, frames):
-        batch = super().collate(items, frames) | _clip_owners(items, "clips")
-        clips = [clip for it in items for clip in it["clips"]]
-        batch["clips"] = stack_shared(clips) if clips else torch.zeros((0, frames), dtype=torch.float32)
-        rir_rows = [i for i, it in enumerate(items) if it["rir"] is not None]
-        width = max((len(items[i]["rir"]) for i in rir_rows), default=1)
-        rir = np.zeros((len(rir_rows), width), dtype=np.float32)
-        for r, i in enumerate(rir_rows):
-            rir[r, :len(items[i]["rir"])] = items[i]["rir"]
-        batch["rir"] = torch.from_numpy(rir)
-        batch["rir_owner"] = torch.tensor(rir_rows, dtype=torch.long)
-        return batch
 
 
 class BatchedDeviceBank(_Drawn):
@@ -141,7 +111,10 @@ class BatchedDeviceBank(_Drawn):
                 "clip_snr": np.asarray(draw.snrs, dtype=np.float32), "rir_index": draw.rir}
 
     def collate(self, items, frames):
-        batch = super().collate(items, frames) | _clip_owners(items, "clip_window")
+        batch = super().collate(items, frames)
+        owners = [np.full(len(it["clip_window"]), i, dtype=np.int64) for i, it in enumerate(items)]
+        batch["clip_owner"] = torch.from_numpy(np.concatenate(owners))  # the row each clip is added to
+        batch["clip_snr"] = torch.from_numpy(np.concatenate([it["clip_snr"] for it in items]))
         batch["clip_window"] = torch.from_numpy(np.concatenate([it["clip_window"] for it in items]))
         batch["clip_offset"] = torch.from_numpy(np.concatenate([it["clip_offset"] for it in items]))
         rir_rows = [i for i, it in enumerate(items) if it["rir_index"] >= 0]
@@ -164,31 +137,31 @@ def device_bank_refusal(source: AugmentSource, max_gib: float) -> str | None:
     unpacked = [str(source.path / AUG_DIRS[c]) for c in source.unpacked]
     if unpacked:
         return (f"{', '.join(unpacked)} {'is' if len(unpacked) == 1 else 'are'} not packed, so the DataLoader "
-                f"workers read the noise clips from the wav files (pack: utils/pack_audio.py "
-                f"{' '.join(unpacked)})")
+                f"workers augment each crop, reading the noise clips from the wav files (pack: "
+                f"utils/pack_audio.py {' '.join(unpacked)})")
     gib = DeviceAugmentBank.nbytes(source) / 2**30
     if gib > max_gib:
         return (f"the packed MUSAN bank and the RIRs take {gib:.1f} GiB, over --aug-bank-max-gb {max_gib:g}, "
-                f"so the DataLoader workers read the noise clips (raise --aug-bank-max-gb to hold them on "
-                f"the device)")
+                f"so the DataLoader workers augment each crop (raise --aug-bank-max-gb to hold them on the device)")
     return None
 
 
-def choose_augmentation(source: AugmentSource | None, batched: bool, bank_max_gb: float,
+def choose_augmentation(source: AugmentSource | None, placement: str, bank_max_gb: float,
                         device: torch.device) -> Augmentation:
-    """The mode for ``--augment`` (a source given), ``--batched-augment`` and ``--aug-bank-max-gb``
-    on ``device``: the bank goes to the device when it is packed and fits, else the workers read
-    the clips. Says which in the training log."""
+    """The mode for ``--augment`` (a source given), ``--batched-augment`` (``placement``: auto, true,
+    false) and ``--aug-bank-max-gb`` on ``device``. ``auto`` is the measured best for the device: per
+    utterance in the workers on a GPU (the H200's figures), the bank on the device on a CPU. The
+    bank goes to the device only when it is packed and fits; otherwise the workers augment. Says
+    which in the training log."""
     if source is None:
         return Augmentation()
-    if not batched:
+    if placement == "false" or (placement == "auto" and device.type != "cpu"):
         log.info("augmentation: per utterance in the DataLoader workers")
         return PerUtterance(source)
     refusal = device_bank_refusal(source, bank_budget_gib(bank_max_gb, device))
-    if refusal is None:
-        mode = BatchedDeviceBank(source, device)
-        log.info("augmentation: batched on %s, MUSAN bank and RIRs held there (%.2f GiB)", device,
-                 DeviceAugmentBank.nbytes(source) / 2**30)
-        return mode
-    (log.warning if source.unpacked else log.info)("augmentation: batched on %s; %s", device, refusal)
-    return BatchedReadClips(source)
+    if refusal is not None:
+        (log.warning if source.unpacked else log.info)("augmentation: %s", refusal)
+        return PerUtterance(source)
+    log.info("augmentation: batched on %s, MUSAN bank and RIRs held there (%.2f GiB)", device,
+             DeviceAugmentBank.nbytes(source) / 2**30)
+    return BatchedDeviceBank(source, device)
