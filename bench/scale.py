@@ -10,6 +10,10 @@ Synthetic inputs of the real sizes are written under --work (removed at the end 
   the straightforward load (each utterance's matrix opened on its own, the crops dropped as
   ``x[:0]``), time and peak memory, each in its own process.
 
+- ``arkchecks``: what :mod:`spkid.data.arks`'s checks cost on the same ark: stage 4's "already
+  done" check of every record's structure against reading the scp's utterance list alone, and
+  stage 5's value checks (finite, no zero crop, bounded) against the same load without them.
+
 - ``headers``: stage 2's utt2dur of VoxCeleb2 dev (1,092,009 files): ``--files`` small 16-bit
   wav files (page cache warm, so this is the per-file CPU cost, not the disk's),
   :func:`spkid.data.audio.audio_infos` against the same with every header read by ``sf.info``.
@@ -32,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +115,43 @@ def bench_embeddings(work: Path, args: argparse.Namespace) -> None:
     compare_in_processes("embeddings", work, args,
                          f"{args.utts} utterances x {args.crops} crops x {args.dim} (stage 5, means only)",
                          "open per utterance, x[:0] views", "read_embeddings", "same means")
+
+
+# ---------------------------------------------------------------- ark checks (stages 4 and 5)
+
+def bench_arkchecks(work: Path, args: argparse.Namespace) -> None:
+    """What spkid.data.arks's checks cost on the VoxCeleb1 set: stage 4's "already done" check
+    (every record's header and the tiling of the ark) against reading the scp's utterance list
+    (all it checked before), and stage 5's value checks against the same load without them."""
+    from unittest import mock
+
+    from spkid.data import arks
+    from spkid.data.datadir import read_scp
+    from spkid.eval import scoring
+
+    def best(fn, repeat: int = 3) -> float:
+        return min(timeit.repeat(fn, number=1, repeat=repeat))
+
+    scp = make_embeddings(work, args)
+    utts = [u for u, _, _ in read_scp(scp)]
+    scp_only = best(lambda: [u for u, _, _ in read_scp(scp)] == utts)
+    structure = best(lambda: arks.set_problem(scp.with_suffix(".ark"), utts))
+    print(f"arkchecks: {len(utts)} utterances x {args.crops} crops x {args.dim} "
+          f"({scp.with_suffix('.ark').stat().st_size / 1e9:.1f} GB ark, page cache warm; best of 3 each)")
+    print(f"  stage 4 done check: scp utterance list only {scp_only:6.2f} s; + every record's structure "
+          f"(set_problem) {structure:6.2f} s")
+
+    def load():
+        return scoring.read_embeddings(scp, keep_crops=False)
+
+    checked, unchecked = [], []
+    for _ in range(3):  # alternated, so that a change in the machine's load falls on both
+        checked.append(best(load, 1))
+        with mock.patch.object(arks, "value_problem", lambda mat: None):
+            unchecked.append(best(load, 1))
+    checked, unchecked = min(checked), min(unchecked)
+    print(f"  stage 5 load (read_embeddings): without value checks {unchecked:6.2f} s; with them {checked:6.2f} s "
+          f"-> +{100 * (checked / unchecked - 1):.1f} %")
 
 
 # ---------------------------------------------------------------- headers (stage 2)
@@ -197,7 +239,8 @@ def bench_fuse(work: Path, args: argparse.Namespace) -> None:
                          "same scores")
 
 
-PARTS = {"embeddings": (bench_embeddings, run_embeddings), "headers": (bench_headers, None),
+PARTS = {"embeddings": (bench_embeddings, run_embeddings), "arkchecks": (bench_arkchecks, None),
+         "headers": (bench_headers, None),
          "fuse": (bench_fuse, run_fuse)}
 
 

@@ -69,7 +69,7 @@ def test_truncated_arks_are_caught_also_at_a_record_boundary(tmp_path):
     ark.write_bytes(whole[:key_start])  # the reproduction: cut where a record's key starts
     assert f"utterance '{third_last[0]}'" in set_problem(ark, utts) and "truncated" in set_problem(ark, utts)
     with pytest.raises(ArkError, match=rf"{ark}: utterance '{third_last[0]}' \({scp}:2\): .*truncated.*rm -r "
-                                       rf"{tmp_path} && steps/extract.sh"):
+                                       rf"{tmp_path}; steps/extract.sh"):
         list(Table(scp).read())
     ark.write_bytes(whole[:-7])  # inside the last record's values
     assert "values run past the end" in set_problem(ark, utts)
@@ -111,7 +111,8 @@ def test_damaged_values_name_the_ark_the_utterance_and_the_fix(tmp_path):
     for fill, match in ((np.zeros(24), "crop 1 of 3 is all zeros"),
                         (np.full(24, np.nan), "crop 1 of 3 holds 8 NaN and 0 infinite"),
                         (np.full(24, np.inf), "crop 1 of 3 holds 0 NaN and 8 infinite"),
-                        (np.full(24, 1e30), r"crop 1 of 3 holds \|x\| = 1e\+30, above 1e\+06")):
+                        (np.full(24, 1e30), r"crop 1 of 3 has length 2.83e\+30, above 1e\+06"),
+                        (np.full(24, 1e6), r"crop 1 of 3 has length 2.83e\+06, above 1e\+06")):
         data = bytearray(whole)
         data[o + 15:o + 15 + 96] = fill.astype(np.float32).tobytes()
         ark.write_bytes(bytes(data))
@@ -127,10 +128,12 @@ def test_damaged_values_name_the_ark_the_utterance_and_the_fix(tmp_path):
 def test_value_bounds():
     x = np.ones((2, 4), np.float32)
     assert value_problem(x) is None and value_problem(x[0]) is None
-    x[1, 2] = arks.MAX_ABS
+    x[1] = [arks.MAX_NORM / 2] * 4  # length exactly MAX_NORM
     assert value_problem(x) is None
-    x[1, 2] = 2 * arks.MAX_ABS
-    assert value_problem(x).startswith("crop 2 of 2 holds |x| = 2e+06")
+    x[1, 2] *= 2
+    assert value_problem(x).startswith("crop 2 of 2 has length 1.32e+06, above 1e+06")
+    x[1] = [1e-13, 0, 0, 0]
+    assert value_problem(x) == "crop 2 of 2 has length 1e-13, below 1e-12 (no direction to score)"
     assert value_problem(np.zeros(4, np.float32)) == "the vector is all zeros (no direction to score)"
 
 

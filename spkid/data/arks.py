@@ -14,13 +14,14 @@ record's ``\\0B``. What is checked, and where:
   file; records do not overlap; in a set stage 4 made they tile the ark exactly, so an ark cut
   at a record boundary is caught too;
 - values (:meth:`Table.read`, stage 5; one vectorised pass per matrix): finite, no all-zero
-  crop (no direction to length-normalise: it scored 0.000000), and ``|x| <= MAX_ABS``.
+  crop (no direction to length-normalise: it scored 0.000000), and a length <= ``MAX_NORM``.
 
 Every error names the ark, the utterance, its scp line and the fix (extract the set again).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import struct
@@ -33,12 +34,12 @@ import numpy as np
 from spkid.data.datadir import read_scp_lines
 from spkid.errors import SpkidError
 
-#: the largest |value| accepted in an embedding. Raw crop embeddings of the trunks here stay within
-#: tens (largest on the mini systems: about 6; VoxCeleb-trained ResNets have norms of tens), so a
-#: value above 1e6 is damage, not a speaker; it is also far below where float32 length
-#: normalisation breaks (512 squares of 1e6 are 5e14; float32 overflows at 3.4e38 and 1e30 scored 0)
-MAX_ABS = 1e6
-#: a crop whose largest |value| is below this has no direction (``normalize_rows``' epsilon)
+#: the longest crop embedding accepted (L2 norm). Raw crop embeddings of the trunks here have
+#: lengths of tens (QA4 on the mini corpus: 7 to 23), so a length above 1e6 is damage, not a speaker;
+#: the bound is also far below where float32 length normalisation breaks (a squared length of
+#: 1e12 against float32's 3.4e38; values of 1e30 overflowed to a length of inf and scored 0)
+MAX_NORM = 1e6
+#: a crop shorter than this has no direction (``normalize_rows``' epsilon): it would score 0
 TINY = 1e-12
 _TOKENS = {b"FM ": 2, b"FV ": 1}  # float32 matrix / vector: how many int32 sizes follow
 _HEAD = 2 + 3 + 2 * 5  # "\0B", the token, up to two "\x04" + int32 sizes
@@ -56,14 +57,15 @@ def check_key(key: str, where: str) -> None:
                        f"whitespace; rename the recording (e.g. spaces to '_')")
 
 
-def redo_fix(set_dir: Path, extract_args: str = "") -> str:
+def redo_fix(set_dir: Path, extract_args: str = "", run_sh: bool = True) -> str:
     """How to redo a damaged embeddings set ``exp/<SYS>/embeddings/<set>`` (stage 4): remove it
-    (its ark cannot be trusted, and run.sh skips a set whose .done marker is there) and extract
-    it again; ``extract_args``: steps/extract.sh's arguments when the caller knows them."""
+    (its ark cannot be trusted, and run.sh skips a set whose .done marker is there) and extract it
+    again; ``extract_args``: steps/extract.sh's arguments when the caller knows them; ``run_sh``:
+    whether ./run.sh --stage 4 redoes it too (not the cohort, which no eval set's marker names)."""
     exp_dir = set_dir.parent.parent
     args = extract_args or f"{exp_dir} data/{set_dir.name}"
-    return (f"the set is damaged: remove it and extract it again (stage 4): rm -r {set_dir} && steps/extract.sh "
-            f"{args} (or ./run.sh --stage 4 --force true --systems {exp_dir.name})")
+    also = f" (or ./run.sh --stage 4 --systems {exp_dir.name})" if run_sh else ""
+    return f"the set is damaged: remove it and extract it again: rm -r {set_dir}; steps/extract.sh {args}{also}"
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class Table:
         if fields[::2] != (4,) * sizes or min(shape) <= 0:
             raise self.error(rec, f"a damaged header at offset {rec.offset} (sizes {fields})")
         data = rec.offset + 5 + 5 * sizes
-        if data + 4 * int(np.prod(shape)) > size:
+        if data + 4 * math.prod(shape) > size:
             raise self.error(rec, f"its {'x'.join(map(str, shape))} values run past the end of the ark "
                                   f"({size} bytes): it is truncated")
         return shape, data
@@ -173,7 +175,7 @@ class Table:
             if key_start < end or (tiled and key_start != end):
                 raise self.error(rec, f"its record starts at byte {key_start}, but the one before it in the "
                                       f"ark ends at byte {end}")
-            end = data + 4 * int(np.prod(shape))
+            end = data + 4 * math.prod(shape)
         self._check_end(ark, end, size, tiled)
         if shape is None:
             raise ArkError(f"{self.scp} lists no embeddings; {self.fix}")
@@ -188,7 +190,7 @@ class Table:
         """(utt, float32 matrix or vector) of ``utts`` (all when None), in ark order (each ark
         read front to back), structure and values checked."""
         for rec, fd, _, shape, data in self._records(utts, same_rows=False):
-            mat = np.frombuffer(os.pread(fd, 4 * int(np.prod(shape)), data), dtype="<f4").reshape(shape)
+            mat = np.frombuffer(os.pread(fd, 4 * math.prod(shape), data), dtype="<f4").reshape(shape)
             problem = value_problem(mat)
             if problem:
                 raise self.error(rec, problem)
@@ -196,18 +198,23 @@ class Table:
 
 
 def value_problem(mat: np.ndarray) -> str | None:
-    """Why the values of an embedding (a matrix of crops, or a vector) cannot be scored, or None."""
-    peak = np.abs(mat).max(axis=-1)
-    if np.all((peak <= MAX_ABS) & (peak >= TINY)):  # the usual case: one pass, NaN compares False
+    """Why the values of an embedding (a matrix of crops, or a vector) cannot be scored, or None.
+
+    One pass: the squared length of each crop, which NaN and infinity turn NaN or infinite."""
+    sq = np.einsum("...i,...i->...", mat, mat)
+    if TINY ** 2 <= sq.min() and sq.max() <= MAX_NORM ** 2:  # (False for NaN)
         return None
     rows = np.atleast_2d(mat)
-    bad = int(np.flatnonzero(~((np.atleast_1d(peak) <= MAX_ABS) & (np.atleast_1d(peak) >= TINY)))[0])
+    norms = np.linalg.norm(rows.astype(np.float64), axis=-1)  # (float32 squares overflow past 1.8e19)
+    bad = int(np.flatnonzero(~((norms >= TINY) & (norms <= MAX_NORM)))[0])
     row, what = rows[bad], f"crop {bad + 1} of {len(rows)}" if mat.ndim == 2 else "the vector"
     if not np.isfinite(row).all():
         return f"{what} holds {int(np.isnan(row).sum())} NaN and {int(np.isinf(row).sum())} infinite values"
-    if np.abs(row).max() > MAX_ABS:
-        return f"{what} holds |x| = {float(np.abs(row).max()):.3g}, above {MAX_ABS:g}, which no network here produces"
-    return f"{what} is all zeros (no direction to score)"
+    if norms[bad] > MAX_NORM:
+        return f"{what} has length {norms[bad]:.3g}, above {MAX_NORM:g}, which no network here produces"
+    if norms[bad] == 0:
+        return f"{what} is all zeros (no direction to score)"
+    return f"{what} has length {norms[bad]:.3g}, below {TINY:g} (no direction to score)"
 
 
 def set_problem(ark: str | os.PathLike, utts: Sequence[str]) -> str | None:

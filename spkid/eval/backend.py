@@ -149,7 +149,7 @@ class Backend:
         """Mean, cohort and PLDA from the training utterances' embeddings (their ark read once);
         ``redo``: the arguments of the stage 4 command that extracts them again, for errors."""
         train = scoring.read_embeddings(cohort_dir / "embeddings.scp", keep_crops=ev.score_type == "euclidean",
-                                        fix=arks.redo_fix(cohort_dir, redo), subtract_mean=ev.mean_subtract)
+                                        fix=arks.redo_fix(cohort_dir, redo, run_sh=False), subtract_mean=ev.mean_subtract)
         utt2spk = read_table(cohort_dir / "utt2spk")
         _, speaker_vectors = scoring.speaker_means(train, utt2spk)
         out = cls(ev, train.center, scoring.normalize_rows(speaker_vectors))
