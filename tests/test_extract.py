@@ -257,6 +257,31 @@ def test_extract_errors(tmp_path):
         extract_main(["--read-workers=0", str(exp), str(data.path)])
 
 
+def test_crop_memory_estimate_is_what_the_forward_pass_holds():
+    # per crop: the probe's input and the tensors the pass makes (a view of it makes none, a ReLU
+    # one of the same size), then the crops as numpy and as a tensor; 4 bytes a sample throughout
+    crop = extract.crop_samples(400)
+    view = torch.nn.Sequential(torch.nn.Unflatten(1, (-1, 1)))
+    assert extract.crops_bytes(view, crop, 10, "cpu") == 10 * (4 * crop + 8 * crop)
+    relu = torch.nn.Sequential(torch.nn.Unflatten(1, (-1, 1)), torch.nn.ReLU())
+    assert extract.crops_bytes(relu, crop, 10, "cpu") == 10 * (8 * crop + 8 * crop)
+    # the weights are not counted, nor are views of them
+    linear = torch.nn.Sequential(torch.nn.Unflatten(1, (-1, 1)), torch.nn.Linear(1, 1, bias=False))
+    assert extract.crops_bytes(linear, crop, 1, "cpu") == 8 * crop + 8 * crop
+
+
+def test_crops_that_cannot_fit_in_memory_are_refused(tmp_path):
+    # 100,000 crops was an OOM kill at 11.6 GB; the estimate, the limit and the options are named
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=2)
+    with pytest.raises(SpkidError, match=r"--num-eval-crops=10000000 crops of --eval-frames=400 need about "
+                                         r"[0-9.]+ GiB to embed one utterance, but this .* has [0-9.]+ GiB available: "
+                                         r"lower --num-eval-crops or --eval-frames"):
+        extract_main(["--read-workers=0", "--num-eval-crops=10000000", "--eval-frames=400", str(exp), str(data.path)])
+    assert not (exp / "embeddings" / "set" / "embeddings.ark").exists()
+    assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0  # the system's own 3 crops fit
+
+
 def test_an_empty_data_dir_is_refused(tmp_path):
     # extraction said it embedded 0 utterances and exited 0; scoring and training did alike
     exp, _ = tiny_system(tmp_path)

@@ -13,17 +13,20 @@ utterances go through the network in one batch.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from spkid.data.audio import crop_samples, read_checked, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
 from spkid.data.arks import Table, check_key
 from spkid.data.datadir import read_scp
+from spkid.device import available_memory
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.fileio import atomic_paths
@@ -115,6 +118,74 @@ def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") 
     return System(exp_dir, model.to(device).eval(), model_opts, eval_opts, opts)
 
 
+class _PeakTensorBytes(TorchDispatchMode):
+    """The most bytes of tensor storage alive at once while it is active: each op's outputs are
+    counted until the last tensor on their storage is freed (a view adds no bytes, nor does a view
+    of the ``held`` tensors, the network's weights)."""
+
+    def __init__(self, held: Iterable[torch.Tensor]):
+        super().__init__()
+        self.held = {t.untyped_storage().data_ptr() for t in held}
+        self.live: dict[int, list[int]] = {}  # storage address -> [bytes, tensors on it]
+        self.now = self.peak = 0
+
+    def _release(self, key: int) -> None:
+        entry = self.live[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.now -= entry[0]
+            del self.live[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if torch.is_tensor(t) and t.untyped_storage().nbytes() and t.untyped_storage().data_ptr() not in self.held:
+                key = t.untyped_storage().data_ptr()
+                entry = self.live.setdefault(key, [t.untyped_storage().nbytes(), 0])
+                if entry[1] == 0:
+                    self.now += entry[0]
+                    self.peak = max(self.peak, self.now)
+                entry[1] += 1
+                weakref.finalize(t, self._release, key)
+        return out
+
+
+PROBE_FRAMES = 100  # activations grow linearly with a crop's frames: measured on two short crops, extended
+
+
+def _peak_bytes(model: torch.nn.Module, samples: int, device: torch.device | str) -> int:
+    peak = _PeakTensorBytes([*model.parameters(), *model.buffers()])
+    with peak:
+        model(torch.zeros(1, samples, device=device))
+    return peak.peak
+
+
+@torch.no_grad()
+def crops_bytes(model: torch.nn.Module, crop: int, num_crops: int, device: torch.device | str) -> int:
+    """About the memory that embedding ``num_crops`` crops of ``crop`` samples in one forward pass
+    takes: the network's activations, measured on crops of 100 and 200 frames and extended along
+    that line, and the crops' waveforms (the numpy batch and its tensor)."""
+    short, long = crop_samples(PROBE_FRAMES), crop_samples(2 * PROBE_FRAMES)
+    a, b = _peak_bytes(model, short, device), _peak_bytes(model, long, device)
+    per_crop = max(a, a + (b - a) * (crop - short) / (long - short))
+    return int(num_crops * (per_crop + 2 * 4 * crop))
+
+
+def check_crop_memory(model: torch.nn.Module, crop: int, num_crops: int, device: torch.device | str) -> None:
+    """Refuse crops whose one forward pass cannot fit (100,000 crops were an OOM kill at 11.6 GB):
+    the estimate, the limit and the options to lower. Whole utterances (0 crops) are not known yet."""
+    if num_crops == 0:
+        return
+    device = torch.device(device)
+    need = crops_bytes(model, crop, num_crops, device)
+    have, where = available_memory(device)
+    if need > have:
+        frames = (crop - crop_samples(0)) // 160
+        raise ExtractError(f"--num-eval-crops={num_crops} crops of --eval-frames={frames} need about "
+                           f"{need / 2**30:.1f} GiB to embed one utterance, but {where} has {have / 2**30:.1f} GiB "
+                           f"available: lower --num-eval-crops or --eval-frames (the paper: 10 crops of 400 frames)")
+
+
 @torch.no_grad()
 def embed_waveform(model: torch.nn.Module, wave: np.ndarray, ev: EvalOptions,
                    device: torch.device | str = "cpu") -> np.ndarray:
@@ -129,6 +200,7 @@ def embed(model: torch.nn.Module, items: Sequence[tuple[str, str]], crop: int, n
           allow_pipes: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """(utt, crops x dim float32) for every (utt, wav.scp entry), in order; the crops of up to
     ``batch_utts`` utterances share one forward pass (whole utterances go one at a time)."""
+    check_crop_memory(model, crop, num_crops, device)
     loader = torch.utils.data.DataLoader(
         CropDataset(items, crop, num_crops, allow_pipes), batch_size=batch_utts if num_crops else 1,
         num_workers=num_workers, collate_fn=_collate, pin_memory=torch.device(device).type == "cuda")

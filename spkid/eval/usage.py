@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from spkid.console import progress
-from spkid.eval.extract import System, embed_waveform
+from spkid.eval.extract import System, check_crop_memory, crop_samples, embed_waveform
 from spkid.data.inputs import Failures, load_inputs
 from spkid.eval.scoring import Embeddings
 
@@ -26,6 +26,7 @@ def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures:
     ``failures`` and the rest go on."""
     items = list(items)
     device = next(system.model.parameters()).device
+    check_crop_memory(system.model, crop_samples(system.eval_opts.eval_frames), system.eval_opts.num_eval_crops, device)
     loaded = load_inputs(items, failures, notes, allow_pipes=allow_pipes)
     for key, rec in progress(loaded, total=len(items), desc="embedding", unit="file", quiet=quiet, leave=False):
         yield key, embed_waveform(system.model, rec.wave, system.eval_opts, device)
