@@ -28,10 +28,18 @@ extra_voices=false     # mini corpus: add mbrola voices (Debian contrib/non-free
 force=false            # redo finished stages (a forced stage 3 sets the old run aside)
 backend=none           # full: also each back-end part, applied to $backend_base, as a system <base>_<part>
 backend_base=EA4       # the trained system the back-end parts start from
-known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force backend backend_base"
+fusion_tune=           # SET/LIST tuning the fusion weights (default: conf/fusion.conf's, VoxSRC 2020 val)
+# stage 1 of --corpus voxceleb: corpora already on disk, linked in (docs/voxceleb.md)
+vox1_dir=; vox2_dir=; musan_dir=; rirs_dir=; lists_dir=
+voxsrc19_list=; voxsrc19_audio=; voxsrc20_list=; voxsrc20_audio=
+skip_download=false    # true: download nothing; what is not on disk is skipped, named
+on_disk_options="vox1_dir vox2_dir musan_dir rirs_dir lists_dir voxsrc19_list voxsrc19_audio voxsrc20_list voxsrc20_audio skip_download"
+known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force backend backend_base fusion_tune $on_disk_options"
 help_message="usage: ./run.sh [--stage N] [--stop-stage M] [--corpus mini|voxceleb] [--corpus-dir DIR]
        [--systems \"HA4 EA4\"] [--nj N] [--gpus N] [--nnodes N --node-rank R --master-addr HOST]
        [--seed S] [--extra-voices true] [--force true] [--backend none|full [--backend-base SYS]] [--config FILE]
+       [--fusion-tune SET/LIST] [--vox1-dir DIRS] [--vox2-dir DIR] [--musan-dir DIR] [--rirs-dir DIR] [--lists-dir DIR]
+       [--voxsrc20-list FILE --voxsrc20-audio DIR|ZIP] [--voxsrc19-list ... --voxsrc19-audio ...] [--skip-download true]
   --config FILE: these options, one --option=value per line, # comments (the command line wins)
 
 Stages (--stage N --stop-stage M; a finished stage is skipped, --force true redoes it):
@@ -81,10 +89,16 @@ if [ "$backend" = full ]; then
   backend_systems=$(for part in $backend_parts; do printf '%s ' "${backend_base}_$part"; done)
 fi
 all_systems=$(echo $systems $backend_systems)
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then  # every conf before any trains; stages 4-6 read exp/<SYS>/config.conf
-  for sys in $systems ${backend_parts:+$backend_base}; do
+# the systems stage 3 trains: those not trained (or imported) yet; --force true trains them all again
+to_train=
+for sys in $systems; do
+  if $force || [ ! -f exp/$sys/.done.train ]; then to_train="$to_train $sys"; fi
+done
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then  # every conf and training set before any work
+  for sys in $to_train ${backend_parts:+$backend_base}; do
     require_file conf/$sys.conf "a conf per system: see conf/ and the README's system table"
   done
+  for sys in $to_train; do check_training_data $sys conf/$sys.conf; done
 fi
 # A system's confs: conf/<SYS>.conf; the mini corpus shrinks it to fit a CPU with conf/mini.conf,
 # then conf/mini_<trunk>.conf.
@@ -105,8 +119,12 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     run_stage 1 "$corpus_dir/.done" \
       local/make_mini_corpus.py --out "$corpus_dir" --nj $nj --seed $seed --extra-voices $extra_voices
   else
+    on_disk=()
+    for v in $on_disk_options; do
+      [ -z "${!v}" ] || on_disk+=("--${v//_/-}" "${!v}")
+    done
     run_stage 1 "$corpus_dir/.done" \
-      local/download_voxceleb.sh --corpus-dir "$corpus_dir" --nj $nj --cmd "$cpu_cmd"
+      local/download_voxceleb.sh --corpus-dir "$corpus_dir" --nj $nj --cmd "$cpu_cmd" ${on_disk[@]+"${on_disk[@]}"}
   fi
 fi
 
@@ -123,6 +141,10 @@ fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   require data/.done 2 "prepare the data directories"
   for sys in $systems; do
+    if [[ " $to_train " != *" $sys "* ]]; then  # trained or imported: skipped, its corpus checked
+      run_stage 3 exp/$sys/.done.train steps/train.sh
+      continue
+    fi
     confs=$(system_confs $sys)
     $force && set_aside exp/$sys  # a forced stage 3 trains from scratch; the old run is kept
     run_stage 3 exp/$sys/.done.train \
@@ -181,7 +203,7 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
     done
   done
   # exp/RESULTS.md belongs to one set of systems: writing it for another retires the old marker
-  marker="exp/.done.results.${all_systems// /_}"
+  marker="exp/.done.results.${all_systems// /_}${fusion_tune:+.tuned_on.${fusion_tune//\//.}}"
   { [ -f "$marker" ] && ! $force; } || rm -f exp/.done.results.*
   floor=""  # the mini corpus's table starts with a floor: cosine of MFCC statistics, no training
   if [ $corpus = mini ]; then
@@ -189,7 +211,12 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
     run_stage 6 exp/mfcc_baseline/.done \
       local/mfcc_baseline.py --data data --scores-dir exp/mfcc_baseline --quiet true
   fi
+  tune=""  # --fusion-tune SET/LIST: another list than conf/fusion.conf's tunes the weights
+  if [ -n "$fusion_tune" ]; then
+    require_file "data/${fusion_tune%%/*}/trials/${fusion_tune#*/}" "--fusion-tune names a trial list as SET/LIST (data/SET/trials/LIST)"
+    tune="--tune-set=${fusion_tune%%/*} --tune-list=${fusion_tune#*/}"
+  fi
   run_stage 6 "$marker" \
-    steps/fuse_and_report.sh --config conf/fusion.conf --systems "$all_systems" --corpus $corpus $floor data exp
+    steps/fuse_and_report.sh --config conf/fusion.conf $tune --systems "$all_systems" --corpus $corpus $floor data exp
   echo "run.sh: results in exp/RESULTS.md"
 fi

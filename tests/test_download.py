@@ -112,14 +112,29 @@ def test_missing_key_is_a_clear_error_before_any_download(tmp_path):
     assert state.requests == []
 
 
-def test_skip_download_names_what_is_missing(tmp_path):
+def test_skip_download_skips_what_is_missing_one_line_each(tmp_path):
     (tmp_path / "c" / "voxceleb1" / "wav" / "id1" / "s").mkdir(parents=True)
     (tmp_path / "c" / "voxceleb1" / "wav" / "id1" / "s" / "00001.wav").write_bytes(b"x")
-    opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), skip_download=True, components="vox1,musan,rirs", quiet=True)
+    (tmp_path / "c" / "lists").mkdir()
+    (tmp_path / "c" / "lists" / "veri_test2.txt").write_text("1 id1/s/00001.wav id1/s/00001.wav\n")
+    opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), skip_download=True, components="lists,vox1,musan,rirs",
+                         quiet=True)
     logs = []
-    with pytest.raises(Exception, match=r"not under .*: musan, rirs"):
-        CorpusObtainer(opts, log=logs.append).run()
+    CorpusObtainer(opts, log=logs.append).run()  # VoxCeleb1 with a list: enough to evaluate on
     assert any("vox1: found in" in m for m in logs)
+    skipped = [m for m in logs if "--skip-download true: skipped" in m]
+    assert [m.split(":")[0] for m in skipped] == ["lists", "musan", "rirs"]
+    assert "list_test_all2.txt" in skipped[0] and "veri_test2.txt" not in skipped[0]
+    assert "training augmentation" in skipped[1]
+
+
+def test_skip_download_with_nothing_to_evaluate_is_an_error(tmp_path):
+    (tmp_path / "c" / "voxceleb1" / "wav" / "id1" / "s").mkdir(parents=True)
+    (tmp_path / "c" / "voxceleb1" / "wav" / "id1" / "s" / "00001.wav").write_bytes(b"x")
+    opts = ObtainOptions(corpus_dir=str(tmp_path / "c"), skip_download=True, components="lists,vox1,musan,rirs",
+                         quiet=True)
+    with pytest.raises(Exception, match=r"holds nothing to evaluate on.*missing: lists, musan, rirs.*--lists-dir"):
+        CorpusObtainer(opts, log=lambda m: None).run()
 
 
 def test_concatenate_checks_the_whole_archive(tmp_path):

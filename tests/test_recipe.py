@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mini_corpus_fixture import tiny_corpus
+from recipe_copy import copy_recipe, run_in
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MINI_CONF = """# the tiny test corpus: 6 training speakers
@@ -32,13 +33,7 @@ TINY_MINI_CONF = """# the tiny test corpus: 6 training speakers
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> Path:
-    r = tmp_path_factory.mktemp("recipe")
-    for name in ("run.sh", "path.sh", "cmd.sh", "requirements.txt"):
-        shutil.copy2(ROOT / name, r / name)
-    for name in ("conf", "utils", "steps", "local"):
-        shutil.copytree(ROOT / name, r / name)
-    for name in ("spkid", ".venv"):
-        (r / name).symlink_to(ROOT / name)
+    r = copy_recipe(tmp_path_factory.mktemp("recipe"))
     (r / "conf" / "mini.conf").write_text(TINY_MINI_CONF)
     for trunk, channels in (("Q_SAP", "4,8,8,8"), ("ECAPA", "16,48")):
         (r / "conf" / f"mini_{trunk}.conf").write_text(f"--channels={channels}\n--n-mels=24\n--embed-dim=16\n")
@@ -46,8 +41,7 @@ def recipe(tmp_path_factory) -> Path:
 
 
 def run(recipe: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in (env or os.environ).items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run(["./run.sh", *args], cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
+    return run_in(recipe, "./run.sh", *args, env=env)
 
 
 @pytest.mark.slow

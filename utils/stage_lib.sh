@@ -114,6 +114,28 @@ except SpkidError as e:
     sys.exit(f"run.sh: {e}")' "$1"
 }
 
+# check_training_data SYS CONF: stop, naming what to obtain, when SYS (to be trained with CONF)
+# needs a data dir (its training set; MUSAN and the RIRs when it augments) that is neither in
+# data/ nor, when stage 2 runs in this call, in the corpus.
+check_training_data() {
+  python -c 'import sys
+from pathlib import Path
+from spkid.config import read_resolved
+from spkid.corpora.prepare import missing_training_data
+from spkid.errors import SpkidError
+from spkid.options import SYSTEM_OPTIONS, TrainOptions
+sys_name, conf, corpus, stage2_runs = sys.argv[1:]
+try:
+    train = next(o for o in read_resolved(conf, SYSTEM_OPTIONS) if isinstance(o, TrainOptions))
+except SpkidError as e:
+    sys.exit(f"run.sh: {e}")
+missing = missing_training_data(Path("data"), Path(corpus), train.augment, stage2_runs == "true")
+if missing:
+    sys.exit(f"run.sh: {sys_name} needs training, on data that is not there:\n  " + "\n  ".join(missing)
+             + f"\nObtain it (docs/voxceleb.md) and run stages 1-2, or leave {sys_name} out of --systems "
+             "(a system imported with steps/import_model.py needs no training).")' "$1" "$2" "$corpus_dir" "$([ "$stage" -le 2 ] && echo true || echo false)"
+}
+
 # set_aside DIR: move DIR out of the way (to DIR.old-<time>), so that a forced stage starts
 # afresh without destroying a finished run.
 set_aside() {

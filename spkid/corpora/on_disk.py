@@ -10,6 +10,7 @@ that does not hold what it should is an error naming what was expected where.
                   wav files converted in place beside the m4a, or a wav tree
     --musan-dir   ``musan`` with noise/, music/, speech/
     --rirs-dir    ``RIRS_NOISES`` with simulated_rirs/smallroom and mediumroom
+    --lists-dir   a folder holding trial lists as published (veri_test2.txt, ...), copied into lists/
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spkid.errors import SpkidError
+from spkid.fileio import atomic_write
 
 SPEAKER = re.compile(r"^id\d+$")
 
@@ -133,3 +135,17 @@ def link_musan(given: Path, corpus: Path) -> None:
 
 def link_rirs(given: Path, corpus: Path) -> None:
     link_tree(given, corpus, "--rirs-dir", "RIRS_NOISES", ("simulated_rirs/smallroom", "simulated_rirs/mediumroom"))
+
+
+def copy_lists(given: Path, corpus: Path, names: tuple[str, ...]) -> list[str]:
+    """The published trial lists of ``names`` found in ``given``, copied into ``<corpus>/lists``
+    (copies: a list is small, and stage 2 reads it as a regular file). Returns the names copied."""
+    if not given.is_dir():
+        raise OnDiskError(f"--lists-dir {given}: not a directory (expected a folder with {', '.join(names)})")
+    found = [n for n in names if (given / n).is_file()]
+    if not found:
+        raise OnDiskError(f"--lists-dir {given}: none of {', '.join(names)} is there")
+    for n in found:
+        with atomic_write(corpus / "lists" / n, "wb") as out:
+            out.write((given / n).read_bytes())
+    return found

@@ -354,6 +354,25 @@ def _prepare_rirs(run: _Run) -> list[SetSummary]:
     return [SetSummary("rirs", len(scp), len(RIR_TYPES), {})]
 
 
+# The data dirs training reads, and the corpus folder stage 2 makes each from.
+TRAINING_SETS = {"vox2_dev": (TRAIN_ROOT, "VoxCeleb2 dev, the training speakers (--vox2-dir DIR, or a download)")}
+AUGMENTATION_SETS = {**{f"musan_{k}": (f"musan/{k}", f"MUSAN {k} (--musan-dir DIR, or a download)") for k in MUSAN_KINDS},
+                     "rirs": ("RIRS_NOISES/simulated_rirs", "RIRS_NOISES simulated rooms (--rirs-dir DIR, or a download)")}
+
+
+def missing_training_data(data: Path, corpus: Path, augment: bool, stage2_runs: bool) -> list[str]:
+    """The data dirs a system's training needs (its training set; MUSAN and the RIRs when it
+    augments) that are not in ``data`` nor, when stage 2 is about to run, in ``corpus``: one
+    description each, naming how to obtain it."""
+    wanted = {**TRAINING_SETS, **(AUGMENTATION_SETS if augment else {})}
+    out = []
+    for name, (folder, what) in wanted.items():
+        if (data / name / "wav.scp").is_file() or (stage2_runs and (corpus / folder).is_dir()):
+            continue
+        out.append(f"{data / name} ({what})")
+    return out
+
+
 def musan_segments(utt2dur: dict[str, float]) -> dict[str, str]:
     """5-s windows with a 3-s hop over each clip (VoxCeleb_trainer pre-splits MUSAN so);
     a clip shorter than a window is one segment."""

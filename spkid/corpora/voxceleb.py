@@ -38,6 +38,11 @@ from spkid.corpora.sources import (ARCHIVES, COMPONENTS, DEFAULT_COMPONENTS, KNO
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
+NEEDED_FOR = {  # what each component is for, said when it is skipped
+    "lists": "the VoxCeleb1 trial lists: Vox1-O/E/H scoring", "vox1": "VoxCeleb1: Vox1-O/E/H scoring",
+    "vox2": "VoxCeleb2 dev: training and the back-end's cohort", "musan": "MUSAN: training augmentation",
+    "rirs": "RIRS_NOISES: training augmentation", "voxsrc19": "VoxSRC 2019 test scoring",
+    "voxsrc20": "VoxSRC 2020 validation scoring and fusion tuning"}
 VOXSRC = {  # component -> (list name in lists/, audio root under the corpus dir)
     "voxsrc19": ("voxsrc2019_test.txt", "voxsrc2019/wav"),
     "voxsrc20": ("voxsrc2020_val.txt", "voxsrc2020_val/wav"),
@@ -57,6 +62,7 @@ class ObtainOptions:
     vox2_dir: str = option("", "VoxCeleb2 dev already on disk, linked in: dev/aac/<spk>/<video>/<n>.m4a as extracted (converted here; wav files beside them are used as they are) or a wav tree")
     musan_dir: str = option("", "MUSAN already on disk (the musan folder with noise/, music/, speech/), linked in")
     rirs_dir: str = option("", "RIRS_NOISES already on disk (with simulated_rirs/), linked in")
+    lists_dir: str = option("", "a folder with trial lists as published (" + ", ".join(TRIAL_LISTS) + "), copied into lists/")
     vox_url: str = option("https://cn01.mmai.io/download/voxceleb?key={key}&file={file}", f"VoxCeleb URL template: {{file}} = the part or archive name, {{key}} = the access key (${ENV_KEY})")
     vox_credentials_file: str = option("", f"file of {ENV_KEY}=... (or {ENV_USER}=... and {ENV_PASSWORD}=...) lines, readable by you alone (chmod 600), for what the environment does not set")
     lists_url: str = option(" ".join(LISTS_MIRRORS), "URL templates of the VoxCeleb1 trial lists, space-separated, tried in order ({file} = the list's name)")
@@ -229,6 +235,9 @@ class CorpusObtainer:
         if self.o.rirs_dir:
             on_disk.link_rirs(Path(self.o.rirs_dir), c)
             self.log(f"rirs: linked {c / 'RIRS_NOISES'} -> {self.o.rirs_dir}")
+        if self.o.lists_dir:
+            names = on_disk.copy_lists(Path(self.o.lists_dir), c, TRIAL_LISTS)
+            self.log(f"lists: {', '.join(names)} copied from {self.o.lists_dir} into {c / 'lists'}")
 
     def run(self) -> None:
         self.link_on_disk()
@@ -253,12 +262,24 @@ class CorpusObtainer:
             self._touch(f"{comp}.done")
             busy.unlink(missing_ok=True)
         if missing:
-            raise SpkidError(
-                f"--skip-download true, but these are not under {self.corpus}: {', '.join(missing)}. Point "
-                f"--vox1-dir/--vox2-dir/--musan-dir/--rirs-dir at your copies, or put them in the layout of the "
-                f"docs/voxceleb.md (e.g. voxceleb1/wav/<spk>/<sess>/<n>.wav, lists/veri_test2.txt), "
-                f"or drop --skip-download to download them")
+            self.report_missing(missing)
         self.log(f"stage 1 done: corpora in {self.corpus}")
+
+    def report_missing(self, missing: list[str]) -> None:
+        """With --skip-download, what is not on disk is skipped, one line each (stage 2 prepares
+        what is there; a stage that needs a missing set names it); nothing to evaluate is an error."""
+        lists = [n for n in TRIAL_LISTS if (self.corpus / "lists" / n).is_file()]
+        for comp in missing:
+            what = self.corpus if comp != "lists" else ", ".join(
+                str(self.corpus / "lists" / n) for n in TRIAL_LISTS if n not in lists)
+            self.log(f"{comp}: not under {what} and --skip-download true: skipped ({NEEDED_FOR[comp]})")
+        vox1 = self.present("vox1") and lists
+        if not vox1 and not any(self.present(c) for c in VOXSRC):
+            raise SpkidError(
+                f"--skip-download true, but {self.corpus} holds nothing to evaluate on: neither VoxCeleb1 with a "
+                f"trial list nor a VoxSRC list with its audio (missing: {', '.join(missing)}). Point --vox1-dir (and "
+                f"--lists-dir) at your copies, or put them in the layout of docs/voxceleb.md (e.g. "
+                f"voxceleb1/wav/<spk>/<sess>/<n>.wav, lists/veri_test2.txt), or drop --skip-download to download them")
 
     def obtain(self, comp: str) -> None:
         if comp == "lists":
@@ -318,11 +339,14 @@ class CorpusObtainer:
             audio_root.unlink()
         voxsrc.link_corpus_folders(files, self.corpus, audio_root)
         own = [f for f in files if f.corpus_folder is None]
+        local = None if not given_audio or is_url(given_audio) else Path(given_audio)
+        if local is not None and local.is_dir():  # a folder may hold the list's corpus side too
+            own += [f for f in files if f.corpus_folder and not (self.corpus / voxsrc.CORPUS_FOLDERS[f.corpus_folder]).is_dir()
+                    and (local / f.path).is_file()]
         if own and not given_audio:
             raise SpkidError(f"--{comp}-list is given but not --{comp}-audio: {len(own)} of its files (e.g. "
                              f"{own[0].path}) come with the challenge's audio; give it (an archive URL or file, or "
                              f"a directory)")
-        local = None if not given_audio or is_url(given_audio) else Path(given_audio)
         if local is not None and local.is_dir():
             for folder in voxsrc.audio_folders(own, local):
                 on_disk.link(folder.source, audio_root / folder.name, f"--{comp}-audio")

@@ -33,7 +33,7 @@ from spkid.errors import SpkidError
 from spkid.expdir import COHORT, SystemDir
 from spkid.fileio import atomic_write, link_or_copy, writer_lock
 from spkid.jobs import LOCAL_RUNNER, run_jobs, runs_here
-from spkid.eval.backend import needs_training_set
+from spkid.eval.backend import describe, needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
 from spkid.options import EvalOptions
@@ -353,6 +353,10 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
         extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir))
     if opts.cohort_data and needs_training_set(ev):
+        if not (Path(opts.cohort_data) / "wav.scp").is_file():  # (VoxCeleb1 alone: no training set)
+            raise ExtractError(f"{exp_dir}'s back-end ({describe(ev)}) learns from training utterances, but "
+                               f"{opts.cohort_data} (--cohort-data) is not there: obtain the training set (stages 1-2, "
+                               f"docs/voxceleb.md) or score {exp_dir} without those options")
         train = DataDir.load(opts.cohort_data, opts.allow_pipes)
         subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
         out = SystemDir(exp_dir).embeddings(COHORT)

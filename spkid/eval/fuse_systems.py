@@ -9,6 +9,7 @@ weights in ``<exp>/fusion/F1/weights`` and ``search.json`` (the same for F2).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,7 @@ from spkid.errors import SpkidError
 from spkid.expdir import SystemDir, fusion_dir
 from spkid.eval import fusion, metrics, scoring
 from spkid.eval.fusion import FusionOptions
-from spkid.eval.results import ReportOptions, find_trial_lists
+from spkid.eval.results import ReportOptions, find_trial_lists, no_tuning_list
 from spkid.fileio import atomic_write
 
 FUSIONS = {"F1": "eer", "F2": "mindcf"}
@@ -50,9 +51,11 @@ def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) ->
     if not systems:
         raise SpkidError("--systems is empty: name the systems to fuse, e.g. --systems \"HA4 EA4\"")
     tune_path = data / fo.tune_set / "trials" / fo.tune_list
-    if not tune_path.is_file():
-        raise SpkidError(f"tuning list {tune_path} not found: prepare it (stage 2) or set --tune-set/--tune-list "
-                         f"in conf/fusion.conf to a list all systems were scored on")
+    if not tune_path.is_file():  # (VoxCeleb1 alone has no VoxSRC 2020 list): the table goes without F1/F2
+        for name in FUSIONS:
+            shutil.rmtree(exp / "fusion" / name, ignore_errors=True)
+        print(f"fuse.py: note: no fusion: {no_tuning_list(tune_path)}")
+        return 0
     tuned = load_list_scores(exp, systems, fo.tune_set, fo.tune_list, tune_path)
     if tuned is None:
         missing = [s for s in systems if not SystemDir(exp / s).score_file(fo.tune_set, fo.tune_list).is_file()]

@@ -53,6 +53,11 @@ class TrialList:
     path: Path
 
 
+def no_tuning_list(path: Path) -> str:
+    return (f"{path}, the list that tunes the fusion weights, is not there; name another list all systems "
+            f"were scored on with ./run.sh --fusion-tune SET/LIST (or --tune-set/--tune-list)")
+
+
 def find_trial_lists(data_root: str | os.PathLike) -> list[TrialList]:
     """Every <data_root>/<set>/trials/<list>, in Table 2's order."""
     found = [TrialList(p.parent.parent.name, p.name, p)
@@ -225,8 +230,11 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
             det_links[t.name] = str(png.relative_to(out.parent)) if png.is_relative_to(out.parent) else str(png)
     if not shown:
         raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
+    tune_path = data / fo.tune_set / "trials" / fo.tune_list
     text = render([r for r, _ in rows], shown, fo.p_target, fo.eer_method, det_links,
-                  f"{fo.tune_set}/{fo.tune_list}", fo.max_weight, to.corpus)
+                  f"{fo.tune_set}/{fo.tune_list}" if tune_path.is_file() else "", fo.max_weight, to.corpus)
+    if not tune_path.is_file():
+        text += f"\nNo fusion (F1, F2): {no_tuning_list(tune_path)}.\n"
     with atomic_write(out) as f:
         f.write(text)
     print(f"make_results_table.py: {len(rows)} row(s) x {len(shown)} trial list(s) -> {out}")
