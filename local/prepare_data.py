@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spkid.cli import run_main  # noqa: E402
 from spkid.config import parse_options  # noqa: E402
-from spkid.corpora.prepare import PrepareOptions, format_summary, prepare  # noqa: E402
+from spkid.corpora.prepare import PrepareOptions, prepare  # noqa: E402
+from spkid.corpora.sets import format_summary  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -95,7 +95,7 @@ def test_imported_systems_scored_with_voxceleb1_alone(recipe, tmp_path):
            "--lists-dir", str(tmp_path / "mine" / "lists"), "--skip-download", "true")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     for comp in ("vox2", "musan", "rirs"):  # what is not on disk: one line each, with what needs it
-        assert p.stdout.count(f"{comp}: not under") == 1, p.stdout
+        assert p.stdout.count(f"{comp}: {comp} under") == 1, p.stdout
 
     # a system that needs training is refused before any work, naming what it would train on
     p = sh(recipe, *base, "--stage", "2", "--stop-stage", "6", "--systems", '"VT_V2 HA4"')

@@ -5,7 +5,7 @@ utt2spk sorted by speaker too, segments keyed like utt2spk and naming wav.scp's 
 utt2dur/reco2dur matching), then audio present and 16 kHz mono, every trial utterance known.
 Prints each problem with its file and line and the fix.
 
-    utils/validate_data_dir.py [--no-audio | --check-audio] [--no-trials] DATA_DIR [DATA_DIR ...]
+    utils/validate_data_dir.py [--no-audio | --check-audio] [--no-trials] [--augmentation] DATA_DIR [DATA_DIR ...]
 
 A true/false option alone means true (--check-audio is --check-audio=true).
 """
@@ -23,6 +23,8 @@ class ValidateOptions:
     check_audio: bool = option(False, "also decode every recording and refuse what stage 4 would (a WAV cut short of "
                                       "its header's length, NaN/inf samples, under 0.5 s, silent); reads all the audio")
     no_trials: bool = option(False, "skip trial-list checks")
+    augmentation: bool = option(False, "an augmentation set (MUSAN, RIRs): its clips are mixed into crops, never "
+                                       "embedded, so no minimum length")
 
 
 def main(argv) -> int:
@@ -32,7 +34,7 @@ def main(argv) -> int:
     bad = 0
     for d in args.positionals["data_dir"]:
         problems = validate_data_dir(d, check_audio=not opts.no_audio, check_trials=not opts.no_trials,
-                                     check_samples=opts.check_audio)
+                                     check_samples=opts.check_audio, augmentation=opts.augmentation)
         for msg in problems:
             print(f"validate_data_dir: {msg}", file=sys.stderr)
         if problems:

@@ -48,6 +48,11 @@ TRIAL_LISTS = ("veri_test2.txt", "list_test_all2.txt", "list_test_hard2.txt")
 # now points for its test lists; the Oxford address is kept as a fallback.
 LISTS_MIRRORS = ("https://mm.kaist.ac.kr/datasets/voxceleb/meta/{file}",
                  "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/{file}")
+NEEDED_FOR = {  # what each component is for, said when it is skipped
+    "lists": "the VoxCeleb1 trial lists: Vox1-O/E/H scoring", "vox1": "VoxCeleb1: Vox1-O/E/H scoring",
+    "vox2": "VoxCeleb2 dev: training and the back-end's cohort", "musan": "MUSAN: training augmentation",
+    "rirs": "RIRS_NOISES: training augmentation", "voxsrc19": "VoxSRC 2019 test scoring",
+    "voxsrc20": "VoxSRC 2020 validation scoring and fusion tuning"}
 COMPONENTS = ("lists", "vox1", "vox2", "musan", "rirs", "voxsrc19", "voxsrc20")
 DEFAULT_COMPONENTS = "lists,vox1,vox2,musan,rirs,voxsrc19,voxsrc20"
 

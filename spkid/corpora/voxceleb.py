@@ -33,16 +33,11 @@ from spkid.corpora.convert import ConvertJobs, convert_tree, describe_failures, 
 from spkid.corpora.credentials import ENV_KEY, ENV_PASSWORD, ENV_USER, Credentials
 from spkid.corpora.download import (DownloadError, Secrets, Source, fetch, fetch_first, fetch_text, fill_template,
                                     is_url, read_md5_list, verify_existing)
-from spkid.corpora.sources import (ARCHIVES, COMPONENTS, DEFAULT_COMPONENTS, KNOWN_COUNTS, LISTS_MIRRORS,
+from spkid.corpora.sources import (ARCHIVES, COMPONENTS, DEFAULT_COMPONENTS, KNOWN_COUNTS, LISTS_MIRRORS, NEEDED_FOR,
                                    PUBLISHED_MD5, TRIAL_LISTS, Archive)
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
-NEEDED_FOR = {  # what each component is for, said when it is skipped
-    "lists": "the VoxCeleb1 trial lists: Vox1-O/E/H scoring", "vox1": "VoxCeleb1: Vox1-O/E/H scoring",
-    "vox2": "VoxCeleb2 dev: training and the back-end's cohort", "musan": "MUSAN: training augmentation",
-    "rirs": "RIRS_NOISES: training augmentation", "voxsrc19": "VoxSRC 2019 test scoring",
-    "voxsrc20": "VoxSRC 2020 validation scoring and fusion tuning"}
 VOXSRC = {  # component -> (list name in lists/, audio root under the corpus dir)
     "voxsrc19": ("voxsrc2019_test.txt", "voxsrc2019/wav"),
     "voxsrc20": ("voxsrc2020_val.txt", "voxsrc2020_val/wav"),
@@ -270,11 +265,10 @@ class CorpusObtainer:
         what is there; a stage that needs a missing set names it); nothing to evaluate is an error."""
         lists = [n for n in TRIAL_LISTS if (self.corpus / "lists" / n).is_file()]
         for comp in missing:
-            what = self.corpus if comp != "lists" else ", ".join(
-                str(self.corpus / "lists" / n) for n in TRIAL_LISTS if n not in lists)
-            self.log(f"{comp}: not under {what} and --skip-download true: skipped ({NEEDED_FOR[comp]})")
-        vox1 = self.present("vox1") and lists
-        if not vox1 and not any(self.present(c) for c in VOXSRC):
+            where = (", ".join(str(self.corpus / "lists" / n) for n in TRIAL_LISTS if n not in lists)
+                     if comp == "lists" else f"{comp} under {self.corpus}")
+            self.log(f"{comp}: {where} not there and --skip-download true: skipped ({NEEDED_FOR[comp]})")
+        if not (self.present("vox1") and lists) and not any(self.present(c) for c in VOXSRC):
             raise SpkidError(
                 f"--skip-download true, but {self.corpus} holds nothing to evaluate on: neither VoxCeleb1 with a "
                 f"trial list nor a VoxSRC list with its audio (missing: {', '.join(missing)}). Point --vox1-dir (and "

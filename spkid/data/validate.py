@@ -48,7 +48,7 @@ def _check_lengths(path: Path, files: Mapping[str, str], infos: Mapping[str, Aud
 
 
 def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], samples: bool = False,
-                 utt2dur: Mapping[str, float] | None = None) -> None:
+                 utt2dur: Mapping[str, float] | None = None, embedded: bool = True) -> None:
     """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, is 16-kHz mono, is
     long enough to embed and as long as utt2dur says; with ``samples``, each is decoded and
     refused as stage 4 would refuse it (cut short of its header's length, NaN/inf samples,
@@ -65,7 +65,7 @@ def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], sa
     _report_some(problems, [f"{scp}: utterance '{u}': {files[u]} is {infos[u].sample_rate} Hz with "
                             f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
                             f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
-    short = _check_lengths(path, files, infos, utt2dur, problems)
+    short = _check_lengths(path, files, infos, utt2dur, problems) if embedded else set()
     if samples:
         refused = check_entries({u: files[u] for u in infos if infos[u].is_16k_mono and u not in short},
                                 desc=f"audio {path}", quiet=len(infos) < 1000)
@@ -175,7 +175,7 @@ def _check_kaldi_rules(path: Path, problems: list[str]) -> list[str]:
 
 
 def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_trials: bool = True,
-                      check_samples: bool = False) -> list[str]:
+                      check_samples: bool = False, augmentation: bool = False) -> list[str]:
     """Check a data directory; return a list of problems (empty when valid).
 
     The rules of Kaldi's ``utils/validate_data_dir.sh --no-feats --no-text``, so that a dir that
@@ -211,7 +211,10 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, check_t
     except DataDirError as e:
         return [str(e)]
     if check_audio or check_samples:
-        _check_audio(path, wav_scp, problems, check_samples, utt2dur)
+        # MUSAN windows and RIRs (``augmentation``) are mixed into crops, never embedded: no minimum length;
+        # a segmented dir's utt2dur is keyed by segment, not by the recordings the headers describe
+        embedded = not augmentation and not (path / "segments").is_file()
+        _check_audio(path, wav_scp, problems, check_samples, utt2dur, embedded)
     if check_trials:
         known = set(utts)
         for tpath in sorted(p for p in (path / "trials").glob("*") if p.is_file()):
