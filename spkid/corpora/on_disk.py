@@ -43,6 +43,16 @@ def first_file(root: Path, suffixes: tuple[str, ...]) -> Path | None:
     return None
 
 
+def has_file(root: Path, suffix: str) -> bool:
+    return first_file(root, (suffix,)) is not None
+
+
+def count_lines(path: Path) -> int:
+    """Non-blank lines (a trial list's trials)."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
 def speaker_root(given: Path, option: str, candidates: tuple[str, ...], shape: str) -> Path:
     """The folder under ``given`` whose subfolders are the speakers (``idNNNNN``)."""
     if not given.is_dir():

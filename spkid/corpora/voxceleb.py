@@ -77,15 +77,6 @@ class ObtainOptions:
     quiet: bool = option(False, "no progress bars")
 
 
-def _has_file(root: Path, suffix: str) -> bool:
-    return on_disk.first_file(root, (suffix,)) is not None
-
-
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
 class CorpusObtainer:
     """One run of stage 1 over the chosen components."""
 
@@ -190,15 +181,15 @@ class CorpusObtainer:
         if comp == "lists":
             return all((c / "lists" / n).is_file() for n in TRIAL_LISTS)
         if comp == "vox1":
-            return _has_file(c / "voxceleb1" / "wav", ".wav")
+            return on_disk.has_file(c / "voxceleb1" / "wav", ".wav")
         if comp == "vox2":
-            return _has_file(c / "voxceleb2" / "wav", ".wav") or _has_file(self.m4a_dir, ".m4a")
+            return on_disk.has_file(c / "voxceleb2" / "wav", ".wav") or on_disk.has_file(self.m4a_dir, ".m4a")
         if comp == "musan":
-            return all(_has_file(c / "musan" / k, ".wav") for k in ("noise", "music", "speech"))
+            return all(on_disk.has_file(c / "musan" / k, ".wav") for k in ("noise", "music", "speech"))
         if comp == "rirs":
-            return all(_has_file(c / "RIRS_NOISES" / "simulated_rirs" / k, ".wav") for k in ("smallroom", "mediumroom"))
+            return all(on_disk.has_file(c / "RIRS_NOISES" / "simulated_rirs" / k, ".wav") for k in ("smallroom", "mediumroom"))
         list_name, audio = VOXSRC[comp]
-        return (c / "lists" / list_name).is_file() and _has_file(c / audio, ".wav")
+        return (c / "lists" / list_name).is_file() and on_disk.has_file(c / audio, ".wav")
 
     def wanted(self, comp: str) -> bool:
         if comp in VOXSRC:
@@ -371,7 +362,7 @@ class CorpusObtainer:
                 self.log(f"rirs: {len(find_files(root / k, '.wav'))} {k} impulse responses")
         elif comp == "lists":
             for name in TRIAL_LISTS:
-                self.log(f"lists: {name} has {_count_lines(c / 'lists' / name)} trials")
+                self.log(f"lists: {name} has {on_disk.count_lines(c / 'lists' / name)} trials")
 
     def _report(self, what: str, n: int) -> None:
         full = KNOWN_COUNTS.get(what)
