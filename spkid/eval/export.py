@@ -28,7 +28,7 @@ from torch import nn
 
 from spkid.config import option
 from spkid.errors import SpkidError
-from spkid.eval.extract import System, load_system
+from spkid.eval.extract import LoadedSystem, load_system
 from spkid.fileio import atomic_paths, atomic_tmp_path, check_output_file
 from spkid.options import SAMPLE_RATE
 
@@ -48,7 +48,7 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().float().eval()
 
 
-def export_torchscript(system: System, out: str | os.PathLike) -> None:
+def export_torchscript(system: LoadedSystem, out: str | os.PathLike) -> None:
     """``torch.jit.script`` the network (CPU, float32) and save it, ``config.conf`` inside."""
     try:
         scripted = torch.jit.script(_cpu_copy(system.model))
@@ -76,7 +76,7 @@ def _check_onnxscript() -> None:
                           f"(found {have}); pip install -U 'onnxscript>=0.7.2'")
 
 
-def export_onnx(system: System, out: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
+def export_onnx(system: LoadedSystem, out: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
     """Export the network to ONNX with dynamic batch and length axes, ``config.conf`` in the metadata."""
     _check_onnxscript()
     model = _cpu_copy(system.model)
@@ -94,7 +94,7 @@ def export_onnx(system: System, out: str | os.PathLike, opset: int = ONNX_OPSET)
     os.replace(tmp, out)
 
 
-def export(system: System, fmt: str, out: str | os.PathLike) -> None:
+def export(system: LoadedSystem, fmt: str, out: str | os.PathLike) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     (export_torchscript if fmt == "torchscript" else export_onnx)(system, out)
@@ -120,7 +120,7 @@ def load_exported(path: str | os.PathLike, fmt: str) -> Callable[[np.ndarray], n
     raise ExportError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
 
 
-def max_embedding_difference(system: System, run: Callable[[np.ndarray], np.ndarray],
+def max_embedding_difference(system: LoadedSystem, run: Callable[[np.ndarray], np.ndarray],
                              lengths: tuple[int, ...] = (8000, 64247),
                              batch: int = 2, seed: int = 0) -> float:
     """Largest absolute difference between the PyTorch network and an exported one on random audio

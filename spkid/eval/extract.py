@@ -73,8 +73,9 @@ def _collate(batch):
 
 
 @dataclass
-class System:
-    """``exp/<SYS>``: its network in eval mode and the options it was trained and scored with."""
+class LoadedSystem:
+    """A trained ``exp/<SYS>`` loaded for use (not the training of one, spkid.train.system): its
+    network in eval mode and the options it was trained and scored with."""
 
     exp_dir: Path
     model: torch.nn.Module
@@ -86,7 +87,7 @@ class System:
         return "".join(line + "\n" for line in to_conf_lines(*self.all_opts))
 
 
-def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") -> System:
+def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedSystem:
     """build_model(config.conf's ModelOptions) with the weights of final.pt, in eval mode."""
     from spkid.models import build_model, non_finite_tensors
 
@@ -115,7 +116,7 @@ def load_system(exp_dir: str | os.PathLike, device: torch.device | str = "cpu") 
     except RuntimeError as e:
         raise ExtractError(f"{final} does not match {conf} ({str(e).splitlines()[0]}); "
                            f"was config.conf edited after training?") from None
-    return System(exp_dir, model.to(device).eval(), model_opts, eval_opts, opts)
+    return LoadedSystem(exp_dir, model.to(device).eval(), model_opts, eval_opts, opts)
 
 
 class _PeakTensorBytes(TorchDispatchMode):

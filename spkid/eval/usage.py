@@ -14,12 +14,12 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from spkid.console import progress
-from spkid.eval.extract import System, check_crop_memory, crop_samples, embed_waveform
+from spkid.eval.extract import LoadedSystem, check_crop_memory, crop_samples, embed_waveform
 from spkid.data.inputs import Failures, load_inputs
 from spkid.eval.scoring import Embeddings
 
 
-def embed_recordings(system: System, items: Iterable[tuple[str, str]], failures: Failures,
+def embed_recordings(system: LoadedSystem, items: Iterable[tuple[str, str]], failures: Failures,
                      notes: list[str], allow_pipes: bool = False, quiet: bool = False
                      ) -> Iterator[tuple[str, np.ndarray]]:
     """``(key, crops x dim raw embeddings)`` for each ``(key, file)`` that loads; bad files go to

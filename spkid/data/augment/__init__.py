@@ -5,7 +5,7 @@ Import from here; the parts, in the order a crop meets them:
 - :mod:`~spkid.data.augment.scheme`: the five treatments, their draws (:func:`draw_augmentation`)
   and the arithmetic, per utterance in numpy (:func:`augment_utterance`) and batched in torch
   (:func:`augment_batch`);
-- :mod:`~spkid.data.augment.sources`: the MUSAN windows and RIRs a draw names
+- :mod:`~spkid.data.augment.clips`: the MUSAN windows and RIRs a draw names
   (:class:`AugmentSource`), read from the wav files or from a dir's packed 16-bit bank
   (:func:`pack_audio`, which stage 2 and ``utils/pack_audio.py`` call);
 - :mod:`~spkid.data.augment.device`: the device half of batched augmentation
@@ -26,7 +26,7 @@ from spkid.data.augment.modes import (AUG_DEVICE, AUG_MODES, AUG_OFF, AUG_WORKER
 from spkid.data.augment.scheme import (BABBLE, CATEGORY, CLEAN, KINDS, MAX_CLIPS, MUSIC, NOISE, NUM_CLIPS, REVERB,
                                        SNR_DB, AugDraw, augment_batch, augment_utterance, draw_augmentation,
                                        fft_convolve, power_db, snr_gain)
-from spkid.data.augment.sources import (AUG_DIRS, RIR_DIR, AugmentSource, PackedAudio, RirBank, WindowBank,
+from spkid.data.augment.clips import (AUG_DIRS, RIR_DIR, AugmentSource, PackedAudio, RirBank, WindowBank,
                                         pack_audio)
 
 __all__ = [

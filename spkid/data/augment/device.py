@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from spkid.data.augment.scheme import augment_batch
-from spkid.data.augment.sources import AUG_DIRS, AugmentSource
+from spkid.data.augment.clips import AUG_DIRS, AugmentSource
 
 #: batch keys of the draws that :class:`DeviceAugmentBank` turns into audio.
 DRAW_KEYS = ("clip_window", "clip_offset", "clip_owner", "clip_snr", "rir_index", "rir_owner")
@@ -24,7 +24,7 @@ class DeviceAugmentBank:
     Holds every category's packed MUSAN samples (int16, one tensor; windows numbered as
     :attr:`AugmentSource.window_base` says) and the RIRs (float32) on ``device``. A batch
     carries the draws only (:data:`DRAW_KEYS`); the clips are gathered out of the bank (with
-    the circular padding of :meth:`spkid.data.augment.sources.WindowBank.read`), the RIRs
+    the circular padding of :meth:`spkid.data.augment.clips.WindowBank.read`), the RIRs
     padded to the longest in the bank (a fixed FFT size for every batch), and
     :func:`augment_batch` mixes them. No host-device synchronisation."""
 

@@ -35,7 +35,7 @@ from torch.utils.data import default_collate
 
 from spkid.data.augment.device import DeviceAugmentBank
 from spkid.data.augment.scheme import augment_utterance
-from spkid.data.augment.sources import AUG_DIRS, AugmentSource
+from spkid.data.augment.clips import AUG_DIRS, AugmentSource
 
 log = logging.getLogger("spkid.train.data")  # into the training log (exp/SYS/log/train.log)
 

@@ -7,7 +7,7 @@ each U[13, 20] dB) with gain sqrt(10^((P_clean - P_clip - snr)/10)), P = 10 log1
 Reverb convolves the crop with one L2-normalised simulated RIR ("full") and keeps the first
 crop-length samples.
 
-This module is the scheme and its arithmetic only; :mod:`spkid.data.augment.sources` reads the
+This module is the scheme and its arithmetic only; :mod:`spkid.data.augment.clips` reads the
 clips and RIRs a draw names. The random choices of one crop are an :class:`AugDraw` (made by
 :func:`draw_augmentation`); the audio it names is then mixed by either path:
 
