@@ -3,6 +3,7 @@
     exp/<SYS>/config.conf                 the resolved options (stage 3; read by stages 4-6)
     exp/<SYS>/final.pt                    the trained network (stage 3)
     exp/<SYS>/checkpoints/epoch_*.pt      training checkpoints
+    exp/<SYS>/checkpoints/interrupted.pt  the checkpoint of a training run stopped mid-epoch by SIGTERM
     exp/<SYS>/log/<step>.log              the steps' logs (train.log, extract.<set>.log, score.<set>.log)
     exp/<SYS>/derived_from                a derived system: the system whose network it shares
     exp/<SYS>/initialised_from            a fine-tuned system: the --init-from it started from
@@ -50,6 +51,10 @@ class SystemDir:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    @property
+    def interrupted(self) -> Path:
+        return self.checkpoints / "interrupted.pt"
 
     @property
     def log(self) -> Path:

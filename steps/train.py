@@ -7,7 +7,9 @@ Writes exp/SYS/config.conf (the resolved system options, read back by extraction
 scoring), exp/SYS/checkpoints/epoch_NNNN.pt every epoch, exp/SYS/final.pt at the end and
 exp/SYS/log/train.log. Re-running the same command resumes from the newest readable
 checkpoint; a run whose options differ from the saved config.conf is refused. SIGTERM (a
-scheduler's pre-emption) stops it like Ctrl-C, naming the checkpoint it will resume from.
+scheduler's pre-emption or time limit) stops every rank after the same step, saving it as
+exp/SYS/checkpoints/interrupted.pt, from which the same command resumes bit for bit; Ctrl-C
+stops at once (the newest epoch checkpoint stays).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class QueuedData:
         self.loader = loader
         self.batches_per_epoch = len(loader.batches)
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, start=0):
         pass
 
 

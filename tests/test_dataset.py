@@ -1,4 +1,6 @@
 
+import subprocess
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -322,6 +324,25 @@ def test_ranks_split_the_global_batch(corpus):
     for b0, b1, b in zip(*per_rank, whole):
         assert b0["utts"] + b1["utts"] == b["utts"]
         torch.testing.assert_close(torch.cat([b0["wave"], b1["wave"]]), b["wave"])
+
+
+def test_workers_outlive_a_sigterm_sent_to_every_process_and_end_with_their_rank(corpus):
+    """Slurm signals every process of a step: the DataLoader workers leave that SIGTERM to their
+    rank (which saves a checkpoint and stops); the DataLoader still stops them."""
+    train, _ = corpus
+    td = build_train_data(train, None, opts(batch_size=4, num_workers=2), m=1, rank=0, world_size=1, device=CPU)
+    reference = build_train_data(train, None, opts(batch_size=4), m=1, rank=0, world_size=1, device=CPU)
+    for data in (td, reference):
+        data.set_epoch(1)
+    whole = [b["utts"] for b in reference.loader]
+    batches = iter(td.loader)
+    seen = [next(batches)["utts"]]
+    workers = [w for w in batches._workers]
+    subprocess.run(["kill", "-TERM", *(str(w.pid) for w in workers)], check=True)  # not their parent
+    seen += [b["utts"] for b in batches]
+    assert seen == whole and all(w.is_alive() for w in workers)
+    batches._shutdown_workers()
+    assert not any(w.is_alive() for w in workers)
 
 
 def test_missing_aug_dirs_named(corpus, tmp_path):

@@ -72,6 +72,20 @@ def test_reshuffled_per_epoch_and_reproducible():
     assert list(sampler(seed=4)) != e0
 
 
+
+def test_an_epoch_resumed_at_a_batch_gives_the_rest_of_its_batches():
+    """A run stopped mid-epoch resumes at batch ``start``: the same batches (items and seeds) the
+    whole epoch gives from there, on every rank."""
+    for rank in (0, 1):
+        whole, resumed = sampler(rank=rank, world_size=2), sampler(rank=rank, world_size=2)
+        whole.set_epoch(3)
+        resumed.set_epoch(3, start=2)
+        assert list(resumed) == list(whole)[2:] and len(list(whole)) > 2
+        resumed.set_epoch(4)
+        whole.set_epoch(4)
+        assert list(resumed) == list(whole)
+
+
 def test_item_seeds_are_distinct():
     seeds = [seed for b in sampler() for _, seed in b]
     assert len(set(seeds)) == len(seeds)

@@ -1,5 +1,6 @@
 import logging
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,8 +15,9 @@ from spkid.errors import SpkidError
 from spkid.models import build_model
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions, TrainOptions
 from spkid.data.synthetic import make_train_dir
-from spkid.train.checkpoints import checkpoint_path
-from spkid.train.ranks import Dist
+from spkid.expdir import SystemDir
+from spkid.train.checkpoints import checkpoint_path, load_latest_checkpoint
+from spkid.train.ranks import Dist, Terminated
 from spkid.train.system import RunOptions, train_system
 from spkid.train.epoch import EpochStats
 from spkid.train.losses import class_vectors
@@ -124,7 +126,7 @@ class ListData:
         self.batches_per_epoch = len(batches)
         self.loader = batches
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, start=0):
         pass
 
 
@@ -437,6 +439,63 @@ def test_average_last_keeps_and_averages_the_last_epochs(corpus, tmp_path, capsy
         _run_train(corpus, tmp_path / "x", "--epochs=5", "--average-last=6")
 
 
+
+def _same_state(a: dict, b: dict) -> None:
+    for part in ("model", "loss"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+def test_sigterm_mid_epoch_saves_the_step_and_the_rerun_resumes_it_bit_for_bit(corpus, tmp_path, monkeypatch):
+    """SIGTERM in epoch 2's fourth step: that step ends, interrupted.pt holds it, the run stops
+    (Terminated, like Ctrl-C); the same command resumes there and its final.pt, checkpoints and
+    epoch figures are those of an uninterrupted run."""
+    _run_train(corpus, tmp_path / "straight", "--epochs=3", "--batch-size=4")
+    exp = tmp_path / "stopped"
+    step = Trainer.step
+    calls = []
+
+    def signalled_step(self, batch, device_augment=None):
+        calls.append(1)
+        if len(calls) == 6 + 4:  # 6 steps an epoch (24 utterances, batches of 4)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, batch, device_augment)
+
+    monkeypatch.setattr(Trainer, "step", signalled_step)
+    with pytest.raises(Terminated, match="SIGTERM: stopped in epoch 2 after step 4 and saved it"):
+        _run_train(corpus, exp, "--epochs=3", "--batch-size=4")
+    monkeypatch.setattr(Trainer, "step", step)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the run's handler is gone with it
+    stopped = torch.load(SystemDir(exp).interrupted, weights_only=True)
+    assert (stopped["epoch"], stopped["step"]) == (1, 4)
+    assert "run the same command to resume from " + str(SystemDir(exp).interrupted) in (exp / "log" / "train.log").read_text()
+
+    _run_train(corpus, exp, "--epochs=3", "--batch-size=4")
+    assert not SystemDir(exp).interrupted.exists()
+    log = (exp / "log" / "train.log").read_text()
+    assert f"resuming after epoch 1 and step 4 of epoch 2 from {SystemDir(exp).interrupted}" in log
+    for name in ("checkpoints/epoch_0002.pt", "checkpoints/epoch_0003.pt", "final.pt"):
+        _same_state(torch.load(tmp_path / "straight" / name, weights_only=True), torch.load(exp / name, weights_only=True))
+    figures = [line.split("epoch 2/3: ")[1].split(", lr")[0] for line in log.splitlines() if "epoch 2/3: " in line]
+    straight = [line.split("epoch 2/3: ")[1].split(", lr")[0]
+                for line in (tmp_path / "straight" / "log" / "train.log").read_text().splitlines() if "epoch 2/3: " in line]
+    assert figures == straight and len(figures) == 1  # the epoch's loss and accuracy over all its steps
+
+
+def test_an_interrupted_checkpoint_older_than_an_epoch_checkpoint_is_not_resumed(corpus, tmp_path):
+    """A run killed between writing epoch N+1 and removing interrupted.pt resumes from epoch N+1;
+    and one asked for no more epochs than interrupted.pt had finished ends at an epoch's end."""
+    exp = tmp_path / "exp"
+    _run_train(corpus, exp, "--epochs=2")
+    state = torch.load(checkpoint_path(exp, 1), weights_only=True)
+    torch.save({**state, "step": 1, "figures": {}}, SystemDir(exp).interrupted)
+    assert load_latest_checkpoint(exp)["path"] == str(checkpoint_path(exp, 2))
+    torch.save({**state, "epoch": 2, "step": 1, "figures": {}}, SystemDir(exp).interrupted)
+    assert load_latest_checkpoint(exp, epochs=3)["path"] == str(SystemDir(exp).interrupted)
+    assert load_latest_checkpoint(exp, epochs=2)["path"] == str(checkpoint_path(exp, 2))
+
+
 def _weights(path: Path, part: str) -> dict:
     return torch.load(path, weights_only=True)[part]
 
@@ -596,3 +655,57 @@ def test_an_error_on_one_rank_stops_all_with_its_line(corpus, tmp_path):
     assert f"train.py: error: utterance '{utt}'" in r.stderr
     assert f"utterance '{utt}'" in (exp / "log" / "train.rank1.log").read_text()
     assert "[rank0]: Traceback" not in r.stderr, r.stderr[-3000:]
+
+
+def _descendant(root: int, env_line: str) -> int | None:
+    """The pid of a descendant of ``root`` whose environment holds ``env_line`` (e.g. RANK=1)
+    (torchrun starts its workers in sessions of their own)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    for pid in parent:
+        ancestor = pid
+        while ancestor in parent and ancestor != root:
+            ancestor = parent[ancestor]
+        try:
+            if ancestor == root and env_line.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_rank_stops_both_after_one_step_and_the_rerun_resumes_it(corpus, tmp_path):
+    """torchrun, two ranks with a DataLoader worker each: SIGTERM reaches rank 1 only (its
+    workers and rank 0 never see it); both ranks stop after the same step, interrupted.pt holds
+    it, and the re-run's final.pt is the uninterrupted run's."""
+    args = [*TINY_MODEL, "--train-frames=20", "--num-workers=1", "--augment=false", "--loss=softmax",
+            "--batch-size=2", "--epochs=4", "--log-interval=1", "--quiet=true", f"--train-data={corpus}"]
+    r = _train_sh("--cpu-procs", "2", *args, str(tmp_path / "straight"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    exp = tmp_path / "stopped"
+    proc = subprocess.Popen([str(ROOT / "steps" / "train.sh"), "--cpu-procs", "2", *args, str(exp)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        log = exp / "log" / "train.log"
+        deadline = time.monotonic() + 120
+        while not (log.is_file() and "epoch 1 step 1:" in log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(_descendant(proc.pid, "RANK=1"), signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+    assert proc.returncode != 0 and "SIGTERM: stopped in epoch" not in err.split("[rank 1]")[0], err[-3000:]
+    stopped = torch.load(SystemDir(exp).interrupted, weights_only=True)
+    assert stopped["world_size"] == 2 and 1 <= stopped["step"] <= 12
+    assert "SIGTERM on another rank: stopped in epoch" in log.read_text()  # rank 0 had no signal
+    r = _train_sh("--cpu-procs", "2", *args, str(exp))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"and step {stopped['step']} of epoch {stopped['epoch'] + 1} from {SystemDir(exp).interrupted}" in log.read_text()
+    _same_state(torch.load(tmp_path / "straight" / "final.pt", weights_only=True),
+                torch.load(exp / "final.pt", weights_only=True))

@@ -19,6 +19,9 @@ and every augmentation placement sees the same draws.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -118,8 +121,24 @@ class TrainData:
         """Batches in the current epoch (the same on every rank)."""
         return len(self.sampler)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
+
+
+def leave_sigterm_to_the_rank(worker_id: int) -> None:
+    """A DataLoader worker ends on its rank's SIGTERM only (the DataLoader stopping it). Slurm
+    signals every process of a job step, and a worker that died of that SIGTERM would stop its
+    rank with "DataLoader worker exited unexpectedly" before it could save its checkpoint
+    (spkid.train.ranks.StopSignal). A Python handler cannot see who sent a signal, so the signal
+    is blocked and a thread takes each one with its sender."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def take_sigterm() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == os.getppid():
+                os._exit(0)
+
+    threading.Thread(target=take_sigterm, name="sigterm", daemon=True).start()
 
 
 def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m: int, rank: int,
@@ -160,5 +179,5 @@ def build_train_data(data: DataDir, aug_dir: Path | None, train: TrainOptions, m
     workers = train.num_workers
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=dataset.collate,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(train.seed))
+                        generator=torch.Generator().manual_seed(train.seed), worker_init_fn=leave_sigterm_to_the_rank)
     return TrainData(loader, sampler, dataset, spk2idx, augmentation.device_augment)

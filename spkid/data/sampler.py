@@ -102,10 +102,15 @@ class SpeakerBatchSampler:
                                f"speakers with >= {m} utterances each, but the data has {usable} "
                                f"(fix: --batch-size={max(m, usable // (world_size * m) * world_size * m)} or less)")
         self.epoch = 0
+        self.start = 0
         self._plan: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate epoch ``epoch``'s plan from its batch ``start`` (a run stopped mid-epoch resumes
+        there: items carry their own seeds, so the batches after ``start`` are those of the
+        whole epoch)."""
         self.epoch = epoch
+        self.start = start
 
     def plan(self) -> tuple[np.ndarray, np.ndarray]:
         """This epoch's global batches as (dataset indices, item seeds), each (num_batches, batch_size)."""
@@ -138,7 +143,7 @@ class SpeakerBatchSampler:
         per_rank = self.batch_size // self.world_size
         lo = self.rank * per_rank
         index, seeds = self.plan()
-        for i, s in zip(index[:, lo:lo + per_rank], seeds[:, lo:lo + per_rank]):
+        for i, s in zip(index[self.start:, lo:lo + per_rank], seeds[self.start:, lo:lo + per_rank]):
             yield list(zip(i.tolist(), s.tolist()))
 
     def __len__(self) -> int:

@@ -76,6 +76,15 @@ def checkpoint_path(exp_dir: Path, epoch: int) -> Path:
     return SystemDir(exp_dir).checkpoints / f"epoch_{epoch:04d}.pt"
 
 
+def newest_checkpoint(exp_dir: Path) -> Path | None:
+    """What a re-run resumes from, when it loads: interrupted.pt (the checkpoint of a run stopped
+    mid-epoch by SIGTERM: ``epoch`` epochs and ``step`` steps of the next done; removed by the
+    next epoch's checkpoint), else the newest epoch checkpoint."""
+    layout = SystemDir(exp_dir)
+    epochs = sorted(layout.checkpoints.glob("epoch_*.pt"))
+    return layout.interrupted if layout.interrupted.is_file() else epochs[-1] if epochs else None
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save to a temporary file, fsync, then rename: a checkpoint is whole or absent.
     A failed write (full disk, quota) is a SpkidError naming ``path``; the old file stays."""
@@ -102,7 +111,8 @@ def remove_partial_writes(exp_dir: Path) -> int:
     """Delete the temporary files of checkpoints and final.pt whose writer was killed (SIGKILL,
     a node lost) before it could remove them; each is as large as a checkpoint. Returns how many."""
     layout = SystemDir(exp_dir)
-    partial = [*layout.checkpoints.glob(".epoch_*.pt.*.tmp"), *layout.root.glob(f".{layout.final.name}.*.tmp")]
+    partial = [*layout.checkpoints.glob(".epoch_*.pt.*.tmp"), *layout.checkpoints.glob(f".{layout.interrupted.name}.*.tmp"),
+               *layout.root.glob(f".{layout.final.name}.*.tmp")]
     for path in partial:
         path.unlink(missing_ok=True)
     if partial:
@@ -110,30 +120,38 @@ def remove_partial_writes(exp_dir: Path) -> int:
     return len(partial)
 
 
-def load_latest_checkpoint(exp_dir: Path) -> dict | None:
-    """The newest checkpoint that loads; unreadable (e.g. truncated) ones are skipped with a warning."""
+def load_latest_checkpoint(exp_dir: Path, epochs: int | None = None) -> dict | None:
+    """The newest checkpoint that loads; unreadable (e.g. truncated) ones are skipped with a
+    warning. interrupted.pt comes first when it is newer than every epoch checkpoint and stopped
+    before the last of ``epochs`` (a run asked for fewer epochs ends at an epoch's end)."""
     paths = sorted(SystemDir(exp_dir).checkpoints.glob("epoch_*.pt"), reverse=True)
-    for path in paths:
+    done = int(paths[0].stem.split("_")[1]) if paths else 0
+    for path in [SystemDir(exp_dir).interrupted, *paths]:
+        if not path.is_file():
+            continue
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            state["path"] = str(path)
-            return state
         except Exception as e:  # any corruption: torch/zip/pickle errors differ by how it broke
             log.warning("skipping unreadable checkpoint %s (%s: %s); resuming from an older one",
                         path, type(e).__name__, e)
+            continue
+        if "step" in state and (state["epoch"] < done or (epochs is not None and state["epoch"] >= epochs)):
+            continue
+        state["path"] = str(path)
+        return state
     return None
 
 
-def load_resume_checkpoint(exp_dir: Path, d: Dist) -> dict | None:
-    """The checkpoint to resume from, the same file on every rank: rank 0 picks the newest
-    readable one and the others load that one (a rank that picked on its own could start from
-    another epoch after a read error, and the ranks' collectives would no longer match).
-    Rank 0 first removes the partial writes of a killed run."""
+def load_resume_checkpoint(exp_dir: Path, d: Dist, epochs: int | None = None) -> dict | None:
+    """The checkpoint to resume from (:func:`load_latest_checkpoint`), the same file on every rank:
+    rank 0 picks the newest readable one and the others load that one (a rank that picked on
+    its own could start from another epoch after a read error, and the ranks' collectives would
+    no longer match). Rank 0 first removes the partial writes of a killed run."""
     if d.is_main:
         remove_partial_writes(exp_dir)
     if d.world_size == 1:
-        return load_latest_checkpoint(exp_dir)
-    state = load_latest_checkpoint(exp_dir) if d.is_main else None
+        return load_latest_checkpoint(exp_dir, epochs)
+    state = load_latest_checkpoint(exp_dir, epochs) if d.is_main else None
     chosen = [state["path"] if state else ""]
     dist.broadcast_object_list(chosen, src=0)
     if d.is_main or not chosen[0]:

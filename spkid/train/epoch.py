@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -75,6 +76,12 @@ class EpochRun:
             self.seen_utts.extend(utts)
         return self.steps - self.last_read == len(self.bad)
 
+    def append_seen_utts(self, log_dir: Path) -> None:
+        """The utterances this rank trained on (kept with ``keep_utts``), to log/utts.rank<R>.txt."""
+        if self.seen_utts:
+            with open(log_dir / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
+                f.writelines(f"{self.epoch} {u}\n" for u in self.seen_utts)
+
     @property
     def unread(self) -> bool:
         return self.steps > self.last_read
@@ -111,16 +118,38 @@ class EpochRun:
                  extra={"file_only": True})
         self.last_read = self.steps
 
-    def stats(self) -> EpochStats:
-        """The epoch's figures over all ranks: losses, accuracies and utterances add up; every
-        rank takes the same steps and counts the same skipped ones (check_flags gathers the
-        flags of all ranks)."""
+    def totals(self) -> list[float]:
+        """Loss and accuracy sums, finite steps and utterances, added up over all ranks (a collective)."""
         totals = torch.tensor([*self.sums.tolist(), self.utts], dtype=torch.float64)
         if self.d.world_size > 1:
             totals = totals.to(self.d.device)
             dist.all_reduce(totals)
             totals = totals.cpu()
-        loss_sum, acc_sum, good, n_utts = totals.tolist()
+        return totals.tolist()
+
+    def figures(self) -> dict:
+        """What a checkpoint taken now keeps of this epoch's figures (a collective, for :meth:`resume`)."""
+        return {"skipped": self.skipped, "totals": self.totals(), "seconds": time.time() - self.start,
+                "waited": self.waited}
+
+    def resume(self, step: int, figures: dict) -> None:
+        """Go on from a stop after ``step`` steps, whose :meth:`figures` these are. Rank 0 takes
+        the sums over all ranks, the others start from zero, so :meth:`stats` adds them up once."""
+        self.steps = self.last_read = step
+        self.skipped = figures["skipped"]
+        if self.d.is_main:
+            loss_sum, acc_sum, good, utts = figures["totals"]
+            self.sums += torch.tensor([loss_sum, acc_sum, good], device=self.sums.device)
+            self.utts = int(utts)
+            self.start -= figures["seconds"]
+            self.waited = figures["waited"]
+        self.bar.update(step)
+
+    def stats(self) -> EpochStats:
+        """The epoch's figures over all ranks: losses, accuracies and utterances add up; every
+        rank takes the same steps and counts the same skipped ones (check_flags gathers the
+        flags of all ranks)."""
+        loss_sum, acc_sum, good, n_utts = self.totals()
         seconds = time.time() - self.start
         return EpochStats(loss_sum / max(good, 1), acc_sum / max(good, 1), self.steps, self.skipped,
                           int(n_utts), seconds, self.waited / max(seconds, 1e-9))

@@ -1,5 +1,6 @@
 """Ranks and the process group: one process per device (torchrun), joined by NCCL between GPUs
-or gloo on the CPU; a lost peer recognised; SIGTERM unwinding the process like Ctrl-C."""
+or gloo on the CPU; a lost peer recognised; SIGTERM turned into a stop that every rank makes
+after the same step."""
 
 from __future__ import annotations
 
@@ -66,13 +67,47 @@ def barrier(d: Dist) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, like Ctrl-C."""
+    """Training stopped on SIGTERM, its checkpoint saved; unwinds the process like Ctrl-C."""
 
 
-def raise_on_sigterm() -> Any:
-    """Make SIGTERM (a scheduler's pre-emption, torchrun stopping its workers) unwind the
-    process like Ctrl-C, so that a checkpoint being written is removed rather than left as a
-    temporary file beside the others. Returns the previous handler (for ``signal.signal``)."""
-    def handler(signum, frame):
-        raise Terminated(f"terminated ({signal.Signals(signum).name})")
-    return signal.signal(signal.SIGTERM, handler)
+class StopSignal:
+    """SIGTERM (a scheduler's pre-emption or time limit, torchrun stopping its workers) asks
+    training to stop after a step and save that step's checkpoint. The ranks agree on the step:
+    after each step every rank sends its flag in an all-reduce on the host (gloo, its own group)
+    and reads the one it sent a step earlier, so no step waits for it, and every rank stops after
+    the same step even when the signal reached only some of them, or reached them at different
+    steps. Without ``install`` (tests building a Trainer) no stop is ever asked for."""
+
+    def __init__(self) -> None:
+        self.received = ""  # the signal's name, once one came to this rank
+        self._group: Any = None
+        self._sent: tuple[Any, torch.Tensor] | None = None
+
+    def install(self) -> Any:
+        """Catch SIGTERM from now on; returns the previous handler (for ``signal.signal``)."""
+        def handler(signum, frame):
+            self.received = signal.Signals(signum).name
+        return signal.signal(signal.SIGTERM, handler)
+
+    def join(self, d: Dist) -> None:
+        """The ranks' group for the flags (a collective: every rank calls it once)."""
+        if d.world_size > 1 and self._group is None:
+            self._group = dist.new_group(backend="gloo")
+
+    def agreed(self) -> bool:
+        """Called by every rank after every step: whether a rank had the signal a step ago."""
+        if self._group is None:
+            return bool(self.received)
+        asked = self.settle()
+        flag = torch.tensor([int(bool(self.received))], dtype=torch.int32)
+        self._sent = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True), flag)
+        return asked
+
+    def settle(self) -> bool:
+        """Wait for the flags in flight (before anything else closes the group); whether they ask to stop."""
+        if self._sent is None:
+            return False
+        work, flag = self._sent
+        self._sent = None
+        work.wait()
+        return bool(flag.item())

@@ -19,8 +19,8 @@ from spkid.errors import SpkidError, error_message
 from spkid.expdir import SystemDir
 from spkid.fileio import writer_lock
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
-from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint
-from spkid.train.ranks import Dist, barrier, close_distributed, init_distributed, peer_lost, raise_on_sigterm
+from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint, newest_checkpoint
+from spkid.train.ranks import Dist, StopSignal, barrier, close_distributed, init_distributed, peer_lost
 from spkid.train.trainer import TrainJob, Trainer, log, setup_logging
 
 
@@ -43,7 +43,8 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
     _check_run_options(train, run)
     exp = Path(exp_dir)
     system = [model, loss, train, evalo]
-    previous_handler = raise_on_sigterm()
+    stop = StopSignal()
+    previous_handler = stop.install()
     d = init_distributed(run.device)
     try:
         with contextlib.ExitStack() as held, _stop_reported(exp, d) as report:
@@ -57,7 +58,7 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
                 for note in notes:
                     log.info("note: %s", note)
                 write_resolved(SystemDir(exp).config, *system, header=f"written by steps/train.py for {exp}")
-            trainer, data = _resumed_trainer(model, loss, train, evalo, run, exp, d)
+            trainer, data = _resumed_trainer(model, loss, train, evalo, run, exp, d, stop)
             _train_to_the_end(trainer, data, exp)
     finally:
         close_distributed()
@@ -76,7 +77,7 @@ def _check_run_options(train: TrainOptions, run: RunOptions) -> None:
 
 
 def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
-                     run: RunOptions, exp: Path, d: Dist) -> tuple[Trainer, TrainData]:
+                     run: RunOptions, exp: Path, d: Dist, stop: StopSignal) -> tuple[Trainer, TrainData]:
     """This rank's data, and the trainer resumed from the newest checkpoint, or started from
     ``--init-from`` (recorded in exp/<SYS>/initialised_from), or from scratch."""
     data_dir = DataDir.load(run.train_data)
@@ -84,11 +85,12 @@ def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions
     data = build_train_data(data_dir, aug_dir, train, n_per_speaker(loss, train), d.rank, d.world_size, d.device)
     job = TrainJob(model, loss, train, evalo, exp, log_interval=run.log_interval,
                    keep_checkpoints=run.keep_checkpoints, log_utts=run.log_utts, quiet=run.quiet)
-    trainer = Trainer(job, data.num_speakers, d)
-    state = load_resume_checkpoint(exp, d)
+    trainer = Trainer(job, data.num_speakers, d, stop)
+    state = load_resume_checkpoint(exp, d, train.epochs)
     if state is not None:
         trainer.load_state_dict(state)
-        log.info("resuming after epoch %d from %s%s", trainer.epoch, state["path"],
+        log.info("resuming after epoch %d%s from %s%s", trainer.epoch,
+                 f" and step {state['step']} of epoch {trainer.epoch + 1}" if "step" in state else "", state["path"],
                  f" (not from --init-from {run.init_from})" if run.init_from else "")
     elif run.init_from:
         trainer.init_weights(load_init_weights(run.init_from))
@@ -144,9 +146,8 @@ def _stop_reported(exp: Path, d: Dist):
         raise
     except KeyboardInterrupt as e:
         if d.is_main:
-            newest = sorted(SystemDir(exp).checkpoints.glob("epoch_*.pt"))
             log.warning("%s: run the same command to resume from %s", e or "interrupted",
-                        newest[-1] if newest else "the start (no checkpoint yet)")
+                        newest_checkpoint(exp) or "the start (no checkpoint yet)")
         raise
 
 
@@ -155,7 +156,7 @@ def _check_same_options(exp: Path, system: list) -> None:
     resumed only with the options it was trained with."""
     layout = SystemDir(exp)
     conf = layout.config
-    trained = any(layout.checkpoints.glob("epoch_*.pt")) or layout.final.is_file()
+    trained = newest_checkpoint(exp) is not None or layout.final.is_file()
     if not (conf.is_file() and trained):
         return
     diffs = config_differences(conf, system)

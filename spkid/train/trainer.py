@@ -41,11 +41,12 @@ from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
-from spkid.train.checkpoints import checkpoint_path, gather_rng_states, prune_checkpoints, save_atomic, seed_everything, set_rng_state
+from spkid.train.checkpoints import (checkpoint_path, gather_rng_states, prune_checkpoints, save_atomic,
+                                     seed_everything, set_rng_state)
 from spkid.train.average import average_checkpoints, kept_checkpoints, last_checkpoints
 from spkid.train.losses import build_loss, class_vectors
 from spkid.train.epoch import EpochRun, EpochStats
-from spkid.train.ranks import Dist, barrier
+from spkid.train.ranks import Dist, StopSignal, Terminated, barrier
 
 log = logging.getLogger("spkid.train")
 
@@ -127,9 +128,12 @@ class Trainer:
     """Builds model, loss head, optimizer, scheduler and scaler for ``job``; ``fit(data)``
     trains from the newest checkpoint (or from scratch) to ``job.train.epochs``."""
 
-    def __init__(self, job: TrainJob, num_speakers: int, d: Dist):
+    def __init__(self, job: TrainJob, num_speakers: int, d: Dist, stop: StopSignal | None = None):
         self.job = job
         self.d = d
+        self.stop = stop or StopSignal()
+        self.stop.join(d)
+        self.stopped_at: tuple[int, dict] | None = None  # (step, figures) of an epoch a stop cut short
         t = job.train
         self.m = n_per_speaker(job.loss, t)
         self.num_speakers = num_speakers
@@ -187,6 +191,7 @@ class Trainer:
         if self.scaler.is_enabled() and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = state["epoch"]
+        self.stopped_at = (state["step"], state["figures"]) if "step" in state else None
         if state["world_size"] == self.d.world_size:
             set_rng_state(state["rng"][self.d.rank], self.d.device)
         else:
@@ -313,21 +318,39 @@ class Trainer:
                        unit="batch", dynamic_ncols=True, quiet=job.quiet or not self.d.is_main, leave=False,
                        file=sys.stderr, final_line=False)
         run = EpochRun.begin(epoch, self.d, job.log_interval, bar)
+        if self.stopped_at is not None:
+            run.resume(*self.stopped_at)
+            self.stopped_at = None
         batches = iter(data.loader)
         while (batch := run.next_batch(batches)) is not None:
             loss, acc = self.step(batch, data.device_augment)
             if run.add(loss, acc, batch["utts"], job.log_utts):
                 self._read(run)
+            if self.stop.agreed():
+                self._stop_mid_epoch(run)
         if run.unread:
             self._read(run)
         bar.close()
         if run.steps == 0:
             raise SpkidError(f"epoch {epoch}: the training data gave no batch on rank {self.d.rank}; "
                              f"lower --batch-size or add training utterances")
-        if job.log_utts:
-            with open(SystemDir(job.exp_dir).log / f"utts.rank{self.d.rank}.txt", "a", encoding="utf-8") as f:
-                f.writelines(f"{epoch} {u}\n" for u in run.seen_utts)
+        run.append_seen_utts(SystemDir(self.job.exp_dir).log)
         return run.stats()
+
+    def _stop_mid_epoch(self, run: EpochRun) -> None:
+        """Every rank comes here after the same step (StopSignal): save that step's checkpoint,
+        interrupted.pt, and stop (Terminated). A re-run resumes from it bit for bit."""
+        if run.unread:
+            self._read(run)
+        self.stop.settle()
+        run.bar.close()
+        run.append_seen_utts(SystemDir(self.job.exp_dir).log)
+        state = {**self.state_dict(self.gather_rng()), "step": run.steps, "figures": run.figures()}
+        if self.d.is_main:
+            save_atomic(state, SystemDir(self.job.exp_dir).interrupted)
+        barrier(self.d)
+        raise Terminated(f"{self.stop.received or 'SIGTERM on another rank'}: stopped in epoch {run.epoch} "
+                         f"after step {run.steps} and saved it")
 
     def _read(self, run: EpochRun) -> None:
         """The only place the host waits for the device (every ``log_interval`` steps)."""
@@ -342,7 +365,7 @@ class Trainer:
         job, d = self.job, self.d
         last = None
         for epoch in range(self.epoch + 1, job.train.epochs + 1):
-            data.set_epoch(epoch)
+            data.set_epoch(epoch, self.stopped_at[0] if self.stopped_at else 0)
             stats = self.train_epoch(data, epoch)
             if stats.skipped == stats.steps:
                 raise SpkidError(
@@ -356,6 +379,7 @@ class Trainer:
             rng = self.gather_rng()
             if d.is_main:
                 save_atomic(self.state_dict(rng), checkpoint_path(job.exp_dir, epoch))
+                SystemDir(job.exp_dir).interrupted.unlink(missing_ok=True)  # older than this one now
                 prune_checkpoints(job.exp_dir, kept_checkpoints(job.keep_checkpoints, job.train.average_last), epoch)
                 log.info("epoch %d/%d: loss %.4f, accuracy %.2f%%, lr %.3g, %d steps (%d skipped), "
                          "%.0f utt/s, %.1f s, waiting for data %.0f%%", epoch, job.train.epochs, stats.loss,
@@ -369,4 +393,5 @@ class Trainer:
                                 if job.train.augment and data.device_augment is None else "")
             barrier(d)
             last = stats
+        self.stop.settle()
         return last
