@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""What running stage 4's jobs through Slurm costs and buys: one extraction, timed with the local
+runner (the parts as threads of the step) and as Slurm jobs on the one-node test cluster
+(tests/slurm_cluster.py: munged, slurmctld, slurmd on localhost; needs slurm-wlm and munge).
+
+    python bench/cluster_extract.py [--utts 48] [--seconds 4] [--channels 8,16,32,64] [--nj 2]
+
+The same set (a Q/SAP network, ten 2-s crops per utterance, synthetic audio) is extracted with
+--nj 2 three ways: locally (the default: the parts are threads of the step), as Slurm jobs run
+at once (each on its own CPU, as two nodes would run them), and as Slurm jobs one at a time
+(--max-jobs-run=1: what half the cluster gives). Every run's embeddings.ark is checked
+byte-equal to the local one. Slurm against local is what a job costs (scheduling, a process,
+torch start-up and loading the network, per job); one at a time against at once is what the
+second slot, or node, buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from spkid.config import write_resolved
+from spkid.data.datadir import DataDir
+from spkid.models import build_model
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from slurm_cluster import start_cluster  # noqa: E402  (the tests' cluster, started here the same way)
+
+
+def make_system(root: Path, channels: str) -> Path:
+    torch.manual_seed(0)
+    model_opts = ModelOptions(trunk="Q_SAP", channels=channels, n_mels=40, embed_dim=128)
+    exp = root / "exp" / "B"
+    write_resolved(exp / "config.conf", model_opts, LossOptions(), TrainOptions(),
+                   EvalOptions(eval_frames=200, num_eval_crops=10))
+    torch.save({"model": build_model(model_opts).state_dict(), "epoch": 1, "num_speakers": 2}, exp / "final.pt")
+    return exp
+
+
+def make_data(root: Path, utts: int, seconds: float) -> Path:
+    rng = np.random.default_rng(0)
+    wav, utt2spk = {}, {}
+    for i in range(utts):
+        utt = f"id{i % 4:05d}/s/{i:05d}"
+        path = root / "wav" / f"{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.1 * rng.normal(size=int(seconds * 16000))).astype(np.float32), 16000)
+        wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
+    d = DataDir(root / "data" / "set", wav, utt2spk, {}, None)
+    d.write()
+    return d.path
+
+
+def extract(exp: Path, data: Path, nj: int, cmd: str, env: dict) -> float:
+    shutil.rmtree(exp / "embeddings", ignore_errors=True)
+    start = time.perf_counter()
+    p = subprocess.run([str(ROOT / "steps" / "extract.sh"), f"--nj={nj}", "--read-workers=0", "--cmd", cmd,
+                        str(exp), str(data)], capture_output=True, text=True, env=env)
+    took = time.perf_counter() - start
+    if p.returncode != 0:
+        raise SystemExit(f"extraction failed ({cmd}, --nj {nj}):\n{p.stdout}{p.stderr}")
+    return took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--utts", type=int, default=48)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--channels", default="8,16,32,64")
+    ap.add_argument("--nj", type=int, default=2)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="spkid-bench-cluster-"))
+    cluster = start_cluster()
+    try:
+        exp, data = make_system(root, args.channels), make_data(root, args.utts, args.seconds)
+        ark = exp / "embeddings" / "set" / "embeddings.ark"
+        print(f"stage 4 of {args.utts} utterances of {args.seconds:g} s, Q/SAP channels {args.channels}, "
+              f"ten crops, --nj {args.nj}; one node with {cluster.cpus} CPUs")
+        base, want = None, None
+        for name, cmd in (("local run.py (threads of one process)", "run.py"),
+                          ("Slurm, the jobs at once", "slurm.py --time=10"),
+                          ("Slurm, one job at a time", "slurm.py --time=10 --max-jobs-run=1")):
+            took = extract(exp, data, args.nj, cmd, cluster.env)
+            same = "" if want is None or ark.read_bytes() == want else "  EMBEDDINGS DIFFER"
+            want = want or ark.read_bytes()
+            base = base or took
+            print(f"  {name:40s} {took:6.1f} s ({took / base:.2f}x){same}")
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
