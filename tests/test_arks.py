@@ -7,6 +7,7 @@ import pytest
 from spkid.data import arks
 from spkid.data.arks import ArkError, Table, check_key, set_problem, value_problem
 from spkid.data.datadir import DataDirError, read_scp_lines
+from spkid.errors import SpkidError
 from spkid.eval import scoring
 from spkid.eval.extract import write_embeddings
 
@@ -144,4 +145,13 @@ def test_keys_with_whitespace_are_refused_by_writers(tmp_path):
             check_key(key, "x")
     with pytest.raises(ArkError, match=rf"{tmp_path}/e.ark: cannot write the key 'a b'"):
         write_embeddings([("a b", np.ones((1, 2), np.float32))], tmp_path / "e.ark")
+    assert not (tmp_path / "e.ark").exists() and not (tmp_path / "e.scp").exists()
+
+
+def test_stage_4_writes_no_values_that_stage_5_would_refuse(tmp_path):
+    # re-extracting would make them again: the write stops naming the utterance
+    mats = [("a/x/1", np.ones((2, 3), np.float32)), ("a/x/2", np.array([[1, 2, 3], [np.nan, 0, 1]], np.float32))]
+    with pytest.raises(SpkidError, match=rf"^{tmp_path}/e.ark: utterance 'a/x/2': its embedding: crop 2 of 2 holds "
+                                         r"1 NaN .*nothing is written"):
+        write_embeddings(mats, tmp_path / "e.ark")
     assert not (tmp_path / "e.ark").exists() and not (tmp_path / "e.scp").exists()

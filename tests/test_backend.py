@@ -207,3 +207,19 @@ def test_mean_subtracted_back_end_saves_the_mean(tmp_path):
     (tmp_path / "backend.npz").write_bytes(b"junk")
     with pytest.raises(SpkidError, match="backend.npz: not a back-end written by spkid"):
         Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)
+
+
+def test_a_nan_record_is_blamed_on_the_ark_with_the_command_that_redoes_the_set(tmp_path):
+    # it was blamed on the trial lines ("scores are NaN") after scoring
+    exp, data = plda_qmf_system(tmp_path)
+    emb = exp / "embeddings" / "test"
+    line = (emb / "embeddings.scp").read_text().splitlines()[1]
+    utt, offset = line.split()[0], int(line.rsplit(":", 1)[1])
+    with open(emb / "embeddings.ark", "r+b") as f:
+        f.seek(offset + 15 + 4 * 6)  # the second crop of that record
+        f.write(np.full(6, np.nan, np.float32).tobytes())
+    with pytest.raises(SpkidError, match=rf"^{emb}/embeddings.ark: utterance '{utt}' \({emb}/embeddings.scp:2\): "
+                                         rf"crop 2 of 3 holds 6 NaN .*rm -r {emb}; steps/extract.sh "
+                                         rf"{exp} {data}/test"):
+        score_set(exp, data / "test", ScoreOptions(), EvalOptions())
+    assert not (exp / "scores" / "test").exists()

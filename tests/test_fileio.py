@@ -61,7 +61,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (E
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 n = 2000
 writes = [lambda: write_scores(f"{out}/a.score", Trials(["e"] * n, ["t"] * n, np.ones(n, np.int8)), np.zeros(n)),
-          lambda: write_embeddings(((f"u{i}", np.zeros((10, 64), np.float32)) for i in range(20)), f"{out}/emb.ark")]
+          lambda: write_embeddings(((f"u{i}", np.ones((10, 64), np.float32)) for i in range(20)), f"{out}/emb.ark")]
 for write in writes:
     try:
         write()

@@ -24,7 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from spkid.data.audio import crop_samples, read_checked, wrap_crop
 from spkid.config import read_resolved, to_conf_lines
-from spkid.data.arks import Table, check_key
+from spkid.data.arks import Table, check_key, value_problem
 from spkid.data.datadir import read_scp
 from spkid.device import available_memory
 from spkid.errors import SpkidError
@@ -216,7 +216,9 @@ def embed(model: torch.nn.Module, items: Sequence[tuple[str, str]], crop: int, n
 
 def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.PathLike,
                      on_item: Callable[[], None] | None = None) -> int:
-    """Write (utt, matrix) pairs to ``ark`` + ``ark`` with .scp, atomically (both or neither)."""
+    """Write (utt, matrix) pairs to ``ark`` + ``ark`` with .scp, atomically (both or neither).
+    A key Kaldi cannot read back, or values stage 5 would refuse (:func:`value_problem`), stop
+    the write naming the utterance: extracting again would only make them again."""
     import kaldiio
 
     ark, scp = Path(ark), Path(ark).with_suffix(".scp")
@@ -225,7 +227,12 @@ def write_embeddings(items: Iterable[tuple[str, np.ndarray]], ark: str | os.Path
         with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as w:
             for utt, mat in items:
                 check_key(utt, str(ark))
-                w(utt, np.ascontiguousarray(mat, dtype=np.float32))
+                mat = np.ascontiguousarray(mat, dtype=np.float32)
+                problem = value_problem(mat)
+                if problem:
+                    raise ExtractError(f"{ark}: utterance '{utt}': its embedding: {problem}; nothing is written. "
+                                       f"Check its audio (utils/validate_data_dir.py --check-audio) and the system")
+                w(utt, mat)
                 n += 1
                 if on_item:
                     on_item()
