@@ -186,23 +186,29 @@ class Table:
             raise ArkError(f"{ark}: {size} bytes, but its last record in {self.scp} ends at byte {end}: "
                            f"records are missing from the scp, or the ark was appended to; {self.fix}")
 
-    def read(self, utts: Iterable[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    def read(self, utts: Iterable[str] | None = None, check_values: bool = True) -> Iterator[tuple[str, np.ndarray]]:
         """(utt, float32 matrix or vector) of ``utts`` (all when None), in ark order (each ark
-        read front to back), structure and values checked."""
+        read front to back), structure checked, and values unless the caller checks them with
+        :meth:`check_lengths` (scoring, which computes every crop's length anyway)."""
         for rec, fd, _, shape, data in self._records(utts, same_rows=False):
             mat = np.frombuffer(os.pread(fd, 4 * math.prod(shape), data), dtype="<f4").reshape(shape)
-            problem = value_problem(mat)
+            problem = value_problem(mat) if check_values else None
             if problem:
                 raise self.error(rec, problem)
             yield rec.utt, mat
+
+    def check_lengths(self, utt: str, mat: np.ndarray, lengths: np.ndarray) -> None:
+        """The value check of :meth:`read` from the L2 lengths of ``mat``'s crops (utterance ``utt``)."""
+        if not all(TINY <= n <= MAX_NORM for n in lengths.tolist()):  # (NaN compares False)
+            raise self.error(self.records[utt], value_problem(mat) or f"crops of lengths {lengths}")
 
 
 def value_problem(mat: np.ndarray) -> str | None:
     """Why the values of an embedding (a matrix of crops, or a vector) cannot be scored, or None.
 
     One pass: the squared length of each crop, which NaN and infinity turn NaN or infinite."""
-    sq = np.einsum("...i,...i->...", mat, mat)
-    if TINY ** 2 <= sq.min() and sq.max() <= MAX_NORM ** 2:  # (False for NaN)
+    # (a Python loop over the few crops costs less than two numpy reductions; NaN compares False)
+    if all(TINY ** 2 <= sq <= MAX_NORM ** 2 for sq in np.einsum("...i,...i->...", mat, mat).reshape(-1).tolist()):
         return None
     rows = np.atleast_2d(mat)
     norms = np.linalg.norm(rows.astype(np.float64), axis=-1)  # (float32 squares overflow past 1.8e19)

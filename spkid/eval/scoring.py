@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -66,13 +66,19 @@ class Embeddings:
 
     @classmethod
     def from_raw(cls, items: Iterable[tuple[str, np.ndarray]], keep_crops: bool = True,
-                 center: np.ndarray | None = None) -> "Embeddings":
+                 center: np.ndarray | None = None,
+                 check: Callable[[str, np.ndarray, np.ndarray], None] | None = None) -> "Embeddings":
+        """``check(utt, raw crops, their lengths)``: a value check on the lengths computed here
+        anyway (:meth:`spkid.data.arks.Table.check_lengths`)."""
         utts, crops, means, norms = [], [], [], []
         for utt, mat in items:
             mat = np.asarray(mat, dtype=np.float32)
             if mat.ndim == 1:
                 mat = mat[None]
-            norms.append(float(np.linalg.norm(mat, axis=1).mean()))
+            lengths = np.sqrt(np.einsum("ij,ij->i", mat, mat))  # (as np.linalg.norm, without its overflow warning)
+            if check is not None:
+                check(utt, mat, lengths)
+            norms.append(float(lengths.mean()))
             if center is not None:
                 if center.shape != mat.shape[1:]:
                     raise ScoringError(f"utterance '{utt}': {mat.shape[1]}-dim embeddings but a "
@@ -238,11 +244,11 @@ def read_embeddings(scp: str | os.PathLike, utts: Iterable[str] | None = None, k
     if missing:
         raise missing_error(missing, str(scp), "re-run steps/extract.sh for that data directory")
     # each ark read front to back (in offset order); the rows put back in the order of ``want``
-    items = table.read(want)
+    items = table.read(want, check_values=False)  # checked by from_raw, which has the crops' lengths
     if subtract_mean:
         items = list(items)
         center = crop_mean(mat for _, mat in items).astype(np.float32)
-    emb = Embeddings.from_raw(items, keep_crops=keep_crops, center=center)
+    emb = Embeddings.from_raw(items, keep_crops=keep_crops, center=center, check=table.check_lengths)
     if emb.utts == want:  # the usual case: merge_arks writes utterances in ark order
         return emb
     back = np.argsort(emb.utts)
