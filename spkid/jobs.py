@@ -207,7 +207,13 @@ def run_jobs(cmd: str, n: int, log: Path, command: Sequence[str], what: str) -> 
     that this process gets goes on to the runner (and so to the jobs), which is waited for."""
     argv = [*shlex.split(cmd), f"JOB=1:{n}", str(log), *command]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    previous = {sig: signal.signal(sig, lambda s, f: proc.send_signal(s)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    got = []
+
+    def pass_on(signum, _frame):
+        got.append(signal.Signals(signum).name)
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         _, err = proc.communicate()
     finally:
@@ -215,5 +221,5 @@ def run_jobs(cmd: str, n: int, log: Path, command: Sequence[str], what: str) -> 
             signal.signal(sig, handler)
     if proc.returncode != 0:
         report = err.strip() or f"{argv[0]} exited with status {proc.returncode}"
-        raise JobsFailed(f"{what}: {report}\nFix the cause and run the stage again: finished jobs are kept "
-                         f"and only the others are redone")
+        cause = f"Stopped by {got[0]}; run the stage again" if got else "Fix the cause and run the stage again"
+        raise JobsFailed(f"{what}: {report}\n{cause}: finished jobs are kept and only the others are redone")

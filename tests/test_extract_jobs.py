@@ -76,3 +76,40 @@ def test_the_job_command_drops_what_the_parent_sets(argv, kept):
     step = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(step)
     assert step.without_options(argv, step.JOB_OPTIONS) == kept
+
+
+def test_a_preempted_stage_keeps_its_finished_parts_and_the_resubmitted_one_does_the_rest(tmp_path, slurm_cluster):
+    """Slurm's pre-emption signal (SIGTERM) to stage 4 while part 2 is still reading: the step passes
+    it on to the runner and the jobs and stops unfinished; part 1, done, is kept, and the same
+    command again redoes part 2 alone."""
+    import signal
+    import time
+
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=6)
+    slow = sorted(data.wav_scp)[-1]  # in part 2: its audio comes through a command that waits for 'go'
+    go = tmp_path / "go"
+    data.wav_scp[slow] = f"while [ ! -e {go} ]; do sleep 0.2; done; cat {data.wav_scp[slow]} |"
+    data.write()
+    argv = [str(ROOT / "steps" / "extract.sh"), "--nj=2", "--read-workers=0", "--allow-pipes", "--cmd", SLURM_CMD,
+            str(exp), str(data.path)]
+    env = dict(slurm_cluster.env, OMP_NUM_THREADS="1")
+    stage = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log1 = exp / "log" / "extract.set.1.log"
+    deadline = time.monotonic() + 240
+    while not (log1.is_file() and "# Ended (code 0)" in log1.read_text()):
+        assert time.monotonic() < deadline and stage.poll() is None, stage.communicate()
+        time.sleep(0.2)
+    stage.send_signal(signal.SIGTERM)
+    _, err = stage.communicate(timeout=120)
+    assert stage.returncode != 0 and "job 2" in err and "job 1 " not in err
+    assert "Stopped by SIGTERM; run the stage again: finished jobs are kept" in err
+    out = exp / "embeddings" / "set"
+    assert (out / "split" / "emb.1.ark").is_file() and not (out / "split" / "emb.2.ark").exists()
+    assert not (out / "extract.info").exists()
+    go.touch()
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "1 of 2 part(s) to do" in again.stdout
+    assert "part 1 (3 utterances) is already done" in log1.read_text()
+    assert (out / "extract.info").is_file()
