@@ -113,3 +113,30 @@ def test_a_preempted_stage_keeps_its_finished_parts_and_the_resubmitted_one_does
     assert "1 of 2 part(s) to do" in again.stdout
     assert "part 1 (3 utterances) is already done" in log1.read_text()
     assert (out / "extract.info").is_file()
+
+
+@pytest.mark.parametrize("cmd, gpus, nj, here", [
+    ("run.py", 0, 4, True),                        # CPU parts: threads of the step
+    ("run.py", 2, 4, False),                       # a process per GPU part, through the local runner
+    ("run.py", 1, 1, True),                        # one local job: the step itself
+    ("slurm.py --gres=gpu:1", 0, 1, False),        # anything on Slurm is a job
+    ("/opt/spkid/utils/run.py --max-jobs-run=2", 0, 2, True),
+])
+def test_which_parts_run_in_the_step(cmd, gpus, nj, here):
+    from spkid.eval.extract_jobs import ExtractOptions, runs_in_process
+
+    assert runs_in_process(ExtractOptions(cmd=cmd, gpus=gpus, nj=nj)) is here
+
+
+@pytest.mark.parametrize("visible, gpus, job, index", [
+    (4, 4, 1, 0), (4, 4, 4, 3), (4, 2, 3, 0), (4, 2, 4, 1),  # this machine: job K on GPU (K-1) mod --gpus
+    (1, 8, 5, 0),                                            # a Slurm job that sees its one GPU
+])
+def test_job_k_takes_gpu_k_minus_1_mod_gpus_of_those_it_sees(monkeypatch, visible, gpus, job, index):
+    import torch
+
+    from spkid.eval.extract_jobs import ExtractOptions, job_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    assert job_device(ExtractOptions(gpus=gpus, job=job)) == torch.device("cuda", index)
