@@ -18,7 +18,7 @@ corpus_dir=            # default: corpus/<corpus>
 systems=               # default: "QA4 HA2 EA4" on mini, "HA4 EA4 EA5 HA6" on voxceleb
 mini_systems="QA4 HA2 EA4"
 voxceleb_systems="HA4 EA4 EA5 HA6"
-nj=2                   # parallel jobs for generation, conversion and extraction
+nj=2                   # parallel jobs for generation, conversion and extraction (run as cmd.sh says)
 gpus=0                 # GPUs per node for training and extraction (0 = CPU)
 nnodes=1               # training nodes; run the same command on each
 node_rank=0            # this node's index, 0..nnodes-1
@@ -49,6 +49,8 @@ Stages (--stage N --stop-stage M; a finished stage is skipped, --force true redo
   4  extract ten-crop embeddings of every set                  exp/<SYS>/embeddings/<set>/
   5  score every trial list: EER, MinDCF, DET                  exp/<SYS>/scores/<set>/
   6  fuse the systems and write the results table              exp/RESULTS.md
+Stages 1 (VoxCeleb2 conversion), 4 and 5 run their jobs as cmd.sh says: here, or on a Slurm
+cluster (docs/cluster.md).
 "
 
 . utils/parse_options.sh

@@ -5,11 +5,11 @@
 # done (run_stage), so a re-run redoes only what is unfinished. Run from the recipe directory.
 #   steps/score_sets.sh --job 2 --systems "QA4 EA4" --sets "vox1 voxsrc20_val" [--force true] [--stamp TEXT]
 set -euo pipefail
-job=
-systems=
-sets=
-force=false
-stamp=
+job=          # which system of --systems this job scores, 1-based (the runner's JOB)
+systems=      # the systems with sets still to score, as run.sh lists them
+sets=         # the evaluation sets (data/<set>), scored in this order
+force=false   # true: score again even where the marker is there
+stamp=        # what the markers record (run.sh's corpus stamp)
 known_options="job systems sets force stamp"
 help_message="usage: steps/score_sets.sh --job K --systems \"A B\" --sets \"vox1 ...\" [--force true] [--stamp TEXT]"
 . "$(dirname "$0")/../utils/parse_options.sh"
