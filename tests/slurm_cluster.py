@@ -10,6 +10,7 @@ a skip that prints the reason."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -78,7 +79,7 @@ def node_memory_mb() -> int:
 
 def write_slurm_conf(root: Path, node: str, cpus: int) -> Path:
     ctld_port, slurmd_port = free_ports(2)
-    user = os.environ.get("USER") or "root"
+    user = pwd.getpwuid(os.getuid()).pw_name
     conf = root / "slurm.conf"
     conf.write_text(f"""\
 ClusterName=spkidtest
