@@ -340,7 +340,7 @@ def test_kaldi_rules_for_a_segmented_dir(tmp_path):
     (d / "reco2dur").write_text("noise/other 7.000\n")
     (d / "segments").write_text("noise/rec-0000000 noise/rec 0.00 5.00\nnoise/rec-0000300 noise/rec 7.00 7.00\n")
     problems = "\n".join(validate_data_dir(d))
-    assert f"{d}/segments:2: expected '<utt> <recording> <start> <end>' with end > start" in problems
+    assert f"{d}/segments:2: expected '<utt> <recording> <start-s> <end-s>' with end > start" in problems
     assert f"{d}/reco2dur: 'noise/other' is missing from {d}/wav.scp" in problems
 
 

@@ -9,6 +9,7 @@ import torch
 from spkid.eval import extract
 from spkid.config import write_resolved
 from spkid.data.datadir import DataDir
+from spkid.data.validate import validate_data_dir
 from spkid.errors import SpkidError
 from spkid.eval.extract_jobs import ExtractOptions, extract_data
 from spkid.eval.score_set import ScoreOptions, score_set
@@ -280,6 +281,45 @@ def test_crops_that_cannot_fit_in_memory_are_refused(tmp_path):
         extract_main(["--read-workers=0", "--num-eval-crops=10000000", "--eval-frames=400", str(exp), str(data.path)])
     assert not (exp / "embeddings" / "set" / "embeddings.ark").exists()
     assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0  # the system's own 3 crops fit
+
+
+def test_a_segmented_dir_embeds_each_segment_as_its_own_file(tmp_path):
+    # the validator said OK and extraction embedded the recordings instead; now each utterance is
+    # recording[start:end], as Kaldi's extract-segments cuts it: the same as the cut files' embeddings
+    exp, _ = tiny_system(tmp_path)
+    rng = np.random.default_rng(3)
+    recordings = {r: (0.1 * rng.normal(size=3 * 16000)).astype(np.float32) for r in ("r1", "r2")}
+    cuts = {"r1-a": ("r1", "0", "1.2"), "r1-b": ("r1", "1.1", "-1"), "r2-a": ("r2", "0.5", "3.3")}  # 0.3 s past
+    seg, cut = tmp_path / "data" / "seg", tmp_path / "data" / "cut"
+    for d in (seg, cut, tmp_path / "wav"):
+        d.mkdir(parents=True, exist_ok=True)
+    for r, x in recordings.items():
+        sf.write(tmp_path / "wav" / f"{r}.wav", x, 16000, subtype="FLOAT")
+    for u, (r, start, end) in cuts.items():
+        x = recordings[r]
+        sf.write(tmp_path / "wav" / f"{u}.wav", x[int(float(start) * 16000):None if end == "-1" else
+                                                  int(float(end) * 16000)], 16000, subtype="FLOAT")
+    (seg / "wav.scp").write_text("".join(f"{r} {tmp_path / 'wav' / r}.wav\n" for r in recordings))
+    (seg / "segments").write_text("".join(f"{u} {' '.join(c)}\n" for u, c in cuts.items()))
+    (cut / "wav.scp").write_text("".join(f"{u} {tmp_path / 'wav' / u}.wav\n" for u in cuts))
+    for d in (seg, cut):
+        (d / "utt2spk").write_text("".join(f"{u} {u[:2]}\n" for u in cuts))
+        (d / "spk2utt").write_text("r1 r1-a r1-b\nr2 r2-a\n")
+    assert validate_data_dir(seg) == []
+    for d in (seg, cut):
+        assert extract_main(["--read-workers=0", str(exp), str(d)]) == 0
+    got = dict(kaldiio.load_scp(str(exp / "embeddings" / "seg" / "embeddings.scp")))
+    want = dict(kaldiio.load_scp(str(exp / "embeddings" / "cut" / "embeddings.scp")))
+    assert sorted(got) == sorted(cuts)
+    for u in cuts:
+        np.testing.assert_allclose(got[u], want[u], rtol=1e-5, atol=1e-6)
+    # a segment ending further past its recording than Kaldi cuts is named by the validator and refused
+    (seg / "segments").write_text("r1-a r1 0 1.2\nr1-b r1 1.1 -1\nr2-a r2 0.5 3.6\n")
+    assert validate_data_dir(seg) == [f"{seg}/segments:3: utterance 'r2-a' ends at 3.6 s, 0.60 s past the end of "
+                                      f"its recording (3.00 s); Kaldi's extract-segments cuts at most 0.5 s: fix its "
+                                      f"line in segments"]
+    with pytest.raises(SpkidError, match=r"utterance 'r2-a': segment .*r2.wav \[0.5-3.6 s\] ends at 3.6 s"):
+        extract_main(["--read-workers=0", str(exp), str(seg)])
 
 
 def test_an_empty_data_dir_is_refused(tmp_path):

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from mini_corpus_fixture import TINY, tiny_corpus
 from spkid.data.augment import PackedAudio
-from spkid.data.datadir import DataDir, read_trials, read_utt2dur
+from spkid.data.datadir import DataDir, read_trials, read_utt2dur, read_wav_scp
 from spkid.data.validate import validate_data_dir
 from spkid.corpora.prepare import PrepareError, PrepareOptions, musan_segments, prepare
 from spkid.corpora.sets import SetSummary, compare_known
@@ -94,19 +94,21 @@ def test_musan_segments(prepared):
     assert segs == {"a-0000000": "a 0.00 5.00", "a-0000300": "a 3.00 8.00", "a-0000600": "a 6.00 11.00",
                     "b-0000000": "b 0.00 4.00", "c-0000000": "c 0.00 5.00"}
     noise = DataDir.load(data / "musan_noise")
+    recordings = read_wav_scp(data / "musan_noise/wav.scp")  # (noise.wav_scp: one entry per segment)
     reco2dur = read_utt2dur(data / "musan_noise/reco2dur")
-    assert set(reco2dur) == set(noise.wav_scp)
+    assert set(reco2dur) == set(recordings)
     lines = (data / "musan_noise/segments").read_text().splitlines()
-    assert len(lines) > len(noise.wav_scp) and [line.split()[0] for line in lines] == sorted(noise.utt2spk)
+    assert len(lines) > len(recordings) and [line.split()[0] for line in lines] == sorted(noise.utt2spk)
+    assert sorted(noise.wav_scp) == sorted(noise.utt2spk)
     for line in lines:
         seg, rec, start, end = line.split()
-        assert rec in noise.wav_scp and 0 <= float(start) < float(end) <= reco2dur[rec] + 0.01
+        assert rec in recordings and 0 <= float(start) < float(end) <= reco2dur[rec] + 0.01
         assert noise.utt2spk[seg] == seg and noise.utt2dur[seg] == pytest.approx(float(end) - float(start), abs=1e-3)
     # stage 2 packs each MUSAN dir: the recordings' 16-bit samples, in wav.scp order
-    packed = PackedAudio.load(data / "musan_noise", noise.wav_scp)
-    assert list(packed.recordings) == sorted(noise.wav_scp)
+    packed = PackedAudio.load(data / "musan_noise", recordings)
+    assert list(packed.recordings) == sorted(recordings)
     for utt, (offset, n) in packed.recordings.items():
-        x, _ = sf.read(noise.wav_scp[utt], dtype="int16")
+        x, _ = sf.read(recordings[utt], dtype="int16")
         np.testing.assert_array_equal(packed.samples[offset:offset + n], x)
 
 

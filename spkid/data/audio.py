@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from spkid.console import progress
+from spkid.data.segments import SegmentError, entry_name, segment_bounds, split_entry
 from spkid.errors import SpkidError
 from spkid.options import SAMPLE_RATE
 
@@ -90,12 +91,25 @@ def check_file(entry: str, utt: str = "") -> None:
 def _read_error(entry: str, utt: str, e: Exception) -> AudioError:
     """Why ``entry`` did not read. libsndfile says "System error." for a missing file, so whether
     the file exists is looked at here, once a read has failed, and not before every read."""
-    if not is_pipe(entry):
+    if isinstance(e, SegmentError):
+        return AudioError(f"{_whose(utt)}{e}")
+    source = split_entry(entry)[0]
+    if not is_pipe(source):
         try:
-            check_file(entry, utt)  # gone or unreadable since it was checked
+            check_file(source, utt)  # gone or unreadable since it was checked
         except AudioError as gone:
             return gone
-    return AudioError(f"{_whose(utt)}cannot read {entry}: {e}")
+    return AudioError(f"{_whose(utt)}cannot read {entry_name(entry)}: {e}")
+
+
+def _open_source(entry: str, utt: str, allow_pipes: bool) -> str | io.BytesIO:
+    """What soundfile opens for ``entry`` (a segment's: its recording's): the checked file, or
+    the output of a command that is allowed to run."""
+    source = split_entry(entry)[0]
+    if is_pipe(source):
+        return io.BytesIO(_run_pipe(source, allow_pipes, utt))
+    check_file(source, utt)  # a stat and an access check: nothing next to a decode
+    return source
 
 
 def crop_samples(frames: int) -> int:
@@ -234,28 +248,28 @@ def wave_problem(wave: np.ndarray, min_seconds: float = MIN_SECONDS, silence_dbf
 def read_checked(entry: str, utt: str = "", allow_pipes: bool = False) -> np.ndarray:
     """A whole 16-kHz utterance to embed, or an AudioError naming the utterance, the file and what
     is wrong with it (:func:`truncation_problem`, :func:`wave_problem`)."""
-    if not is_pipe(entry):
-        check_file(entry, utt)
-    problem = None if is_pipe(entry) else truncation_problem(entry)
+    source = split_entry(entry)[0]
+    if not is_pipe(source):
+        check_file(source, utt)
+    problem = None if is_pipe(source) else truncation_problem(source)
     wave = read_audio(entry, utt=utt, allow_pipes=allow_pipes) if problem is None else None
     problem = problem or wave_problem(wave)
     if problem:
-        raise AudioError(f"{_whose(utt)}{entry}: {problem}")
+        raise AudioError(f"{_whose(utt)}{entry_name(entry)}: {problem}")
     return wave
 
 
 def audio_info(entry: str, utt: str = "", allow_pipes: bool = False) -> AudioInfo:
+    """The length, rate and channels of ``entry``'s audio (a segment's own length)."""
     try:
-        if is_pipe(entry):
-            with sf.SoundFile(io.BytesIO(_run_pipe(entry, allow_pipes, utt))) as f:
-                return AudioInfo(f.frames, f.samplerate, f.channels)
-        check_file(entry, utt)
-        fast = wav_header_info(entry)
-        if fast is not None:
-            return fast
-        info = sf.info(entry)
-        return AudioInfo(info.frames, info.samplerate, info.channels)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        src = _open_source(entry, utt, allow_pipes)
+        info = wav_header_info(src) if isinstance(src, str) else None
+        if info is None:
+            with sf.SoundFile(src) as f:
+                info = AudioInfo(f.frames, f.samplerate, f.channels)
+        first, last = segment_bounds(entry, info.frames, info.sample_rate)
+        return AudioInfo(last - first, info.sample_rate, info.channels)
+    except (sf.LibsndfileError, RuntimeError, OSError, SegmentError) as e:
         raise _read_error(entry, utt, e) from None
 
 
@@ -306,20 +320,20 @@ def read_audio(entry: str, start: int = 0, frames: int = -1, utt: str = "",
     naming the utterance (resample it once, e.g. with ffmpeg -ar 16000); None accepts any rate.
     ``keep_pcm16``: a mono 16-bit PCM file comes back as its int16 samples (half the bytes to
     move; :func:`pcm16_to_float` gives exactly the float32 read), anything else as float32."""
-    if not is_pipe(entry):
-        check_file(entry, utt)  # a stat and an access check: nothing next to a decode
     try:
-        src = io.BytesIO(_run_pipe(entry, allow_pipes, utt)) if is_pipe(entry) else entry
-        with sf.SoundFile(src) as f:
+        with sf.SoundFile(_open_source(entry, utt, allow_pipes)) as f:
             if expect_rate is not None and f.samplerate != expect_rate:
-                raise AudioError(f"utterance '{utt}': {entry} is {f.samplerate} Hz, expected {expect_rate} Hz "
-                                 f"(convert: ffmpeg -i IN -ac 1 -ar {expect_rate} OUT.wav)")
+                raise AudioError(f"utterance '{utt}': {entry_name(entry)} is {f.samplerate} Hz, expected "
+                                 f"{expect_rate} Hz (convert: ffmpeg -i IN -ac 1 -ar {expect_rate} OUT.wav)")
+            first, last = segment_bounds(entry, f.frames, f.samplerate)
+            start += first
+            frames = max(0, last - start) if frames < 0 else max(0, min(frames, last - start))
             if start:
                 f.seek(start)
             if keep_pcm16 and f.subtype == "PCM_16" and f.channels == 1:
                 return f.read(frames, dtype="int16")
             x = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+    except (sf.LibsndfileError, RuntimeError, OSError, SegmentError) as e:
         raise _read_error(entry, utt, e) from None
     return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
 
@@ -338,6 +352,6 @@ def read_crop(entry: str, frames: int, offset: int = 0, seg_start: int = 0, seg_
             return x
     x = read_audio(entry, seg_start, seg_len, utt=utt, keep_pcm16=keep_pcm16)
     if len(x) == 0:
-        raise AudioError(f"utterance '{utt}': {entry} holds no samples"
+        raise AudioError(f"utterance '{utt}': {entry_name(entry)} holds no samples"
                          + (f" from sample {seg_start}" if seg_start else "") + "; remove it from the data dir")
     return wrap_crop(x, offset % len(x), frames)

@@ -22,6 +22,7 @@ import numpy as np
 
 from spkid.console import progress
 from spkid.data.audio import SAMPLE_RATE, audio_info
+from spkid.data.segments import read_segments, segment_entry
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
 
@@ -204,6 +205,18 @@ def num_samples(entries: Mapping[str, str], utt2dur: Mapping[str, float] | None,
                                                                 quiet=len(entries) < 1000)}
 
 
+def segment_entries(path: Path, recordings: Mapping[str, str]) -> dict[str, str]:
+    """utt -> entry of a segmented data dir: each line of ``path``/segments cut from the
+    recording ``recordings`` (its wav.scp) names (see :mod:`spkid.data.segments`)."""
+    out = {}
+    for lineno, utt, rec, start, end in read_segments(path / "segments", list_lines(path / "segments")):
+        if rec not in recordings:
+            raise DataDirError(f"{path}/segments:{lineno}: recording '{rec}' of utterance '{utt}' is not in "
+                               f"{path}/wav.scp (with segments, wav.scp lists recordings): add it or fix the line")
+        out[utt] = segment_entry(recordings[rec], start, end)
+    return out
+
+
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for utt in sorted(utt2spk):
@@ -291,6 +304,8 @@ class DataDir:
         spk2utt = read_spk2utt(path / "spk2utt") if (path / "spk2utt").exists() else utt2spk_to_spk2utt(utt2spk)
         utt2dur = read_utt2dur(path / "utt2dur") if (path / "utt2dur").exists() else None
         wav_scp = read_wav_scp(path / "wav.scp", allow_pipes)
+        if (path / "segments").exists():
+            wav_scp = segment_entries(path, wav_scp)
         empty = [name for name, table in (("wav.scp", wav_scp), ("utt2spk", utt2spk)) if not table]
         if empty:  # every stage would have run on nothing and said it was done
             raise DataDirError(f"{path}/{empty[0]} lists no utterances: a data directory needs at least one; re-run "

@@ -13,6 +13,7 @@ from typing import Mapping
 
 from spkid.data.audio import (SAMPLE_RATE, AudioInfo, audio_infos, check_entries, duration_problem, file_problem,
                               is_pipe)
+from spkid.data.segments import SegmentError, read_segments, segment_problem
 from spkid.data.datadir import DataDirError, decoded_lines, list_lines, read_trials, read_utt2dur, read_wav_scp
 
 MAX_REPORTED = 10
@@ -47,6 +48,21 @@ def _check_lengths(path: Path, files: Mapping[str, str], infos: Mapping[str, Aud
     return set(short)
 
 
+def _check_segments(path: Path, infos: Mapping[str, AudioInfo], problems: list[str]) -> None:
+    """Segments that start or end past their recording's end, by Kaldi's extract-segments rule."""
+    try:
+        segments = read_segments(path / "segments", list_lines(path / "segments"))
+    except SegmentError:
+        return  # a malformed line: reported with Kaldi's rules
+    found = []
+    for lineno, utt, rec, start, end in segments:
+        problem = segment_problem(float(start), float(end), infos[rec].frames, infos[rec].sample_rate) \
+            if rec in infos else None
+        if problem:
+            found.append(f"{path}/segments:{lineno}: utterance '{utt}' {problem}")
+    _report_some(problems, found, f"{path}/segments", "segments past the end of their recording")
+
+
 def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], samples: bool = False,
                  utt2dur: Mapping[str, float] | None = None, embedded: bool = True) -> None:
     """Every audio file of ``wav_scp`` (shell commands aside) exists, reads, is 16-kHz mono, is
@@ -66,6 +82,8 @@ def _check_audio(path: Path, wav_scp: Mapping[str, str], problems: list[str], sa
                             f"{infos[u].channels} channel(s), not {SAMPLE_RATE} Hz mono (resample: ffmpeg -i IN "
                             f"-ac 1 -ar {SAMPLE_RATE} OUT.wav)" for u in wrong], scp, "files not 16 kHz mono")
     short = _check_lengths(path, files, infos, utt2dur, problems) if embedded else set()
+    if (path / "segments").is_file():
+        _check_segments(path, infos, problems)
     if samples:
         refused = check_entries({u: files[u] for u in infos if infos[u].is_16k_mono and u not in short},
                                 desc=f"audio {path}", quiet=len(infos) < 1000)
@@ -151,16 +169,10 @@ def _check_kaldi_rules(path: Path, problems: list[str]) -> list[str]:
         problems.append(f"{files['wav.scp']}: '{tilde[0]}': Kaldi refuses '~' in wav.scp (write the full path)")
     recordings = utts
     if "segments" in lines:
-        for i, line in enumerate(lines["segments"], 1):
-            f = line.split()
-            try:
-                ok = len(f) == 4 and float(f[3]) > float(f[2]) >= 0
-            except ValueError:
-                ok = False
-            if not ok:
-                problems.append(f"{files['segments']}:{i}: expected '<utt> <recording> <start> <end>' with end > "
-                                f"start, got '{line}'")
-                break
+        try:
+            read_segments(files["segments"], enumerate(lines["segments"], 1))
+        except SegmentError as e:
+            problems.append(str(e))
         # fix_data_dir.sh keeps only the utterances of utt2spk that segments lists: the same ids.
         _same_keys(path, utts, keys["segments"], "utt2spk", "segments", problems)
         recordings = sorted({f[1] for f in map(str.split, lines["segments"]) if len(f) > 1}, key=str.encode)
