@@ -156,3 +156,12 @@ def test_pairs_file_formats_and_bad_lines(tmp_path):
     p.write_bytes(b"a.wav b.wav\nc\xe9.wav d.wav\n")
     with pytest.raises(SpkidError, match=r"pairs:2: not UTF-8 text"):
         read_pairs(str(p))
+
+
+def test_crops_that_cannot_fit_in_memory_are_refused(setup, tmp_path):
+    # the system's own crops are checked as stage 4 checks them: before any recording is embedded
+    _, f = setup
+    huge = make_experiment(tmp_path / "huge", eval_opts=EvalOptions(eval_frames=400, num_eval_crops=10_000_000))
+    with pytest.raises(SpkidError, match=r"--num-eval-crops=10000000 crops of --eval-frames=400 need about [0-9.]+ "
+                                         r"GiB to embed one utterance, but .* GiB available"):
+        verify(VerifyOptions(threshold="0.5"), str(huge), f["a"], f["b"])
