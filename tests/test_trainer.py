@@ -584,8 +584,13 @@ def test_missing_train_data_is_an_error(tmp_path):
 
 # ---------------------------------------------------------------- DDP via steps/train.sh
 
+def _local_env() -> dict:
+    """This machine's environment without a Slurm job's (in one, steps/train.sh would start a job step)."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}, "OMP_NUM_THREADS": "1"}
+
+
 def _train_sh(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = _local_env()
     return subprocess.run([str(ROOT / "steps" / "train.sh"), *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
 
@@ -690,7 +695,7 @@ def test_sigterm_to_one_rank_stops_both_after_one_step_and_the_rerun_resumes_it(
     exp = tmp_path / "stopped"
     proc = subprocess.Popen([str(ROOT / "steps" / "train.sh"), "--cpu-procs", "2", *args, str(exp)], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env=_local_env())
     try:
         log = exp / "log" / "train.log"
         deadline = time.monotonic() + 120
