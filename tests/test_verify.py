@@ -156,6 +156,12 @@ def test_pairs_file_formats_and_bad_lines(tmp_path):
     p.write_bytes(b"a.wav b.wav\nc\xe9.wav d.wav\n")
     with pytest.raises(SpkidError, match=r"pairs:2: not UTF-8 text"):
         read_pairs(str(p))
+    p.write_text("a.wav b.wav\nc.wav sox|\n- d.wav\n")
+    with pytest.raises(SpkidError, match=r"pairs:2: 'sox\|' is a shell command \('cmd \|'\), not a recording; "
+                                         r"spkid runs commands \('cmd\|'\) only with --allow-pipes=true"):
+        read_pairs(str(p))
+    with pytest.raises(SpkidError, match=r"pairs:3: '-' is standard input"):
+        read_pairs(str(p), allow_pipes=True)
 
 
 def test_crops_that_cannot_fit_in_memory_are_refused(setup, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spkid.config import option
-from spkid.data.datadir import Trials, list_lines
+from spkid.data.datadir import Trials, kaldi_pipe, list_lines
 from spkid.data.inputs import Failures
 from spkid.device import pick_device
 from spkid.errors import SpkidError
@@ -51,7 +51,8 @@ class VerifyOptions:
                                                "give a finite threshold, or none to use the saved one"}
 
 
-def read_pairs(path: str) -> list[tuple[str, str]]:
+def read_pairs(path: str, allow_pipes: bool = False) -> list[tuple[str, str]]:
+    """The (a, b) recordings of a pairs file; a shell command ('cmd|') only with ``allow_pipes``."""
     p = Path(path)
     if not p.is_file():
         raise SpkidError(f"pairs file {p} not found")
@@ -66,6 +67,10 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
             parts = parts[:2]
         if len(parts) != 2:
             raise SpkidError(f"{p}:{lineno}: expected 'a.wav b.wav', got '{line}'")
+        refused = [(e, kaldi_pipe(e)) for e in parts if kaldi_pipe(e) and not (allow_pipes and e.endswith("|"))]
+        if refused:
+            raise SpkidError(f"{p}:{lineno}: '{refused[0][0]}' is {refused[0][1]}, not a recording; spkid runs "
+                             f"commands ('cmd|') only with --allow-pipes=true")
         pairs.append((parts[0], parts[1]))
     if not pairs:
         raise SpkidError(f"pairs file {p} holds no pairs")
@@ -95,7 +100,7 @@ def verify(opts: VerifyOptions, exp_dir: str, a_wav: str = "", b_wav: str = "") 
         raise SpkidError("--pairs needs --scores-out=FILE")
     if opts.scores_out:
         check_output_file(opts.scores_out, "--scores-out")
-    pairs = read_pairs(opts.pairs) if opts.pairs else [(a_wav, b_wav)]
+    pairs = read_pairs(opts.pairs, opts.allow_pipes) if opts.pairs else [(a_wav, b_wav)]
     system = load_system(exp_dir, pick_device(opts.device))
     threshold = decision_threshold(opts, exp_dir, system.eval_opts.score_type, needs_training_set(system.eval_opts))
 
