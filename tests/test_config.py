@@ -190,10 +190,10 @@ def test_a_step_changes_only_the_saved_options_it_lists(tmp_path, capsys):
 
 
 def test_a_bool_option_alone_is_true_as_in_kaldi():
-    args = parse_options([Run, TrainOptions], ["--augment", "--compile", "false", "--batched-augment", "x", "y"],
+    args = parse_options([Run, TrainOptions, ModelOptions], ["--augment", "--compile", "false", "--embed-bn", "x", "y"],
                          ["dirs..."])
     train = args[TrainOptions]
-    assert (train.augment, train.compile, train.batched_augment) == (True, False, True)
+    assert (train.augment, train.compile, args[ModelOptions].embed_bn) == (True, False, True)
     assert args.positionals == {"dirs": ["x", "y"]}
     with pytest.raises(ConfigError, match="expected DIRS..."):
         parse_options([Run], [], ["dirs..."])
