@@ -101,6 +101,8 @@ class JobRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run_one(self, job: int) -> None:
+        if self.stopping:  # a signal came: a job not started stays as it was, log included
+            return
         log = Path(self.spec.substitute(self.spec.log, job))
         log.parent.mkdir(parents=True, exist_ok=True)
         line = self.spec.command_line(job)
@@ -110,7 +112,7 @@ class JobRun:
             out.flush()
             with self.lock:
                 if self.stopping:
-                    self.codes[job] = 143
+                    out.write("# Not started: the runner was stopped\n")
                     return
                 proc = subprocess.Popen([*self.launcher, "bash", "-c", line], stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -159,7 +161,7 @@ def run_all(prog: str, spec: JobSpec, launcher: Sequence[str]) -> int:
     for t in threads:
         while t.is_alive():
             t.join(0.2)  # short joins: the main thread must stay free to take a signal
-    failed = [j for j in jobs if run.codes.get(j, 143) != 0]
+    failed = [j for j in jobs if run.codes.get(j) != 0]
     if failed:
         print(failure_report(prog, spec, failed, run.codes), file=sys.stderr)
     if got_signal:
@@ -172,7 +174,8 @@ def failure_report(prog: str, spec: JobSpec, failed: list[int], codes: dict[int,
     lines = [f"{prog}: {len(failed)} / {total} job(s) failed:"]
     for job in failed:
         log = spec.substitute(spec.log, job)
-        lines.append(f"  job {job} (exit {codes.get(job, 'never started')}), log {log}{last_line(Path(log))}")
+        status = f"exit {codes[job]}" if job in codes else "not started"
+        lines.append(f"  job {job} ({status}), log {log}{last_line(Path(log))}")
     return "\n".join(lines)
 
 

@@ -114,3 +114,17 @@ def test_run_jobs_raises_with_the_runners_report(tmp_path):
     run_jobs("run.py", 2, tmp_path / "ok.JOB.log", ["true"], "nothing")
     with pytest.raises(JobsFailed, match=r"(?s)stage X: run.py: 1 / 2 job\(s\) failed.*r\.2\.log.*only the others"):
         run_jobs("run.py", 2, tmp_path / "r.JOB.log", ["test", "JOB", "=", "1"], "stage X")
+
+
+def test_after_a_signal_no_job_starts(tmp_path):
+    proc = subprocess.Popen([sys.executable, RUN, "--max-jobs-run=1", "JOB=1:2", f"{tmp_path}/n.JOB.log",
+                             f"touch {tmp_path}/began.JOB; sleep 30"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "began.1").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert "2 / 2 job(s) failed" in err and "job 2 (not started)" in err
+    assert not (tmp_path / "began.2").exists() and not (tmp_path / "n.2.log").exists()
