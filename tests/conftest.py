@@ -30,3 +30,12 @@ def slurm_cluster():
         pytest.skip(f"no Slurm test cluster: {e}")
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def two_process_run(tmp_path_factory):
+    """A tiny system trained by one torchrun of two CPU processes (tests/two_process_run.py), for
+    the pre-emption tests to compare their resumed runs with."""
+    from two_process_run import train_uninterrupted
+
+    return train_uninterrupted(tmp_path_factory.mktemp("two_process_run"))

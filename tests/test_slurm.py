@@ -3,23 +3,18 @@ rendezvous read from a job step's environment, and, on the real one-node test cl
 (tests/slurm_cluster.py), stage 3 as Slurm runs it: two tasks of one step standing in for two
 nodes, and a job pre-empted with SIGTERM and submitted again."""
 
-import os
 import shlex
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from slurm_cluster import free_ports
-from spkid.data.synthetic import make_train_dir
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.train.slurm import FIRST_PORT, PORTS, expand_hostlist, slurm_rendezvous
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_SH = str(ROOT / "steps" / "train.sh")
+from two_process_run import TRAIN_SH, assert_same_weights
 
 
 @pytest.mark.parametrize("hostlist, hosts", [
@@ -75,53 +70,22 @@ def test_a_step_that_is_not_one_task_per_node_is_refused_with_the_fix():
 
 # ---------------------------------------------------------------- on the Slurm test cluster
 
-TINY = ["--trunk=Q_SAP", "--channels=4,8,8,8", "--n-mels=16", "--embed-dim=16", "--train-frames=20",
-        "--augment=false", "--loss=softmax", "--batch-size=2", "--epochs=3", "--log-interval=1", "--quiet=true"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    make_train_dir(root, num_speakers=6, utts_per_speaker=4, seconds=(1.0, 2.0), seed=3)
-    return root / "data" / "train"
-
-
-def _env(base: dict) -> dict:
-    return {**base, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_ports(1)[0])}
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(corpus, tmp_path_factory):
-    """The 2-process run torchrun starts on this machine (steps/train.sh --cpu-procs 2), no Slurm."""
-    exp = tmp_path_factory.mktemp("uninterrupted")
-    env = {k: v for k, v in _env(dict(os.environ)).items() if not k.startswith("SLURM_")}
-    r = subprocess.run([TRAIN_SH, "--cpu-procs", "2", *TINY, "--num-workers=1", f"--train-data={corpus}", str(exp)],
-                       env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return exp
-
-
-def _same_weights(a: Path, b: Path) -> None:
-    x, y = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
-    for part in ("model", "loss"):
-        assert x[part].keys() == y[part].keys()
-        for k in x[part]:
-            assert torch.equal(x[part][k], y[part][k]), (part, k)
+def _env(cluster) -> dict:
+    return {**cluster.env, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(free_ports(1)[0])}
 
 
 @pytest.mark.slow
-def test_two_tasks_of_a_step_train_as_two_nodes_like_torchrun(slurm_cluster, corpus, uninterrupted, tmp_path):
+def test_two_tasks_of_a_step_train_as_two_nodes_like_torchrun(slurm_cluster, two_process_run, tmp_path):
     """srun -N1 -n2: each task starts a torchrun of one process, their rendezvous (2 nodes, the
     task's rank, the step's first host) read from Slurm's environment; the epoch's weights are
     those of one torchrun of two processes."""
     exp = tmp_path / "exp"
-    r = subprocess.run(["srun", "-N1", "-n2", TRAIN_SH, "--gpus", "0", *TINY, "--epochs=1", "--num-workers=1",
-                        f"--train-data={corpus}", str(exp)],
-                       env=_env(slurm_cluster.env), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(["srun", "-N1", "-n2", TRAIN_SH, "--gpus", "0", *two_process_run.options, "--epochs=1", str(exp)],
+                       env=_env(slurm_cluster), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     log = (exp / "log" / "train.log").read_text()
     assert "2 process(es) on cpu" in log and "epoch 1/1:" in log
-    _same_weights(SystemDir(uninterrupted).checkpoints / "epoch_0001.pt", exp / "final.pt")
+    assert_same_weights(SystemDir(two_process_run.exp).checkpoints / "epoch_0001.pt", exp / "final.pt")
 
 
 def _job_state(env: dict, job: str) -> str:
@@ -130,15 +94,15 @@ def _job_state(env: dict, job: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_job_preempted_with_sigterm_resumes_when_submitted_again(slurm_cluster, corpus, uninterrupted, tmp_path):
+def test_a_job_preempted_with_sigterm_resumes_when_submitted_again(slurm_cluster, two_process_run, tmp_path):
     """sbatch around steps/train.sh (it starts the job step itself); scancel --signal=TERM
     mid-epoch reaches every process of the step (torchrun, both ranks, their DataLoader
     workers): the ranks save the step and the job ends; the same job submitted again resumes
     there, and its final.pt is the uninterrupted run's."""
     exp = tmp_path / "exp"
-    env = _env(slurm_cluster.env)
+    env = _env(slurm_cluster)
     # --wrap: sbatch runs a copy of a script it is given, away from path.sh
-    job = f"--wrap={shlex.join([TRAIN_SH, '--cpu-procs', '2', *TINY, '--num-workers=1', f'--train-data={corpus}', str(exp)])}"
+    job = f"--wrap={shlex.join([TRAIN_SH, '--cpu-procs', '2', *two_process_run.options, str(exp)])}"
     job_id = subprocess.run(["sbatch", "--parsable", "-N1", "-n2", f"--output={tmp_path}/first.out", job],
                             env=env, capture_output=True, text=True, check=True).stdout.strip()
     log = SystemDir(exp).log / "train.log"
@@ -157,4 +121,4 @@ def test_a_job_preempted_with_sigterm_resumes_when_submitted_again(slurm_cluster
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (tmp_path / "second.out").read_text()[-3000:]
     assert f"and step {stopped['step']} of epoch {stopped['epoch'] + 1} from" in log.read_text()
-    _same_weights(uninterrupted / "final.pt", exp / "final.pt")
+    assert_same_weights(two_process_run.exp / "final.pt", exp / "final.pt")

@@ -1,4 +1,5 @@
-"""Stage 3: training a system — ranks (process group, SIGTERM), checkpoints (atomic save, RNG
+"""Stage 3: training a system — ranks (process group, SIGTERM's agreed stop), slurm (the
+rendezvous of one torchrun per node of a Slurm job step), checkpoints (atomic save, RNG
 states, resume, pruning, config diff), trainer (the step and the epoch loop) with epoch (an
 epoch's running figures), system (one run of steps/train.py), losses, average
 (checkpoint averaging), derive (a system that differs from a trained one only in its
