@@ -1,4 +1,4 @@
-"""The running state of one training epoch on one rank (:class:`EpochRun`): step figures kept
+"""The running state of one training epoch on one rank (:class:`EpochProgress`): step figures kept
 in device tensors, read back every ``log_interval`` steps, non-finite steps reported, and the
 epoch's figures summed over ranks (:class:`EpochStats`)."""
 
@@ -30,7 +30,7 @@ class EpochStats:
 
 
 @dataclasses.dataclass
-class EpochRun:
+class EpochProgress:
     """The running state of one epoch on this rank. ``add`` accumulates each step's figures in
     device tensors without waiting for the device; ``check_flags`` and ``report`` read them back
     every ``log_interval`` steps (the only places the host waits for the device)."""
@@ -49,7 +49,7 @@ class EpochRun:
     seen_utts: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def begin(cls, epoch: int, d: Dist, log_interval: int, bar: Progress) -> EpochRun:
+    def begin(cls, epoch: int, d: Dist, log_interval: int, bar: Progress) -> EpochProgress:
         n_read = max(1, log_interval)
         return cls(epoch, d, bar, torch.zeros(3, device=d.device), torch.zeros(n_read, dtype=torch.bool, device=d.device),
                    [[] for _ in range(n_read)], time.time())

@@ -45,7 +45,7 @@ from spkid.train.checkpoints import (checkpoint_path, gather_rng_states, prune_c
                                      seed_everything, set_rng_state)
 from spkid.train.average import average_checkpoints, kept_checkpoints, last_checkpoints
 from spkid.train.losses import build_loss, class_vectors
-from spkid.train.epoch import EpochRun, EpochStats
+from spkid.train.epoch import EpochProgress, EpochStats
 from spkid.train.ranks import Dist, StopSignal, Terminated, barrier
 
 log = logging.getLogger("spkid.train")
@@ -317,47 +317,47 @@ class Trainer:
         bar = progress(total=getattr(data, "batches_per_epoch", None), desc=f"epoch {epoch}/{job.train.epochs}",
                        unit="batch", dynamic_ncols=True, quiet=job.quiet or not self.d.is_main, leave=False,
                        file=sys.stderr, final_line=False)
-        run = EpochRun.begin(epoch, self.d, job.log_interval, bar)
+        epoch_progress = EpochProgress.begin(epoch, self.d, job.log_interval, bar)
         if self.stopped_at is not None:
-            run.resume(*self.stopped_at)
+            epoch_progress.resume(*self.stopped_at)
             self.stopped_at = None
         batches = iter(data.loader)
-        while (batch := run.next_batch(batches)) is not None:
+        while (batch := epoch_progress.next_batch(batches)) is not None:
             loss, acc = self.step(batch, data.device_augment)
-            if run.add(loss, acc, batch["utts"], job.log_utts):
-                self._read(run)
+            if epoch_progress.add(loss, acc, batch["utts"], job.log_utts):
+                self._read(epoch_progress)
             if self.stop.agreed():
-                self._stop_mid_epoch(run)
-        if run.unread:
-            self._read(run)
+                self._stop_mid_epoch(epoch_progress)
+        if epoch_progress.unread:
+            self._read(epoch_progress)
         bar.close()
-        if run.steps == 0:
+        if epoch_progress.steps == 0:
             raise SpkidError(f"epoch {epoch}: the training data gave no batch on rank {self.d.rank}; "
                              f"lower --batch-size or add training utterances")
-        run.append_seen_utts(SystemDir(self.job.exp_dir).log)
-        return run.stats()
+        epoch_progress.append_seen_utts(SystemDir(self.job.exp_dir).log)
+        return epoch_progress.stats()
 
-    def _stop_mid_epoch(self, run: EpochRun) -> None:
+    def _stop_mid_epoch(self, epoch_progress: EpochProgress) -> None:
         """Every rank comes here after the same step (StopSignal): save that step's checkpoint,
         interrupted.pt, and stop (Terminated). A re-run resumes from it bit for bit."""
-        if run.unread:
-            self._read(run)
+        if epoch_progress.unread:
+            self._read(epoch_progress)
         self.stop.settle()
-        run.bar.close()
-        run.append_seen_utts(SystemDir(self.job.exp_dir).log)
-        state = {**self.state_dict(self.gather_rng()), "step": run.steps, "figures": run.figures()}
+        epoch_progress.bar.close()
+        epoch_progress.append_seen_utts(SystemDir(self.job.exp_dir).log)
+        state = {**self.state_dict(self.gather_rng()), "step": epoch_progress.steps, "figures": epoch_progress.figures()}
         if self.d.is_main:
             save_atomic(state, SystemDir(self.job.exp_dir).interrupted)
         barrier(self.d)
-        raise Terminated(f"{self.stop.received or 'SIGTERM on another rank'}: stopped in epoch {run.epoch} "
-                         f"after step {run.steps} and saved it")
+        raise Terminated(f"{self.stop.received or 'SIGTERM on another rank'}: stopped in epoch {epoch_progress.epoch} "
+                         f"after step {epoch_progress.steps} and saved it")
 
-    def _read(self, run: EpochRun) -> None:
+    def _read(self, epoch_progress: EpochProgress) -> None:
         """The only place the host waits for the device (every ``log_interval`` steps)."""
-        self._check_weights(f"epoch {run.epoch} step {run.steps}")
-        run.check_flags()
-        self._repair_buffers(run.epoch, run.steps)
-        run.report(self.optimizer.param_groups[0]["lr"])
+        self._check_weights(f"epoch {epoch_progress.epoch} step {epoch_progress.steps}")
+        epoch_progress.check_flags()
+        self._repair_buffers(epoch_progress.epoch, epoch_progress.steps)
+        epoch_progress.report(self.optimizer.param_groups[0]["lr"])
 
     def fit(self, data) -> EpochStats | None:
         """Train from the current epoch to ``job.train.epochs``, checkpointing every epoch.
