@@ -1,5 +1,6 @@
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -704,3 +705,17 @@ def test_sigterm_to_one_rank_stops_both_after_one_step_and_the_rerun_resumes_it(
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"and step {stopped['step']} of epoch {stopped['epoch'] + 1} from {SystemDir(exp).interrupted}" in log.read_text()
     assert_same_weights(two_process_run.exp / "final.pt", exp / "final.pt")
+
+
+
+def test_a_wav_scp_command_is_refused_before_training_naming_file_and_line(corpus, tmp_path):
+    # training has no --allow-pipes: a 'cmd |' entry was refused mid-epoch by utterance, if at all
+    data = tmp_path / "train"
+    shutil.copytree(corpus, data)
+    lines = (data / "wav.scp").read_text().splitlines()
+    pwned = tmp_path / "PWNED"
+    lines[2] = f"{lines[2].split()[0]} touch {pwned}; cat {lines[2].split()[1]} |"
+    (data / "wav.scp").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpkidError, match=rf"^{data}/wav.scp:3: utterance '.*' is a shell command"):
+        _run_train(data, tmp_path / "exp")
+    assert not pwned.exists()
