@@ -13,6 +13,9 @@ Synthetic inputs of the real sizes are written under --work (removed at the end 
 - ``arkchecks``: what :mod:`spkid.data.arks`'s checks cost on the same ark: stage 4's "already
   done" check of every record's structure against reading the scp's utterance list alone, and
   stage 5's value checks (finite, no zero crop, bounded) against the same load without them.
+- ``provenance``: stage 5's check of that ark against stage 4's record (spkid.expdir): the
+  load above, a full sha256 of the ark (MB/s) and the check as stage 5 makes it, each as a
+  share of the load.
 
 - ``headers``: stage 2's utt2dur of VoxCeleb2 dev (1,092,009 files): ``--files`` small 16-bit
   wav files (page cache warm, so this is the per-file CPU cost, not the disk's),
@@ -161,6 +164,46 @@ def bench_arkchecks(work: Path, args: argparse.Namespace) -> None:
     print(f"  the value check alone: {per * 1e6:.2f} us per record, {per * len(utts):.2f} s for the set")
 
 
+# ---------------------------------------------------------------- provenance (stage 5's check)
+
+def run_provenance(variant: str, work: Path) -> dict:
+    from spkid.eval import scoring
+    from spkid.expdir import check_current, file_digest
+
+    emb = work / "emb"
+    start = time.perf_counter()
+    if variant == "load":
+        check = len(scoring.read_embeddings(emb / "embeddings.scp", keep_crops=False).utts)
+    elif variant == "digest":
+        check = file_digest(emb / "embeddings.ark")
+    else:
+        check = len(check_current(emb, 4, "bench", ["embeddings.ark", "embeddings.scp"]).outputs)
+    return {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb(), "check": check}
+
+
+def bench_provenance(work: Path, args: argparse.Namespace) -> None:
+    """Stage 5 checks the ark it reads against stage 4's record before use. Measured: loading
+    the embeddings (the part of stage 5 that reads the ark; the scoring comes on top), a full
+    sha256 of the ark (what a check costs when the ark's stat changed since stage 4 hashed it),
+    and the check as stage 5 makes it (the recorded stat still matches: no read)."""
+    from spkid.expdir import RACY_NS, Record
+
+    make_embeddings(work, args)
+    emb = work / "emb"
+    load = _in_process("provenance", "load", work, args)
+    time.sleep(RACY_NS / 1e9)  # stage 4 hashes a finished ark; its stat is recorded once it is quiet
+    Record.made_from(emb, 4, "bench", {}).write([emb / "embeddings.ark", emb / "embeddings.scp"])
+    digest = _in_process("provenance", "digest", work, args)
+    check = _in_process("provenance", "check", work, args)
+    size = (emb / "embeddings.ark").stat().st_size
+    print(f"provenance: stage 5's check of a {size / 1e9:.2f} GB ark ({args.utts} utterances x {args.crops} x {args.dim})")
+    print(f"  loading the embeddings (stage 5, means only): {load['seconds']:7.2f} s")
+    print(f"  sha256 of the whole ark:                      {digest['seconds']:7.2f} s = "
+          f"{size / digest['seconds'] / 1e6:6.0f} MB/s = {100 * digest['seconds'] / load['seconds']:5.1f}% of the load")
+    print(f"  stage 5's check (record's stat matches):      {check['seconds']:7.4f} s = "
+          f"{100 * check['seconds'] / load['seconds']:5.2f}% of the load")
+
+
 # ---------------------------------------------------------------- headers (stage 2)
 
 def bench_headers(work: Path, args: argparse.Namespace) -> None:
@@ -247,6 +290,7 @@ def bench_fuse(work: Path, args: argparse.Namespace) -> None:
 
 
 PARTS = {"embeddings": (bench_embeddings, run_embeddings), "arkchecks": (bench_arkchecks, None),
+         "provenance": (bench_provenance, run_provenance),
          "headers": (bench_headers, None),
          "fuse": (bench_fuse, run_fuse)}
 

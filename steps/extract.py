@@ -15,7 +15,7 @@ utils/slurm.py on a Slurm cluster; logs exp/HA4/log/extract.vox1.JOB.log; job K 
 writing split/emb.<K>.{ark,scp}, then merged; the count is checked against wav.scp. A failed job
 fails the step naming its log. Re-running resumes: finished parts are kept, and a finished set is
 not redone unless it was made with other crops, another final.pt or another wav.scp
-(extract.info records them), in which case it is extracted again. With --cohort-data
+(its provenance.json records their digests), in which case it is extracted again. With --cohort-data
 data/vox2_dev and a system whose back-end learns from the training set (--as-norm,
 --mean-subtract, --score-type=plda, --qmf), --cohort-utts-per-spk utterances of each training
 speaker are extracted too, to exp/HA4/embeddings/cohort/.

@@ -11,6 +11,7 @@ from spkid.eval.calibration import Calibration
 from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.eval.scoring import read_embeddings, read_scores
 from spkid.options import EvalOptions
+from trained_system import record_set
 
 
 def write_set(d, mats: dict[str, np.ndarray], spk=None):
@@ -19,6 +20,7 @@ def write_set(d, mats: dict[str, np.ndarray], spk=None):
         for u in sorted(mats):
             w(u, mats[u].astype(np.float32))
     write_table(d / "utt2spk", {u: (spk(u) if spk else u.split("/")[0]) for u in sorted(mats)})
+    record_set(d)
 
 
 def offset_embeddings(rng, n_spk, per, dim, crops=3, offset=3.0):
@@ -218,6 +220,7 @@ def test_a_nan_record_is_blamed_on_the_ark_with_the_command_that_redoes_the_set(
     with open(emb / "embeddings.ark", "r+b") as f:
         f.seek(offset + 15 + 4 * 6)  # the second crop of that record
         f.write(np.full(6, np.nan, np.float32).tobytes())
+    record_set(emb)  # NaNs as stage 4 wrote them (changed after it, the ark's digest refuses it first)
     with pytest.raises(SpkidError, match=rf"^{emb}/embeddings.ark: utterance '{utt}' \({emb}/embeddings.scp:2\): "
                                          rf"crop 2 of 3 holds 6 NaN .*rm -r {emb}; steps/extract.sh "
                                          rf"{exp} {data}/test"):

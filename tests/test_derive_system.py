@@ -1,4 +1,5 @@
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,9 @@ import torch
 from spkid.config import parse_options, read_resolved
 from spkid.data.datadir import write_table
 from spkid.errors import SpkidError
-from spkid.eval.extract import write_embeddings
-from spkid.eval.extract_jobs import fingerprint, link_base_set
+from spkid.eval.extract import write_embeddings, write_utterance_vectors
+from spkid.eval.extract_jobs import SET_FILES, link_base_set, set_making
+from spkid.expdir import Record
 from spkid.options import SYSTEM_OPTIONS
 from spkid.train.derive import BASE_CONF, derive_system
 from trained_system import make_experiment
@@ -39,33 +41,44 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     write_embeddings(((u, np.full((2, 4), i + 1, np.float32)) for i, u in enumerate(sorted(wav))), src / "embeddings.ark")
     offset = (src / "embeddings.scp").read_text().splitlines()[1].rsplit(":", 1)[1]
     (src / "utt2spk").write_text("a/b/1 a\nb/c/2 b\n")
+    write_utterance_vectors(src / "embeddings.scp", src / "xvector.ark")
     (src / ".done").write_text("the mini corpus\n")
-    fp = fingerprint(out, ev, wav)
-    assert fp == fingerprint(base, ev, wav)  # the linked final.pt has the base's size and mtime
+    data = tmp_path / "data" / "vox1"
+    write_table(data / "wav.scp", wav)
+    write_table(data / "utt2spk", {"a/b/1": "a", "b/c/2": "b"})
+    lists = {"wav.scp": data / "wav.scp", "utt2spk": data / "utt2spk"}
     dst = out / "embeddings" / "vox1"
-    dst.mkdir(parents=True)
-    assert link_base_set(out, dst, fp, sorted(wav)) is None  # the base's set is not finished
-    write_table(src / "extract.info", {"utterances": "2", **fp})
-    assert link_base_set(out, dst, fp, sorted(wav)) == src
+    making = set_making(out, ev, dst, "extract", lists)
+    # the same making as the base's: the linked final.pt has the base's content
+    assert not making.differences(set_making(base, ev, src, "extract", lists))
+    assert link_base_set(out, dst, making, sorted(wav)) is None  # the base's set is not finished
+    set_making(base, ev, src, "extract", lists).write([src / n for n in SET_FILES])
+    assert link_base_set(out, dst, making, sorted(wav)) == src
     assert os.path.samefile(dst / "embeddings.ark", src / "embeddings.ark")
-    # its own scp names its own (linked) ark; stage 4's marker is not carried over
+    # its own scp names its own (linked) ark, its own record; stage 4's marker is not carried over
     assert (dst / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {dst}/embeddings.ark:{offset}"
     assert not (dst / ".done").exists()
-    assert link_base_set(out, dst, {**fp, "crops": "5"}, sorted(wav)) is None  # other crops: extract
+    assert not making.reasons_to_redo(Record.load(dst))
+    other = set_making(out, replace(ev, num_eval_crops=5), dst, "extract", lists)
+    assert link_base_set(out, dst, other, sorted(wav)) is None  # other crops: extract
 
     # the cohort, which the base (plain cosine) never extracts: a sibling derived from the same
     # base links the one its first sibling extracted; an averaged system (no derived_from) does not
     first, second = out / "embeddings" / "cohort", tmp_path / "EA4_ms" / "embeddings" / "cohort"
     first.mkdir()
-    for f in ("embeddings.ark", "embeddings.scp", "utt2spk", "extract.info"):
+    for f in SET_FILES:
         (first / f).write_bytes((src / f).read_bytes().replace(str(src).encode(), str(first).encode()))
+    set_making(out, ev, first, "extract", lists).write([first / n for n in SET_FILES])
     second.mkdir(parents=True)
-    assert link_base_set(tmp_path / "EA4_ms", second, fp, sorted(wav)) == first
+    assert link_base_set(tmp_path / "EA4_ms", second, set_making(tmp_path / "EA4_ms", ev, second, "extract", lists),
+                         sorted(wav)) == first
     assert os.path.samefile(second / "embeddings.ark", first / "embeddings.ark")
     assert (second / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {second}/embeddings.ark:{offset}"
     make_experiment(tmp_path / "EA4_avg")
     (tmp_path / "EA4_avg" / "embeddings" / "cohort").mkdir(parents=True)
-    assert link_base_set(tmp_path / "EA4_avg", tmp_path / "EA4_avg" / "embeddings" / "cohort", fp, sorted(wav)) is None
+    avg = tmp_path / "EA4_avg" / "embeddings" / "cohort"
+    assert link_base_set(tmp_path / "EA4_avg", avg, set_making(tmp_path / "EA4_avg", ev, avg, "extract", lists),
+                         sorted(wav)) is None
 
 
 def test_average_last_writes_the_mean_network(tmp_path):

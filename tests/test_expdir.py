@@ -29,3 +29,55 @@ def test_derived_and_initialised_records_round_trip(tmp_path):
     derived.record_initialised_from(tmp_path / "exp" / "EA4")
     assert derived.initialised_from() == str((tmp_path / "exp" / "EA4").resolve())
     assert Path(derived.initialised_from()).name == "EA4"
+
+
+def test_fingerprints_are_sha256_and_a_stat_stands_for_the_content_only_when_not_racy(tmp_path, monkeypatch):
+    import hashlib
+    import time
+
+    from spkid import expdir
+
+    f = tmp_path / "embeddings.ark"
+    f.write_bytes(bytes(range(256)) * 40000)  # 10 MB: more than one read chunk
+    entry = expdir.fingerprint(f, tmp_path)
+    assert entry["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()  # what sha256sum prints
+    assert entry["path"] == "embeddings.ark"
+    assert entry["stat"] is None  # written just now: a later write may keep its timestamps
+    f.write_bytes(bytes(reversed(range(256))) * 40000)  # same size, other content
+    assert "changed (sha256 " in expdir.fingerprint_problem(entry, tmp_path)
+
+    monkeypatch.setattr(expdir, "RACY_NS", 0)  # as if the file had been written long ago
+    entry = expdir.fingerprint(f, tmp_path)
+    assert entry["stat"] is not None
+    hashed = []
+    monkeypatch.setattr(expdir, "file_digest", lambda p: hashed.append(p) or "0" * 64)
+    assert expdir.fingerprint_problem(entry, tmp_path) is None and not hashed  # a stat, not 10 MB read
+    time.sleep(0.05)
+    with open(f, "r+b") as out:  # one byte in place: size kept, mtime and ctime move
+        out.seek(5)
+        out.write(b"\0")
+    assert "changed" in expdir.fingerprint_problem(entry, tmp_path) and hashed == [f]
+    f.unlink()
+    assert expdir.fingerprint_problem(entry, tmp_path) == f"{f} is missing"
+
+
+def test_check_current_names_the_stale_file_and_the_stage_to_rerun(tmp_path):
+    import pytest
+
+    from spkid.errors import SpkidError
+    from spkid.expdir import Record, check_current
+
+    sets = tmp_path / "embeddings" / "vox1"
+    sets.mkdir(parents=True)
+    (tmp_path / "final.pt").write_bytes(b"weights")
+    (sets / "embeddings.ark").write_bytes(b"ark")
+    with pytest.raises(SpkidError, match="has no readable provenance.json .* re-run stage 4 for it: EXTRACT"):
+        check_current(sets, 4, "EXTRACT")
+    Record.made_from(sets, 4, "EXTRACT", {"final.pt": tmp_path / "final.pt"}).write([sets / "embeddings.ark"])
+    assert check_current(sets, 4, "EXTRACT", ["embeddings.ark"]).inputs["final.pt"]["path"] == "../../final.pt"
+    with pytest.raises(SpkidError, match="embeddings.scp was not made by that stage since stage 4"):
+        check_current(sets, 4, "EXTRACT", ["embeddings.scp"])
+    (tmp_path / "final.pt").write_bytes(b"retrained")
+    with pytest.raises(SpkidError, match=rf"{tmp_path}/final.pt changed \(sha256 [0-9a-f]{{8}} recorded, "
+                                         rf"[0-9a-f]{{8}} now\) since stage 4 made {sets}: re-run stage 4 for it: EXTRACT"):
+        check_current(sets, 4, "EXTRACT", ["embeddings.ark"])

@@ -148,7 +148,7 @@ def test_cpu_parts_as_threads_match_one_batched_job(tmp_path):
     scp = exp / "embeddings" / "set" / "embeddings.scp"
     assert main(["--nj=1", "--batch-utts=16", "--read-workers=1", str(exp), str(data.path)]) == 0
     plain = dict(kaldiio.load_scp(str(scp)))
-    (exp / "embeddings" / "set" / "extract.info").unlink()
+    (exp / "embeddings" / "set" / "provenance.json").unlink()
     assert main(["--nj=2", str(exp), str(data.path)]) == 0
     fast = dict(kaldiio.load_scp(str(scp)))
     assert sorted(fast) == sorted(plain) == sorted(data.wav_scp)
@@ -166,7 +166,7 @@ def test_a_failing_cpu_part_fails_the_set(tmp_path):
     with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: only 0.00 s of audio"):
         extract_main(["--nj=2", str(exp), str(data.path)])
     out = exp / "embeddings" / "set"
-    assert not (out / "extract.info").exists() and not (out / "embeddings.scp").exists()
+    assert not (out / "provenance.json").exists() and not (out / "embeddings.scp").exists()
 
 
 def test_audio_that_cannot_be_embedded_stops_the_set_naming_utterance_and_file(tmp_path):
@@ -187,7 +187,7 @@ def test_audio_that_cannot_be_embedded_stops_the_set_naming_utterance_and_file(t
     with pytest.raises(SpkidError, match=f"utterance '{bad}': {data.wav_scp[bad]}: cut short: its header promises "
                                          f"{len(x)} samples, the file holds {held}"):
         extract_main(["--read-workers=0", str(exp), str(data.path)])
-    assert not (exp / "embeddings" / "set" / "extract.info").exists()
+    assert not (exp / "embeddings" / "set" / "provenance.json").exists()
 
 
 def test_one_writer_per_embeddings_set_and_utt2spk_covers_wav_scp(tmp_path):
@@ -225,7 +225,7 @@ def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
     assert {v.shape for v in dict(kaldiio.load_scp(str(scp))).values()} == {(3, 8)}
     capsys.readouterr()
     assert main(["--num-eval-crops=5", *args]) == 0
-    assert "other settings (crops 3 -> 5)" in capsys.readouterr().out
+    assert "made with other inputs (--num-eval-crops 3 -> 5)" in capsys.readouterr().out
     assert {v.shape for v in dict(kaldiio.load_scp(str(scp))).values()} == {(5, 8)}
     before = dict(kaldiio.load_scp(str(scp)))
     # retrained: new weights in final.pt
@@ -234,7 +234,7 @@ def test_changed_crops_or_weights_are_extracted_again(tmp_path, capsys):
     torch.save({"model": model.state_dict(), "epoch": 2, "num_speakers": 2}, exp / "final.pt")
     capsys.readouterr()
     assert main(["--num-eval-crops=5", *args]) == 0
-    assert "other settings (model " in capsys.readouterr().out
+    assert "made with other inputs (final.pt " in capsys.readouterr().out
     after = dict(kaldiio.load_scp(str(scp)))
     assert not any(np.allclose(before[u], after[u]) for u in before)
     capsys.readouterr()
@@ -254,7 +254,7 @@ def test_extract_errors(tmp_path):
         extract_main(["--read-workers=0", str(exp), str(data.path)])
     assert not (exp / "embeddings" / "set" / "embeddings.ark").exists()
     (exp / "final.pt").unlink()
-    with pytest.raises(extract.ExtractError, match="final.pt not found"):
+    with pytest.raises(SpkidError, match="final.pt not found"):
         extract_main(["--read-workers=0", str(exp), str(data.path)])
 
 
@@ -409,7 +409,8 @@ def test_no_list_line_runs_at_stage_4_or_5(tmp_path):
                                  (data.path / "trials" / "l", score, [str(exp), str(data.path)])):
             before = path.read_text()
             tamper(path, 2, pipe)
-            with pytest.raises(SpkidError, match=rf"^{path}:2: "):
+            # an embeddings.scp changed since stage 4 is refused by its digest before it is read
+            with pytest.raises(SpkidError, match=rf"^{path}(:2: | changed \(sha256 )"):
                 step(argv)
             path.write_text(before)
     for path, pipe in ((emb / "embeddings.scp", "cmd |"), (emb / "xvector.scp", "| cmd"),
@@ -419,3 +420,37 @@ def test_no_list_line_runs_at_stage_4_or_5(tmp_path):
         assert "touch" not in path.read_text()
     assert score([str(exp), str(data.path)]) == 0
     assert not pwned.exists()
+
+
+def test_stage5_refuses_embeddings_that_are_not_what_stage4_recorded(tmp_path):
+    """Provenance (spkid.expdir): a final.pt changed after stage 4 makes stage 4 extract again and
+    stage 5 refuse the old ark; an ark changed in place (its records still well formed) is
+    refused by stage 5 naming the ark and stage 4."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=3)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[1]} target\n{utts[0]} {utts[2]} nontarget\n")
+    score = system_step(ScoreOptions, score_set)
+    assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0
+    assert score([str(exp), str(data.path)]) == 0
+    ark = exp / "embeddings" / "set" / "embeddings.ark"
+
+    # retrained after stage 4: a different network in final.pt
+    torch.manual_seed(11)
+    model = build_model(ModelOptions(trunk="Q_SAP", channels="2,2,2,2", n_mels=16, embed_dim=8))
+    torch.save({"model": model.state_dict(), "epoch": 2, "num_speakers": 2}, exp / "final.pt")
+    with pytest.raises(SpkidError, match=rf"{exp}/final.pt changed .* since stage 4 made {ark.parent}: re-run "
+                                         rf"stage 4 for it: steps/extract.sh {exp} {data.path}"):
+        score([str(exp), str(data.path)])
+    assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0  # redone, not "nothing to do"
+    assert score([str(exp), str(data.path)]) == 0
+
+    # one float of the last record changed in place: the ark still parses, its digest does not match
+    blob = bytearray(ark.read_bytes())
+    blob[-4:] = np.float32(0.123).tobytes()
+    ark.write_bytes(bytes(blob))
+    with pytest.raises(SpkidError, match=rf"{ark} changed \(sha256 [0-9a-f]{{8}} recorded, [0-9a-f]{{8}} now\) since "
+                                         rf"stage 4 made {ark.parent}: re-run stage 4 for it"):
+        score([str(exp), str(data.path)])

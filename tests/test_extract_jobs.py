@@ -30,7 +30,7 @@ def test_slurm_jobs_give_the_local_embeddings_byte_for_byte(tmp_path, slurm_clus
     assert local.returncode == 0, local.stderr
     want = {f: (out / f).read_bytes() for f in ("embeddings.ark", "xvector.ark")}
     assert not list(exp.glob("log/extract.set.*.log"))  # the local CPU run's parts are threads of the step
-    (out / "extract.info").unlink()
+    (out / "provenance.json").unlink()
     on_slurm = extract(exp, data.path, SLURM_CMD, slurm_cluster.env)
     assert on_slurm.returncode == 0, on_slurm.stderr
     assert "2 of 2 part(s) to do through 'slurm.py --time=5'" in on_slurm.stdout
@@ -54,7 +54,7 @@ def test_a_failed_slurm_part_fails_the_set_by_its_log_and_a_rerun_redoes_it_alon
     log2 = exp / "log" / "extract.set.2.log"
     assert f"1 / 2 job(s) failed:\n  job 2 (exit 1), log {log2}: extract.py: error: " in failed.stderr
     assert bad in log2.read_text() and str(audio) in log2.read_text()
-    assert not (out / "extract.info").exists() and not (out / "embeddings.ark").exists()
+    assert not (out / "provenance.json").exists() and not (out / "embeddings.ark").exists()
     assert (out / "split" / "emb.1.ark").is_file()  # the finished part is kept
     audio.write_bytes(good)
     rerun = extract(exp, data.path, SLURM_CMD, slurm_cluster.env)
@@ -62,7 +62,7 @@ def test_a_failed_slurm_part_fails_the_set_by_its_log_and_a_rerun_redoes_it_alon
     assert "1 of 2 part(s) to do" in rerun.stdout
     assert "part 1 (3 utterances) is already done" in (exp / "log" / "extract.set.1.log").read_text()
     assert "part 2: 3 utterances" in log2.read_text()
-    assert (out / "extract.info").is_file()
+    assert (out / "provenance.json").is_file()
 
 
 @pytest.mark.parametrize("argv, kept", [
@@ -106,13 +106,13 @@ def test_a_preempted_stage_keeps_its_finished_parts_and_the_resubmitted_one_does
     assert "Stopped by SIGTERM; run the stage again: finished jobs are kept" in err
     out = exp / "embeddings" / "set"
     assert (out / "split" / "emb.1.ark").is_file() and not (out / "split" / "emb.2.ark").exists()
-    assert not (out / "extract.info").exists()
+    assert not (out / "provenance.json").exists()
     go.touch()
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "1 of 2 part(s) to do" in again.stdout
     assert "part 1 (3 utterances) is already done" in log1.read_text()
-    assert (out / "extract.info").is_file()
+    assert (out / "provenance.json").is_file()
 
 
 @pytest.mark.parametrize("cmd, gpus, nj, here", [

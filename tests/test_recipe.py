@@ -84,6 +84,21 @@ def test_stages_2_to_6_then_skip_and_refuse(recipe):
     assert "stage 6: steps/fuse_and_report.sh" in both.stdout
     assert "| QA4 |" in (recipe / "exp" / "RESULTS.md").read_text()
 
+    # the issue's stale fusion: a fusion of other systems, then one system's score file gone;
+    # stage 6 refused (it reported the old fusion's figures under the new weights, rc 0), stage 5
+    # redone although its marker is there, then stage 6 recomputes
+    assert run(recipe, "--stage", "6", "--systems", "EA4").returncode == 0
+    gone = recipe / "exp" / "QA4" / "scores" / "vox1" / "vox1_H.score"
+    gone.rename(recipe / "vox1_H.score")
+    stale = run(recipe, "--stage", "6", *opts)
+    assert stale.returncode == 1 and "exp/QA4/scores/vox1/vox1_H.score is missing" in stale.stderr, stale.stderr
+    assert "score QA4 on data/vox1 again first (./run.sh --stage 5 --stop-stage 5" in stale.stderr
+    rescored = run(recipe, "--stage", "5", "--stop-stage", "5", *opts)
+    assert rescored.returncode == 0, rescored.stderr[-2000:]
+    assert "stage 5: exp/QA4/scores/vox1 no longer matches what made it (above): scoring it again" in rescored.stdout
+    assert gone.is_file() and run(recipe, "--stage", "6", *opts).returncode == 0
+    assert "| QA4 |" in (recipe / "exp" / "RESULTS.md").read_text()
+
     # --force true redoes finished stages; a forced training keeps the old run aside
     forced = run(recipe, "--stage", "3", "--stop-stage", "4", "--systems", "QA4", "--force", "true")
     assert forced.returncode == 0, forced.stderr[-2000:]
@@ -341,3 +356,32 @@ def test_stage_5_jobs_on_slurm_score_as_the_local_run(tmp_path, recipe, slurm_cl
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert "JOB=1:1" in fixed.stdout and "--systems U " in fixed.stdout
     assert {f: (fresh / f).read_bytes() for f in outputs} == want
+
+
+def test_a_finished_stage_whose_record_no_longer_agrees_is_redone(tmp_path):
+    """run_stage skips a stage on its marker only while the provenance record of the marker's
+    folder agrees with the disk (utils/check_provenance.py); require stops naming the stage."""
+    from spkid.expdir import Record
+
+    out = tmp_path / "exp" / "S" / "scores" / "set"
+    out.mkdir(parents=True)
+    (tmp_path / "list").write_text("a b target\n")
+    (out / "l.score").write_text("a b 0.5\n")
+    Record.made_from(out, 5, "steps/score.sh", {"trials/l": tmp_path / "list"}).write([out / "l.score"])
+    (out / ".done").write_text("\n")
+    (tmp_path / "stage.sh").write_text("#!/bin/sh\necho ran >> ran\n")
+    (tmp_path / "stage.sh").chmod(0o755)
+    lib = f"set -euo pipefail; . {ROOT}/utils/stage_lib.sh;"
+
+    def bash(line):
+        return subprocess.run(["bash", "-c", lib + line], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    r = bash("run_stage 5 exp/S/scores/set/.done ./stage.sh")
+    assert r.returncode == 0 and "exists, skipping" in r.stdout and not (tmp_path / "ran").exists(), r.stderr
+    (tmp_path / "list").write_text("a b nontarget\n")  # the trial list changed after stage 5
+    r = bash("require exp/S/scores/set/.done 5 'score S'")
+    assert r.returncode == 1 and "exp/S/scores/set: list changed (sha256 " in r.stderr, r.stderr
+    assert "no longer matches what made it (above): score S again first (./run.sh --stage 5 --stop-stage 5" in r.stderr
+    r = bash("run_stage 5 exp/S/scores/set/.done ./stage.sh")
+    assert r.returncode == 0 and "no longer matches what made it (above): redoing it" in r.stdout, r.stderr
+    assert (tmp_path / "ran").read_text() == "ran\n"

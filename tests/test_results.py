@@ -11,6 +11,7 @@ from spkid.eval import metrics, results
 from spkid.config import parse_options, write_resolved
 from spkid.data.datadir import DataDir, Trials, read_trials, write_trials
 from spkid.errors import SpkidError
+from spkid.expdir import Record
 from spkid.eval.fuse_systems import fuse_systems
 from spkid.eval.fusion import FusionOptions
 from spkid.eval.results import ReportOptions
@@ -18,7 +19,7 @@ from spkid.eval.score_files import MetricsOptions, print_metrics
 from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 from spkid.registry import LOSSES
-from trained_system import system_step
+from trained_system import record_set, system_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,6 +59,7 @@ def make_system(exp: Path, name: str, sets: dict[str, list[str]], noise: float, 
     sysdir = exp / name
     write_resolved(sysdir / "config.conf", ModelOptions(**model), LossOptions(loss="ap_softmax"),
                    TrainOptions(augment=True), EvalOptions())
+    (sysdir / "final.pt").write_bytes(f"network of {name}".encode())  # the table names its digest
     for set_name, utts in sets.items():
         out = sysdir / "embeddings" / set_name
         out.mkdir(parents=True)
@@ -65,6 +67,7 @@ def make_system(exp: Path, name: str, sets: dict[str, list[str]], noise: float, 
             for u in utts:
                 base = spk_vecs[u.split("/")[0]]
                 w(u, (base + noise * rng.normal(size=(10, len(base)))).astype(np.float32))
+        record_set(out)
 
 
 @pytest.fixture
@@ -242,6 +245,7 @@ def test_floor_row_comes_first_with_its_own_figures(recipe):
     trials = read_trials(data / "vox1" / "trials" / "vox1_O")
     floor_scores = trials.labels + rng.normal(scale=1.5, size=len(trials))
     write_scores(floor / "scores" / "vox1" / "vox1_O.score", trials, floor_scores)
+    Record.made_from(floor, 6, "local/mfcc_baseline.py", {}).write([floor / "scores" / "vox1" / "vox1_O.score"])
     args = ["--systems", "A", "--fusions", "", "--floor", str(floor), str(data), str(exp)]
     with pytest.raises(SpkidError, match="description not found: --floor takes a directory written by"):
         STEPS["make_results_table"](args)
@@ -254,3 +258,57 @@ def test_floor_row_comes_first_with_its_own_figures(recipe):
     assert cells[5] == f"{100 * metrics.eer(floor_scores, trials.labels, 'roc'):.2f}"
     assert cells[6] == f"{metrics.min_dcf(floor_scores, trials.labels, 0.05):.3f}"
     assert cells[7:] == ["-"] * (len(cells) - 7)  # lists the floor did not score stay dashes
+
+
+def score_all(data, exp, systems=("A", "B")):
+    for sys_name in systems:
+        for s in ("vox1", "voxsrc20_val"):
+            assert STEPS["score"]([str(exp / sys_name), str(data / s)]) == 0
+
+
+def test_stage6_never_reports_a_fusion_whose_inputs_are_missing_or_changed(recipe, tmp_path):
+    """The issue's reproduction: a fusion of other systems, a system's score file moved away or
+    changed after stage 5: fuse.py and the table fail naming the file and the stage to re-run
+    (they reported the old fusion's figures under the new weights, rc 0); once it is scored
+    again, the fusion is recomputed."""
+    data, exp = recipe
+    score_all(data, exp)
+    args = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "A B", str(data), str(exp)]
+    assert STEPS["fuse"](args) == 0 and STEPS["make_results_table"](args) == 0
+    only_a = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "A", str(data), str(exp)]
+    with pytest.raises(SpkidError, match=f"{exp}/fusion/F1 fuses A B, not this table's systems A: fuse these first"):
+        STEPS["make_results_table"](only_a)
+    gone = exp / "B" / "scores" / "vox1" / "vox1_H.score"
+    gone.rename(tmp_path / "vox1_H.score")
+    for step in ("fuse", "make_results_table"):
+        with pytest.raises(SpkidError, match=f"{gone} is missing since stage [56] made .*: re-run stage [56]"):
+            STEPS[step](args)
+    (tmp_path / "vox1_H.score").rename(gone)
+    gone.write_text(gone.read_text().replace(" 0.", " 0.9", 1))  # edited after stage 5
+    with pytest.raises(SpkidError, match=rf"{gone} changed .* since stage 5 made {gone.parent}: re-run stage 5 for "
+                                         rf"it: steps/score.sh {exp / 'B'} {data / 'vox1'}"):
+        STEPS["fuse"](args)
+    score_all(data, exp, ["B"])
+    assert STEPS["fuse"](args) == 0 and STEPS["make_results_table"](args) == 0
+
+
+def test_results_name_the_digests_of_the_files_behind_each_row(recipe):
+    """Each row of RESULTS.md names the sha256 (8 hex digits) of its system's final.pt and of
+    every score file its figures came from, as sha256sum prints them."""
+    import hashlib
+
+    data, exp = recipe
+    score_all(data, exp)
+    args = ["--config", str(ROOT / "conf/fusion.conf"), "--systems", "A B", str(data), str(exp)]
+    assert STEPS["fuse"](args) == 0 and STEPS["make_results_table"](args) == 0
+    lines = (exp / "RESULTS.md").read_text().splitlines()
+
+    def short(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+    for row, root in (("A", exp / "A"), ("B", exp / "B"), ("F1", exp / "fusion" / "F1"), ("F2", exp / "fusion" / "F2")):
+        line = next(x for x in lines if x.startswith(f"- {row}: ") and ".score " in x)
+        want = [f"final.pt {short(root / 'final.pt')}"] if row in "AB" else []
+        want += [f"{t}.score {short(root / 'scores' / s / f'{t}.score')}"
+                 for s, t in (("vox1", "vox1_O"), ("vox1", "vox1_H"), ("voxsrc20_val", "voxsrc20_val"))]
+        assert line == f"- {row}: " + "; ".join(want)

@@ -74,3 +74,13 @@ def save_metrics(exp_dir: Path, data_set: str, trial_list: str, scores=SCORES, l
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**compute_metrics(scores, labels).to_json(), "score_type": score_type,
                                "as_norm": as_norm}))
+
+
+def record_set(emb_dir: Path, final: Path | None = None) -> None:
+    """The provenance record stage 4 leaves beside an embeddings set written by hand (its
+    embeddings.{ark,scp} and utt2spk when there), made from ``final`` when given."""
+    from spkid.expdir import Record
+
+    files = [emb_dir / n for n in ("embeddings.ark", "embeddings.scp", "utt2spk") if (emb_dir / n).is_file()]
+    Record.made_from(emb_dir, 4, f"steps/extract.sh {emb_dir.parent.parent} DATA",
+                     {"final.pt": final} if final else {}).write(files)

@@ -1,15 +1,20 @@
 # Helpers for run.sh's stage blocks (sourced). They keep each block to one readable call.
+stage_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# run_stage N MARKER CMD [ARGS...]: run CMD unless MARKER exists (or --force true); write
-# MARKER last, so an interrupted stage is simply run again. MARKER holds $stage_stamp (the
-# corpus the stage was made from), so a stage finished for another corpus is refused rather
-# than skipped. Output goes to the terminal and to exp/log/stage<N>_<dir of MARKER, / as _>.log.
+# run_stage N MARKER CMD [ARGS...]: run CMD unless MARKER exists and the record of what made
+# its folder still agrees with the disk (or --force true); write MARKER last, so an interrupted
+# stage is simply run again. MARKER holds $stage_stamp (the corpus the stage was made from), so
+# a stage finished for another corpus is refused rather than skipped. Output goes to the
+# terminal and to exp/log/stage<N>_<dir of MARKER, / as _>.log.
 run_stage() {
   local n=$1 marker=$2; shift 2
   if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
     check_stamp "$marker" "$n"
-    echo "stage $n: $marker exists, skipping (--force true redoes it)"
-    return 0
+    if provenance_agrees "$(dirname "$marker")"; then
+      echo "stage $n: $marker exists, skipping (--force true redoes it)"
+      return 0
+    fi
+    echo "stage $n: $(dirname "$marker") no longer matches what made it (above): redoing it"
   fi
   local dir log held
   dir=$(dirname "$marker")
@@ -78,13 +83,28 @@ check_stamp() {
   fi
 }
 
-# require MARKER N WHAT: stop with the stage to run first when an input stage is not finished.
+# provenance_agrees DIR: whether DIR's provenance.json (if it has one) still agrees with the
+# files it names and config.conf (utils/check_provenance.py; it names what does not).
+provenance_agrees() {
+  local rc=0
+  python "$stage_lib_dir/check_provenance.py" "$1" || rc=$?
+  [ $rc -ne 3 ] || return 1
+  [ $rc -eq 0 ] || { echo "run.sh: utils/check_provenance.py $1 failed" >&2; exit 1; }
+}
+
+# require MARKER N WHAT: stop with the stage to run first when an input stage is not finished,
+# or its outputs no longer match what made them.
 require() {
   if [ ! -f "$1" ]; then
     echo "run.sh: $1 is missing: $3 first (./run.sh --stage $2 --stop-stage $2 with the same options)" >&2
     exit 1
   fi
   check_stamp "$1" "$2"
+  if ! provenance_agrees "$(dirname "$1")"; then
+    echo "run.sh: $(dirname "$1") no longer matches what made it (above): $3 again first" \
+      "(./run.sh --stage $2 --stop-stage $2 with the same options)" >&2
+    exit 1
+  fi
 }
 
 # require_file FILE HINT

@@ -18,7 +18,7 @@ training utterances stage 4 extracts to ``exp/<SYS>/embeddings/cohort`` (``--coh
 It is fitted once per system (:meth:`Backend.of_system`): the first set stage 5 scores fits it
 and saves it beside the system (``backend.npz``: the mean crop and the cohort's speaker vectors;
 ``plda.npz``; ``qmf.json``) with ``backend.info``, what it was fitted from (the evaluation
-options; the cohort's extract.info, scp, utt2spk and ark; the QMF list, its set's embeddings and
+options; the digests stage 4 recorded of the cohort's ark, scp and utt2spk; the QMF list, its set's embeddings and
 durations). Every later set loads it while that record matches; a change to any of them fits it
 again.
 """
@@ -35,7 +35,7 @@ from spkid.config import to_conf_lines
 from spkid.data import arks
 from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur, write_table
 from spkid.errors import SpkidError
-from spkid.expdir import SystemDir
+from spkid.expdir import Record, SystemDir
 from spkid.eval import scoring
 from spkid.eval.calibration import Calibration, quality_features
 from spkid.eval.plda import Plda
@@ -77,12 +77,14 @@ def file_digest(*paths: Path) -> str:
 
 
 def set_digest(emb_dir: Path) -> str:
-    """An embeddings set as stage 4 left it: its extract.info (crops, final.pt, wav.scp), scp and
-    utt2spk, and the ark's size and modification time (a set extracted again is another set)."""
-    ark = emb_dir / "embeddings.ark"
-    st = ark.stat() if ark.is_file() else None
-    return f"{file_digest(emb_dir / 'extract.info', emb_dir / 'embeddings.scp', emb_dir / 'utt2spk')}:" + \
-        (f"{st.st_size}:{st.st_mtime_ns}" if st else "none")
+    """An embeddings set as stage 4 recorded it (its provenance record, :mod:`spkid.expdir`): the
+    sha256 of its ark, scp and utt2spk ("none" without a record: a set extracted again is
+    another set)."""
+    record = Record.load(emb_dir)
+    if record is None:
+        return "none"
+    return ":".join(record.outputs.get(n, {}).get("sha256", "absent") for n in ("embeddings.ark", "embeddings.scp",
+                                                                                  "utt2spk"))
 
 
 def qmf_list(ev: EvalOptions, data_root: Path) -> tuple[str, Path]:

@@ -22,7 +22,7 @@ from spkid.data.audio import SAMPLE_RATE, read_audio
 from spkid.config import option
 from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
-from spkid.expdir import SystemDir
+from spkid.expdir import RECORD, Record, SystemDir
 from spkid.eval.metrics import compute_metrics
 from spkid.eval.scoring import Embeddings, score_trials, write_scores
 from spkid.fileio import atomic_write
@@ -74,6 +74,10 @@ def run_baseline(opts: BaselineOptions) -> int:
     if not sets:
         raise SpkidError(f"no data/<set>/trials/ under {opts.data}: run stage 2 first (./run.sh --stage 2 --stop-stage 2)")
     print(f"{'set':<14}{'list':<16}{'trials':>8}{'EER%':>8}  MinDCF(p={opts.p_target:g})")
+    floor = SystemDir(opts.scores_dir) if opts.scores_dir else None
+    if floor is not None:  # not done until its record is back
+        (floor.root / RECORD).unlink(missing_ok=True)
+    inputs, written = {}, []
     for set_dir in sets:
         d = DataDir.load(set_dir)
         lists = {name: read_trials(p) for name, p in d.trial_lists().items()}
@@ -82,11 +86,16 @@ def run_baseline(opts: BaselineOptions) -> int:
         emb = Embeddings.from_raw(vectors.items(), keep_crops=False)
         for name, t in lists.items():
             s = score_trials(emb, t)
-            if opts.scores_dir:
-                write_scores(SystemDir(opts.scores_dir).score_file(set_dir.name, name), t, s)
+            if floor is not None:
+                write_scores(floor.score_file(set_dir.name, name), t, s)
+                written.append(floor.score_file(set_dir.name, name))
+                inputs[f"{set_dir.name}/trials/{name}"] = set_dir / "trials" / name
             m = compute_metrics(s, t.labels, opts.p_target)
             print(f"{set_dir.name:<14}{name:<16}{len(t):>8}{100 * m.eer:>8.2f}  {m.min_dcf:.3f}")
-    if opts.scores_dir:
-        with atomic_write(Path(opts.scores_dir) / "description") as f:
+    if floor is not None:
+        with atomic_write(floor.root / "description") as f:
             f.write(f"{DESCRIPTION}\n")
+        inputs.update({f"{d.name}/wav.scp": d / "wav.scp" for d in sets})
+        Record.made_from(floor.root, 6, f"local/mfcc_baseline.py --data {opts.data} --scores-dir {floor.root}",
+                         inputs).write([*written, floor.root / "description"])
     return 0

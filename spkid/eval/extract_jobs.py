@@ -7,13 +7,13 @@ on this machine, utils/slurm.py on a Slurm cluster), each the step command relau
 network instead. Each part writes ``split/emb.<K>.{ark,scp}`` atomically, so a failed or
 pre-empted stage keeps its finished parts and a re-run redoes only the others; the merged ``embeddings.{ark,scp}`` is checked against wav.scp and
 ``xvector.{ark,scp}`` (one mean normalised vector per utterance) written beside it.
-``extract.info`` records what the set was made from (crops, final.pt, wav.scp), so a set made
-otherwise is extracted again. The embedding itself is :mod:`spkid.eval.extract`'s.
+``provenance.json`` records what the set was made from (the digests of final.pt, wav.scp and
+utt2spk, the crop options) and the digests of what it wrote (:mod:`spkid.expdir`), so a set
+made otherwise, or changed since, is extracted again. The embedding itself is :mod:`spkid.eval.extract`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
@@ -26,11 +26,11 @@ from typing import Sequence
 import torch
 
 from spkid.console import progress
-from spkid.config import option
+from spkid.config import option, to_conf_lines
 from spkid.data.arks import set_problem
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
-from spkid.expdir import COHORT, SystemDir
+from spkid.expdir import COHORT, RECORD, Record, SystemDir
 from spkid.fileio import atomic_write, link_or_copy, writer_lock
 from spkid.jobs import LOCAL_RUNNER, run_jobs, runs_here
 from spkid.eval.backend import describe, needs_training_set
@@ -117,19 +117,31 @@ def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractO
         raise next((e for e in errors if not isinstance(e, _Stopped)), errors[0])
 
 
-def fingerprint(exp_dir: Path, ev: EvalOptions, wav_scp: dict[str, str]) -> dict[str, str]:
-    """What a set's embeddings depend on: the crops, the trained weights and the audio list.
-    Kept in extract.info (and split/fingerprint while parts are being made): a set made with
-    other values is extracted again rather than reused."""
-    model = SystemDir(exp_dir).final
-    st = model.stat() if model.is_file() else None
-    wav = hashlib.sha1("".join(f"{u} {wav_scp[u]}\n" for u in sorted(wav_scp)).encode()).hexdigest()
-    return {"crops": str(ev.num_eval_crops or "whole"), "eval_frames": str(ev.eval_frames),
-            "model": f"{st.st_size}:{st.st_mtime_ns}" if st else "none", "wav.scp-sha1": wav}
+#: the options of config.conf a set's embeddings depend on (the cohort's also on its size)
+CROP_OPTIONS = ("--eval-frames", "--num-eval-crops")
+#: what stage 4 writes into a set's folder, recorded in its provenance.json
+SET_FILES = ("embeddings.ark", "embeddings.scp", "xvector.ark", "xvector.scp", "utt2spk")
+
+
+def set_making(exp_dir: Path, ev: EvalOptions, out_dir: Path, redo: str, data_files: dict[str, Path],
+               options: Sequence[str] = CROP_OPTIONS) -> Record:
+    """What a set's embeddings are made from: the trained weights, the data dir's lists and the
+    crop options (spkid.expdir's provenance record). A set made otherwise is extracted again."""
+    system = SystemDir(exp_dir)
+    used = dict(line.split("=", 1) for line in to_conf_lines(ev))
+    return Record.made_from(out_dir, 4, redo, {"final.pt": system.final, **data_files}, system.config,
+                            {name: used[name] for name in options})
+
+
+def data_lists(data_dir: Path) -> dict[str, Path]:
+    """The lists of a data dir that decide what a set embeds: wav.scp, utt2spk and, when it cuts
+    its recordings, segments."""
+    names = ("wav.scp", "utt2spk", "segments")
+    return {n: data_dir / n for n in names if n != "segments" or (data_dir / n).is_file()}
 
 
 def read_info(path: Path) -> dict[str, str]:
-    """``extract.info`` or ``split/fingerprint`` (``<key> <value>`` lines), empty when absent."""
+    """``split/fingerprint`` (``<key> <value>`` lines), empty when absent."""
     return read_table(path) if path.is_file() else {}
 
 
@@ -145,27 +157,25 @@ def same_network_systems(exp_dir: Path) -> list[SystemDir]:
     return [base, *siblings]
 
 
-def link_base_set(exp_dir: Path, out_dir: Path, fp: dict[str, str], utts: list[str]) -> Path | None:
+def link_base_set(exp_dir: Path, out_dir: Path, making: Record, utts: list[str]) -> Path | None:
     """For a system derived from another: that system's (or, failing it, a sibling's) set of the
-    same name, hard-linked into ``out_dir`` when it is complete with the same fingerprint; its
-    scp files rewritten to name the linked arks (re-extracting the other system later never
-    changes what these read). None when there is nothing to link."""
+    same name, hard-linked into ``out_dir`` when it is complete and made as ``making`` would make
+    it; its scp files rewritten to name the linked arks (re-extracting the other system later
+    never changes what these read), and a record of its own. None when there is nothing to link."""
     for system in same_network_systems(exp_dir):
         src = system.embeddings(out_dir.name)
-        info = read_info(src / "extract.info")
-        if part_done(src / "embeddings.ark", utts) and {k: info.get(k) for k in fp} == fp:
+        if not making.reasons_to_redo(Record.load(src)) and part_done(src / "embeddings.ark", utts):
             break
     else:
         return None
-    files = sorted((f for f in src.iterdir() if f.is_file() and not f.name.startswith(".")),
-                   key=lambda f: f.name == "extract.info")  # extract.info, which marks the set done, last
-    for f in files:
-        if f.suffix == ".scp":
-            with atomic_write(out_dir / f.name) as out:
-                for utt, ark, offset in read_scp(f):
+    for name in SET_FILES:
+        if name.endswith(".scp"):
+            with atomic_write(out_dir / name) as out:
+                for utt, ark, offset in read_scp(src / name):
                     out.write(f"{utt} {out_dir / Path(ark).name}:{offset}\n")
         else:
-            link_or_copy(f, out_dir / f.name)
+            link_or_copy(src / name, out_dir / name)
+    making.write([out_dir / name for name in SET_FILES])
     return src
 
 
@@ -201,17 +211,17 @@ class Part:
         return cls(job, dict(line.split(" ", 1) for line in wav_list.read_text().splitlines()), split)
 
 
-def split_parts(split: Path, wav_scp: dict[str, str], nj: int, fp: dict[str, str]) -> list[Part]:
+def split_parts(split: Path, wav_scp: dict[str, str], nj: int, making: Record) -> list[Part]:
     """The set's utterances in ``nj`` contiguous parts (sorted order), listed in ``split/``. Parts
-    finished with the same fingerprint are kept (a re-run redoes only the others); parts made
-    with other settings are removed."""
+    finished for the same making are kept (a re-run redoes only the others); parts made
+    otherwise are removed."""
     utts = sorted(wav_scp)
     nj = max(1, min(nj, len(utts)))
     split.mkdir(parents=True, exist_ok=True)
-    if read_info(split / "fingerprint") != fp:
+    if read_info(split / "fingerprint") != making.summary():
         for p in split.iterdir():
             p.unlink()
-        write_table(split / "fingerprint", fp)
+        write_table(split / "fingerprint", making.summary())
     parts = []
     for k in range(nj):
         part = Part(k + 1, {u: wav_scp[u] for u in utts[k * len(utts) // nj:(k + 1) * len(utts) // nj]}, split)
@@ -280,31 +290,26 @@ def check_utt2spk(utts: list[str], utt2spk: dict[str, str], what: str) -> None:
                            f"utils/validate_data_dir.py lists them")
 
 
-def already_extracted(out_dir: Path, utts: list[str], fp: dict[str, str], what: str) -> bool:
-    """Whether ``out_dir`` holds the set as ``fp`` would make it; else its extract.info is removed
-    (the set counts as done only once that is back) and what changed is said."""
+def already_extracted(out_dir: Path, utts: list[str], making: Record, what: str) -> bool:
+    """Whether ``out_dir`` holds the set as ``making`` would make it, unchanged since (its
+    provenance record); else the record is removed (the set counts as done only once that is
+    back) and why is said."""
     final = out_dir / "embeddings.ark"
-    info_path = out_dir / "extract.info"
-    old = read_info(info_path)
-    damage = set_problem(final, utts) if old else None
-    if old and not damage and {k: old.get(k) for k in fp} == fp and (out_dir / "utt2spk").is_file():
-        if not part_done(out_dir / "xvector.ark", utts):  # (written before the vectors were, or damaged since)
-            write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
+    old = Record.load(out_dir)
+    redo = making.reasons_to_redo(old) or ([damage] if (damage := set_problem(final, utts)) else [])
+    if not redo:
         print(f"extract.py: {final} already holds all {len(utts)} utterances of {what}; nothing to do")
         return True
-    if damage and final.is_file():
-        print(f"extract.py: {damage}")
-    elif final.is_file() and old:
-        changed = ", ".join(f"{k} {old.get(k, '?')} -> {v}" for k, v in fp.items() if old.get(k) != v)
-        print(f"extract.py: {final} was made with other settings ({changed or 'incomplete'}); extracting again")
-    info_path.unlink(missing_ok=True)
+    if final.is_file() and old is not None:
+        print(f"extract.py: {final}: {'; '.join(redo)}; extracting again")
+    (out_dir / RECORD).unlink(missing_ok=True)
     return False
 
 
-def merge_parts(out_dir: Path, parts: list[Part], utts: list[str], utt2spk: dict[str, str], fp: dict[str, str],
+def merge_parts(out_dir: Path, parts: list[Part], utts: list[str], utt2spk: dict[str, str], making: Record,
                 what: str) -> int:
     """The parts' arks into ``embeddings.{ark,scp}``, checked against the set's utterances, with
-    ``xvector.{ark,scp}``, ``utt2spk`` and, last (it marks the set done), ``extract.info``."""
+    ``xvector.{ark,scp}``, ``utt2spk`` and, last (it marks the set done), the provenance record."""
     final = out_dir / "embeddings.ark"
     n = merge_arks([p.ark for p in parts], final)
     got = [u for u, _, _ in read_scp(final.with_suffix(".scp"))]
@@ -314,28 +319,28 @@ def merge_parts(out_dir: Path, parts: list[Part], utts: list[str], utt2spk: dict
                            f"missing e.g. {', '.join(missing[:5])}; remove {out_dir} and re-run")
     write_table(out_dir / "utt2spk", {u: utt2spk[u] for u in utts})
     write_utterance_vectors(final.with_suffix(".scp"), out_dir / "xvector.ark")
-    write_table(out_dir / "extract.info", {"utterances": str(n), **fp})
+    making.write([out_dir / name for name in SET_FILES])
     shutil.rmtree(parts[0].split)
     return n
 
 
 def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
-                wav_scp: dict[str, str], utt2spk: dict[str, str], out_dir: Path, what: str) -> None:
-    """Embeddings of the ``wav_scp`` utterances into ``out_dir``: split into parts, the parts not
-    yet done run (``job_command --job=JOB --out-name=NAME`` is one job), merged and checked."""
+                wav_scp: dict[str, str], utt2spk: dict[str, str], out_dir: Path, what: str, making: Record) -> None:
+    """Embeddings of the ``wav_scp`` utterances into ``out_dir`` as ``making`` records them:
+    split into parts, the parts not yet done run (``job_command --job=JOB --out-name=NAME`` is
+    one job), merged and checked."""
     utts = sorted(wav_scp)
     check_utt2spk(utts, utt2spk, what)
-    fp = fingerprint(exp_dir, ev, wav_scp)
-    if already_extracted(out_dir, utts, fp, what):
+    if already_extracted(out_dir, utts, making, what):
         return
-    linked = link_base_set(exp_dir, out_dir, fp, utts)
+    linked = link_base_set(exp_dir, out_dir, making, utts)
     if linked is not None:
         print(f"extract.py: {what}: linked from {linked} (a system with the same network)")
         return
     start = time.time()
-    parts = split_parts(out_dir / "split", wav_scp, opts.nj, fp)
+    parts = split_parts(out_dir / "split", wav_scp, opts.nj, making)
     run_parts(exp_dir, ev, opts, job_command, parts, out_dir.name, what)
-    n = merge_parts(out_dir, parts, utts, utt2spk, fp, what)
+    n = merge_parts(out_dir, parts, utts, utt2spk, making, what)
     print(f"extract.py: {n} utterances of {what} -> {out_dir / 'embeddings.ark'} ({len(parts)} job(s), "
           f"{time.time() - start:.0f}s)")
 
@@ -351,7 +356,8 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
     data = DataDir.load(data_dir, opts.allow_pipes)
     out = SystemDir(exp_dir).embeddings(data_dir.name)
     with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
-        extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir))
+        making = set_making(exp_dir, ev, out, f"steps/extract.sh {exp_dir} {data_dir}", data_lists(data_dir))
+        extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir), making)
     if opts.cohort_data and needs_training_set(ev):
         if not (Path(opts.cohort_data) / "wav.scp").is_file():  # (VoxCeleb1 alone: no training set)
             raise ExtractError(f"{exp_dir}'s back-end ({describe(ev)}) learns from training utterances, but "
@@ -361,6 +367,11 @@ def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOp
         subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
         out = SystemDir(exp_dir).embeddings(COHORT)
         with writer_lock(out, f"extracting the training utterances of {opts.cohort_data}"):
+            train_dir = Path(opts.cohort_data)
+            making = set_making(exp_dir, ev, out, f"steps/extract.sh --cohort-data {train_dir} {exp_dir} {data_dir}",
+                                data_lists(train_dir),
+                                (*CROP_OPTIONS, "--cohort-utts-per-spk"))
             extract_set(exp_dir, ev, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk, out,
-                        f"the back-end's training utterances ({len(train.spk2utt)} speakers of {opts.cohort_data})")
+                        f"the back-end's training utterances ({len(train.spk2utt)} speakers of {opts.cohort_data})",
+                        making)
     return 0

@@ -18,10 +18,10 @@ import numpy as np
 
 from spkid.data.datadir import read_trials
 from spkid.errors import SpkidError
-from spkid.expdir import SystemDir, fusion_dir
+from spkid.expdir import RECORD, Record, SystemDir, check_current, fusion_dir
 from spkid.eval import fusion, metrics, scoring
 from spkid.eval.fusion import FusionOptions
-from spkid.eval.results import ReportOptions, find_trial_lists, no_tuning_list
+from spkid.eval.results import ReportOptions, TrialList, find_trial_lists, no_tuning_list
 from spkid.fileio import atomic_write
 
 FUSIONS = {"F1": "eer", "F2": "mindcf"}
@@ -44,6 +44,52 @@ def load_list_scores(exp: Path, systems: list[str], set_name: str, list_name: st
     return trials, np.stack(out)
 
 
+def checked_score_records(exp: Path, data: Path, systems: list[str], t: TrialList) -> dict[str, Record] | None:
+    """system -> the stage-5 record of its scores of ``t``, each checked before use (the score
+    file as stage 5 wrote it, from the embeddings it read); None when no system has ``t``. A list
+    that only some systems have fails naming the missing files: a fusion of the others would be
+    reported under weights that include them."""
+    files = {s: SystemDir(exp / s).score_file(t.set, t.name) for s in systems}
+    missing = [str(f) for f in files.values() if not f.is_file()]
+    if len(missing) == len(files):
+        return None
+    if missing:
+        raise SpkidError(f"{', '.join(missing)} missing: fusing {t.name} needs the scores of every system of "
+                         f"--systems; score them again (stage 5: steps/score.sh {exp}/SYS {data / t.set})")
+    return {s: check_current(f.parent, 5, f"steps/score.sh {exp / s} {data / t.set}", [f.name])
+            for s, f in files.items()}
+
+
+def write_fusion(fused: SystemDir, weights: dict[str, float], search: dict, lists: dict, making: Record,
+                 fo: FusionOptions) -> None:
+    """One fusion's weights, search record, fused score files (+ metrics) of every list, and its
+    provenance record (the systems' score files it fused) last."""
+    with atomic_write(fused.root / "weights") as f:
+        f.writelines(f"{s} {w}\n" for s, w in weights.items())
+    with atomic_write(fused.root / "search.json") as f:
+        json.dump(search, f, indent=1)
+    written = [fused.root / "weights", fused.root / "search.json"]
+    for t, (tl, s) in lists.values():
+        fused_scores = fusion.fuse(s, np.array(list(weights.values())))
+        m = metrics.compute_metrics(fused_scores, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
+        scoring.write_scores(fused.score_file(t.set, t.name), tl, fused_scores)
+        with atomic_write(fused.scores(t.set) / f"{t.name}.metrics.json") as f:
+            json.dump({**m.to_json(), "system": fused.name, "weights": weights, "line": m.line()}, f, indent=1)
+        written += [fused.score_file(t.set, t.name), fused.scores(t.set) / f"{t.name}.metrics.json"]
+        print(f"  {fused.name} {t.name}: {m.line()}")
+    making.write(written)
+
+
+def fusion_record(fused: SystemDir, exp: Path, data: Path, systems: list[str], records: dict) -> Record:
+    """What a fusion is made from: each system's score file of each list (their stage-5
+    fingerprints) and the systems' names. The old record goes first: not done until rewritten."""
+    (fused.root / RECORD).unlink(missing_ok=True)
+    checked = {f"{s}:{t.set}/{t.name}.score": rec.input_entry(f"{t.name}.score", fused.root)
+               for t, recs in records.values() for s, rec in recs.items()}
+    return Record.made_from(fused.root, 6, f"steps/fuse.py --config conf/fusion.conf --systems \"{' '.join(systems)}\" "
+                            f"{data} {exp}", {}, options={"--systems": " ".join(systems)}, checked=checked)
+
+
 def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) -> int:
     """Search F1 and F2 on ``fo``'s tuning list for the ``ro.systems`` of ``exp`` and apply them
     to every trial list under ``data``."""
@@ -53,44 +99,29 @@ def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) ->
     tune_path = data / fo.tune_set / "trials" / fo.tune_list
     if not tune_path.is_file():  # (VoxCeleb1 alone has no VoxSRC 2020 list): the table goes without F1/F2
         for name in FUSIONS:
-            shutil.rmtree(exp / "fusion" / name, ignore_errors=True)
+            shutil.rmtree(fusion_dir(exp, name).root, ignore_errors=True)
         print(f"fuse.py: note: no fusion: {no_tuning_list(tune_path)}")
         return 0
-    tuned = load_list_scores(exp, systems, fo.tune_set, fo.tune_list, tune_path)
-    if tuned is None:
-        missing = [s for s in systems if not SystemDir(exp / s).score_file(fo.tune_set, fo.tune_list).is_file()]
-        raise SpkidError(f"no scores of {fo.tune_list} for {', '.join(missing)}: run steps/score.sh exp/SYS "
+    records = {t.name: (t, recs) for t in find_trial_lists(data)
+               if (recs := checked_score_records(exp, data, systems, t)) is not None}
+    if fo.tune_list not in records:
+        raise SpkidError(f"no scores of {fo.tune_list} for {', '.join(systems)}: run steps/score.sh exp/SYS "
                          f"{data / fo.tune_set} first")
-    trials, tune_scores = tuned
+    trials, tune_scores = load_list_scores(exp, systems, fo.tune_set, fo.tune_list, tune_path)
     start = time.time()
     found = fusion.grid_search(tune_scores, trials.labels, list(FUSIONS.values()), fo.max_weight, fo.eer_method,
                                fo.p_target, fo.c_miss, fo.c_fa, fo.search_bins, fo.search_jobs)
     print(f"fuse.py: searched {found['eer'].n_combinations} weight vectors of {len(systems)} systems on "
           f"{fo.tune_list} ({len(trials)} trials) in {time.time() - start:.1f}s")
-    loaded = {t.name: (t, load_list_scores(exp, systems, t.set, t.name, t.path)) for t in find_trial_lists(data)}
+    loaded = {name: (t, load_list_scores(exp, systems, t.set, t.name, t.path)) for name, (t, _) in records.items()}
     for name, objective in FUSIONS.items():
-        res = found[objective]
-        fused = fusion_dir(exp, name)
-        out = fused.root
+        res, fused = found[objective], fusion_dir(exp, name)
         weights = dict(zip(systems, res.weights.tolist()))
-        with atomic_write(out / "weights") as f:
-            f.writelines(f"{s} {w}\n" for s, w in weights.items())
-        with atomic_write(out / "search.json") as f:
-            json.dump({"objective": objective, "value": res.value, "weights": weights,
-                       "tune_list": str(tune_path), "n_combinations": res.n_combinations,
-                       "n_exact_evaluations": res.n_exact, "options": asdict(fo)}, f, indent=1)
+        search = {"objective": objective, "value": res.value, "weights": weights, "tune_list": str(tune_path),
+                  "n_combinations": res.n_combinations, "n_exact_evaluations": res.n_exact, "options": asdict(fo)}
         label = "EER" if objective == "eer" else f"MinDCF(p={fo.p_target:g})"
         print(f"{name}: weights {' '.join(f'{s}={w}' for s, w in weights.items())} "
               f"({label} {100 * res.value if objective == 'eer' else res.value:.4g}{'%' if objective == 'eer' else ''} "
               f"on {fo.tune_list})")
-        for t, pair in loaded.values():
-            if pair is None:
-                continue
-            tl, s = pair
-            fused_scores = fusion.fuse(s, res.weights)
-            m = metrics.compute_metrics(fused_scores, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
-            scoring.write_scores(fused.score_file(t.set, t.name), tl, fused_scores)
-            with atomic_write(fused.scores(t.set) / f"{t.name}.metrics.json") as f:
-                json.dump({**m.to_json(), "system": name, "weights": weights, "line": m.line()}, f, indent=1)
-            print(f"  {name} {t.name}: {m.line()}")
+        write_fusion(fused, weights, search, loaded, fusion_record(fused, exp, data, systems, records), fo)
     return 0

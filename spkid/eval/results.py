@@ -16,7 +16,7 @@ from typing import Sequence
 from spkid.config import option, read_resolved
 from spkid.data.datadir import read_table, read_trials
 from spkid.errors import SpkidError
-from spkid.expdir import SystemDir, fusion_dir
+from spkid.expdir import SHORT, Record, SystemDir, check_current, file_digest, fusion_dir
 from spkid.eval import backend, metrics, paper
 from spkid.eval.fusion import FusionOptions
 from spkid.eval.scoring import scores_for_trials
@@ -88,6 +88,7 @@ class Row:
     bn: str = "-"
     results: dict[str, metrics.Metrics | paper.Reported] = field(default_factory=dict)  # list name -> figures
     note: str = ""
+    digests: dict[str, str] = field(default_factory=dict)  # file the row was computed from -> its sha256
 
 
 def with_paper_rows(rows: Sequence[Row], lists: Sequence[TrialList]) -> list[Row]:
@@ -182,47 +183,99 @@ def render(rows: Sequence[Row], lists: Sequence[TrialList], p_target: float, eer
     notes = [f"- {r.name}: {r.note}" for r in rows if r.note]
     if notes:
         lines += [""] + notes
+    digests = [f"- {r.name}: " + "; ".join(f"{f} {d[:SHORT]}" for f, d in r.digests.items()) for r in rows if r.digests]
+    if digests:
+        lines += ["", f"Files each row was computed from, with the first {SHORT} hex digits of their sha256 "
+                  f"(`sha256sum FILE`):", ""] + digests
     if det_links:
         lines += ["", "DET curves (every row; dots mark the EER):", ""]
         lines += [f"- {name}: ![{name}]({link})" for name, link in det_links.items()]
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class RowSource:
+    """Where a row's score files are, and how they were made (so that they are checked before use)."""
+
+    row: Row
+    root: Path
+    stage: int  # 5: a system (exp/<SYS>/scores/<set>/provenance.json); 6: a fusion or the floor (one record)
+    redo: str   # what makes the score files again, with SET for the set's name
+
+    def scores(self, t: TrialList) -> tuple[Path, dict] | None:
+        """The row's score file of ``t`` and its fingerprint, checked against the record of the
+        stage that made it (a SpkidError naming the stale or missing file and the stage to re-run);
+        None when the row has no scores of ``t``."""
+        path = SystemDir(self.root).score_file(t.set, t.name)
+        folder = path.parent if self.stage == 5 else self.root
+        name = os.path.relpath(path, folder)
+        record = Record.load(folder)
+        if not path.is_file() and (record is None or name not in record.outputs):
+            return None
+        record = check_current(folder, self.stage, self.redo.replace("SET", t.set), [name])
+        return path, record.outputs[name]
+
+
+def row_sources(data: Path, exp: Path, fo: FusionOptions, to: ReportOptions, systems: list[str]) -> list[RowSource]:
+    """The table's rows in order: the floor, the systems, then the fusions of exactly these
+    systems (a fusion of others is refused: its weights would be reported under this table)."""
+    rows = [RowSource(system_row(exp / s), exp / s, 5, f"steps/score.sh {exp / s} {data}/SET") for s in systems]
+    for s, source in zip(systems, rows):
+        source.row.digests["final.pt"] = file_digest(SystemDir(exp / s).final)
+    if to.floor:
+        rows.insert(0, RowSource(floor_row(Path(to.floor)), Path(to.floor), 6,
+                                 f"local/mfcc_baseline.py --data {data} --scores-dir {to.floor}"))
+    redo = f"steps/fuse.py --config conf/fusion.conf --systems \"{' '.join(systems)}\" {data} {exp}"
+    for name in to.fusions.split():
+        fdir = fusion_dir(exp, name).root
+        if not (fdir / "weights").is_file():
+            continue
+        fused_from = check_current(fdir, 6, redo).options.get("--systems")
+        if fused_from != " ".join(systems):
+            raise SpkidError(f"{fdir} fuses {fused_from}, not this table's systems {' '.join(systems)}: fuse "
+                             f"these first (stage 6: {redo})")
+        weights = read_table(fdir / "weights")
+        what = "EER" if name == "F1" else "MinDCF" if name == "F2" else "objective"
+        note = f"best {what} fusion on {fo.tune_list}: " + " + ".join(f"{w}*{s}" for s, w in weights.items() if w != "0")
+        rows.append(RowSource(Row(name, note=note), fdir, 6, redo))
+    return rows
+
+
+def write_table_record(out: Path, rows: list[RowSource], files: dict[str, tuple[Path, dict]], redo: str) -> None:
+    """provenance.json beside the table: every score file and final.pt its figures came from."""
+    folder = out.parent
+    checked = {role: {**entry, "path": os.path.relpath(path, folder)} for role, (path, entry) in files.items()}
+    finals = {f"{r.row.name}:final.pt": SystemDir(r.root).final for r in rows if "final.pt" in r.row.digests}
+    Record.made_from(folder, 6, redo, finals, checked=checked).write([out])
+
+
 def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOptions) -> int:
     """Stage 6b: the table of ``to.systems`` and the fusions of ``exp`` on every trial list under
-    ``data`` (figures recomputed from the score files with ``fo``'s EER method and P_target),
-    and a DET plot per list."""
+    ``data`` (figures recomputed from the score files with ``fo``'s EER method and P_target, each
+    checked against the record of the stage that wrote it), a DET plot per list, and the table's
+    own provenance record."""
     # matplotlib only here: steps/fuse.py imports this module for its options and lists
     from spkid.eval.det import DetCurve, plot_det
 
     systems = to.systems.split()
     if not systems:
         raise SpkidError("--systems is empty: name the systems of the table")
-    rows = [(system_row(exp / s), exp / s) for s in systems]
-    if to.floor:
-        rows.insert(0, (floor_row(Path(to.floor)), Path(to.floor)))
-    for name in to.fusions.split():
-        fdir = fusion_dir(exp, name).root
-        if (fdir / "weights").is_file():
-            weights = read_table(fdir / "weights")
-            what = "EER" if name == "F1" else "MinDCF" if name == "F2" else "objective"
-            note = f"best {what} fusion on {fo.tune_list}: " + " + ".join(
-                f"{w}*{s}" for s, w in weights.items() if w != "0")
-            rows.append((Row(name, note=note), fdir))
-    lists = find_trial_lists(data)
-    shown, det_links = [], {}
+    rows = row_sources(data, exp, fo, to, systems)
+    shown, det_links, used = [], {}, {}
     out = Path(to.out) if to.out else exp / "RESULTS.md"
-    for t in lists:
+    for t in find_trial_lists(data):
         trials = read_trials(t.path)
         curves = []
-        for row, d in rows:
-            f = SystemDir(d).score_file(t.set, t.name)
-            if not f.is_file():
+        for source in rows:
+            found = source.scores(t)
+            if found is None:
                 continue
-            s = scores_for_trials(f, trials, str(t.path))
+            used[f"{source.row.name}:{t.set}/{t.name}.score"] = found
+            source.row.digests[f"{t.name}.score"] = found[1]["sha256"]
+            s = scores_for_trials(found[0], trials, str(t.path))
             m = metrics.compute_metrics(s, trials.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
-            curves.append(DetCurve.from_metrics(row.name, m))
-            row.results[t.name] = replace(m, rates=None)  # the table keeps the figures, not every point
+            curves.append(DetCurve.from_metrics(source.row.name, m))
+            source.row.results[t.name] = replace(m, rates=None)  # the table keeps the figures, not every point
         if curves:
             shown.append(t)
             png = exp / "results_det" / f"{t.name}.png"
@@ -231,11 +284,12 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
     if not shown:
         raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
     tune_path = data / fo.tune_set / "trials" / fo.tune_list
-    text = render([r for r, _ in rows], shown, fo.p_target, fo.eer_method, det_links,
+    text = render([r.row for r in rows], shown, fo.p_target, fo.eer_method, det_links,
                   f"{fo.tune_set}/{fo.tune_list}" if tune_path.is_file() else "", fo.max_weight, to.corpus)
     if not tune_path.is_file():
         text += f"\nNo fusion (F1, F2): {no_tuning_list(tune_path)}.\n"
     with atomic_write(out) as f:
         f.write(text)
+    write_table_record(out, rows, used, f"steps/make_results_table.py --systems \"{' '.join(systems)}\" {data} {exp}")
     print(f"make_results_table.py: {len(rows)} row(s) x {len(shown)} trial list(s) -> {out}")
     return 0

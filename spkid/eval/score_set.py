@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spkid.config import option
+from spkid.config import option, to_conf_lines
 from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
-from spkid.expdir import COHORT, SystemDir
+from spkid.expdir import COHORT, RECORD, Record, SystemDir, check_current
 from spkid.eval import backend, metrics, scoring
 from spkid.eval.det import DetCurve, plot_det
 from spkid.fileio import atomic_write
@@ -30,6 +30,31 @@ class ScoreOptions:
     c_miss: float = option(1.0, "MinDCF cost of a miss")
     c_fa: float = option(1.0, "MinDCF cost of a false alarm")
     cohort: str = option("", "AS-norm cohort embeddings dir (default EXP_DIR/embeddings/cohort)")
+
+
+def scoring_record(system: SystemDir, data_dir: Path, ev: EvalOptions, cohort_dir: Path,
+                   lists: dict[str, Path]) -> Record:
+    """What the scores of ``data_dir`` are made from: the set's embeddings (and the cohort's,
+    and with QMF its list's set's, when the back-end learns from them), each checked against
+    stage 4's record before use, the trial lists and the evaluation options. The old record
+    goes: the folder is not done until the new one is written."""
+    out_dir = system.scores(data_dir.name)
+    extract = f"steps/extract.sh {system.root}"
+    sets = {"": (system.embeddings(data_dir.name), f"{extract} {data_dir}")}
+    if backend.needs_training_set(ev):
+        sets["cohort/"] = (cohort_dir, f"steps/extract.sh --cohort-data TRAIN_DATA {system.root} {data_dir}")
+    if ev.qmf:
+        qmf_set = ev.qmf_trials.partition("/")[0]
+        sets["qmf/"] = (system.embeddings(qmf_set), f"{extract} {data_dir.parent / qmf_set}")
+    checked = {}
+    for prefix, (emb_dir, redo) in sets.items():
+        names = ("embeddings.ark", "embeddings.scp") + ("utt2spk",) * (prefix == "cohort/")
+        emb = check_current(emb_dir, 4, redo, names)
+        checked.update({prefix + name: emb.input_entry(name, out_dir) for name in names})
+    (out_dir / RECORD).unlink(missing_ok=True)
+    used = dict(line.split("=", 1) for line in to_conf_lines(ev))
+    return Record.made_from(out_dir, 5, f"steps/score.sh {system.root} {data_dir}",
+                            {f"trials/{name}": path for name, path in lists.items()}, system.config, used, checked)
 
 
 def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) -> int:
@@ -51,8 +76,9 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
     system = SystemDir(exp_dir)
     emb_dir = system.embeddings(data_dir.name)
     start = time.time()
-    be = backend.Backend.of_system(exp_dir, ev, Path(so.cohort) if so.cohort else system.embeddings(COHORT),
-                                   data_dir.parent)
+    cohort_dir = Path(so.cohort) if so.cohort else system.embeddings(COHORT)
+    making = scoring_record(system, data_dir, ev, cohort_dir, lists)
+    be = backend.Backend.of_system(exp_dir, ev, cohort_dir, data_dir.parent)
     emb = be.read(emb_dir / "embeddings.scp", utts, data_dir)
     calibration = be.calibration
     out_dir = system.scores(data_dir.name)
@@ -68,6 +94,7 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
         plot_det([DetCurve.from_metrics(exp_dir.name, m)],
                  out_dir / f"{name}.det.png", f"{name} ({len(trials)} trials)", so.eer_method)
         print(f"{name}: {m.line()}")
+    making.write([out_dir / f"{name}{suffix}" for name in all_trials for suffix in (".score", ".metrics.json")])
     print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), "
           f"{backend.describe(ev, None if be.cohort is None else len(be.cohort))}, "
           f"{time.time() - start:.1f}s -> {out_dir}")
