@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -198,6 +199,8 @@ def fingerprint_problem(entry: dict, folder: Path) -> str | None:
         st = path.stat()
     except OSError:
         return f"{os.path.normpath(path)} is missing"
+    if not stat.S_ISREG(st.st_mode):  # (a record naming /dev/zero or a FIFO would never finish)
+        return f"{os.path.normpath(path)} is not a regular file"
     if entry.get("stat") == _signature(st):
         return None
     now = file_digest(path)
@@ -278,14 +281,21 @@ class Record:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Record | None:
-        """The folder's record; None when it has none or one that is not a record."""
+        """The folder's record; None when it has none or one that is not a record (a file found
+        on disk is data: every entry must be a path and a digest)."""
         path = Path(folder) / RECORD
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
-            return cls(Path(folder), int(body["stage"]), str(body["redo"]), dict(body["inputs"]),
-                       str(body["config"]), dict(body["options"]), dict(body["outputs"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            record = cls(Path(folder), int(body["stage"]), str(body["redo"]), dict(body["inputs"]),
+                         str(body["config"]), {str(k): str(v) for k, v in dict(body["options"]).items()},
+                         dict(body["outputs"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        entries = [*record.inputs.values(), *record.outputs.values()]
+        if not all(isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
+                   for e in entries):
+            return None
+        return record
 
     def problems(self, with_options: bool = True) -> list[str]:
         """What no longer agrees with the disk: inputs and outputs missing or changed, and (with

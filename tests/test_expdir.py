@@ -81,3 +81,21 @@ def test_check_current_names_the_stale_file_and_the_stage_to_rerun(tmp_path):
     with pytest.raises(SpkidError, match=rf"{tmp_path}/final.pt changed \(sha256 [0-9a-f]{{8}} recorded, "
                                          rf"[0-9a-f]{{8}} now\) since stage 4 made {sets}: re-run stage 4 for it: EXTRACT"):
         check_current(sets, 4, "EXTRACT", ["embeddings.ark"])
+
+
+def test_a_record_is_data_malformed_or_naming_a_device_is_not_trusted(tmp_path):
+    import json
+
+    from spkid.expdir import RECORD, Record
+
+    (tmp_path / "x").write_bytes(b"x")
+    Record.made_from(tmp_path, 5, "redo", {"x": tmp_path / "x"}).write([])
+    body = json.loads((tmp_path / RECORD).read_text())
+    body["inputs"]["x"]["path"] = "/dev/zero"  # hashing it would never end
+    (tmp_path / RECORD).write_text(json.dumps(body))
+    assert Record.load(tmp_path).problems() == ["/dev/zero is not a regular file"]
+    body["inputs"]["x"] = "not an entry"
+    (tmp_path / RECORD).write_text(json.dumps(body))
+    assert Record.load(tmp_path) is None
+    (tmp_path / RECORD).write_bytes(b"\xff\xfe junk")
+    assert Record.load(tmp_path) is None
