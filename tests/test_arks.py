@@ -52,6 +52,20 @@ def test_scp_commands_and_stdin_are_refused_by_file_and_line(tmp_path, line):
     assert not pwned.exists()
 
 
+def test_a_copied_set_reads_its_own_ark(tmp_path):
+    """cp -a exp/A exp/B leaves B's scp naming A's ark: B's ark, beside its scp, is the one read."""
+    scp, mats = write_set(tmp_path / "A")
+    copy = tmp_path / "B"
+    copy.mkdir()
+    (copy / "embeddings.scp").write_text(scp.read_text())
+    (copy / "embeddings.ark").write_bytes((tmp_path / "A" / "embeddings.ark").read_bytes())
+    assert str(tmp_path / "A") in (copy / "embeddings.scp").read_text()
+    assert {r.ark for r in Table(copy / "embeddings.scp").records.values()} == {str(copy / "embeddings.ark")}
+    (copy / "embeddings.ark").write_bytes(b"")
+    with pytest.raises(ArkError, match=rf"^{copy}/embeddings.ark: .*truncated"):
+        list(Table(copy / "embeddings.scp").read())
+
+
 def test_an_ark_that_is_not_a_regular_file_is_refused(tmp_path):
     os.mkfifo(tmp_path / "f.ark")
     (tmp_path / "f.scp").write_text(f"u {tmp_path}/f.ark:2\n")

@@ -77,10 +77,13 @@ class Record:
 
 
 def locate_ark(ark: str, scp: Path) -> str:
-    """An ark path of an scp: as written (relative paths are from where extraction ran, e.g. the
-    recipe root), else the file of that name beside the scp (read from elsewhere, or a moved exp
-    dir). It must be a regular file."""
-    path = ark if Path(ark).exists() else str(scp.parent / Path(ark).name)
+    """An ark path of an scp: the file of that name beside the scp when there is one (stage 4
+    writes them side by side: a copied or moved exp dir reads its own ark, not the one its scp
+    was written for, which a provenance check of the copy would not have looked at), else as
+    written (relative paths are from where extraction ran, e.g. the recipe root). It must be a
+    regular file."""
+    beside = scp.parent / Path(ark).name
+    path = str(beside) if beside.exists() else ark
     if not Path(path).exists():
         raise ArkError(f"{scp} names {ark}, which is neither there (from {Path.cwd()}) nor beside {scp}; "
                        f"run from the recipe directory, or re-run steps/extract.sh")
