@@ -40,15 +40,15 @@ def test_mean_subtraction_by_hand(tmp_path):
     test = offset_embeddings(rng, 3, 2, 5)
     write_set(tmp_path / "cohort", train)
     write_set(tmp_path / "test", test)
-    ev = EvalOptions(mean_subtract=True)
-    assert needs_training_set(ev) and not needs_training_set(EvalOptions())
-    be = Backend.fit(ev, tmp_path / "cohort")
+    evaluation = EvalOptions(mean_subtract=True)
+    assert needs_training_set(evaluation) and not needs_training_set(EvalOptions())
+    fitted = Backend.fit(evaluation, tmp_path / "cohort")
     mean = np.vstack(list(train.values())).mean(axis=0)
-    np.testing.assert_allclose(be.center, mean, rtol=1e-5)
-    emb = be.read(tmp_path / "test" / "embeddings.scp", test.keys())
+    np.testing.assert_allclose(fitted.center, mean, rtol=1e-5)
+    emb = fitted.read(tmp_path / "test" / "embeddings.scp", test.keys())
     utts = sorted(test)
     trials = Trials([utts[0], utts[0]], [utts[1], utts[3]], np.array([1, 0], np.int8))
-    got = be.scores(emb, trials, "test")
+    got = fitted.scores(emb, trials, "test")
     for k, (a, b) in enumerate(zip(trials.enroll, trials.test)):
         hand = np.mean([[unit(x - mean) @ unit(y - mean) for y in test[b]] for x in test[a]])
         assert got[k] == pytest.approx(hand, abs=1e-5)
@@ -73,24 +73,24 @@ def test_plda_backend_scores_with_the_trained_model(tmp_path):
     test = offset_embeddings(rng, 3, 2, 6, offset=0.0)
     write_set(tmp_path / "cohort", train)
     write_set(tmp_path / "test", test)
-    ev = EvalOptions(score_type="plda", lda_dim=4)
-    be = Backend.fit(ev, tmp_path / "cohort")
-    saved = be.plda
+    evaluation = EvalOptions(score_type="plda", lda_dim=4)
+    fitted = Backend.fit(evaluation, tmp_path / "cohort")
+    saved = fitted.plda
     assert saved.lda.shape == (4, 6)
-    emb = be.read(tmp_path / "test" / "embeddings.scp", test.keys())
+    emb = fitted.read(tmp_path / "test" / "embeddings.scp", test.keys())
     utts = sorted(test)
     trials = Trials(utts[:3], utts[3:], np.array([0, 0, 0], np.int8))
     e = np.array([emb.utts.index(u) for u in trials.enroll])
     t = np.array([emb.utts.index(u) for u in trials.test])
-    np.testing.assert_allclose(be.scores(emb, trials, "test"), saved.score(emb.means, e, t))
+    np.testing.assert_allclose(fitted.scores(emb, trials, "test"), saved.score(emb.means, e, t))
     # AS-norm over PLDA: each side z-normed by its top-N LLRs against the cohort speakers
-    be.ev = EvalOptions(score_type="plda", lda_dim=4, as_norm=True, as_norm_top_n=5)
-    cross = saved.cross(emb.means, be.cohort_means)
+    fitted.evaluation = EvalOptions(score_type="plda", lda_dim=4, as_norm=True, as_norm_top_n=5)
+    cross = saved.cross(emb.means, fitted.cohort_means)
     top = np.sort(cross, axis=1)[:, -5:]
     mu, sd = top.mean(1), top.std(1)
     s = saved.score(emb.means, e, t)
     hand = 0.5 * ((s - mu[e]) / sd[e] + (s - mu[t]) / sd[t])
-    np.testing.assert_allclose(be.scores(emb, trials, "test"), hand, rtol=1e-9)
+    np.testing.assert_allclose(fitted.scores(emb, trials, "test"), hand, rtol=1e-9)
 
 
 def test_qmf_fitted_on_held_list_and_saved(tmp_path):
@@ -105,22 +105,22 @@ def test_qmf_fitted_on_held_list_and_saved(tmp_path):
     lines = [f"{a} {b} {'target' if a[:3] == b[:3] else 'nontarget'}" for i, a in enumerate(utts) for b in utts[i + 1:]]
     (data / "val" / "trials" / "val").write_text("\n".join(lines) + "\n")
     write_table(data / "val" / "utt2dur", {u: f"{2 + (i % 5):.3f}" for i, u in enumerate(utts)})
-    ev = EvalOptions(qmf=True, qmf_trials="val/val", as_norm_top_n=3)
-    be = Backend.of_system(exp, ev, exp / "embeddings" / "cohort", data)
-    cal = be.calibration
+    evaluation = EvalOptions(qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    fitted = Backend.of_system(exp, evaluation, exp / "embeddings" / "cohort", data)
+    cal = fitted.calibration
     assert Calibration.load(exp / "qmf.json").weights.tolist() == cal.weights.tolist()
     assert cal.weights[0] > 0  # a higher score means more likely the same speaker
     # the imposter-mean feature is the mean top-N cosine against the cohort speakers
     trials = read_trials(data / "val" / "trials" / "val")
-    emb = be.read(exp / "embeddings" / "val" / "embeddings.scp", trials.utterances)
-    feats = be.features(emb, trials, be.scores(emb, trials, "val"), {u: 2.0 for u in utts}, "val")
+    emb = fitted.read(exp / "embeddings" / "val" / "embeddings.scp", trials.utterances)
+    feats = fitted.features(emb, trials, fitted.scores(emb, trials, "val"), {u: 2.0 for u in utts}, "val")
     i = emb.utts.index(trials.enroll[0])
     j = emb.utts.index(trials.test[0])
-    imp = [np.sort(emb.means[k] @ be.cohort.T)[-3:].mean() for k in (i, j)]
+    imp = [np.sort(emb.means[k] @ fitted.cohort.T)[-3:].mean() for k in (i, j)]
     np.testing.assert_allclose(feats[0, 5:], sorted(imp), rtol=1e-6)
     np.testing.assert_allclose(feats[0, 1:3], np.log(2.0))
     with pytest.raises(SpkidError, match="no duration"):
-        be.features(emb, trials, feats[:, 0], {}, "val")
+        fitted.features(emb, trials, feats[:, 0], {}, "val")
 
 
 def test_missing_training_embeddings_named(tmp_path):
@@ -151,15 +151,15 @@ def test_stage5_scores_through_the_back_end(tmp_path):
     """score_set with PLDA + QMF: scores = the saved calibration applied to the saved PLDA's
     LLRs and the quality features; qmf.json and plda.npz written beside the system."""
     exp, data = plda_qmf_system(tmp_path)
-    ev = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
-    score_set(exp, data / "test", ScoreOptions(), ev)
+    evaluation = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    score_set(exp, data / "test", ScoreOptions(), evaluation)
     cal = Calibration.load(exp / "qmf.json")
     assert cal.trained_on.endswith("val/trials/val")
-    be = Backend.fit(ev, exp / "embeddings" / "cohort")
+    fitted = Backend.fit(evaluation, exp / "embeddings" / "cohort")
     trials = read_trials(data / "test" / "trials" / "test")
-    emb = be.read(exp / "embeddings" / "test" / "embeddings.scp", trials.utterances)
+    emb = fitted.read(exp / "embeddings" / "test" / "embeddings.scp", trials.utterances)
     durs = {u: float(d) for u, d in (line.split() for line in (data / "test" / "utt2dur").read_text().splitlines())}
-    want = cal.apply(be.features(emb, trials, be.scores(emb, trials, "t"), durs, "t"))
+    want = cal.apply(fitted.features(emb, trials, fitted.scores(emb, trials, "t"), durs, "t"))
     _, _, got = read_scores(exp / "scores" / "test" / "test.score")
     np.testing.assert_allclose(got, want, atol=2e-6)
     assert "QMF on val/val" in json.loads((exp / "scores" / "test" / "test.metrics.json").read_text())["backend"]
@@ -168,16 +168,16 @@ def test_stage5_scores_through_the_back_end(tmp_path):
 def test_back_end_fitted_once_per_system_and_refitted_when_its_inputs_change(tmp_path, monkeypatch):
     exp, data = plda_qmf_system(tmp_path)
     cohort = exp / "embeddings" / "cohort"
-    ev = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
-    score_set(exp, data / "test", ScoreOptions(), ev)
-    fitted = Backend.fit(ev, cohort)
+    evaluation = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    score_set(exp, data / "test", ScoreOptions(), evaluation)
+    fitted = Backend.fit(evaluation, cohort)
     fitted.fit_calibration(exp, data)
     fits = []
     real_fit = Backend.fit.__func__
     monkeypatch.setattr(Backend, "fit", classmethod(lambda cls, *a: fits.append(a) or real_fit(cls, *a)))
     # the second set loads what the first one fitted: the same arrays, PLDA and calibration
-    score_set(exp, data / "val", ScoreOptions(), ev)
-    loaded = Backend.of_system(exp, ev, cohort, data)
+    score_set(exp, data / "val", ScoreOptions(), evaluation)
+    loaded = Backend.of_system(exp, evaluation, cohort, data)
     assert fits == []
     np.testing.assert_array_equal(loaded.cohort, fitted.cohort)
     np.testing.assert_array_equal(loaded.cohort_means, fitted.cohort_means)
@@ -187,28 +187,28 @@ def test_back_end_fitted_once_per_system_and_refitted_when_its_inputs_change(tmp
     Backend.of_system(exp, EvalOptions(score_type="plda", lda_dim=3, qmf=True, qmf_trials="val/val"), cohort, data)
     assert len(fits) == 1
     write_set(cohort, offset_embeddings(np.random.default_rng(9), 10, 4, 6, offset=0.0))
-    Backend.of_system(exp, ev, cohort, data)
+    Backend.of_system(exp, evaluation, cohort, data)
     assert len(fits) == 2 and (exp / "backend.info").is_file()
-    Backend.of_system(exp, ev, cohort, data)
+    Backend.of_system(exp, evaluation, cohort, data)
     assert len(fits) == 2
     a, b = sorted(read_table(data / "val" / "utt2spk"))[:2]
     with open(data / "val" / "trials" / "val", "a") as f:
         f.write(f"{b} {a} target\n")
-    Backend.of_system(exp, ev, cohort, data)
+    Backend.of_system(exp, evaluation, cohort, data)
     assert len(fits) == 3
 
 
 def test_mean_subtracted_back_end_saves_the_mean(tmp_path):
     rng = np.random.default_rng(3)
     write_set(tmp_path / "cohort", offset_embeddings(rng, 6, 4, 5))
-    ev = EvalOptions(mean_subtract=True)
-    fitted = Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)
-    loaded = Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)
+    evaluation = EvalOptions(mean_subtract=True)
+    fitted = Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
+    loaded = Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
     assert loaded.center.dtype == np.float32
     np.testing.assert_array_equal(loaded.center, fitted.center)
     (tmp_path / "backend.npz").write_bytes(b"junk")
     with pytest.raises(SpkidError, match="backend.npz: not a back-end written by spkid"):
-        Backend.of_system(tmp_path, ev, tmp_path / "cohort", tmp_path)
+        Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
 
 
 def test_a_nan_record_is_blamed_on_the_ark_with_the_command_that_redoes_the_set(tmp_path):

@@ -39,7 +39,7 @@ def test_every_table2_row_has_a_conf():
 def test_conf_matches_table2(name):
     fam, row = name.rstrip("12345678"), int(name[-1])
     trunk, aug, decay, step, epochs = FAMILIES[fam]
-    model, loss, train, ev = load(f"{name}.conf")
+    model, loss, train, evaluation = load(f"{name}.conf")
     assert model.trunk == trunk
     assert loss.loss == LOSS_CYCLE[row]
     assert model.embed_bn == (row >= 5)
@@ -50,7 +50,7 @@ def test_conf_matches_table2(name):
     assert n_per_speaker(loss, train) == (2 if loss.loss.startswith("ap") else 1)
     if loss.loss in ("am_softmax", "aam_softmax"):
         assert (loss.margin, loss.scale) == (0.2, 30.0)
-    assert (ev.eval_frames, ev.num_eval_crops, ev.p_target) == (400, 10, 0.05)
+    assert (evaluation.eval_frames, evaluation.num_eval_crops, evaluation.p_target) == (400, 10, 0.05)
     first = (CONF / f"{name}.conf").read_text().splitlines()[0]
     assert first.startswith(f"# {name}: Table 2 row {name}")
 

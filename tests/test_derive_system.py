@@ -27,8 +27,8 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     base = make_experiment(tmp_path / "EA4")
     out = tmp_path / "EA4_plda"
     assert derive(["--score-type=plda", "--lda-dim=16", str(base), str(out)]) == 0
-    ev = read_resolved(out / "config.conf", SYSTEM_OPTIONS)[3]
-    assert (ev.score_type, ev.lda_dim) == ("plda", 16)
+    evaluation = read_resolved(out / "config.conf", SYSTEM_OPTIONS)[3]
+    assert (evaluation.score_type, evaluation.lda_dim) == ("plda", 16)
     assert os.path.samefile(out / "final.pt", base / "final.pt")
     assert "derived by steps/derive_system.py" in (out / "config.conf").read_text()
     derive(["--mean-subtract=true", str(base), str(tmp_path / "EA4_ms")])
@@ -48,18 +48,18 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     write_table(data / "utt2spk", {"a/b/1": "a", "b/c/2": "b"})
     lists = {"wav.scp": data / "wav.scp", "utt2spk": data / "utt2spk"}
     dst = out / "embeddings" / "vox1"
-    making = set_making(out, ev, dst, "extract", lists)
+    making = set_making(out, evaluation, dst, "extract", lists)
     # the same making as the base's: the linked final.pt has the base's content
-    assert not making.differences(set_making(base, ev, src, "extract", lists))
+    assert not making.differences(set_making(base, evaluation, src, "extract", lists))
     assert link_base_set(out, dst, making, sorted(wav)) is None  # the base's set is not finished
-    set_making(base, ev, src, "extract", lists).write([src / n for n in SET_FILES])
+    set_making(base, evaluation, src, "extract", lists).write([src / n for n in SET_FILES])
     assert link_base_set(out, dst, making, sorted(wav)) == src
     assert os.path.samefile(dst / "embeddings.ark", src / "embeddings.ark")
     # its own scp names its own (linked) ark, its own record; stage 4's marker is not carried over
     assert (dst / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {dst}/embeddings.ark:{offset}"
     assert not (dst / ".done").exists()
     assert not making.reasons_to_redo(Record.load(dst))
-    other = set_making(out, replace(ev, num_eval_crops=5), dst, "extract", lists)
+    other = set_making(out, replace(evaluation, num_eval_crops=5), dst, "extract", lists)
     assert link_base_set(out, dst, other, sorted(wav)) is None  # other crops: extract
 
     # the cohort, which the base (plain cosine) never extracts: a sibling derived from the same
@@ -68,16 +68,16 @@ def test_eval_option_links_network_and_stage4_links_embeddings(tmp_path):
     first.mkdir()
     for f in SET_FILES:
         (first / f).write_bytes((src / f).read_bytes().replace(str(src).encode(), str(first).encode()))
-    set_making(out, ev, first, "extract", lists).write([first / n for n in SET_FILES])
+    set_making(out, evaluation, first, "extract", lists).write([first / n for n in SET_FILES])
     second.mkdir(parents=True)
-    assert link_base_set(tmp_path / "EA4_ms", second, set_making(tmp_path / "EA4_ms", ev, second, "extract", lists),
+    assert link_base_set(tmp_path / "EA4_ms", second, set_making(tmp_path / "EA4_ms", evaluation, second, "extract", lists),
                          sorted(wav)) == first
     assert os.path.samefile(second / "embeddings.ark", first / "embeddings.ark")
     assert (second / "embeddings.scp").read_text().splitlines()[1] == f"b/c/2 {second}/embeddings.ark:{offset}"
     make_experiment(tmp_path / "EA4_avg")
     (tmp_path / "EA4_avg" / "embeddings" / "cohort").mkdir(parents=True)
     avg = tmp_path / "EA4_avg" / "embeddings" / "cohort"
-    assert link_base_set(tmp_path / "EA4_avg", avg, set_making(tmp_path / "EA4_avg", ev, avg, "extract", lists),
+    assert link_base_set(tmp_path / "EA4_avg", avg, set_making(tmp_path / "EA4_avg", evaluation, avg, "extract", lists),
                          sorted(wav)) is None
 
 

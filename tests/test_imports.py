@@ -67,12 +67,12 @@ def test_import_of_each_released_network(tmp_path, name):
     make, model_fields, loss, speakers, params = RELEASED[name]
     state = make()
     exp = import_model(tmp_path, state, name=name)
-    model, lossopts, train, evalo = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
+    model, lossopts, train, evaluation = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
     for field, value in model_fields.items():
         assert getattr(model, field) == pytest.approx(value) if isinstance(value, float) else getattr(model, field) == value
     assert lossopts.loss == loss
     assert model.input_scale == 32768.0  # all were trained on int16-scale waveforms
-    assert (evalo.num_eval_crops, evalo.score_type) == ((0, "cosine") if "ECAPA" in name else (10, "euclidean"))
+    assert (evaluation.num_eval_crops, evaluation.score_type) == ((0, "cosine") if "ECAPA" in name else (10, "euclidean"))
     assert (exp / ".done.train").read_text() == ""  # stage 3's marker, for any corpus
     system = load_system(exp)
     assert trunk_parameters(system.model) == params  # the paper's counts (section 2.1, docs/stages.md, Trunks)
@@ -230,8 +230,8 @@ def test_options_set_only_what_the_file_cannot_tell(tmp_path):
         import_model(tmp_path, s, "--channels=16,32,64,128", name="a")
     # the filterbank buffer is empty (old torchaudio filled it lazily): the mel bins are an option
     exp = import_model(tmp_path, s, "--n-mels=48", "--num-eval-crops=5", name="b")
-    model, _, _, evalo = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
-    assert (model.n_mels, evalo.num_eval_crops, evalo.score_type) == (48, 5, "euclidean")
+    model, _, _, evaluation = read_resolved(exp / "config.conf", SYSTEM_OPTIONS)
+    assert (model.n_mels, evaluation.num_eval_crops, evaluation.score_type) == (48, 5, "euclidean")
     with pytest.raises(SpkidError, match="already holds a system"):
         import_model(tmp_path, s, name="b")
 

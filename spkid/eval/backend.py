@@ -43,28 +43,28 @@ from spkid.fileio import atomic_write
 from spkid.options import EvalOptions
 
 
-def needs_training_set(ev: EvalOptions) -> bool:
-    """Whether scoring with ``ev`` needs the training utterances' embeddings (the cohort dir)."""
-    return ev.as_norm or ev.mean_subtract or ev.score_type == "plda" or ev.qmf
+def needs_training_set(evaluation: EvalOptions) -> bool:
+    """Whether scoring with ``evaluation`` needs the training utterances' embeddings (the cohort dir)."""
+    return evaluation.as_norm or evaluation.mean_subtract or evaluation.score_type == "plda" or evaluation.qmf
 
 
-def describe(ev: EvalOptions, cohort_speakers: int | None = None, lda_dim: int | None = None) -> str:
+def describe(evaluation: EvalOptions, cohort_speakers: int | None = None, lda_dim: int | None = None) -> str:
     """The back-end in a few words, for logs and the results table; ``lda_dim``: the LDA's fitted
     dimension where known (``--lda-dim`` is capped at the training speakers - 1)."""
-    parts = [ev.score_type if ev.score_type != "plda" else f"PLDA (LDA {lda_dim or ev.lda_dim})"]
-    if ev.mean_subtract:
+    parts = [evaluation.score_type if evaluation.score_type != "plda" else f"PLDA (LDA {lda_dim or evaluation.lda_dim})"]
+    if evaluation.mean_subtract:
         parts.insert(0, "mean-subtracted")
-    if ev.as_norm:
-        parts.append(f"AS-norm top-{ev.as_norm_top_n}"
+    if evaluation.as_norm:
+        parts.append(f"AS-norm top-{evaluation.as_norm_top_n}"
                      + (f" of {cohort_speakers} cohort speakers" if cohort_speakers is not None else ""))
-    if ev.qmf:
-        parts.append(f"QMF on {ev.qmf_trials}")
+    if evaluation.qmf:
+        parts.append(f"QMF on {evaluation.qmf_trials}")
     return ", ".join(parts)
 
 
-def saved_files(system: SystemDir, ev: EvalOptions) -> list[Path]:
+def saved_files(system: SystemDir, evaluation: EvalOptions) -> list[Path]:
     """The files a fitted back-end is saved to."""
-    return [system.backend_stats] + [system.plda] * (ev.score_type == "plda") + [system.qmf] * ev.qmf
+    return [system.backend_stats] + [system.plda] * (evaluation.score_type == "plda") + [system.qmf] * evaluation.qmf
 
 
 def file_digest(*paths: Path) -> str:
@@ -87,24 +87,24 @@ def set_digest(emb_dir: Path) -> str:
                                                                                   "utt2spk"))
 
 
-def qmf_list(ev: EvalOptions, data_root: Path) -> tuple[str, Path]:
+def qmf_list(evaluation: EvalOptions, data_root: Path) -> tuple[str, Path]:
     """(the set, the trial list) ``--qmf-trials`` names under ``data_root``."""
-    set_name, _, list_name = ev.qmf_trials.partition("/")
+    set_name, _, list_name = evaluation.qmf_trials.partition("/")
     path = data_root / set_name / "trials" / list_name
     if not list_name or not path.is_file():
-        raise SpkidError(f"QMF is trained on --qmf-trials={ev.qmf_trials} (SET/LIST), but {path} is not "
+        raise SpkidError(f"QMF is trained on --qmf-trials={evaluation.qmf_trials} (SET/LIST), but {path} is not "
                          f"there: prepare it (stage 2) or name another held list")
     return set_name, path
 
 
-def fitted_from(system: SystemDir, ev: EvalOptions, cohort_dir: Path, data_root: Path) -> dict[str, str]:
+def fitted_from(system: SystemDir, evaluation: EvalOptions, cohort_dir: Path, data_root: Path) -> dict[str, str]:
     """What a system's back-end depends on: its evaluation options, the cohort's embeddings and,
     with QMF, the held list, its set's embeddings and durations. Kept in ``backend.info``: a
     back-end fitted from anything else is fitted again rather than loaded."""
-    options = hashlib.sha1("\n".join(to_conf_lines(ev)).encode()).hexdigest()
+    options = hashlib.sha1("\n".join(to_conf_lines(evaluation)).encode()).hexdigest()
     record = {"options-sha1": options, "cohort": set_digest(cohort_dir)}
-    if ev.qmf:
-        set_name, trials = qmf_list(ev, data_root)
+    if evaluation.qmf:
+        set_name, trials = qmf_list(evaluation, data_root)
         record |= {"qmf-trials-sha1": file_digest(trials), "qmf-set": set_digest(system.embeddings(set_name)),
                    "qmf-utt2dur-sha1": file_digest(data_root / set_name / "utt2dur")}
     return record
@@ -114,7 +114,7 @@ def fitted_from(system: SystemDir, ev: EvalOptions, cohort_dir: Path, data_root:
 class Backend:
     """What scoring needs besides a set's own embeddings."""
 
-    ev: EvalOptions
+    evaluation: EvalOptions
     center: np.ndarray | None = None       # subtracted from raw crops
     cohort: np.ndarray | None = None       # (S, D) unit speaker vectors: AS-norm, QMF imposter means
     cohort_means: np.ndarray | None = None  # (S, D) mean per-utterance vectors per speaker (PLDA cohort)
@@ -122,41 +122,41 @@ class Backend:
     calibration: Calibration | None = None  # QMF
 
     @classmethod
-    def of_system(cls, exp_dir: Path, ev: EvalOptions, cohort_dir: Path, data_root: Path) -> "Backend":
+    def of_system(cls, exp_dir: Path, evaluation: EvalOptions, cohort_dir: Path, data_root: Path) -> "Backend":
         """The back-end stage 5 scores every set of a system with, fitted once: loaded from
         ``exp_dir`` when its ``backend.info`` says it was fitted from the same options, cohort and
         QMF list, else fitted (on ``cohort_dir``; QMF on ``--qmf-trials`` under ``data_root``) and saved."""
-        if not needs_training_set(ev):
-            return cls(ev)
+        if not needs_training_set(evaluation):
+            return cls(evaluation)
         if not (cohort_dir / "embeddings.scp").is_file() or not (cohort_dir / "utt2spk").is_file():
-            raise SpkidError(f"{describe(ev)} scoring needs the training utterances' embeddings in {cohort_dir}: "
+            raise SpkidError(f"{describe(evaluation)} scoring needs the training utterances' embeddings in {cohort_dir}: "
                              f"extract them with steps/extract.sh --cohort-data data/vox2_dev EXP_DIR DATA_DIR")
         system = SystemDir(exp_dir)
-        record, files = fitted_from(system, ev, cohort_dir, data_root), saved_files(system, ev)
+        record, files = fitted_from(system, evaluation, cohort_dir, data_root), saved_files(system, evaluation)
         names = ", ".join(f.name for f in files)
         if system.backend_record.is_file() and read_table(system.backend_record) == record \
                 and all(f.is_file() for f in files):
             print(f"back-end: loaded from {exp_dir} ({names}; {system.backend_record.name}: fitted from this "
                   f"cohort and these options)")
-            return cls.load(system, ev)
-        be = cls.fit(ev, cohort_dir, f"--cohort-data TRAIN_DATA {exp_dir} DATA_DIR")
-        if ev.qmf:
-            be.fit_calibration(exp_dir, data_root)
-        be.save(system, record)
+            return cls.load(system, evaluation)
+        fitted = cls.fit(evaluation, cohort_dir, f"--cohort-data TRAIN_DATA {exp_dir} DATA_DIR")
+        if evaluation.qmf:
+            fitted.fit_calibration(exp_dir, data_root)
+        fitted.save(system, record)
         print(f"back-end: fitted on {cohort_dir}, saved to {exp_dir} ({names})")
-        return be
+        return fitted
 
     @classmethod
-    def fit(cls, ev: EvalOptions, cohort_dir: Path, redo: str = "") -> "Backend":
+    def fit(cls, evaluation: EvalOptions, cohort_dir: Path, redo: str = "") -> "Backend":
         """Mean, cohort and PLDA from the training utterances' embeddings (their ark read once);
         ``redo``: the arguments of the stage 4 command that extracts them again, for errors."""
-        train = scoring.read_embeddings(cohort_dir / "embeddings.scp", keep_crops=ev.score_type == "euclidean",
-                                        fix=arks.redo_fix(cohort_dir, redo, run_sh=False), subtract_mean=ev.mean_subtract)
+        train = scoring.read_embeddings(cohort_dir / "embeddings.scp", keep_crops=evaluation.score_type == "euclidean",
+                                        fix=arks.redo_fix(cohort_dir, redo, run_sh=False), subtract_mean=evaluation.mean_subtract)
         utt2spk = read_table(cohort_dir / "utt2spk")
         _, speaker_vectors = scoring.speaker_means(train, utt2spk)
-        out = cls(ev, train.center, scoring.normalize_rows(speaker_vectors))
-        if ev.score_type == "plda":
-            out.plda = Plda.train(train.means, [utt2spk[u] for u in train.utts], ev.lda_dim)
+        out = cls(evaluation, train.center, scoring.normalize_rows(speaker_vectors))
+        if evaluation.score_type == "plda":
+            out.plda = Plda.train(train.means, [utt2spk[u] for u in train.utts], evaluation.lda_dim)
             out.cohort_means = speaker_vectors
         return out
 
@@ -171,7 +171,7 @@ class Backend:
         write_table(system.backend_record, record)  # last: the files it vouches for are complete
 
     @classmethod
-    def load(cls, system: SystemDir, ev: EvalOptions) -> "Backend":
+    def load(cls, system: SystemDir, evaluation: EvalOptions) -> "Backend":
         path = system.backend_stats
         try:
             with np.load(path) as z:
@@ -179,29 +179,29 @@ class Backend:
         except (OSError, ValueError) as e:
             raise SpkidError(f"{path}: not a back-end written by spkid ({e}); remove {system.backend_record} and "
                              f"score again (the back-end is fitted again)") from None
-        return cls(ev, arrays.get("center"), arrays.get("cohort"), arrays.get("cohort_means"),
-                   Plda.load(system.plda) if ev.score_type == "plda" else None,
-                   Calibration.load(system.qmf) if ev.qmf else None)
+        return cls(evaluation, arrays.get("center"), arrays.get("cohort"), arrays.get("cohort_means"),
+                   Plda.load(system.plda) if evaluation.score_type == "plda" else None,
+                   Calibration.load(system.qmf) if evaluation.qmf else None)
 
     def read(self, scp: Path, utts, data_dir: Path | None = None) -> scoring.Embeddings:
         """The embeddings of ``utts`` that stage 4 extracted from ``data_dir`` (data/<set> when not
         given) into ``scp``."""
         fix = arks.redo_fix(scp.parent, f"{scp.parent.parent.parent} {data_dir}" if data_dir else "")
-        return scoring.read_embeddings(scp, utts, keep_crops=self.ev.score_type == "euclidean", center=self.center,
+        return scoring.read_embeddings(scp, utts, keep_crops=self.evaluation.score_type == "euclidean", center=self.center,
                                        fix=fix)
 
     def scores(self, emb: scoring.Embeddings, trials: Trials, where: str) -> np.ndarray:
         """The system's scores of a list before calibration (cosine, euclidean or PLDA; AS-norm)."""
-        ev = self.ev
-        if ev.score_type != "plda":
-            return scoring.score_trials(emb, trials, ev.score_type, self.cohort if ev.as_norm else None,
-                                        ev.as_norm_top_n, where=where)
+        evaluation = self.evaluation
+        if evaluation.score_type != "plda":
+            return scoring.score_trials(emb, trials, evaluation.score_type, self.cohort if evaluation.as_norm else None,
+                                        evaluation.as_norm_top_n, where=where)
         e, t = scoring.trial_indices(trials, emb, where)
         s = self.plda.score(emb.means, e, t)
-        if not ev.as_norm:
+        if not evaluation.as_norm:
             return s
         rows, inv = np.unique(np.r_[e, t], return_inverse=True)
-        mu, sd = scoring.top_n_stats(self.plda.cross(emb.means[rows], self.cohort_means), ev.as_norm_top_n)
+        mu, sd = scoring.top_n_stats(self.plda.cross(emb.means[rows], self.cohort_means), evaluation.as_norm_top_n)
         ie, it = inv[:len(e)], inv[len(e):]
         return scoring.as_norm(s, mu[ie], sd[ie], mu[it], sd[it])
 
@@ -217,12 +217,12 @@ class Backend:
         imposter = np.zeros(len(emb.utts))
         rows = np.unique(np.r_[e, t])
         imposter[rows] = scoring.top_n_stats(scoring.cohort_scores(emb, rows, self.cohort, "cosine"),
-                                             self.ev.as_norm_top_n)[0]
+                                             self.evaluation.as_norm_top_n)[0]
         return quality_features(scores, e, t, log_dur, emb.norms, imposter)
 
     def fit_calibration(self, exp_dir: Path, data_root: Path) -> Calibration:
         """QMF fitted on ``--qmf-trials`` (scored with this back-end)."""
-        set_name, path = qmf_list(self.ev, data_root)
+        set_name, path = qmf_list(self.evaluation, data_root)
         trials = read_trials(path)
         emb_dir = SystemDir(exp_dir).embeddings(set_name)
         emb = self.read(emb_dir / "embeddings.scp", trials.utterances, data_root / set_name)
@@ -230,5 +230,5 @@ class Backend:
         if not dur_file.is_file():
             raise SpkidError(f"{dur_file} not found: QMF needs the utterance durations; re-run stage 2")
         feats = self.features(emb, trials, self.scores(emb, trials, str(emb_dir)), read_utt2dur(dur_file), str(emb_dir))
-        self.calibration = Calibration.fit(feats, trials.labels, self.ev.p_target, trained_on=str(path))
+        self.calibration = Calibration.fit(feats, trials.labels, self.evaluation.p_target, trained_on=str(path))
         return self.calibration

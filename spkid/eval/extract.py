@@ -188,10 +188,10 @@ def check_crop_memory(model: torch.nn.Module, crop: int, num_crops: int, device:
 
 
 @torch.no_grad()
-def embed_waveform(model: torch.nn.Module, wave: np.ndarray, ev: EvalOptions,
+def embed_waveform(model: torch.nn.Module, wave: np.ndarray, evaluation: EvalOptions,
                    device: torch.device | str = "cpu") -> np.ndarray:
     """Raw crop embeddings (crops x dim) of one waveform, with the crops of stage 4."""
-    crops = utterance_crops(wave, crop_samples(ev.eval_frames), ev.num_eval_crops)
+    crops = utterance_crops(wave, crop_samples(evaluation.eval_frames), evaluation.num_eval_crops)
     return model(torch.from_numpy(crops).to(device)).float().cpu().numpy()
 
 

@@ -77,11 +77,11 @@ def job_model(exp_dir: Path, opts: ExtractOptions) -> torch.nn.Module:
     return load_system(exp_dir, device).model
 
 
-def run_part(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions, part: Part, progress,
+def run_part(model: torch.nn.Module, evaluation: EvalOptions, opts: ExtractOptions, part: Part, progress,
              read_workers: int) -> int:
     device = next(model.parameters()).device
     batch_utts = opts.batch_utts or (16 if device.type == "cuda" else 1)
-    stream = embed(model, part.items(), crop_samples(ev.eval_frames), ev.num_eval_crops, device,
+    stream = embed(model, part.items(), crop_samples(evaluation.eval_frames), evaluation.num_eval_crops, device,
                    batch_utts, read_workers, opts.allow_pipes)
     return write_embeddings(stream, part.ark, progress)
 
@@ -90,7 +90,7 @@ class _Stopped(Exception):
     """Raised in a part's thread when another part failed (or Ctrl-C), to end it early."""
 
 
-def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractOptions, parts: list[Part],
+def run_parts_in_threads(model: torch.nn.Module, evaluation: EvalOptions, opts: ExtractOptions, parts: list[Part],
                          bar) -> None:
     """CPU parts as threads of this process: one torch start-up and one network for all of them
     (each thread's forward passes use its share of the cores; torch releases the GIL in them).
@@ -106,7 +106,7 @@ def run_parts_in_threads(model: torch.nn.Module, ev: EvalOptions, opts: ExtractO
 
     # no DataLoader workers: forking a process whose other threads run torch can deadlock the child
     with ThreadPoolExecutor(len(parts)) as pool:
-        futures = [pool.submit(run_part, model, ev, opts, part, tick, 0) for part in parts]
+        futures = [pool.submit(run_part, model, evaluation, opts, part, tick, 0) for part in parts]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
         finally:
@@ -123,12 +123,12 @@ CROP_OPTIONS = ("--eval-frames", "--num-eval-crops")
 SET_FILES = ("embeddings.ark", "embeddings.scp", "xvector.ark", "xvector.scp", "utt2spk")
 
 
-def set_making(exp_dir: Path, ev: EvalOptions, out_dir: Path, redo: str, data_files: dict[str, Path],
+def set_making(exp_dir: Path, evaluation: EvalOptions, out_dir: Path, redo: str, data_files: dict[str, Path],
                options: Sequence[str] = CROP_OPTIONS) -> Record:
     """What a set's embeddings are made from: the trained weights, the data dir's lists and the
     crop options (spkid.expdir's provenance record). A set made otherwise is extracted again."""
     system = SystemDir(exp_dir)
-    used = dict(line.split("=", 1) for line in to_conf_lines(ev))
+    used = dict(line.split("=", 1) for line in to_conf_lines(evaluation))
     return Record.made_from(out_dir, 4, redo, {"final.pt": system.final, **data_files}, system.config,
                             {name: used[name] for name in options})
 
@@ -238,7 +238,7 @@ def runs_in_process(opts: ExtractOptions) -> bool:
     return runs_here(opts.cmd) and (opts.gpus == 0 or opts.nj == 1)
 
 
-def run_parts(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
+def run_parts(exp_dir: Path, evaluation: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
               parts: list[Part], name: str, what: str) -> None:
     """The unfinished parts: in this process (see :func:`runs_in_process`), or as jobs
     ``JOB=1:N`` of ``--cmd`` with logs ``exp/SYS/log/extract.<name>.JOB.log`` (each job finds
@@ -258,12 +258,12 @@ def run_parts(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command:
                   quiet=opts.quiet) as bar:
         model = job_model(exp_dir, opts)
         if len(todo) == 1:
-            run_part(model, ev, opts, todo[0], lambda: bar.update(1), opts.read_workers)
+            run_part(model, evaluation, opts, todo[0], lambda: bar.update(1), opts.read_workers)
         else:
-            run_parts_in_threads(model, ev, opts, todo, bar)
+            run_parts_in_threads(model, evaluation, opts, todo, bar)
 
 
-def run_job(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions) -> int:
+def run_job(exp_dir: Path, evaluation: EvalOptions, opts: ExtractOptions) -> int:
     """Part ``--job`` of ``embeddings/<--out-name>``: one job of :func:`run_parts`' ``--cmd``."""
     part = Part.read(SystemDir(exp_dir).embeddings(opts.out_name) / "split", opts.job)
     if part.done():
@@ -277,7 +277,7 @@ def run_job(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions) -> int:
         if done[0] % 100 == 0:
             print(f"extract.py: part {part.job}: {done[0]} of {len(part.wav_scp)} utterances")
 
-    n = run_part(job_model(exp_dir, opts), ev, opts, part, tick, opts.read_workers)
+    n = run_part(job_model(exp_dir, opts), evaluation, opts, part, tick, opts.read_workers)
     print(f"extract.py: part {part.job}: {n} utterances -> {part.ark} ({time.time() - start:.0f}s)")
     return 0
 
@@ -324,7 +324,7 @@ def merge_parts(out_dir: Path, parts: list[Part], utts: list[str], utt2spk: dict
     return n
 
 
-def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
+def extract_set(exp_dir: Path, evaluation: EvalOptions, opts: ExtractOptions, job_command: Sequence[str],
                 wav_scp: dict[str, str], utt2spk: dict[str, str], out_dir: Path, what: str, making: Record) -> None:
     """Embeddings of the ``wav_scp`` utterances into ``out_dir`` as ``making`` records them:
     split into parts, the parts not yet done run (``job_command --job=JOB --out-name=NAME`` is
@@ -339,39 +339,39 @@ def extract_set(exp_dir: Path, ev: EvalOptions, opts: ExtractOptions, job_comman
         return
     start = time.time()
     parts = split_parts(out_dir / "split", wav_scp, opts.nj, making)
-    run_parts(exp_dir, ev, opts, job_command, parts, out_dir.name, what)
+    run_parts(exp_dir, evaluation, opts, job_command, parts, out_dir.name, what)
     n = merge_parts(out_dir, parts, utts, utt2spk, making, what)
     print(f"extract.py: {n} utterances of {what} -> {out_dir / 'embeddings.ark'} ({len(parts)} job(s), "
           f"{time.time() - start:.0f}s)")
 
 
-def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, ev: EvalOptions,
+def extract_data(exp_dir: Path, data_dir: Path, opts: ExtractOptions, evaluation: EvalOptions,
                  job_command: Sequence[str]) -> int:
     """Stage 4 of ``data_dir`` with ``exp_dir``'s network (and of the training utterances, when the
     system's back-end needs them (AS-norm cohort, mean subtraction, PLDA, QMF; see
-    :mod:`spkid.eval.backend`) and ``--cohort-data`` names the training data); ``ev`` are the system's
+    :mod:`spkid.eval.backend`) and ``--cohort-data`` names the training data); ``evaluation`` are the system's
     evaluation options. ``job_command`` is the step's command line for one job of ``--cmd``."""
     if opts.job > 0:
-        return run_job(exp_dir, ev, opts)
+        return run_job(exp_dir, evaluation, opts)
     data = DataDir.load(data_dir, opts.allow_pipes)
     out = SystemDir(exp_dir).embeddings(data_dir.name)
     with writer_lock(out, f"extracting {data_dir}"):  # one writer per set (the GPU parts are its children)
-        making = set_making(exp_dir, ev, out, f"steps/extract.sh {exp_dir} {data_dir}", data_lists(data_dir))
-        extract_set(exp_dir, ev, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir), making)
-    if opts.cohort_data and needs_training_set(ev):
+        making = set_making(exp_dir, evaluation, out, f"steps/extract.sh {exp_dir} {data_dir}", data_lists(data_dir))
+        extract_set(exp_dir, evaluation, opts, job_command, data.wav_scp, data.utt2spk, out, str(data_dir), making)
+    if opts.cohort_data and needs_training_set(evaluation):
         if not (Path(opts.cohort_data) / "wav.scp").is_file():  # (VoxCeleb1 alone: no training set)
-            raise ExtractError(f"{exp_dir}'s back-end ({describe(ev)}) learns from training utterances, but "
+            raise ExtractError(f"{exp_dir}'s back-end ({describe(evaluation)}) learns from training utterances, but "
                                f"{opts.cohort_data} (--cohort-data) is not there: obtain the training set (stages 1-2, "
                                f"docs/voxceleb.md) or score {exp_dir} without those options")
         train = DataDir.load(opts.cohort_data, opts.allow_pipes)
-        subset = cohort_subset(train.spk2utt, ev.cohort_utts_per_spk)
+        subset = cohort_subset(train.spk2utt, evaluation.cohort_utts_per_spk)
         out = SystemDir(exp_dir).embeddings(COHORT)
         with writer_lock(out, f"extracting the training utterances of {opts.cohort_data}"):
             train_dir = Path(opts.cohort_data)
-            making = set_making(exp_dir, ev, out, f"steps/extract.sh --cohort-data {train_dir} {exp_dir} {data_dir}",
+            making = set_making(exp_dir, evaluation, out, f"steps/extract.sh --cohort-data {train_dir} {exp_dir} {data_dir}",
                                 data_lists(train_dir),
                                 (*CROP_OPTIONS, "--cohort-utts-per-spk"))
-            extract_set(exp_dir, ev, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk, out,
+            extract_set(exp_dir, evaluation, opts, job_command, {u: train.wav_scp[u] for u in subset}, train.utt2spk, out,
                         f"the back-end's training utterances ({len(train.spk2utt)} speakers of {opts.cohort_data})",
                         making)
     return 0

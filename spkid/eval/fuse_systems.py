@@ -61,7 +61,7 @@ def checked_score_records(exp: Path, data: Path, systems: list[str], t: TrialLis
 
 
 def write_fusion(fused: SystemDir, weights: dict[str, float], search: dict, lists: dict, making: Record,
-                 fo: FusionOptions) -> None:
+                 fusion_opts: FusionOptions) -> None:
     """One fusion's weights, search record, fused score files (+ metrics) of every list, and its
     provenance record (the systems' score files it fused) last."""
     with atomic_write(fused.root / "weights") as f:
@@ -71,7 +71,7 @@ def write_fusion(fused: SystemDir, weights: dict[str, float], search: dict, list
     written = [fused.root / "weights", fused.root / "search.json"]
     for t, (tl, s) in lists.values():
         fused_scores = fusion.fuse(s, np.array(list(weights.values())))
-        m = metrics.compute_metrics(fused_scores, tl.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
+        m = metrics.compute_metrics(fused_scores, tl.labels, fusion_opts.p_target, fusion_opts.c_miss, fusion_opts.c_fa, fusion_opts.eer_method, str(t.path))
         scoring.write_scores(fused.score_file(t.set, t.name), tl, fused_scores)
         with atomic_write(fused.scores(t.set) / f"{t.name}.metrics.json") as f:
             json.dump({**m.to_json(), "system": fused.name, "weights": weights, "line": m.line()}, f, indent=1)
@@ -90,13 +90,13 @@ def fusion_record(fused: SystemDir, exp: Path, data: Path, systems: list[str], r
                             f"{data} {exp}", {}, options={"--systems": " ".join(systems)}, checked=checked)
 
 
-def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) -> int:
-    """Search F1 and F2 on ``fo``'s tuning list for the ``ro.systems`` of ``exp`` and apply them
+def fuse_systems(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: ReportOptions) -> int:
+    """Search F1 and F2 on ``fusion_opts``'s tuning list for the ``report_opts.systems`` of ``exp`` and apply them
     to every trial list under ``data``."""
-    systems = ro.systems.split()
+    systems = report_opts.systems.split()
     if not systems:
         raise SpkidError("--systems is empty: name the systems to fuse, e.g. --systems \"HA4 EA4\"")
-    tune_path = data / fo.tune_set / "trials" / fo.tune_list
+    tune_path = data / fusion_opts.tune_set / "trials" / fusion_opts.tune_list
     if not tune_path.is_file():  # (VoxCeleb1 alone has no VoxSRC 2020 list): the table goes without F1/F2
         for name in FUSIONS:
             shutil.rmtree(fusion_dir(exp, name).root, ignore_errors=True)
@@ -104,24 +104,24 @@ def fuse_systems(data: Path, exp: Path, fo: FusionOptions, ro: ReportOptions) ->
         return 0
     records = {t.name: (t, recs) for t in find_trial_lists(data)
                if (recs := checked_score_records(exp, data, systems, t)) is not None}
-    if fo.tune_list not in records:
-        raise SpkidError(f"no scores of {fo.tune_list} for {', '.join(systems)}: run steps/score.sh exp/SYS "
-                         f"{data / fo.tune_set} first")
-    trials, tune_scores = load_list_scores(exp, systems, fo.tune_set, fo.tune_list, tune_path)
+    if fusion_opts.tune_list not in records:
+        raise SpkidError(f"no scores of {fusion_opts.tune_list} for {', '.join(systems)}: run steps/score.sh exp/SYS "
+                         f"{data / fusion_opts.tune_set} first")
+    trials, tune_scores = load_list_scores(exp, systems, fusion_opts.tune_set, fusion_opts.tune_list, tune_path)
     start = time.time()
-    found = fusion.grid_search(tune_scores, trials.labels, list(FUSIONS.values()), fo.max_weight, fo.eer_method,
-                               fo.p_target, fo.c_miss, fo.c_fa, fo.search_bins, fo.search_jobs)
+    found = fusion.grid_search(tune_scores, trials.labels, list(FUSIONS.values()), fusion_opts.max_weight, fusion_opts.eer_method,
+                               fusion_opts.p_target, fusion_opts.c_miss, fusion_opts.c_fa, fusion_opts.search_bins, fusion_opts.search_jobs)
     print(f"fuse.py: searched {found['eer'].n_combinations} weight vectors of {len(systems)} systems on "
-          f"{fo.tune_list} ({len(trials)} trials) in {time.time() - start:.1f}s")
+          f"{fusion_opts.tune_list} ({len(trials)} trials) in {time.time() - start:.1f}s")
     loaded = {name: (t, load_list_scores(exp, systems, t.set, t.name, t.path)) for name, (t, _) in records.items()}
     for name, objective in FUSIONS.items():
         res, fused = found[objective], fusion_dir(exp, name)
         weights = dict(zip(systems, res.weights.tolist()))
         search = {"objective": objective, "value": res.value, "weights": weights, "tune_list": str(tune_path),
-                  "n_combinations": res.n_combinations, "n_exact_evaluations": res.n_exact, "options": asdict(fo)}
-        label = "EER" if objective == "eer" else f"MinDCF(p={fo.p_target:g})"
+                  "n_combinations": res.n_combinations, "n_exact_evaluations": res.n_exact, "options": asdict(fusion_opts)}
+        label = "EER" if objective == "eer" else f"MinDCF(p={fusion_opts.p_target:g})"
         print(f"{name}: weights {' '.join(f'{s}={w}' for s, w in weights.items())} "
               f"({label} {100 * res.value if objective == 'eer' else res.value:.4g}{'%' if objective == 'eer' else ''} "
-              f"on {fo.tune_list})")
-        write_fusion(fused, weights, search, loaded, fusion_record(fused, exp, data, systems, records), fo)
+              f"on {fusion_opts.tune_list})")
+        write_fusion(fused, weights, search, loaded, fusion_record(fused, exp, data, systems, records), fusion_opts)
     return 0

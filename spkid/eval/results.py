@@ -124,14 +124,14 @@ def system_row(exp_dir: str | os.PathLike) -> Row:
     conf = system.config
     if not conf.is_file():
         raise SpkidError(f"{conf} not found: {exp_dir.name} has not been trained (stage 3)")
-    model, loss, train, ev = read_resolved(conf, SYSTEM_OPTIONS)
+    model, loss, train, evaluation = read_resolved(conf, SYSTEM_OPTIONS)
     notes = [f"final.pt averages the last {train.average_last} epochs"] if train.average_last else []
     init = system.initialised_from()
     if init is not None:
         notes.insert(0, f"trained from {init} (--init-from)")
-    if ev.score_type != "cosine" or backend.needs_training_set(ev):
-        notes.append(f"back-end {backend.describe(ev, lda_dim=fitted_lda_dim(exp_dir))}"
-                     + (f" (its figures on {ev.qmf_trials.split('/')[-1]} are tuned there)" if ev.qmf else ""))
+    if evaluation.score_type != "cosine" or backend.needs_training_set(evaluation):
+        notes.append(f"back-end {backend.describe(evaluation, lda_dim=fitted_lda_dim(exp_dir))}"
+                     + (f" (its figures on {evaluation.qmf_trials.split('/')[-1]} are tuned there)" if evaluation.qmf else ""))
     return Row(exp_dir.name, format_params(trunk_params(model)), LOSSES[loss.loss].label,
                "yes" if train.augment else "no", "yes" if model.embed_bn else "no", note="; ".join(notes))
 
@@ -216,17 +216,17 @@ class RowSource:
         return path, record.outputs[name]
 
 
-def row_sources(data: Path, exp: Path, fo: FusionOptions, to: ReportOptions, systems: list[str]) -> list[RowSource]:
+def row_sources(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: ReportOptions, systems: list[str]) -> list[RowSource]:
     """The table's rows in order: the floor, the systems, then the fusions of exactly these
     systems (a fusion of others is refused: its weights would be reported under this table)."""
     rows = [RowSource(system_row(exp / s), exp / s, 5, f"steps/score.sh {exp / s} {data}/SET") for s in systems]
     for s, source in zip(systems, rows):
         source.row.digests["final.pt"] = file_digest(SystemDir(exp / s).final)
-    if to.floor:
-        rows.insert(0, RowSource(floor_row(Path(to.floor)), Path(to.floor), 6,
-                                 f"local/mfcc_baseline.py --data {data} --scores-dir {to.floor}"))
+    if report_opts.floor:
+        rows.insert(0, RowSource(floor_row(Path(report_opts.floor)), Path(report_opts.floor), 6,
+                                 f"local/mfcc_baseline.py --data {data} --scores-dir {report_opts.floor}"))
     redo = f"steps/fuse.py --config conf/fusion.conf --systems \"{' '.join(systems)}\" {data} {exp}"
-    for name in to.fusions.split():
+    for name in report_opts.fusions.split():
         fdir = fusion_dir(exp, name).root
         if not (fdir / "weights").is_file():
             continue
@@ -236,7 +236,7 @@ def row_sources(data: Path, exp: Path, fo: FusionOptions, to: ReportOptions, sys
                              f"these first (stage 6: {redo})")
         weights = read_table(fdir / "weights")
         what = "EER" if name == "F1" else "MinDCF" if name == "F2" else "objective"
-        note = f"best {what} fusion on {fo.tune_list}: " + " + ".join(f"{w}*{s}" for s, w in weights.items() if w != "0")
+        note = f"best {what} fusion on {fusion_opts.tune_list}: " + " + ".join(f"{w}*{s}" for s, w in weights.items() if w != "0")
         rows.append(RowSource(Row(name, note=note), fdir, 6, redo))
     return rows
 
@@ -249,20 +249,20 @@ def write_table_record(out: Path, rows: list[RowSource], files: dict[str, tuple[
     Record.made_from(folder, 6, redo, finals, checked=checked).write([out])
 
 
-def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOptions) -> int:
-    """Stage 6b: the table of ``to.systems`` and the fusions of ``exp`` on every trial list under
-    ``data`` (figures recomputed from the score files with ``fo``'s EER method and P_target, each
+def write_results_table(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: ReportOptions) -> int:
+    """Stage 6b: the table of ``report_opts.systems`` and the fusions of ``exp`` on every trial list under
+    ``data`` (figures recomputed from the score files with ``fusion_opts``'s EER method and P_target, each
     checked against the record of the stage that wrote it), a DET plot per list, and the table's
     own provenance record."""
     # matplotlib only here: steps/fuse.py imports this module for its options and lists
     from spkid.eval.det import DetCurve, plot_det
 
-    systems = to.systems.split()
+    systems = report_opts.systems.split()
     if not systems:
         raise SpkidError("--systems is empty: name the systems of the table")
-    rows = row_sources(data, exp, fo, to, systems)
+    rows = row_sources(data, exp, fusion_opts, report_opts, systems)
     shown, det_links, used = [], {}, {}
-    out = Path(to.out) if to.out else exp / "RESULTS.md"
+    out = Path(report_opts.out) if report_opts.out else exp / "RESULTS.md"
     for t in find_trial_lists(data):
         trials = read_trials(t.path)
         curves = []
@@ -273,19 +273,19 @@ def write_results_table(data: Path, exp: Path, fo: FusionOptions, to: ReportOpti
             used[f"{source.row.name}:{t.set}/{t.name}.score"] = found
             source.row.digests[f"{t.name}.score"] = found[1]["sha256"]
             s = scores_for_trials(found[0], trials, str(t.path))
-            m = metrics.compute_metrics(s, trials.labels, fo.p_target, fo.c_miss, fo.c_fa, fo.eer_method, str(t.path))
+            m = metrics.compute_metrics(s, trials.labels, fusion_opts.p_target, fusion_opts.c_miss, fusion_opts.c_fa, fusion_opts.eer_method, str(t.path))
             curves.append(DetCurve.from_metrics(source.row.name, m))
             source.row.results[t.name] = replace(m, rates=None)  # the table keeps the figures, not every point
         if curves:
             shown.append(t)
             png = exp / "results_det" / f"{t.name}.png"
-            plot_det(curves, png, f"{t.name} ({len(trials)} trials)", fo.eer_method)
+            plot_det(curves, png, f"{t.name} ({len(trials)} trials)", fusion_opts.eer_method)
             det_links[t.name] = str(png.relative_to(out.parent)) if png.is_relative_to(out.parent) else str(png)
     if not shown:
         raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
-    tune_path = data / fo.tune_set / "trials" / fo.tune_list
-    text = render([r.row for r in rows], shown, fo.p_target, fo.eer_method, det_links,
-                  f"{fo.tune_set}/{fo.tune_list}" if tune_path.is_file() else "", fo.max_weight, to.corpus)
+    tune_path = data / fusion_opts.tune_set / "trials" / fusion_opts.tune_list
+    text = render([r.row for r in rows], shown, fusion_opts.p_target, fusion_opts.eer_method, det_links,
+                  f"{fusion_opts.tune_set}/{fusion_opts.tune_list}" if tune_path.is_file() else "", fusion_opts.max_weight, report_opts.corpus)
     if not tune_path.is_file():
         text += f"\nNo fusion (F1, F2): {no_tuning_list(tune_path)}.\n"
     with atomic_write(out) as f:

@@ -32,7 +32,7 @@ class ScoreOptions:
     cohort: str = option("", "AS-norm cohort embeddings dir (default EXP_DIR/embeddings/cohort)")
 
 
-def scoring_record(system: SystemDir, data_dir: Path, ev: EvalOptions, cohort_dir: Path,
+def scoring_record(system: SystemDir, data_dir: Path, evaluation: EvalOptions, cohort_dir: Path,
                    lists: dict[str, Path]) -> Record:
     """What the scores of ``data_dir`` are made from: the set's embeddings (and the cohort's,
     and with QMF its list's set's, when the back-end learns from them), each checked against
@@ -41,10 +41,10 @@ def scoring_record(system: SystemDir, data_dir: Path, ev: EvalOptions, cohort_di
     out_dir = system.scores(data_dir.name)
     extract = f"steps/extract.sh {system.root}"
     sets = {"": (system.embeddings(data_dir.name), f"{extract} {data_dir}")}
-    if backend.needs_training_set(ev):
+    if backend.needs_training_set(evaluation):
         sets["cohort/"] = (cohort_dir, f"steps/extract.sh --cohort-data TRAIN_DATA {system.root} {data_dir}")
-    if ev.qmf:
-        qmf_set = ev.qmf_trials.partition("/")[0]
+    if evaluation.qmf:
+        qmf_set = evaluation.qmf_trials.partition("/")[0]
         sets["qmf/"] = (system.embeddings(qmf_set), f"{extract} {data_dir.parent / qmf_set}")
     checked = {}
     for prefix, (emb_dir, redo) in sets.items():
@@ -52,13 +52,13 @@ def scoring_record(system: SystemDir, data_dir: Path, ev: EvalOptions, cohort_di
         emb = check_current(emb_dir, 4, redo, names)
         checked.update({prefix + name: emb.input_entry(name, out_dir) for name in names})
     (out_dir / RECORD).unlink(missing_ok=True)
-    used = dict(line.split("=", 1) for line in to_conf_lines(ev))
+    used = dict(line.split("=", 1) for line in to_conf_lines(evaluation))
     return Record.made_from(out_dir, 5, f"steps/score.sh {system.root} {data_dir}",
                             {f"trials/{name}": path for name, path in lists.items()}, system.config, used, checked)
 
 
-def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) -> int:
-    """Score every trial list of ``data_dir`` with ``exp_dir``'s embeddings of it; ``ev`` are the
+def score_set(exp_dir: Path, data_dir: Path, opts: ScoreOptions, evaluation: EvalOptions) -> int:
+    """Score every trial list of ``data_dir`` with ``exp_dir``'s embeddings of it; ``evaluation`` are the
     system's evaluation options (score type, AS-norm, P_target)."""
     data = DataDir.load(data_dir, allow_pipes=True)  # (no audio is read here: wav.scp only lists the utterances)
     lists = data.trial_lists()
@@ -76,26 +76,26 @@ def score_set(exp_dir: Path, data_dir: Path, so: ScoreOptions, ev: EvalOptions) 
     system = SystemDir(exp_dir)
     emb_dir = system.embeddings(data_dir.name)
     start = time.time()
-    cohort_dir = Path(so.cohort) if so.cohort else system.embeddings(COHORT)
-    making = scoring_record(system, data_dir, ev, cohort_dir, lists)
-    be = backend.Backend.of_system(exp_dir, ev, cohort_dir, data_dir.parent)
-    emb = be.read(emb_dir / "embeddings.scp", utts, data_dir)
-    calibration = be.calibration
+    cohort_dir = Path(opts.cohort) if opts.cohort else system.embeddings(COHORT)
+    making = scoring_record(system, data_dir, evaluation, cohort_dir, lists)
+    fitted = backend.Backend.of_system(exp_dir, evaluation, cohort_dir, data_dir.parent)
+    emb = fitted.read(emb_dir / "embeddings.scp", utts, data_dir)
+    calibration = fitted.calibration
     out_dir = system.scores(data_dir.name)
     for name, trials in all_trials.items():
-        s = be.scores(emb, trials, str(emb_dir))
+        s = fitted.scores(emb, trials, str(emb_dir))
         if calibration is not None:
-            s = calibration.apply(be.features(emb, trials, s, data.utt2dur or {}, str(emb_dir)))
-        m = metrics.compute_metrics(s, trials.labels, ev.p_target, so.c_miss, so.c_fa, so.eer_method, str(lists[name]))
+            s = calibration.apply(fitted.features(emb, trials, s, data.utt2dur or {}, str(emb_dir)))
+        m = metrics.compute_metrics(s, trials.labels, evaluation.p_target, opts.c_miss, opts.c_fa, opts.eer_method, str(lists[name]))
         scoring.write_scores(system.score_file(data_dir.name, name), trials, s)
         with atomic_write(out_dir / f"{name}.metrics.json") as f:
-            json.dump({**m.to_json(), "system": exp_dir.name, "trials": str(lists[name]), "score_type": ev.score_type,
-                       "as_norm": ev.as_norm, "backend": backend.describe(ev), "line": m.line()}, f, indent=1)
+            json.dump({**m.to_json(), "system": exp_dir.name, "trials": str(lists[name]), "score_type": evaluation.score_type,
+                       "as_norm": evaluation.as_norm, "backend": backend.describe(evaluation), "line": m.line()}, f, indent=1)
         plot_det([DetCurve.from_metrics(exp_dir.name, m)],
-                 out_dir / f"{name}.det.png", f"{name} ({len(trials)} trials)", so.eer_method)
+                 out_dir / f"{name}.det.png", f"{name} ({len(trials)} trials)", opts.eer_method)
         print(f"{name}: {m.line()}")
     making.write([out_dir / f"{name}{suffix}" for name in all_trials for suffix in (".score", ".metrics.json")])
     print(f"score.py: {exp_dir.name} on {data_dir.name}: {len(all_trials)} list(s), "
-          f"{backend.describe(ev, None if be.cohort is None else len(be.cohort))}, "
+          f"{backend.describe(evaluation, None if fitted.cohort is None else len(fitted.cohort))}, "
           f"{time.time() - start:.1f}s -> {out_dir}")
     return 0

@@ -213,19 +213,19 @@ def import_model(checkpoint: str, exp_dir: str, system: list, opts: ImportOption
 
 def summary(imported: Imported, checkpoint: str, exp: Path) -> str:
     """One line: what was imported, and each front-end and evaluation setting with where it came from."""
-    model, loss, _, evalo = imported.options
+    model, loss, _, evaluation = imported.options
     origin = imported.origins
     head = (f"{loss.loss} head over {imported.num_speakers} speakers" if imported.num_speakers
             else f"{loss.loss} head" if imported.head_state is not None else "no loss head")
-    if evalo.num_eval_crops:
-        crops = (f"{evalo.num_eval_crops} crops ({origin['num_eval_crops']}) of {evalo.eval_frames} frames "
+    if evaluation.num_eval_crops:
+        crops = (f"{evaluation.num_eval_crops} crops ({origin['num_eval_crops']}) of {evaluation.eval_frames} frames "
                  f"({origin['eval_frames']}")
         crops += (f"; voxceleb_trainer's --eval_frames default is {VT_DEFAULT_EVAL_FRAMES})"
-                  if imported.network.startswith("ResNetSE34") and evalo.eval_frames != VT_DEFAULT_EVAL_FRAMES else ")")
+                  if imported.network.startswith("ResNetSE34") and evaluation.eval_frames != VT_DEFAULT_EVAL_FRAMES else ")")
     else:
         crops = f"whole utterances ({origin['num_eval_crops']})"
     return (f"import_model.py: {checkpoint}: {imported.network} -> {exp} ({model.trunk} {model.channels}, "
             f"{model.embed_dim}-dim; {head}); front-end: {model.frontend} ({origin['frontend']}), "
             f"{model.n_mels} mels ({origin['n_mels']}), "
             f"pre-emphasis {model.preemphasis:g} ({origin['preemphasis']}), input x{model.input_scale:g} "
-            f"({origin['input_scale']}); evaluation: {crops}, {evalo.score_type} ({origin['score_type']})")
+            f"({origin['input_scale']}); evaluation: {crops}, {evaluation.score_type} ({origin['score_type']})")

@@ -36,13 +36,13 @@ class RunOptions:
     init_from: str = option("", "start from these weights: a final.pt (trained, or imported by steps/import_model.py) or its system dir; the network always, the loss head when its loss and speaker count match this run's (a log line says which); a run with checkpoints resumes from them instead")
 
 
-def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
+def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, evaluation: EvalOptions,
                  run: RunOptions, exp_dir: str | Path, notes: Sequence[str] = ()) -> int:
     """Train the system into ``exp_dir`` (resuming there); 0 when done. ``notes`` (the values one
     conf replaced in another, ``Args.replaced``) go to the log and the console."""
     _check_run_options(train, run)
     exp = Path(exp_dir)
-    system = [model, loss, train, evalo]
+    system = [model, loss, train, evaluation]
     stop = StopSignal()
     previous_handler = stop.install()
     d = init_distributed(run.device)
@@ -58,7 +58,7 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
                 for note in notes:
                     log.info("note: %s", note)
                 write_resolved(SystemDir(exp).config, *system, header=f"written by steps/train.py for {exp}")
-            trainer, data = _resumed_trainer(model, loss, train, evalo, run, exp, d, stop)
+            trainer, data = _resumed_trainer(model, loss, train, evaluation, run, exp, d, stop)
             _train_to_the_end(trainer, data, exp)
     finally:
         close_distributed()
@@ -76,14 +76,14 @@ def _check_run_options(train: TrainOptions, run: RunOptions) -> None:
         raise SpkidError(f"--average-last {train.average_last} needs at least that many epochs, not --epochs {train.epochs}")
 
 
-def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions, evalo: EvalOptions,
+def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions, evaluation: EvalOptions,
                      run: RunOptions, exp: Path, d: Dist, stop: StopSignal) -> tuple[Trainer, TrainData]:
     """This rank's data, and the trainer resumed from the newest checkpoint, or started from
     ``--init-from`` (recorded in exp/<SYS>/initialised_from), or from scratch."""
     data_dir = DataDir.load(run.train_data)
     aug_dir = Path(run.aug_data) if train.augment else None
     data = build_train_data(data_dir, aug_dir, train, n_per_speaker(loss, train), d.rank, d.world_size, d.device)
-    job = TrainJob(model, loss, train, evalo, exp, log_interval=run.log_interval,
+    job = TrainJob(model, loss, train, evaluation, exp, log_interval=run.log_interval,
                    keep_checkpoints=run.keep_checkpoints, log_utts=run.log_utts, quiet=run.quiet)
     trainer = Trainer(job, data.num_speakers, d, stop)
     state = load_resume_checkpoint(exp, d, train.epochs)

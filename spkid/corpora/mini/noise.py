@@ -98,15 +98,15 @@ def random_song(rng: np.random.Generator, seconds: float, tpq: int = 480) -> tup
     root = int(rng.integers(48, 60))
     scale = [0, 2, 4, 5, 7, 9, 11] if rng.random() < 0.6 else [0, 2, 3, 5, 7, 8, 10]
     progression = [int(d) for d in rng.choice([0, 3, 4, 5, 1], size=4)]
-    ev: list[tuple[int, bytes]] = []
+    events: list[tuple[int, bytes]] = []
     programs = [int(rng.choice([0, 4, 16, 24, 48, 88])), int(rng.choice([0, 11, 40, 56, 65, 73, 80])),
                 int(rng.integers(32, 40))]
     for ch, prog in enumerate(programs):
-        ev.append((0, bytes([0xC0 | ch, prog])))
+        events.append((0, bytes([0xC0 | ch, prog])))
 
     def note(ch: int, pitch: int, start: int, length: int, vel: int) -> None:
-        ev.append((start, bytes([0x90 | ch, pitch, vel])))
-        ev.append((start + length, bytes([0x80 | ch, pitch, 0])))
+        events.append((start, bytes([0x90 | ch, pitch, vel])))
+        events.append((start + length, bytes([0x80 | ch, pitch, 0])))
 
     for bar in range(beats // 4 + 1):
         degree = progression[bar % 4]
@@ -127,7 +127,7 @@ def random_song(rng: np.random.Generator, seconds: float, tpq: int = 480) -> tup
             note(9, 36 if b % 2 == 0 else 38, t0 + b * tpq, tpq // 4, 90)
             note(9, 42, t0 + b * tpq + tpq // 2, tpq // 4, 60)
     end = (beats // 4 + 1) * 4 * tpq
-    return midi_file([(t, m) for t, m in ev if t <= end], tempo, tpq), tempo
+    return midi_file([(t, m) for t, m in events if t <= end], tempo, tpq), tempo
 
 
 def render_song(rng: np.random.Generator, seconds: float, workdir: str) -> np.ndarray:
