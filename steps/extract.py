@@ -30,7 +30,7 @@ from pathlib import Path
 from spkid.cli import run_main
 from spkid.config import parse_options
 from spkid.console import step_log
-from spkid.eval.extract_jobs import ExtractOptions, extract_data
+from spkid.eval.extract_set import ExtractOptions, extract_data
 from spkid.expdir import SystemDir
 from spkid.options import SYSTEM_CONF, EvalOptions
 

@@ -10,7 +10,7 @@ from spkid.config import parse_options, read_resolved
 from spkid.data.datadir import write_table
 from spkid.errors import SpkidError
 from spkid.eval.extract import write_embeddings, write_utterance_vectors
-from spkid.eval.extract_jobs import SET_FILES, link_base_set, set_making
+from spkid.eval.extract_set import SET_FILES, link_base_set, set_making
 from spkid.expdir import Record
 from spkid.options import SYSTEM_OPTIONS
 from spkid.train.derive import BASE_CONF, derive_system

@@ -11,7 +11,7 @@ from spkid.config import write_resolved
 from spkid.data.datadir import DataDir
 from spkid.data.validate import validate_data_dir
 from spkid.errors import SpkidError
-from spkid.eval.extract_jobs import ExtractOptions, extract_data
+from spkid.eval.extract_set import ExtractOptions, extract_data
 from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions

@@ -20,7 +20,7 @@ from spkid.models import trunk_parameters
 from spkid.options import SYSTEM_OPTIONS, EvalOptions, LossOptions, ModelOptions
 from spkid.data.datadir import DataDir
 from spkid.eval.embed import EmbedOptions, embed
-from spkid.eval.extract_jobs import ExtractOptions, extract_data
+from spkid.eval.extract_set import ExtractOptions, extract_data
 from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.models.imports import ImportOptions, import_model as run_import
 from spkid.train.losses import build_loss, cosine_logits

@@ -69,7 +69,7 @@ def derive_system(base: Path, out: Path, new: list) -> int:
         what = f"final.pt = mean of {', '.join(p.name for p in paths)}"
     else:
         link_or_copy(base_dir.final, out_dir.final)
-        # stage 4 links the base's embeddings of each set (spkid.eval.extract_jobs.link_base_set)
+        # stage 4 links the base's embeddings of each set (spkid.eval.extract_set.link_base_set)
         # once the base has them, instead of extracting them again
         out_dir.record_derived_from(base_dir)
         what = f"final.pt linked; stage 4 links {base}'s embeddings"

@@ -1,4 +1,4 @@
-"""Stage 4's jobs (spkid/eval/extract_jobs.py) through --cmd: on the Slurm test cluster the parts give
+"""Stage 4's jobs (spkid/eval/extract_set.py) through --cmd: on the Slurm test cluster the parts give
 the local run's embeddings byte for byte; a failed part fails the set naming its job log, and the
 re-run redoes that part only."""
 
@@ -123,7 +123,7 @@ def test_a_preempted_stage_keeps_its_finished_parts_and_the_resubmitted_one_does
     ("/opt/spkid/utils/run.py --max-jobs-run=2", 0, 2, True),
 ])
 def test_which_parts_run_in_the_step(cmd, gpus, nj, here):
-    from spkid.eval.extract_jobs import ExtractOptions, runs_in_process
+    from spkid.eval.extract_set import ExtractOptions, runs_in_process
 
     assert runs_in_process(ExtractOptions(cmd=cmd, gpus=gpus, nj=nj)) is here
 
@@ -135,7 +135,7 @@ def test_which_parts_run_in_the_step(cmd, gpus, nj, here):
 def test_job_k_takes_gpu_k_minus_1_mod_gpus_of_those_it_sees(monkeypatch, visible, gpus, job, index):
     import torch
 
-    from spkid.eval.extract_jobs import ExtractOptions, job_device
+    from spkid.eval.extract_set import ExtractOptions, job_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
