@@ -23,7 +23,7 @@ from spkid.train.system import RunOptions, train_system
 from spkid.train.epoch import EpochStats
 from two_process_run import TRAIN_SH, assert_same_weights, local_env
 from spkid.train.losses import class_vectors
-from spkid.train.trainer import TrainJob, Trainer, amp_dtype, nonfinite_grads
+from spkid.train.trainer import DATA_WAIT_WARNING, TrainJob, Trainer, amp_dtype, nonfinite_grads
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = Dist(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -242,9 +242,12 @@ def test_data_wait_is_measured_and_warned_about(tmp_path, caplog):
         stats = trainer.fit(data)
     # the three 0.5-s waits are measured (not the steps, however slow a loaded machine makes them)
     assert 1.5 <= stats.data_wait * stats.seconds < 1.5 + 0.4
-    assert 0.2 < stats.data_wait < 1
+    assert 0 < stats.data_wait < 1
     assert "waiting for data" in caplog.text
-    assert "more workers would train faster (--num-workers, now 3 per process)" in caplog.text
+    # the advice comes exactly when the share passes the threshold (the share itself depends on how
+    # fast this machine runs the steps: under load they can outweigh the waits)
+    advised = "more workers would train faster (--num-workers, now 3 per process)" in caplog.text
+    assert advised == (stats.data_wait > DATA_WAIT_WARNING)
 
 
 @CUDA
