@@ -24,12 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 
 from spkid.config import write_resolved
-from spkid.data.datadir import DataDir
+from spkid.data.synthetic import make_noise_set
 from spkid.models import build_model
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 
@@ -49,17 +47,7 @@ def make_system(root: Path, channels: str) -> Path:
 
 
 def make_data(root: Path, utts: int, seconds: float) -> Path:
-    rng = np.random.default_rng(0)
-    wav, utt2spk = {}, {}
-    for i in range(utts):
-        utt = f"id{i % 4:05d}/s/{i:05d}"
-        path = root / "wav" / f"{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, (0.1 * rng.normal(size=int(seconds * 16000))).astype(np.float32), 16000)
-        wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
-    d = DataDir(root / "data" / "set", wav, utt2spk, {}, None)
-    d.write()
-    return d.path
+    return make_noise_set(root, utts, seconds, speakers=4).path
 
 
 def extract(exp: Path, data: Path, nj: int, cmd: str, env: dict) -> float:

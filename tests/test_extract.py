@@ -8,7 +8,7 @@ import torch
 
 from spkid.eval import extract
 from spkid.config import write_resolved
-from spkid.data.datadir import DataDir
+from spkid.data.synthetic import make_noise_set
 from spkid.data.validate import validate_data_dir
 from spkid.errors import SpkidError
 from spkid.eval.extract_set import ExtractOptions, extract_data
@@ -74,17 +74,7 @@ def tiny_system(tmp_path: Path, eval_frames=30, crops=3):
 
 
 def tiny_data(tmp_path: Path, n=5):
-    rng = np.random.default_rng(1)
-    wav, utt2spk = {}, {}
-    for i in range(n):
-        utt = f"id{i % 2:05d}/s/{i:05d}"
-        path = tmp_path / "wav" / f"{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, (0.1 * rng.normal(size=int(rng.integers(8000, 12000)))).astype(np.float32), 16000)
-        wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
-    d = DataDir(tmp_path / "data" / "set", wav, utt2spk, {}, None)
-    d.write()
-    return d
+    return make_noise_set(tmp_path, n, (0.5, 0.75), speakers=2, seed=1)
 
 
 extract_main = system_step(ExtractOptions, lambda *args: extract_data(*args, job_command=[]))

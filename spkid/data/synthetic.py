@@ -63,6 +63,25 @@ def make_train_dir(root: Path, num_speakers: int = 8, utts_per_speaker: int = 4,
     return d
 
 
+def make_noise_set(root: Path, utts: int, seconds: float | tuple[float, float], speakers: int = 2,
+                   seed: int = 0) -> DataDir:
+    """An evaluation-shaped dir ``root/data/set`` (wav.scp, utt2spk, spk2utt) of ``utts`` white-noise
+    recordings, utterance i of speaker i mod ``speakers``; ``seconds`` fixed or drawn from a range."""
+    rng = np.random.default_rng(seed)
+    wav, utt2spk = {}, {}
+    for i in range(utts):
+        utt = f"id{i % speakers:05d}/s/{i:05d}"
+        n = int(rng.integers(*(int(s * SAMPLE_RATE) for s in seconds))) if isinstance(seconds, tuple) \
+            else int(seconds * SAMPLE_RATE)
+        path = root / "wav" / f"{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.1 * rng.normal(size=n)).astype(np.float32), SAMPLE_RATE)
+        wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
+    d = DataDir(root / "data" / "set", wav, utt2spk, {}, None)
+    d.write()
+    return d
+
+
 def _musan_dir(root: Path, name: str, clips: list[np.ndarray], pack: bool) -> None:
     d = root / "data" / f"musan_{name}"
     wav_scp, utt2dur, segments = {}, {}, {}
