@@ -20,7 +20,7 @@ mini_systems="QA4 HA2 EA4"
 voxceleb_systems="HA4 EA4 EA5 HA6"
 nj=2                   # parallel jobs for generation, conversion and extraction (run as cmd.sh says)
 gpus=0                 # GPUs per node for training and extraction (0 = CPU)
-nnodes=1               # training nodes; run the same command on each
+nnodes=1               # training nodes; run the same command on each (Slurm: docs/cluster.md)
 node_rank=0            # this node's index, 0..nnodes-1
 master_addr=localhost  # host name of node 0
 seed=1                 # mini corpus generation seed
