@@ -75,5 +75,6 @@ if [ "$nproc" -eq 1 ] && [ "$nnodes" -eq 1 ]; then
   # one process: no launcher, so an error or Ctrl-C is train.py's own one line
   exec python "$SPKID_ROOT/steps/train.py" --device "$device" ${rest[@]+"${rest[@]}"}
 fi
-exec torchrun "${rendezvous[@]}" --nproc-per-node="$nproc" --max-restarts=0 \
+# torchrun, ending in one line rather than its traceback when a signal stops it (spkid/train/launch.py)
+exec python -m spkid.train.launch "${rendezvous[@]}" --nproc-per-node="$nproc" --max-restarts=0 \
   "$SPKID_ROOT/steps/train.py" --device "$device" ${rest[@]+"${rest[@]}"}

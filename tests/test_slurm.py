@@ -114,6 +114,7 @@ def test_a_job_preempted_with_sigterm_resumes_when_submitted_again(slurm_cluster
         time.sleep(0.2)
     first = (tmp_path / "first.out").read_text()
     assert _job_state(env, job_id) == "FAILED" and "SIGTERM: stopped in epoch" in first, first[-3000:]
+    assert "torchrun: stopped by SIGTERM" in first and "Traceback" not in first, first[-3000:]
     stopped = torch.load(SystemDir(exp).interrupted, weights_only=True)
     assert stopped["world_size"] == 2 and not (exp / "final.pt").exists()
 
