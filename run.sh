@@ -30,8 +30,15 @@ backend=none           # full: also each back-end part, applied to $backend_base
 backend_base=EA4       # the trained system the back-end parts start from
 fusion_tune=           # SET/LIST tuning the fusion weights (default: conf/fusion.conf's, VoxSRC 2020 val)
 # stage 1 of --corpus voxceleb: corpora already on disk, linked in (docs/voxceleb.md)
-vox1_dir=; vox2_dir=; musan_dir=; rirs_dir=; lists_dir=
-voxsrc19_list=; voxsrc19_audio=; voxsrc20_list=; voxsrc20_audio=
+vox1_dir=              # VoxCeleb1 as extracted (vox1_dev_wav vox1_test_wav), space-separated
+vox2_dir=              # VoxCeleb2 dev as extracted (dev/aac/idNNNNN/...), m4a converted
+musan_dir=             # MUSAN (noise/ music/ speech/)
+rirs_dir=              # RIRS_NOISES (simulated_rirs/)
+lists_dir=             # a folder with veri_test2.txt, list_test_all2.txt, list_test_hard2.txt
+voxsrc19_list=         # VoxSRC 2019 test list (file or URL)
+voxsrc19_audio=        # its audio (zip, tar or folder)
+voxsrc20_list=         # VoxSRC 2020 validation list as published (file or URL)
+voxsrc20_audio=        # its audio: voxceleb1_cd.zip or a folder
 skip_download=false    # true: download nothing; what is not on disk is skipped, named
 on_disk_options="vox1_dir vox2_dir musan_dir rirs_dir lists_dir voxsrc19_list voxsrc19_audio voxsrc20_list voxsrc20_audio skip_download"
 known_options="stage stop_stage corpus corpus_dir systems nj gpus nnodes node_rank master_addr seed extra_voices force backend backend_base fusion_tune $on_disk_options"
