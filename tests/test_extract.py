@@ -77,6 +77,18 @@ def tiny_data(tmp_path: Path, n=5):
     return make_noise_set(tmp_path, n, (0.5, 0.75), speakers=2, seed=1)
 
 
+def system_and_trials(tmp_path: Path, second_test: str = ""):
+    """A tiny system and a 3-utterance set with a two-trial list ``l``: the first utterance against
+    the second (target) and against ``second_test`` (default: the third)."""
+    torch.set_num_threads(1)
+    exp, _ = tiny_system(tmp_path)
+    data = tiny_data(tmp_path, n=3)
+    utts = sorted(data.wav_scp)
+    (data.path / "trials").mkdir()
+    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[1]} target\n{utts[0]} {second_test or utts[2]} nontarget\n")
+    return exp, data, utts
+
+
 extract_main = system_step(ExtractOptions, lambda *args: extract_data(*args, job_command=[]))
 
 
@@ -348,12 +360,7 @@ def test_as_norm_cohort_flow(tmp_path, capsys):
 
 def test_a_trial_utterance_missing_from_wav_scp_names_the_list_line_and_fix(tmp_path):
     # it said "re-run steps/extract.sh", which embeds wav.scp and so changes nothing
-    torch.set_num_threads(1)
-    exp, _ = tiny_system(tmp_path)
-    data = tiny_data(tmp_path, n=3)
-    utts = sorted(data.wav_scp)
-    (data.path / "trials").mkdir()
-    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[1]} target\n{utts[0]} ghost/x/00001 nontarget\n")
+    exp, data, utts = system_and_trials(tmp_path, "ghost/x/00001")
     assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0
     with pytest.raises(SpkidError) as e:
         system_step(ScoreOptions, score_set)([str(exp), str(data.path)])
@@ -416,12 +423,7 @@ def test_stage5_refuses_embeddings_that_are_not_what_stage4_recorded(tmp_path):
     """Provenance (spkid.expdir): a final.pt changed after stage 4 makes stage 4 extract again and
     stage 5 refuse the old ark; an ark changed in place (its records still well formed) is
     refused by stage 5 naming the ark and stage 4."""
-    torch.set_num_threads(1)
-    exp, _ = tiny_system(tmp_path)
-    data = tiny_data(tmp_path, n=3)
-    utts = sorted(data.wav_scp)
-    (data.path / "trials").mkdir()
-    (data.path / "trials" / "l").write_text(f"{utts[0]} {utts[1]} target\n{utts[0]} {utts[2]} nontarget\n")
+    exp, data, utts = system_and_trials(tmp_path)
     score = system_step(ScoreOptions, score_set)
     assert extract_main(["--read-workers=0", str(exp), str(data.path)]) == 0
     assert score([str(exp), str(data.path)]) == 0
