@@ -150,8 +150,9 @@ fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   require data/.done 2 "prepare the data directories"
   for sys in $systems; do
-    if [[ " $to_train " != *" $sys "* ]]; then  # trained or imported: skipped, its corpus checked
-      run_stage 3 exp/$sys/.done.train steps/train.sh
+    if [[ " $to_train " != *" $sys "* ]]; then  # trained or imported: its corpus and training lists checked
+      require exp/$sys/.done.train 3 "train $sys afresh (--force true)"
+      echo "stage 3: exp/$sys/.done.train exists, skipping (--force true redoes it)"
       continue
     fi
     confs=$(system_confs $sys)

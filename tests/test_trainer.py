@@ -392,6 +392,32 @@ def test_one_writer_per_experiment_and_options_checked_before_writing(corpus, tm
     assert (exp / "config.conf").read_text() == before and not (exp / "log").exists()
 
 
+def test_training_records_the_lists_it_read_and_a_changed_one_is_named(corpus, tmp_path):
+    """Stage 3's provenance: exp/<SYS>/provenance.json holds final.pt's and the training lists'
+    digests; once a list changes, utils/check_provenance.py (what run.sh asks before it skips a
+    trained system or extracts with it) names the list."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+
+    from spkid.expdir import Record
+
+    data = tmp_path / "data"
+    shutil.copytree(corpus, data)
+    exp = tmp_path / "exp"
+    _run_train(data, exp, "--epochs=1")
+    record = Record.load(exp)
+    assert record.stage == 3 and record.problems() == [] and set(record.outputs) == {"final.pt"}
+    assert record.inputs["train wav.scp"]["sha256"] == hashlib.sha256((data / "wav.scp").read_bytes()).hexdigest()
+    assert set(record.inputs) == {"train wav.scp", "train utt2spk"}
+    lines = (data / "wav.scp").read_text().splitlines()
+    (data / "wav.scp").write_text("\n".join(lines[:-1]) + "\n")  # an utterance dropped after training
+    check = Path(__file__).resolve().parent.parent / "utils" / "check_provenance.py"
+    p = subprocess.run([sys.executable, str(check), str(exp)], capture_output=True, text=True)
+    assert p.returncode == 3 and "wav.scp" in p.stderr, p.stderr
+
+
 def test_resume_gives_the_same_weights(corpus, tmp_path, capsys):
     _run_train(corpus, tmp_path / "straight", "--epochs=2")
     _run_train(corpus, tmp_path / "resumed", "--epochs=1")

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Sequence
 
 from spkid.config import option, write_resolved
+from spkid.data.augment import AUG_DIRS, RIR_DIR
 from spkid.data.datadir import DataDir
 from spkid.data.dataset import TrainData, build_train_data
 from spkid.errors import SpkidError, error_message
-from spkid.expdir import SystemDir
+from spkid.expdir import Record, SystemDir
 from spkid.fileio import writer_lock
 from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions, n_per_speaker
 from spkid.train.checkpoints import config_differences, load_init_weights, load_resume_checkpoint, newest_checkpoint
@@ -59,7 +60,7 @@ def train_system(model: ModelOptions, loss: LossOptions, train: TrainOptions, ev
                     log.info("note: %s", note)
                 write_resolved(SystemDir(exp).config, *system, header=f"written by steps/train.py for {exp}")
             trainer, data = _resumed_trainer(model, loss, train, evaluation, run, exp, d, stop)
-            _train_to_the_end(trainer, data, exp)
+            _train_to_the_end(trainer, data, exp, _training_lists(run, train))
     finally:
         close_distributed()
         signal.signal(signal.SIGTERM, previous_handler)
@@ -101,15 +102,27 @@ def _resumed_trainer(model: ModelOptions, loss: LossOptions, train: TrainOptions
     return trainer, data
 
 
-def _train_to_the_end(trainer: Trainer, data: TrainData, exp: Path) -> None:
-    """Train the epochs left, then (rank 0) write final.pt and say what was done, in the log and
-    on stdout."""
+def _training_lists(run: RunOptions, train: TrainOptions) -> dict[str, Path]:
+    """The lists training read, by role: the training set's, and the augmentation sets' when it
+    augments (their packed banks are made from these lists by stage 2)."""
+    dirs = {"train": Path(run.train_data)}
+    if train.augment:
+        dirs.update({name: Path(run.aug_data) / name for name in (*AUG_DIRS.values(), RIR_DIR)})
+    return {f"{role} {name}": d / name for role, d in dirs.items() for name in ("wav.scp", "utt2spk", "segments")
+            if (d / name).is_file()}
+
+
+def _train_to_the_end(trainer: Trainer, data: TrainData, exp: Path, lists: dict[str, Path]) -> None:
+    """Train the epochs left, then (rank 0) write final.pt and the record of what it was trained
+    on (``provenance.json``: stage 4 and run.sh refuse a model whose training lists changed since),
+    and say what was done, in the log and on stdout."""
     first = trainer.epoch + 1
     start = time.time()
     stats = trainer.fit(data)
     if not trainer.d.is_main:
         return
     final = trainer.save_final()
+    Record.made_from(exp, 3, f"./run.sh --stage 3 --stop-stage 3 --systems {exp.name} --force true", lists).write([final])
     epochs = trainer.job.train.epochs
     if stats is None:
         summary = f"nothing left to train (epoch {trainer.epoch} of {epochs} done)"
