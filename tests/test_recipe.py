@@ -343,15 +343,16 @@ def test_stage_5_jobs_on_slurm_score_as_the_local_run(tmp_path, recipe, slurm_cl
         assert f"steps/score.sh exp/{s} data/set" in log and "# Ended (code 0)" in log
 
     shutil.rmtree(fresh / "exp" / "U" / "scores")
-    scp = fresh / "exp" / "U" / "embeddings" / "set" / "embeddings.scp"
-    scp.rename(scp.with_suffix(".away"))  # U's embeddings gone
+    # U's job fails as it runs (a file where its scores folder goes): the provenance check before
+    # the jobs finds nothing wrong with its embeddings
+    (fresh / "exp" / "U" / "scores").write_text("in the way\n")
     failed = run(fresh, *opts, env=slurm_cluster.env)
     assert failed.returncode == 1
     assert "stage 5: slurm.py --time=5 JOB=1:1 exp/log/score.JOB.log" in failed.stdout  # T's scores are done
     assert "1 / 1 job(s) failed:\n  job 1 (exit 1), log exp/log/score.1.log" in failed.stdout
     assert "run.sh: stage 5 failed" in failed.stderr
-    assert not (fresh / "exp" / "U" / "scores" / "set" / ".done").exists()
-    scp.with_suffix(".away").rename(scp)
+    assert "exp/U/scores" in (fresh / "exp" / "log" / "score.1.log").read_text()
+    (fresh / "exp" / "U" / "scores").unlink()
     fixed = run(fresh, *opts, env=slurm_cluster.env)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert "JOB=1:1" in fixed.stdout and "--systems U " in fixed.stdout
