@@ -85,10 +85,8 @@ def write_npy(out: Path, table: dict[str, np.ndarray]) -> None:
     if len(shapes) > 1:
         raise SpkidError(f"--kind=crops with --format=npy needs equal crop counts, got shapes {sorted(shapes)}; "
                          f"use --format=ark")
-    tmp = atomic_tmp_path(out / "embeddings.npy")
-    with open(tmp, "wb") as f:
+    with atomic_write(out / "embeddings.npy", "wb") as f:
         np.save(f, np.stack(list(table.values())).astype(np.float32))
-    os.replace(tmp, out / "embeddings.npy")
     with atomic_write(out / "keys.txt") as f:
         f.writelines(k + "\n" for k in table)
 

@@ -29,7 +29,7 @@ from torch import nn
 from spkid.config import option
 from spkid.errors import SpkidError
 from spkid.eval.extract import LoadedSystem, load_system
-from spkid.fileio import atomic_paths, atomic_tmp_path, check_output_file
+from spkid.fileio import atomic_paths, check_output_file
 from spkid.options import SAMPLE_RATE
 
 FORMATS = ("torchscript", "onnx")
@@ -54,9 +54,8 @@ def export_torchscript(system: LoadedSystem, out: str | os.PathLike) -> None:
         scripted = torch.jit.script(_cpu_copy(system.model))
     except Exception as e:
         raise ExportError(f"{system.model_opts.trunk}: the network does not script ({str(e).splitlines()[0]})") from None
-    tmp = atomic_tmp_path(out)
-    torch.jit.save(scripted, str(tmp), _extra_files={"config.conf": system.config_text()})
-    os.replace(tmp, out)
+    with atomic_paths(out) as (tmp,):
+        torch.jit.save(scripted, str(tmp), _extra_files={"config.conf": system.config_text()})
 
 
 def _check_onnxscript() -> None:
@@ -89,9 +88,8 @@ def export_onnx(system: LoadedSystem, out: str | os.PathLike, opset: int = ONNX_
         raise ExportError(f"{system.model_opts.trunk}: ONNX export failed ({str(e).splitlines()[0]})") from None
     program.model.metadata_props["config.conf"] = system.config_text()
     program.model.metadata_props["sample_rate"] = str(SAMPLE_RATE)
-    tmp = atomic_tmp_path(out)
-    program.save(str(tmp))
-    os.replace(tmp, out)
+    with atomic_paths(out) as (tmp,):
+        program.save(str(tmp))
 
 
 def export(system: LoadedSystem, fmt: str, out: str | os.PathLike) -> None:
