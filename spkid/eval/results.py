@@ -16,7 +16,7 @@ from typing import Sequence
 from spkid.config import option, read_resolved
 from spkid.data.datadir import read_table, read_trials
 from spkid.errors import SpkidError
-from spkid.expdir import SHORT, Record, SystemDir, check_current, file_digest, fusion_dir
+from spkid.expdir import SHORT, Record, SystemDir, check_current, fingerprint, fusion_dir
 from spkid.eval import backend, metrics, paper
 from spkid.eval.fusion import FusionOptions
 from spkid.eval.scoring import scores_for_trials
@@ -220,8 +220,6 @@ def row_sources(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: 
     """The table's rows in order: the floor, the systems, then the fusions of exactly these
     systems (a fusion of others is refused: its weights would be reported under this table)."""
     rows = [RowSource(system_row(exp / s), exp / s, 5, f"steps/score.sh {exp / s} {data}/SET") for s in systems]
-    for s, source in zip(systems, rows):
-        source.row.digests["final.pt"] = file_digest(SystemDir(exp / s).final)
     if report_opts.floor:
         rows.insert(0, RowSource(floor_row(Path(report_opts.floor)), Path(report_opts.floor), 6,
                                  f"local/mfcc_baseline.py --data {data} --scores-dir {report_opts.floor}"))
@@ -241,12 +239,21 @@ def row_sources(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: 
     return rows
 
 
-def write_table_record(out: Path, rows: list[RowSource], files: dict[str, tuple[Path, dict]], redo: str) -> None:
+def final_fingerprints(rows: list[RowSource], folder: Path) -> dict[str, dict]:
+    """Each system row's final.pt, hashed once: its digest goes into the row and the table's record."""
+    finals = {}
+    for r in rows:
+        if r.stage == 5:
+            finals[f"{r.row.name}:final.pt"] = entry = fingerprint(SystemDir(r.root).final, folder)
+            r.row.digests["final.pt"] = entry["sha256"]
+    return finals
+
+
+def write_table_record(out: Path, files: dict[str, tuple[Path, dict]], finals: dict[str, dict], redo: str) -> None:
     """provenance.json beside the table: every score file and final.pt its figures came from."""
     folder = out.parent
     checked = {role: {**entry, "path": os.path.relpath(path, folder)} for role, (path, entry) in files.items()}
-    finals = {f"{r.row.name}:final.pt": SystemDir(r.root).final for r in rows if "final.pt" in r.row.digests}
-    Record.made_from(folder, 6, redo, finals, checked=checked).write([out])
+    Record.made_from(folder, 6, redo, {}, checked={**checked, **finals}).write([out])
 
 
 def write_results_table(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: ReportOptions) -> int:
@@ -263,6 +270,7 @@ def write_results_table(data: Path, exp: Path, fusion_opts: FusionOptions, repor
     rows = row_sources(data, exp, fusion_opts, report_opts, systems)
     shown, det_links, used = [], {}, {}
     out = Path(report_opts.out) if report_opts.out else exp / "RESULTS.md"
+    finals = final_fingerprints(rows, out.parent)
     for t in find_trial_lists(data):
         trials = read_trials(t.path)
         curves = []
@@ -284,12 +292,13 @@ def write_results_table(data: Path, exp: Path, fusion_opts: FusionOptions, repor
     if not shown:
         raise SpkidError(f"no scores of any trial list under {data}/*/trials for {', '.join(systems)}: run stage 5 first")
     tune_path = data / fusion_opts.tune_set / "trials" / fusion_opts.tune_list
+    tuned = tune_path.is_file()
     text = render([r.row for r in rows], shown, fusion_opts.p_target, fusion_opts.eer_method, det_links,
-                  f"{fusion_opts.tune_set}/{fusion_opts.tune_list}" if tune_path.is_file() else "", fusion_opts.max_weight, report_opts.corpus)
-    if not tune_path.is_file():
+                  f"{fusion_opts.tune_set}/{fusion_opts.tune_list}" if tuned else "", fusion_opts.max_weight, report_opts.corpus)
+    if not tuned:
         text += f"\nNo fusion (F1, F2): {no_tuning_list(tune_path)}.\n"
     with atomic_write(out) as f:
         f.write(text)
-    write_table_record(out, rows, used, f"steps/make_results_table.py --systems \"{' '.join(systems)}\" {data} {exp}")
+    write_table_record(out, used, finals, f"steps/make_results_table.py --systems \"{' '.join(systems)}\" {data} {exp}")
     print(f"make_results_table.py: {len(rows)} row(s) x {len(shown)} trial list(s) -> {out}")
     return 0
