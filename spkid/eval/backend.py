@@ -35,7 +35,7 @@ from spkid.config import to_conf_lines
 from spkid.data import arks
 from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur, write_table
 from spkid.errors import SpkidError
-from spkid.expdir import Record, SystemDir
+from spkid.expdir import Record, SystemDir, file_digest
 from spkid.eval import scoring
 from spkid.eval.calibration import Calibration, quality_features
 from spkid.eval.plda import Plda
@@ -67,13 +67,8 @@ def saved_files(system: SystemDir, evaluation: EvalOptions) -> list[Path]:
     return [system.backend_stats] + [system.plda] * (evaluation.score_type == "plda") + [system.qmf] * evaluation.qmf
 
 
-def file_digest(*paths: Path) -> str:
-    """sha1 over the files' names and bytes ("absent" for a missing one)."""
-    h = hashlib.sha1()
-    for p in paths:
-        h.update(f"{p.name}\n".encode())
-        h.update(p.read_bytes() if p.is_file() else b"absent")
-    return h.hexdigest()
+def _digest_or_absent(path: Path) -> str:
+    return file_digest(path) if path.is_file() else "absent"
 
 
 def set_digest(emb_dir: Path) -> str:
@@ -105,8 +100,8 @@ def fitted_from(system: SystemDir, evaluation: EvalOptions, cohort_dir: Path, da
     record = {"options-sha1": options, "cohort": set_digest(cohort_dir)}
     if evaluation.qmf:
         set_name, trials = qmf_list(evaluation, data_root)
-        record |= {"qmf-trials-sha1": file_digest(trials), "qmf-set": set_digest(system.embeddings(set_name)),
-                   "qmf-utt2dur-sha1": file_digest(data_root / set_name / "utt2dur")}
+        record |= {"qmf-trials-sha256": _digest_or_absent(trials), "qmf-set": set_digest(system.embeddings(set_name)),
+                   "qmf-utt2dur-sha256": _digest_or_absent(data_root / set_name / "utt2dur")}
     return record
 
 
