@@ -14,10 +14,9 @@ from pathlib import Path
 from spkid.config import SavedConf, option
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
-from spkid.registry import LOSSES, TRUNKS
+from spkid.registry import FRONTENDS, LOSSES, TRUNKS
 
 SAMPLE_RATE = 16000  # Hz: every waveform a system takes; corpora are converted and recordings resampled to it
-FRONTENDS = ("paper", "logmel", "mfcc", "fbank")
 MIN_FRAMES = 1  # a crop of frames*160+240 samples: 0 frames (240 samples) is shorter than the STFT window
 MAX_SEED = 2**32 - 1  # numpy's generators refuse a negative seed, torch's one past 64 bits: one range for all
 
@@ -29,7 +28,7 @@ class ModelOptions:
     n_mels: int = option(0, "feature bins; 0 = the trunk's paper value (see --trunk)")
     embed_dim: int = option(0, "embedding size; 0 = the trunk's paper value (see --trunk)")
     embed_bn: bool = option(False, "BatchNorm1d on the embedding after the final Linear ('BN' in Table 2)")
-    frontend: str = option("paper", "features: paper = the trunk's (see --trunk); logmel = log mel + instance norm (the paper's code); mfcc = MFCCs + mean norm; fbank = Kaldi fbank + mean norm (wespeaker; give it --input-scale=32768)", FRONTENDS)
+    frontend: str = option("paper", "the features the trunk reads (no parameters)", FRONTENDS)
     preemphasis: float = option(0.97, "pre-emphasis coefficient (y[0] = x[0] - a*x[1], as the paper's code); 0 = none (the paper's code's ResNetSE34L); fbank: Kaldi's per-frame pre-emphasis", min=0.0)
     input_scale: float = option(1.0, "waveform multiplier before the front-end: 1 for floats in [-1, 1]; 32768 for networks trained on int16-scale waveforms (the paper's code's released V2 models, its issue #144; wespeaker's fbank)", min=1e-6)
     pool_std_floor: float = option(1e-5, "pooling (trunks with statistics pooling): standard deviations are sqrt(max(variance, floor)) (the paper's code: 1e-5; wespeaker: 1e-10)", min=0.0)

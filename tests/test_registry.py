@@ -1,5 +1,6 @@
-"""spkid.registry: a trunk and a loss added from outside the package, as docs/design.md says, train
-through the path steps/train.py takes; unknown names fail while the options are parsed."""
+"""spkid.registry: a front-end, a trunk and a loss added from outside the package, as
+docs/design.md says, train through the path steps/train.py takes; unknown names fail while the
+options are parsed."""
 
 from __future__ import annotations
 
@@ -11,10 +12,24 @@ from spkid.config import ConfigError, parse_options, read_resolved
 from spkid.data.synthetic import make_train_dir
 from spkid.errors import SpkidError
 from spkid.options import SYSTEM_OPTIONS, LossOptions, TrainOptions, n_per_speaker
-from spkid.registry import LOSSES, TRUNKS, Loss, Trunk
+from spkid.models import build_model
+from spkid.options import ModelOptions
+from spkid.registry import FRONTENDS, LOSSES, TRUNKS, Frontend, Loss, Trunk
 from spkid.train.system import RunOptions, train_system
 
 torch.set_num_threads(1)
+
+
+class FrameEnergy(nn.Module):
+    """Waveform (B, samples) -> log mean square of each 10-ms hop, on every one of n_mels rows."""
+
+    def __init__(self, n_mels: int, preemphasis: float, input_scale: float):
+        super().__init__()
+        self.n_mels, self.input_scale = n_mels, input_scale
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        hops = (wave * self.input_scale)[:, : wave.shape[1] // 160 * 160].view(len(wave), -1, 160)
+        return hops.pow(2).mean(dim=2).add(1e-8).log()[:, None, :].expand(-1, self.n_mels, -1)
 
 
 class MeanTrunk(nn.Module):
@@ -52,13 +67,15 @@ class PairLoss(nn.Module):
 
 @pytest.fixture
 def toy_entries():
+    FRONTENDS.register(Frontend("energy", FrameEnergy, "log energy per hop"))
     trunk = TRUNKS.register(Trunk("MEAN", MeanTrunk, "time average + Linear", channels=(), n_mels=24,
-                                  embed_dim=8, frontend="mfcc", pooling=("pool_std_floor",)))
+                                  embed_dim=8, frontend="energy", pooling=("pool_std_floor",)))
     loss = LOSSES.register(Loss("pair", PairLoss.from_options, "pair distance", label="Pair", per_speaker=2))
     PairLoss.seen.clear()
     yield trunk, loss
     TRUNKS.unregister("MEAN")
     LOSSES.unregister("pair")
+    FRONTENDS.unregister("energy")
 
 
 def test_a_registered_trunk_and_loss_train_through_the_training_step(toy_entries, tmp_path):
@@ -87,6 +104,13 @@ def test_a_registered_trunk_and_loss_train_through_the_training_step(toy_entries
         assert (pairs[:, 0] == pairs[:, 1]).all() and len(set(pairs[:, 0].tolist())) == len(pairs)
 
 
+def test_the_trunk_entry_names_its_front_end_and_the_option_replaces_it(toy_entries):
+    assert isinstance(build_model(ModelOptions(trunk="MEAN")).frontend, FrameEnergy)
+    assert isinstance(build_model(ModelOptions(trunk="MEAN", frontend="mfcc")).frontend, type(FRONTENDS["mfcc"].build(24)))
+    with pytest.raises(SpkidError, match=r"^--frontend=paper is not one to build: it means the trunk's own"):
+        FRONTENDS["paper"]  # a value of the option, standing for the trunk's entry: never built itself
+
+
 def test_the_sampler_gives_a_loss_its_utterances_per_speaker(toy_entries):
     loss, train = LossOptions(loss="pair"), TrainOptions()
     assert n_per_speaker(loss, train) == 2 and n_per_speaker(LossOptions(loss="softmax"), train) == 1
@@ -99,6 +123,10 @@ def test_an_unknown_name_fails_at_parse_time_with_the_known_names(toy_entries, t
         parse_options(SYSTEM_OPTIONS, ["--config", str(conf)])
     with pytest.raises(SpkidError, match=r"^unknown --trunk=VGG; choose one of: Q_SAP, H_ASP, ECAPA, MEAN$"):
         TRUNKS["VGG"]
+    conf.write_text("--frontend=spectrogram\n")
+    with pytest.raises(ConfigError, match=r"a.conf:1: --frontend=spectrogram is not one of: paper, logmel, mfcc, "
+                                          r"fbank, energy$"):
+        parse_options(SYSTEM_OPTIONS, ["--config", str(conf)])
 
 
 def test_a_name_registers_once(toy_entries):
@@ -109,5 +137,6 @@ def test_a_name_registers_once(toy_entries):
 def test_help_describes_every_entry(toy_entries):
     from spkid.config import format_help
     text = format_help(SYSTEM_OPTIONS)
-    assert "      MEAN: time average + Linear; paper: --channels=, 24 mfcc bins, 8-dim" in text
+    assert "      MEAN: time average + Linear; paper: --channels=, 24 energy bins, 8-dim" in text
+    assert "      energy: log energy per hop" in text
     assert "      pair: pair distance; 2 utterance(s) per speaker in a batch" in text

@@ -10,7 +10,7 @@ The paper's trunks, registered by ``resnet`` and ``ecapa`` (the trunk modules im
     H_ASP  64 log-mel, instance norm  -> ResNet-34 half width, ASP (Table 1) -> 512
     ECAPA  80 MFCC, mean norm         -> ECAPA-TDNN C=1024, context ASP      -> 192
 
-The front-ends are in ``features``; ``--frontend``, ``--preemphasis`` and ``--input-scale`` choose
+The front-ends are in ``features`` (registered in :data:`spkid.registry.FRONTENDS`); ``--frontend``, ``--preemphasis`` and ``--input-scale`` choose
 another (e.g. an imported wespeaker model's Kaldi fbank, see ``imports``). Imports only the foundations (``spkid.errors``,
 ``spkid.options``): never data, training or evaluation.
 """
@@ -23,9 +23,8 @@ from torch import nn
 from spkid.config import option_name
 from spkid.errors import SpkidError
 from spkid.models import resnet, ecapa  # noqa: F401  (the trunk modules, in the paper's order: each registers its trunks)
-from spkid.models.features import InstanceNormLogMel, KaldiFbank, MeanNormMFCC
 from spkid.options import ModelOptions
-from spkid.registry import TRUNKS, Trunk
+from spkid.registry import FRONTENDS, TRUNKS, Trunk
 
 
 class SpeakerEmbedder(nn.Module):
@@ -42,7 +41,6 @@ class SpeakerEmbedder(nn.Module):
         return self.embed_bn(self.trunk(self.frontend(wave)))
 
 
-FRONTENDS: dict[str, type] = {"logmel": InstanceNormLogMel, "mfcc": MeanNormMFCC, "fbank": KaldiFbank}
 # the ModelOptions fields that configure a trunk's pooling; a trunk's entry names those it takes
 POOLING_OPTIONS = ("pool_std_floor", "context_std")
 
@@ -77,8 +75,8 @@ def build_model(opts: ModelOptions) -> SpeakerEmbedder:
     if n_mels < 8 or embed_dim < 1:
         raise SpkidError(f"{opts.trunk}: --n-mels must be at least 8 and --embed-dim positive "
                          f"(0 = the paper's), got {opts.n_mels} and {opts.embed_dim}")
-    frontend_cls = FRONTENDS[trunk.frontend if opts.frontend == "paper" else opts.frontend]
-    frontend = frontend_cls(n_mels, preemphasis=opts.preemphasis, input_scale=opts.input_scale)
+    frontend = FRONTENDS[trunk.frontend if opts.frontend == "paper" else opts.frontend].build(
+        n_mels, preemphasis=opts.preemphasis, input_scale=opts.input_scale)
     network = trunk.build(n_mels, parse_channels(opts.channels, trunk), embed_dim, **pooling_options(opts, trunk))
     return SpeakerEmbedder(frontend, network, opts.embed_bn)
 

@@ -29,6 +29,7 @@ import torchaudio
 from torch import nn
 
 from spkid.options import SAMPLE_RATE
+from spkid.registry import FRONTENDS, Frontend
 
 N_FFT = 512
 WIN_LENGTH = 400
@@ -171,3 +172,8 @@ class KaldiFbank(FrontEnd):
         x = torch.log(torch.clamp(torch.matmul(power, self.banks), min=self.floor))  # (B, T, n_mels)
         x = x - x.mean(dim=1, keepdim=True)
         return x.transpose(1, 2)
+
+
+FRONTENDS.register(Frontend("logmel", InstanceNormLogMel, "log mel + instance norm (the paper's code; Q_SAP, H_ASP)"))
+FRONTENDS.register(Frontend("mfcc", MeanNormMFCC, "MFCCs + mean norm (ECAPA)"))
+FRONTENDS.register(Frontend("fbank", KaldiFbank, "Kaldi fbank + mean norm (wespeaker; give it --input-scale=32768)"))
