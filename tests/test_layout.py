@@ -57,6 +57,23 @@ def test_imports_follow_the_layout(path):
             f"(allowed: {sorted(allowed) or 'foundations only'})")
 
 
+# a stage's step (a verb and its object, docs/design.md "Code map") imports its method; nothing
+# in the package imports a step: the command lines under steps/ do
+STEP_MODULES = {"spkid.eval.extract_set", "spkid.eval.score_set", "spkid.eval.fuse_systems", "spkid.eval.score_files"}
+
+
+def test_no_module_of_the_package_imports_a_step():
+    found = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module, *(f"{node.module}.{a.name}" for a in node.names)] \
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names if n in STEP_MODULES]
+    assert not found
+    assert all((PKG / "eval" / f"{m.rsplit('.', 1)[1]}.py").is_file() for m in STEP_MODULES)
+
+
 def test_every_subpackage_states_its_rule():
     for sub in ALLOWED:
         doc = ast.get_docstring(ast.parse((PKG / sub / "__init__.py").read_text())) or ""
