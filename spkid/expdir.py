@@ -9,12 +9,13 @@
     exp/<SYS>/initialised_from            a fine-tuned system: the --init-from it started from
     exp/<SYS>/embeddings/<set>/           stage 4: embeddings.{ark,scp}, xvector.{ark,scp}, utt2spk
     exp/<SYS>/scores/<set>/<list>.score   stage 5 (+ .metrics.json, .det.png)
-    exp/<SYS>/backend.{npz,info}          stage 5's fitted back-end (+ plda.npz, qmf.json) and what it was fitted from
+    exp/<SYS>/backend/                    stage 5's fitted back-end: cohort_stats.npz (+ plda.npz, qmf.json)
 
 A fusion (``exp/fusion/F1``) and the MFCC floor (``exp/mfcc_baseline``) keep their score files
 in the same ``scores/<set>/<list>.score`` layout, so the table reads every row the same way.
 
-Each stage output folder also holds ``provenance.json`` (:class:`Record`): the sha256 of every
+Each stage output folder (``exp/<SYS>`` itself for stage 3, ``embeddings/<set>``, ``scores/<set>``,
+``backend``) also holds ``provenance.json`` (:class:`Record`): the sha256 of every
 input it was made from, the options it used, the sha256 of every file it wrote. Consumers check
 it before use (:func:`check_current`), stage 4 and run.sh before calling a stage done
 (docs/reliability.md, "Provenance").
@@ -88,22 +89,22 @@ class SystemDir:
     # ------------------------------------------------ the scoring back-end, fitted once (spkid.eval.backend)
 
     @property
-    def backend_record(self) -> Path:
-        """What the saved back-end was fitted from (written last: it vouches for the files below)."""
-        return self.root / "backend.info"
+    def backend(self) -> Path:
+        """``backend/``: the fitted back-end's files and its provenance.json (what it was fitted from)."""
+        return self.root / "backend"
 
     @property
     def backend_stats(self) -> Path:
         """The cohort's statistics: mean crop, speaker vectors, speaker means."""
-        return self.root / "backend.npz"
+        return self.backend / "cohort_stats.npz"
 
     @property
     def plda(self) -> Path:
-        return self.root / "plda.npz"
+        return self.backend / "plda.npz"
 
     @property
     def qmf(self) -> Path:
-        return self.root / "qmf.json"
+        return self.backend / "qmf.json"
 
     # ------------------------------------------------ what the system was derived or initialised from
 

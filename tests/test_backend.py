@@ -1,16 +1,20 @@
+import hashlib
 import json
 
 import kaldiio
 import numpy as np
 import pytest
 
+from spkid.config import write_resolved
 from spkid.data.datadir import Trials, read_table, read_trials, write_table
 from spkid.errors import SpkidError
 from spkid.eval.backend import Backend, needs_training_set
 from spkid.eval.calibration import Calibration
+from spkid.eval.plda import Plda
 from spkid.eval.score_set import ScoreOptions, score_set
 from spkid.eval.scoring import read_embeddings, read_scores
-from spkid.options import EvalOptions
+from spkid.expdir import RECORD, Record, SystemDir
+from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
 from trained_system import record_set
 
 
@@ -108,7 +112,7 @@ def test_qmf_fitted_on_held_list_and_saved(tmp_path):
     evaluation = EvalOptions(qmf=True, qmf_trials="val/val", as_norm_top_n=3)
     fitted = Backend.of_system(exp, evaluation, exp / "embeddings" / "cohort", data)
     cal = fitted.calibration
-    assert Calibration.load(exp / "qmf.json").weights.tolist() == cal.weights.tolist()
+    assert Calibration.load(SystemDir(exp).qmf).weights.tolist() == cal.weights.tolist()
     assert cal.weights[0] > 0  # a higher score means more likely the same speaker
     # the imposter-mean feature is the mean top-N cosine against the cohort speakers
     trials = read_trials(data / "val" / "trials" / "val")
@@ -149,11 +153,17 @@ def plda_qmf_system(tmp_path, seed=5):
 
 def test_stage5_scores_through_the_back_end(tmp_path):
     """score_set with PLDA + QMF: scores = the saved calibration applied to the saved PLDA's
-    LLRs and the quality features; qmf.json and plda.npz written beside the system."""
+    LLRs and the quality features; qmf.json and plda.npz written to the system's back-end folder."""
     exp, data = plda_qmf_system(tmp_path)
     evaluation = EvalOptions(score_type="plda", lda_dim=4, qmf=True, qmf_trials="val/val", as_norm_top_n=3)
+    write_resolved(SystemDir(exp).config, ModelOptions(), LossOptions(), TrainOptions(), evaluation)
     score_set(exp, data / "test", ScoreOptions(), evaluation)
-    cal = Calibration.load(exp / "qmf.json")
+    # the back-end's record agrees with the disk and config.conf (what utils/check_provenance.py asks)
+    record = Record.load(SystemDir(exp).backend)
+    assert record.problems() == [] and set(record.outputs) == {"cohort_stats.npz", "plda.npz", "qmf.json"}
+    assert set(record.inputs) == {"cohort/embeddings.ark", "cohort/embeddings.scp", "cohort/utt2spk", "qmf/trials",
+                                  "qmf/utt2dur", "qmf/embeddings.ark", "qmf/embeddings.scp"}
+    cal = Calibration.load(SystemDir(exp).qmf)
     assert cal.trained_on.endswith("val/trials/val")
     fitted = Backend.fit(evaluation, exp / "embeddings" / "cohort")
     trials = read_trials(data / "test" / "trials" / "test")
@@ -188,27 +198,42 @@ def test_back_end_fitted_once_per_system_and_refitted_when_its_inputs_change(tmp
     assert len(fits) == 1
     write_set(cohort, offset_embeddings(np.random.default_rng(9), 10, 4, 6, offset=0.0))
     Backend.of_system(exp, evaluation, cohort, data)
-    assert len(fits) == 2 and (exp / "backend.info").is_file()
+    record = Record.load(SystemDir(exp).backend)
+    assert len(fits) == 2 and record.inputs["cohort/embeddings.ark"]["sha256"] == \
+        Record.load(cohort).outputs["embeddings.ark"]["sha256"]  # the digest stage 4 recorded
     Backend.of_system(exp, evaluation, cohort, data)
     assert len(fits) == 2
+    # a saved file altered on disk: fitted again, not loaded
+    plda = SystemDir(exp).plda
+    saved = Plda.load(plda).between
+    plda.write_bytes(plda.read_bytes()[:-1] + b"x")
+    Backend.of_system(exp, evaluation, cohort, data)
+    assert len(fits) == 3
+    np.testing.assert_array_equal(Plda.load(plda).between, saved)
     a, b = sorted(read_table(data / "val" / "utt2spk"))[:2]
     with open(data / "val" / "trials" / "val", "a") as f:
         f.write(f"{b} {a} target\n")
     Backend.of_system(exp, evaluation, cohort, data)
-    assert len(fits) == 3
+    assert len(fits) == 4
 
 
 def test_mean_subtracted_back_end_saves_the_mean(tmp_path):
     rng = np.random.default_rng(3)
     write_set(tmp_path / "cohort", offset_embeddings(rng, 6, 4, 5))
+    (tmp_path / "cohort" / RECORD).unlink()  # a cohort dir made by hand: no record of stage 4
     evaluation = EvalOptions(mean_subtract=True)
     fitted = Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
     loaded = Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
     assert loaded.center.dtype == np.float32
     np.testing.assert_array_equal(loaded.center, fitted.center)
-    (tmp_path / "backend.npz").write_bytes(b"junk")
-    with pytest.raises(SpkidError, match="backend.npz: not a back-end written by spkid"):
-        Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
+    # without stage 4's record, the back-end's own record fingerprints the cohort's files
+    inputs = Record.load(SystemDir(tmp_path).backend).inputs
+    assert inputs["cohort/embeddings.ark"]["sha256"] == hashlib.sha256((tmp_path / "cohort" / "embeddings.ark").read_bytes()).hexdigest()
+    # junk in the saved statistics (a file its record no longer vouches for): fitted again
+    SystemDir(tmp_path).backend_stats.write_bytes(b"junk")
+    again = Backend.of_system(tmp_path, evaluation, tmp_path / "cohort", tmp_path)
+    np.testing.assert_array_equal(again.center, fitted.center)
+    np.testing.assert_array_equal(Backend.load(SystemDir(tmp_path), evaluation).center, fitted.center)
 
 
 def test_a_nan_record_is_blamed_on_the_ark_with_the_command_that_redoes_the_set(tmp_path):

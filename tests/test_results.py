@@ -11,7 +11,7 @@ from spkid.eval import metrics, results
 from spkid.config import parse_options, write_resolved
 from spkid.data.datadir import DataDir, Trials, read_trials, write_trials
 from spkid.errors import SpkidError
-from spkid.expdir import Record
+from spkid.expdir import Record, SystemDir
 from spkid.eval.fuse_systems import fuse_systems
 from spkid.eval.fusion import FusionOptions
 from spkid.eval.results import ReportOptions
@@ -226,7 +226,8 @@ def test_backend_systems_say_their_back_end(tmp_path):
     assert "last 3 epochs" in note and "PLDA (LDA 50)" in note and "tuned there" in note
     assert results.system_row(tmp_path / "B").note == ""
     # the LDA a PLDA back-end fitted (capped at speakers - 1) and where a fine-tuned run started
-    np.savez(tmp_path / "A" / "plda.npz", lda=np.zeros((39, 32)), mu=np.zeros(39))
+    SystemDir(tmp_path / "A").backend.mkdir()
+    np.savez(SystemDir(tmp_path / "A").plda, lda=np.zeros((39, 32)), mu=np.zeros(39))
     (tmp_path / "B" / "initialised_from").write_text("/x/exp/EA4\n")
     assert "PLDA (LDA 39)" in results.system_row(tmp_path / "A").note
     assert results.system_row(tmp_path / "B").note == "trained from /x/exp/EA4 (--init-from)"

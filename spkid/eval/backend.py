@@ -10,22 +10,22 @@ training utterances stage 4 extracts to ``exp/<SYS>/embeddings/cohort`` (``--coh
   toolkits do with VoxCeleb2's mean);
 - ``--as-norm``: their per-speaker vectors are the AS-norm cohort (``spkid.eval.scoring``);
 - ``--score-type=plda``: LDA + two-covariance PLDA trained on their per-utterance vectors
-  (``spkid.eval.plda``), written to ``exp/<SYS>/plda.npz``;
+  (``spkid.eval.plda``), written to ``exp/<SYS>/backend/plda.npz``;
 - ``--qmf``: a quality-aware calibration (``spkid.eval.calibration``) fitted on the held list
   ``--qmf-trials`` (scored like any list) and applied to every list, written to
-  ``exp/<SYS>/qmf.json``. Its imposter means are the mean top-N cosines against the cohort.
+  ``exp/<SYS>/backend/qmf.json``. Its imposter means are the mean top-N cosines against the cohort.
 
 It is fitted once per system (:meth:`Backend.of_system`): the first set stage 5 scores fits it
-and saves it beside the system (``backend.npz``: the mean crop and the cohort's speaker vectors;
-``plda.npz``; ``qmf.json``) with ``backend.info``, what it was fitted from (the evaluation
-options; the digests stage 4 recorded of the cohort's ark, scp and utt2spk; the QMF list, its set's embeddings and
-durations). Every later set loads it while that record matches; a change to any of them fits it
-again.
+and saves it to ``exp/<SYS>/backend/`` (``cohort_stats.npz``: the mean crop and the cohort's
+speaker vectors; ``plda.npz``; ``qmf.json``) with ``provenance.json``, the record of what it
+was fitted from (:class:`spkid.expdir.Record`: the evaluation options; the cohort's ark, scp and
+utt2spk as stage 4 recorded them; with QMF the held list, its set's embeddings and durations)
+and of the files saved. Every later set loads it while that record stands; a changed input or
+option, or a saved file changed or missing, fits it again.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,9 @@ import numpy as np
 
 from spkid.config import to_conf_lines
 from spkid.data import arks
-from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur, write_table
+from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur
 from spkid.errors import SpkidError
-from spkid.expdir import Record, SystemDir, file_digest
+from spkid.expdir import RECORD, Record, SystemDir
 from spkid.eval import scoring
 from spkid.eval.calibration import Calibration, quality_features
 from spkid.eval.plda import Plda
@@ -67,42 +67,45 @@ def saved_files(system: SystemDir, evaluation: EvalOptions) -> list[Path]:
     return [system.backend_stats] + [system.plda] * (evaluation.score_type == "plda") + [system.qmf] * evaluation.qmf
 
 
-def _digest_or_absent(path: Path) -> str:
-    return file_digest(path) if path.is_file() else "absent"
+def used_options(evaluation: EvalOptions) -> dict[str, str]:
+    """The evaluation options as config.conf states them (``--name`` -> value), as a record keeps them."""
+    return dict(line.split("=", 1) for line in to_conf_lines(evaluation))
 
 
-def set_digest(emb_dir: Path) -> str:
-    """An embeddings set as stage 4 recorded it (its provenance record, :mod:`spkid.expdir`): the
-    sha256 of its ark, scp and utt2spk ("none" without a record: a set extracted again is
-    another set)."""
-    record = Record.load(emb_dir)
-    if record is None:
-        return "none"
-    return ":".join(record.outputs.get(n, {}).get("sha256", "absent") for n in ("embeddings.ark", "embeddings.scp",
-                                                                                  "utt2spk"))
-
-
-def qmf_list(evaluation: EvalOptions, data_root: Path) -> tuple[str, Path]:
-    """(the set, the trial list) ``--qmf-trials`` names under ``data_root``."""
+def qmf_list(evaluation: EvalOptions, data_root: Path) -> tuple[str, Path, Path]:
+    """(the set, the trial list, the set's utt2dur) ``--qmf-trials`` names under ``data_root``."""
     set_name, _, list_name = evaluation.qmf_trials.partition("/")
     path = data_root / set_name / "trials" / list_name
     if not list_name or not path.is_file():
         raise SpkidError(f"QMF is trained on --qmf-trials={evaluation.qmf_trials} (SET/LIST), but {path} is not "
                          f"there: prepare it (stage 2) or name another held list")
-    return set_name, path
+    durations = data_root / set_name / "utt2dur"
+    if not durations.is_file():
+        raise SpkidError(f"{durations} not found: QMF needs the utterance durations; re-run stage 2")
+    return set_name, path, durations
 
 
-def fitted_from(system: SystemDir, evaluation: EvalOptions, cohort_dir: Path, data_root: Path) -> dict[str, str]:
-    """What a system's back-end depends on: its evaluation options, the cohort's embeddings and,
-    with QMF, the held list, its set's embeddings and durations. Kept in ``backend.info``: a
-    back-end fitted from anything else is fitted again rather than loaded."""
-    options = hashlib.sha1("\n".join(to_conf_lines(evaluation)).encode()).hexdigest()
-    record = {"options-sha1": options, "cohort": set_digest(cohort_dir)}
+def fitting_record(system: SystemDir, evaluation: EvalOptions, cohort_dir: Path, data_root: Path) -> Record:
+    """The record of a fitting of ``system``'s back-end (``backend/provenance.json``): its
+    evaluation options, the cohort's embeddings and, with QMF, the held list, its set's
+    embeddings and durations. An embeddings file is the entry stage 4 recorded of it (stage 5
+    checked that record before: :func:`spkid.expdir.check_current`); a set without a record
+    (a cohort dir made by hand) is fingerprinted here."""
+    inputs, checked = {}, {}
+    sets = {"cohort/": (cohort_dir, ("embeddings.ark", "embeddings.scp", "utt2spk"))}
     if evaluation.qmf:
-        set_name, trials = qmf_list(evaluation, data_root)
-        record |= {"qmf-trials-sha256": _digest_or_absent(trials), "qmf-set": set_digest(system.embeddings(set_name)),
-                   "qmf-utt2dur-sha256": _digest_or_absent(data_root / set_name / "utt2dur")}
-    return record
+        set_name, trials, durations = qmf_list(evaluation, data_root)
+        inputs |= {"qmf/trials": trials, "qmf/utt2dur": durations}
+        sets["qmf/"] = (system.embeddings(set_name), ("embeddings.ark", "embeddings.scp"))
+    for prefix, (emb_dir, names) in sets.items():
+        extracted = Record.load(emb_dir)
+        for name in names:
+            if extracted is not None and name in extracted.outputs:
+                checked[prefix + name] = extracted.input_entry(name, system.backend)
+            else:
+                inputs[prefix + name] = emb_dir / name
+    return Record.made_from(system.backend, 5, f"steps/score.sh {system.root} DATA_DIR", inputs, system.config,
+                            used_options(evaluation), checked)
 
 
 @dataclass
@@ -119,26 +122,28 @@ class Backend:
     @classmethod
     def of_system(cls, exp_dir: Path, evaluation: EvalOptions, cohort_dir: Path, data_root: Path) -> "Backend":
         """The back-end stage 5 scores every set of a system with, fitted once: loaded from
-        ``exp_dir`` when its ``backend.info`` says it was fitted from the same options, cohort and
-        QMF list, else fitted (on ``cohort_dir``; QMF on ``--qmf-trials`` under ``data_root``) and saved."""
+        ``exp_dir/backend`` while its record says it was fitted from the same options, cohort and
+        QMF list, into the files still there; else fitted (on ``cohort_dir``; QMF on
+        ``--qmf-trials`` under ``data_root``) and saved."""
         if not needs_training_set(evaluation):
             return cls(evaluation)
         if not (cohort_dir / "embeddings.scp").is_file() or not (cohort_dir / "utt2spk").is_file():
             raise SpkidError(f"{describe(evaluation)} scoring needs the training utterances' embeddings in {cohort_dir}: "
                              f"extract them with steps/extract.sh --cohort-data data/vox2_dev EXP_DIR DATA_DIR")
         system = SystemDir(exp_dir)
-        record, files = fitted_from(system, evaluation, cohort_dir, data_root), saved_files(system, evaluation)
+        making, files = fitting_record(system, evaluation, cohort_dir, data_root), saved_files(system, evaluation)
         names = ", ".join(f.name for f in files)
-        if system.backend_record.is_file() and read_table(system.backend_record) == record \
-                and all(f.is_file() for f in files):
-            print(f"back-end: loaded from {exp_dir} ({names}; {system.backend_record.name}: fitted from this "
-                  f"cohort and these options)")
+        reasons = making.reasons_to_redo(Record.load(system.backend))
+        if not reasons:
+            print(f"back-end: loaded from {system.backend} ({names}; {RECORD}: fitted from this cohort and these options)")
             return cls.load(system, evaluation)
+        (system.backend / RECORD).unlink(missing_ok=True)  # the folder is not done until the new record is written
         fitted = cls.fit(evaluation, cohort_dir, f"--cohort-data TRAIN_DATA {exp_dir} DATA_DIR")
         if evaluation.qmf:
             fitted.fit_calibration(exp_dir, data_root)
-        fitted.save(system, record)
-        print(f"back-end: fitted on {cohort_dir}, saved to {exp_dir} ({names})")
+        fitted.save(system)
+        making.write(files)  # last: it vouches for the files saved
+        print(f"back-end: fitted on {cohort_dir} ({reasons[0]}), saved to {system.backend} ({names})")
         return fitted
 
     @classmethod
@@ -155,15 +160,16 @@ class Backend:
             out.cohort_means = speaker_vectors
         return out
 
-    def save(self, system: SystemDir, record: dict[str, str]) -> None:
+    def save(self, system: SystemDir) -> None:
+        """Write the fitted parts to ``system``'s back-end folder (and remove a part it no longer has)."""
         arrays = {"center": self.center, "cohort": self.cohort, "cohort_means": self.cohort_means}
         with atomic_write(system.backend_stats, "wb") as f:
             np.savez(f, **{k: v for k, v in arrays.items() if v is not None})
-        if self.plda is not None:
-            self.plda.save(system.plda)
-        if self.calibration is not None:
-            self.calibration.save(system.qmf)
-        write_table(system.backend_record, record)  # last: the files it vouches for are complete
+        for part, path in ((self.plda, system.plda), (self.calibration, system.qmf)):
+            if part is not None:
+                part.save(path)
+            else:
+                path.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, system: SystemDir, evaluation: EvalOptions) -> "Backend":
@@ -172,7 +178,7 @@ class Backend:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
-            raise SpkidError(f"{path}: not a back-end written by spkid ({e}); remove {system.backend_record} and "
+            raise SpkidError(f"{path}: not a back-end written by spkid ({e}); remove {system.backend} and "
                              f"score again (the back-end is fitted again)") from None
         return cls(evaluation, arrays.get("center"), arrays.get("cohort"), arrays.get("cohort_means"),
                    Plda.load(system.plda) if evaluation.score_type == "plda" else None,
@@ -217,13 +223,10 @@ class Backend:
 
     def fit_calibration(self, exp_dir: Path, data_root: Path) -> Calibration:
         """QMF fitted on ``--qmf-trials`` (scored with this back-end)."""
-        set_name, path = qmf_list(self.evaluation, data_root)
+        set_name, path, dur_file = qmf_list(self.evaluation, data_root)
         trials = read_trials(path)
         emb_dir = SystemDir(exp_dir).embeddings(set_name)
         emb = self.read(emb_dir / "embeddings.scp", trials.utterances, data_root / set_name)
-        dur_file = data_root / set_name / "utt2dur"
-        if not dur_file.is_file():
-            raise SpkidError(f"{dur_file} not found: QMF needs the utterance durations; re-run stage 2")
         feats = self.features(emb, trials, self.scores(emb, trials, str(emb_dir)), read_utt2dur(dur_file), str(emb_dir))
         self.calibration = Calibration.fit(feats, trials.labels, self.evaluation.p_target, trained_on=str(path))
         return self.calibration

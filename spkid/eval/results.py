@@ -107,7 +107,7 @@ def with_paper_rows(rows: Sequence[Row], lists: Sequence[TrialList]) -> list[Row
 
 
 def fitted_lda_dim(exp_dir: Path) -> int | None:
-    """The dimension of the LDA a PLDA back-end fitted (exp/<SYS>/plda.npz), if it has one."""
+    """The dimension of the LDA a PLDA back-end fitted (exp/<SYS>/backend/plda.npz), if it has one."""
     import numpy as np
 
     plda = SystemDir(exp_dir).plda

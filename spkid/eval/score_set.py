@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spkid.config import option, to_conf_lines
+from spkid.config import option
 from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
 from spkid.expdir import COHORT, RECORD, Record, SystemDir, check_current
@@ -52,9 +52,9 @@ def scoring_record(system: SystemDir, data_dir: Path, evaluation: EvalOptions, c
         emb = check_current(emb_dir, 4, redo, names)
         checked.update({prefix + name: emb.input_entry(name, out_dir) for name in names})
     (out_dir / RECORD).unlink(missing_ok=True)
-    used = dict(line.split("=", 1) for line in to_conf_lines(evaluation))
     return Record.made_from(out_dir, 5, f"steps/score.sh {system.root} {data_dir}",
-                            {f"trials/{name}": path for name, path in lists.items()}, system.config, used, checked)
+                            {f"trials/{name}": path for name, path in lists.items()}, system.config,
+                            backend.used_options(evaluation), checked)
 
 
 def score_set(exp_dir: Path, data_dir: Path, opts: ScoreOptions, evaluation: EvalOptions) -> int:
