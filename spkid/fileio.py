@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -28,8 +29,13 @@ def _naming(paths: Sequence[Path]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; rename it onto ``path`` only if the block succeeds."""
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                 durable: bool = True) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    ``durable``: fsync before the rename, so that a machine crash leaves the old file or the new
+    one, never an empty one. Writers of one file per utterance (a million of them for VoxCeleb)
+    pass False: an fsync each would cost more than the write, and a re-run rewrites them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -40,8 +46,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     try:
         with _naming([path]), os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -49,29 +56,68 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise
 
 
-def atomic_tmp_path(path: str | os.PathLike) -> Path:
-    """A temporary name beside ``path`` for writers that need a file name (kaldiio, torch.save).
-
-    Rename it onto ``path`` with ``os.replace`` when complete."""
+def _tmp_path(path: str | os.PathLike) -> Path:
+    """The temporary name of ``path`` for :func:`atomic_paths` (see :func:`leftover_tmp_paths`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def leftover_tmp_paths(path: str | os.PathLike) -> list[Path]:
+    """The temporary files of atomic writes to ``path`` (a glob pattern in its name allowed) that
+    a writer killed before it could remove them (SIGKILL, a node lost) left beside it."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
-    """Temporary names beside ``paths`` for writers that need file names (kaldiio, torch.save);
-    renamed onto ``paths`` when the block succeeds, removed when it fails."""
-    tmps = [atomic_tmp_path(p) for p in paths]
+def atomic_paths(*paths: str | os.PathLike, durable: bool = True) -> Iterator[list[Path]]:
+    """Temporary names beside ``paths`` for writers that need file names (kaldiio, torch.save,
+    soundfile, ffmpeg); renamed onto ``paths`` in the order given when the block succeeds,
+    removed when it fails. ``durable``: as :func:`atomic_write`, each file fsynced first."""
+    tmps = [_tmp_path(p) for p in paths]
     try:
         with _naming([Path(p) for p in paths]):
             yield tmps
+            if durable:
+                for tmp in tmps:
+                    _fsync(tmp)
         for tmp, path in zip(tmps, paths):
             os.replace(tmp, path)
     finally:
         for tmp in tmps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; swapped in for ``path`` when the block
+    succeeds (an old ``path`` is set aside until the swap, then removed), removed when it fails.
+    A folder is not renamed onto another atomically: a crash between the two renames leaves
+    ``path`` absent and the old one in ``.<name>.old``, never a mixture of the two."""
+    path = Path(path)
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with _naming([path]):
+            yield tmp
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_writable(folder: Path, option: str, value: Path) -> None:
@@ -130,8 +176,6 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """``dst`` as a hard link of ``src`` (same inode and mtime: no space, and extraction's
     fingerprint of a linked final.pt matches); a copy keeping the mtime across file systems.
     Replaces ``dst`` atomically."""
-    import shutil
-
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.link.tmp")

@@ -57,6 +57,12 @@ def test_folder_to_ark_means(setup, tmp_path, capsys):
     assert "embedded 3 of 5 recording(s)" in cap.out and "(mean, 32-dim, ark)" in cap.out
     assert "short.wav: only 0.20 s" in cap.err and "broken.ogg: cannot decode" in cap.err
     assert "note: " in cap.err and "stereo.wav: 2 channels mixed down" in cap.err
+    # a plain Kaldi binary ark, byte for byte as kaldiio writes the table, its scp naming the final ark
+    kaldiio.save_ark(str(tmp_path / "ref.ark"), table, scp=str(tmp_path / "ref.scp"))
+    assert (out / "embeddings.ark").read_bytes() == (tmp_path / "ref.ark").read_bytes()
+    assert (out / "embeddings.scp").read_text() == (tmp_path / "ref.scp").read_text().replace(
+        str(tmp_path / "ref.ark"), str(out / "embeddings.ark"))
+    assert sorted(p.name for p in out.iterdir()) == ["embeddings.ark", "embeddings.scp"]
 
 
 def test_wav_scp_to_npy_crops(setup, tmp_path):

@@ -1,4 +1,5 @@
-"""spkid/fileio.py: one writer per folder (writer_lock)."""
+"""spkid/fileio.py: atomic writes of files and folders (whole or absent, no temporary file left,
+fsynced only when durable), failed writes naming the file, one writer per folder (writer_lock)."""
 
 import os
 import signal
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from spkid.errors import SpkidError
-from spkid.fileio import writer_lock
+from spkid.fileio import atomic_dir, atomic_paths, atomic_write, leftover_tmp_paths, writer_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,3 +91,77 @@ def test_errors_that_name_a_file_are_left_as_they_are(tmp_path):
         with atomic_write(tmp_path / "out") as f:
             f.write(open(tmp_path / "missing-input").read())
     assert e.value.filename == str(tmp_path / "missing-input") and not (tmp_path / "out").exists()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def count_fsyncs(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    return calls
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_atomic_paths_renames_in_order_and_fsyncs_only_when_durable(tmp_path, monkeypatch, durable):
+    a, b = tmp_path / "sub" / "a.ark", tmp_path / "sub" / "a.scp"
+    fsyncs = count_fsyncs(monkeypatch)
+    with atomic_paths(a, b, durable=durable) as (tmp_a, tmp_b):
+        tmp_a.write_bytes(b"\x00ark")
+        tmp_b.write_text("u1 a.ark:1\n")
+        assert leftover_tmp_paths(a) == [tmp_a] and not a.exists()  # what a killed writer would leave
+    assert (a.read_bytes(), b.read_text()) == (b"\x00ark", "u1 a.ark:1\n")
+    assert len(fsyncs) == (2 if durable else 0)
+    assert sorted(p.name for p in a.parent.iterdir()) == ["a.ark", "a.scp"]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_atomic_write_fsyncs_only_when_durable(tmp_path, monkeypatch, durable):
+    fsyncs = count_fsyncs(monkeypatch)
+    with atomic_write(tmp_path / "w.bin", "wb", durable=durable) as f:
+        f.write(b"\x01\x02")
+        assert [p.name[:7] for p in leftover_tmp_paths(tmp_path / "w.bin")] == [".w.bin."]
+    assert (tmp_path / "w.bin").read_bytes() == b"\x01\x02" and len(fsyncs) == (1 if durable else 0)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_an_exception_in_the_block_keeps_the_old_files_and_leaves_no_temporary_one(tmp_path, durable):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("old a")
+    with pytest.raises(Interrupted):
+        with atomic_paths(a, b, durable=durable) as (tmp_a, tmp_b):
+            tmp_a.write_text("new a")
+            tmp_b.write_text("new b")
+            raise Interrupted
+    with pytest.raises(Interrupted):
+        with atomic_write(a, durable=durable) as f:
+            f.write("new a")
+            raise Interrupted
+    assert a.read_text() == "old a" and not b.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_atomic_dir_replaces_an_existing_folder_whole(tmp_path):
+    data = tmp_path / "data" / "train"
+    with atomic_dir(data) as tmp:  # created where there was none
+        (tmp / "wav.scp").write_text("u1 a.wav\n")
+        (tmp / "segments").write_text("s1 u1 0 1\n")
+    with atomic_dir(data) as tmp:
+        assert tmp.is_dir() and not any(tmp.iterdir()) and tmp.parent == data.parent
+        (tmp / "wav.scp").write_text("u2 b.wav\n")
+        assert (data / "segments").is_file()  # the old folder is in place until the block ends
+    assert sorted(p.name for p in data.iterdir()) == ["wav.scp"]  # swapped, not merged
+    assert (data / "wav.scp").read_text() == "u2 b.wav\n"
+    assert sorted(p.name for p in data.parent.iterdir()) == ["train"]  # no .train.tmp, no .train.old
+
+
+def test_an_exception_in_atomic_dir_keeps_the_old_folder(tmp_path):
+    data = tmp_path / "train"
+    data.mkdir()
+    (data / "wav.scp").write_text("old\n")
+    with pytest.raises(Interrupted):
+        with atomic_dir(data) as tmp:
+            (tmp / "wav.scp").write_text("new\n")
+            raise Interrupted
+    assert (data / "wav.scp").read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["train"]

@@ -4,12 +4,10 @@ one normalised-crop mean per recording (the vector scoring uses) or the raw crop
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 
 from spkid.config import option
@@ -18,9 +16,9 @@ from spkid.data.datadir import read_wav_scp
 from spkid.data.inputs import Failures
 from spkid.device import pick_device
 from spkid.errors import SpkidError
-from spkid.eval.extract import load_system
+from spkid.eval.extract import load_system, write_embeddings
 from spkid.eval.usage import embed_recordings, normalised_means
-from spkid.fileio import atomic_tmp_path, atomic_write, check_output_dir
+from spkid.fileio import atomic_write, check_output_dir
 
 # file extensions soundfile (libsndfile) decodes
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",
@@ -63,21 +61,9 @@ def list_inputs(source: str, allow_pipes: bool = False) -> list[tuple[str, str]]
 
 
 def write_ark(out: Path, table: dict[str, np.ndarray]) -> None:
-    ark, scp = out / "embeddings.ark", out / "embeddings.scp"
-    tmp_ark, tmp_scp = atomic_tmp_path(ark), atomic_tmp_path(scp)
-    try:
-        for key in table:
-            check_key(key, str(scp))
-        kaldiio.save_ark(str(tmp_ark), table, scp=str(tmp_scp))
-        # the scp names the ark it points into: the final name, offsets unchanged
-        lines = Path(tmp_scp).read_text(encoding="utf-8").replace(str(tmp_ark), str(ark))
-        with atomic_write(scp) as f:
-            f.write(lines)
-        os.replace(tmp_ark, ark)
-    finally:
-        for tmp in (tmp_ark, tmp_scp):
-            if tmp.exists():
-                tmp.unlink()
+    """``embeddings.{ark,scp}`` as stage 4 writes a set: atomically, and refusing a vector scoring
+    would refuse (NaN, all zeros) by name rather than writing it."""
+    write_embeddings(table.items(), out / "embeddings.ark")
 
 
 def write_npy(out: Path, table: dict[str, np.ndarray]) -> None:

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from spkid.config import read_resolved, to_conf_lines
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
-from spkid.fileio import atomic_tmp_path
+from spkid.fileio import atomic_paths, leftover_tmp_paths
 from spkid.options import EvalOptions
 from spkid.train.ranks import Dist
 
@@ -86,33 +86,29 @@ def newest_checkpoint(exp_dir: Path) -> Path | None:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, fsync, then rename: a checkpoint is whole or absent.
-    A failed write (full disk, quota) is a SpkidError naming ``path``; the old file stays."""
-    tmp = atomic_tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        cause = e if isinstance(e, (OSError, RuntimeError)) else None
-        while cause is not None and not isinstance(cause, OSError):  # torch's zip writer may re-raise
-            cause = cause.__context__                                 # a failed write as RuntimeError
-        if isinstance(cause, OSError) and cause.errno is not None:
-            raise SpkidError(f"cannot write {path}: {os.strerror(cause.errno)}; free space on its file system "
-                             f"(or fix its permissions) and run the same command again (training resumes "
-                             f"from the newest checkpoint)") from e
-        raise
+    """torch.save through :func:`spkid.fileio.atomic_paths` (fsynced): a checkpoint is whole or
+    absent. A failed write (full disk, quota) is a SpkidError naming ``path``; the old file stays."""
+    with atomic_paths(path) as (tmp,):
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+        except (OSError, RuntimeError) as e:
+            cause: BaseException | None = e
+            while cause is not None and not isinstance(cause, OSError):  # torch's zip writer may re-raise
+                cause = cause.__context__                                 # a failed write as RuntimeError
+            if isinstance(cause, OSError) and cause.errno is not None:
+                raise SpkidError(f"cannot write {path}: {os.strerror(cause.errno)}; free space on its file system "
+                                 f"(or fix its permissions) and run the same command again (training resumes "
+                                 f"from the newest checkpoint)") from e
+            raise
 
 
 def remove_partial_writes(exp_dir: Path) -> int:
     """Delete the temporary files of checkpoints and final.pt whose writer was killed (SIGKILL,
     a node lost) before it could remove them; each is as large as a checkpoint. Returns how many."""
     layout = SystemDir(exp_dir)
-    partial = [*layout.checkpoints.glob(".epoch_*.pt.*.tmp"), *layout.checkpoints.glob(f".{layout.interrupted.name}.*.tmp"),
-               *layout.root.glob(f".{layout.final.name}.*.tmp")]
+    partial = [*leftover_tmp_paths(layout.checkpoints / "epoch_*.pt"), *leftover_tmp_paths(layout.interrupted),
+               *leftover_tmp_paths(layout.final)]
     for path in partial:
         path.unlink(missing_ok=True)
     if partial:

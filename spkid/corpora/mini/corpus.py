@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import soundfile as sf
 from spkid.console import progress
 from spkid.config import option
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_tmp_path, atomic_write
+from spkid.fileio import atomic_paths, atomic_write
 from spkid.options import MAX_SEED
 from spkid.corpora.mini import channel as ch
 from spkid.corpora.mini.noise import NOISE_KINDS, babble_clip, render_song, synth_noise
@@ -84,10 +83,8 @@ def wav_root(role: str) -> str:
 
 def write_wav(path: Path, x: np.ndarray) -> None:
     """16-bit mono 16 kHz, written under a temporary name and renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_tmp_path(path)
-    sf.write(tmp, ch.to_pcm16(x), SR, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_paths(path, durable=False) as (tmp,):  # thousands of files: no fsync each
+        sf.write(tmp, ch.to_pcm16(x), SR, subtype="PCM_16", format="WAV")
 
 
 # ---------------------------------------------------------------- speakers

@@ -35,7 +35,7 @@ from spkid.data.audio import SAMPLE_RATE, AudioError, float_to_pcm16, pcm16_to_f
 from spkid.data.augment.scheme import AugDraw, draw_augmentation
 from spkid.data.datadir import DataDirError, num_samples, read_table, read_utt2dur, read_wav_scp
 from spkid.errors import SpkidError
-from spkid.fileio import atomic_tmp_path
+from spkid.fileio import atomic_paths
 
 #: data/<name> directories under --aug-data that augmentation reads.
 AUG_DIRS = {"noise": "musan_noise", "music": "musan_music", "speech": "musan_speech"}
@@ -61,10 +61,9 @@ def pack_audio(data_dir: str | os.PathLike, quiet: bool = True) -> Path:
     if not wav_scp:
         raise DataDirError(f"{data_dir}/wav.scp lists no recordings; nothing to pack")
     audio_path, index_path = data_dir / PACK_AUDIO, data_dir / PACK_INDEX
-    tmp_audio, tmp_index = atomic_tmp_path(audio_path), atomic_tmp_path(index_path)
     lines = [f"{_DIGEST_KEY} {_wav_scp_digest(data_dir)}\n"]
     offset = rounded = 0
-    try:
+    with atomic_paths(audio_path, index_path) as (tmp_audio, tmp_index):
         with open(tmp_audio, "wb") as f:
             for rec in progress(sorted(wav_scp), desc=f"packing {data_dir.name}", quiet=quiet, unit="rec"):
                 x = read_audio(wav_scp[rec], utt=rec, keep_pcm16=True)
@@ -76,18 +75,9 @@ def pack_audio(data_dir: str | os.PathLike, quiet: bool = True) -> Path:
                 f.write(x.astype("<i2", copy=False).tobytes())
                 lines.append(f"{rec} {offset} {len(x)}\n")
                 offset += len(x)
-            f.flush()
-            os.fsync(f.fileno())
         with open(tmp_index, "w", encoding="utf-8") as f:
             f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        index_path.unlink(missing_ok=True)
-        os.replace(tmp_audio, audio_path)
-        os.replace(tmp_index, index_path)
-    finally:
-        tmp_audio.unlink(missing_ok=True)
-        tmp_index.unlink(missing_ok=True)
+        index_path.unlink(missing_ok=True)  # last: atomic_paths renames the audio in, then the index
     if rounded:
         log.warning("%s: %d of %d recordings were not 16-bit PCM and were rounded to 16 bits in %s",
                     data_dir, rounded, len(wav_scp), audio_path)
