@@ -143,11 +143,13 @@ def test_concatenate_checks_the_whole_archive(tmp_path):
     for i, chunk in enumerate(split(whole, 4)):
         parts.append(tmp_path / f"p{i}")
         parts[-1].write_bytes(chunk)
+    (tmp_path / ".whole.zip.4242.tmp").write_bytes(b"left by a killed concatenation")
     out = concatenate(parts, tmp_path / "whole.zip", md5(whole), progress=False)
     assert out.read_bytes() == whole
     with pytest.raises(DownloadError, match=r"md5 mismatch for bad\.zip \(concatenated from p0 \.\. p3\)"):
         concatenate(parts, tmp_path / "bad.zip", "f" * 32, progress=False)
     assert (tmp_path / "bad.zip.bad").is_file() and all(p.is_file() for p in parts)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_extract_selects_strips_and_resumes(tmp_path):
@@ -250,12 +252,14 @@ def test_full_disk_is_named_not_blamed_on_the_archive_or_network(tmp_path, monke
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("wav/id1/v/00001.wav", b"x" * 100)
 
-    def full(src, target):
+    def full(src, dst, length):
+        dst.write(src.read(10))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(archives, "_write_member", full)
+    monkeypatch.setattr(archives.shutil, "copyfileobj", full)
     with pytest.raises(DownloadError, match=r"No space left on device; free space .* the archive is kept"):
         archives.extract(archive, tmp_path / "out", lambda name: name)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # no partial member, no temporary file
 
 
 def vox1_in_place(corpus: Path, utts: list[str]) -> None:

@@ -16,6 +16,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 from spkid import console
 from spkid.corpora.download import CHUNK, DownloadError, check_md5, mark_verified, verify_existing
+from spkid.fileio import atomic_paths, leftover_tmp_paths
 
 
 def free_space_check(directory: Path, need: int, what: str) -> None:
@@ -27,27 +28,28 @@ def free_space_check(directory: Path, need: int, what: str) -> None:
 
 
 def concatenate(parts: Sequence[Path], dest: Path, md5: str | None, progress: bool = True) -> Path:
-    """``cat parts > dest`` into ``dest.part``, check the md5 of the whole, rename onto ``dest``."""
+    """``cat parts > dest`` into a temporary file, check the md5 of the whole, rename it onto ``dest``."""
     if verify_existing(dest, md5, progress):
         return dest
     missing = [p for p in parts if not p.is_file()]
     if missing:
         raise DownloadError(f"cannot build {dest.name}: part {missing[0]} is missing; run the download again")
+    for leftover in leftover_tmp_paths(dest):  # of a killed concatenation: as large as the archive
+        leftover.unlink()
     free_space_check(dest.parent, sum(p.stat().st_size for p in parts), f"concatenating {dest.name}")
-    tmp = dest.with_name(dest.name + ".part")
-    with open(tmp, "wb") as out, console.progress(total=sum(p.stat().st_size for p in parts), unit="B",
-                                                  unit_scale=True, desc=f"cat {dest.name}", quiet=not progress,
-                                                  leave=False) as bar:
-        for p in parts:
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(CHUNK), b""):
-                    out.write(block)
-                    bar.update(len(block))
     names = f"{parts[0].name} .. {parts[-1].name}" if len(parts) > 1 else parts[0].name
-    got = check_md5(tmp, md5, f"concatenated from {names}", progress,
-                    "Each part matched its own md5, so the parts list or the md5 table is at fault: check "
-                    "--md5-list, delete the .bad file and run again (the parts are kept).")
-    os.replace(tmp, dest)
+    with atomic_paths(dest) as (tmp,):  # durable: its .md5 sidecar is to say it is whole
+        with open(tmp, "wb") as out, console.progress(total=sum(p.stat().st_size for p in parts), unit="B",
+                                                      unit_scale=True, desc=f"cat {dest.name}", quiet=not progress,
+                                                      leave=False) as bar:
+            for p in parts:
+                with open(p, "rb") as f:
+                    for block in iter(lambda: f.read(CHUNK), b""):
+                        out.write(block)
+                        bar.update(len(block))
+        got = check_md5(tmp, md5, f"concatenated from {names}", progress,
+                        "Each part matched its own md5, so the parts list or the md5 table is at fault: check "
+                        "--md5-list, delete the .bad file and run again (the parts are kept).", final=dest)
     mark_verified(dest, got)
     return dest
 
@@ -60,12 +62,23 @@ def _safe_relpath(rel: str, archive: Path, member: str) -> Path:
     return p
 
 
-def _write_member(src: BinaryIO, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as out:
-        shutil.copyfileobj(src, out, CHUNK)
-    os.replace(tmp, target)
+def _write_error(e: OSError, target: Path, archive: Path, dest_root: Path) -> OSError | DownloadError:
+    """The error to raise for ``e`` while writing ``target``: ``e`` itself for a read error of
+    the archive (no errno: :func:`extract` blames the archive), else one that blames the disk."""
+    if e.filename is None and e.errno is None:
+        return e
+    # the archive is fine (its md5 was checked): the disk or permissions are not
+    return DownloadError(f"cannot write {target} while extracting {archive}: {e.strerror or e}; free space / fix "
+                         f"permissions under {dest_root} and run again (extraction resumes; the archive is kept)")
+
+
+def _write_member(src: BinaryIO, target: Path, archive: Path, dest_root: Path) -> None:
+    with atomic_paths(target, durable=False) as (tmp,):  # a million members: no fsync each
+        try:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+        except OSError as e:  # here, before atomic_paths names the file without the archive
+            raise _write_error(e, target, archive, dest_root) from None
 
 
 def _members(archive: Path) -> Iterator[tuple[str, int, Callable[[], BinaryIO]]]:
@@ -103,14 +116,9 @@ def extract(archive: str | os.PathLike, dest_root: str | os.PathLike,
                 continue
             try:
                 with open_member() as src:
-                    _write_member(src, target)
-            except OSError as e:
-                if e.filename is None and e.errno is None:
-                    raise  # a read error of the archive itself (handled below)
-                # the archive is fine (its md5 was checked): the disk or permissions are not
-                raise DownloadError(f"cannot write {target} while extracting {archive}: {e.strerror or e}; free "
-                                    f"space / fix permissions under {dest_root} and run again (extraction "
-                                    f"resumes; the archive is kept)") from None
+                    _write_member(src, target, archive, dest_root)
+            except OSError as e:  # creating its folder, renaming it in
+                raise _write_error(e, target, archive, dest_root) from None
             written += 1
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         raise DownloadError(f"cannot extract {archive}: {e}; delete it (and its .md5 file) and run again "

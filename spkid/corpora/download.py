@@ -140,13 +140,14 @@ def mark_verified(path: Path, md5: str) -> None:
         f.write(f"{md5} {path.stat().st_size} {path.name}\n")
 
 
-def check_md5(path: Path, md5: str | None, what: str, progress: bool, hint: str) -> str:
-    """Hash ``path``; on a mismatch move it to ``<name>.bad`` (stripping ``.part``) and raise."""
+def check_md5(path: Path, md5: str | None, what: str, progress: bool, hint: str, final: Path | None = None) -> str:
+    """Hash ``path``; on a mismatch move it to ``<final>.bad`` and raise. ``final``: the name
+    ``path`` is to get when it checks (a download's ``.part``, a temporary file), if not its own."""
     got = md5sum(path, progress=progress)
     if md5 is not None and got != md5:
-        final = path.with_suffix("") if path.suffix == ".part" else path
+        final = final or path
         bad = final.with_name(final.name + ".bad")
-        os.replace(path, bad)
+        os.replace(path, bad)  # kept for the user to look at, not an output: no atomic write
         raise DownloadError(
             f"md5 mismatch for {final.name} ({what}): expected {md5}, got {got}. The file was moved "
             f"aside to {bad} ({bad.stat().st_size} bytes). {hint}")
@@ -276,7 +277,9 @@ def fetch(src: Source, dest: str | os.PathLike, md5: str | None, *, secrets: Sec
         got = check_md5(part, md5, f"downloaded from {src.display}", progress,
                         "A small file is usually an error page from the server (look at it). Delete the "
                         ".bad file and run again to download it anew; if it fails again, check the md5 "
-                        "list and the base URL.")
+                        "list and the base URL.", final=dest)
+        # not fileio.atomic_paths: that removes its temporary file when interrupted, and this
+        # .part must survive an interrupted transfer for the next run to resume it
         os.replace(part, dest)
         mark_verified(dest, got)
         if md5 is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from spkid.data.validate import validate_data_dir
 from spkid.corpora.sets import TRIAL_LISTS, SetSummary, TrialListSpec, compare_known
 from spkid.corpora.voxsrc import voxsrc_trials
 from spkid.errors import SpkidError
+from spkid.fileio import atomic_dir
 from spkid.options import SAMPLE_RATE
 
 MINI_MARKER = "SUBSTITUTE_CORPUS.txt"   # written by local/make_mini_corpus.py
@@ -88,29 +88,20 @@ def write_data_dir(path: Path, wav_scp: dict[str, str], utt2spk: dict[str, str],
 
     With ``segments``, wav.scp is keyed by recording and utt2spk/utt2dur by segment, as Kaldi
     has it; ``reco2dur`` then gives the recordings' durations."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write_table(tmp / "wav.scp", wav_scp)
-    write_table(tmp / "utt2spk", utt2spk)
-    write_table(tmp / "spk2utt", utt2spk_to_spk2utt(utt2spk))
-    write_table(tmp / "utt2dur", {u: f"{d:.3f}" for u, d in utt2dur.items()})
-    if segments is not None:
-        write_table(tmp / "segments", segments)
-    if reco2dur is not None:
-        write_table(tmp / "reco2dur", {r: f"{d:.3f}" for r, d in reco2dur.items()})
-    for name, t in (trials or {}).items():
-        write_trials(tmp / "trials" / name, t)
-    problems = validate_data_dir(tmp, check_audio=False)
-    if problems:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise PrepareError(f"{path}: the prepared data directory is invalid:\n  " + "\n  ".join(problems))
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(path) as tmp:
+        write_table(tmp / "wav.scp", wav_scp)
+        write_table(tmp / "utt2spk", utt2spk)
+        write_table(tmp / "spk2utt", utt2spk_to_spk2utt(utt2spk))
+        write_table(tmp / "utt2dur", {u: f"{d:.3f}" for u, d in utt2dur.items()})
+        if segments is not None:
+            write_table(tmp / "segments", segments)
+        if reco2dur is not None:
+            write_table(tmp / "reco2dur", {r: f"{d:.3f}" for r, d in reco2dur.items()})
+        for name, t in (trials or {}).items():
+            write_trials(tmp / "trials" / name, t)
+        problems = validate_data_dir(tmp, check_audio=False)
+        if problems:
+            raise PrepareError(f"{path}: the prepared data directory is invalid:\n  " + "\n  ".join(problems))
 
 
 class Absent(Exception):
