@@ -35,7 +35,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 
     ``durable``: fsync before the rename, so that a machine crash leaves the old file or the new
     one, never an empty one. Writers of one file per utterance (a million of them for VoxCeleb)
-    pass False: an fsync each would cost more than the write, and a re-run rewrites them."""
+    pass False: an fsync each would cost more than the write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
