@@ -41,9 +41,6 @@ def base_config(positionals: dict[str, str]) -> Path:
 BASE_CONF = SavedConf(SYSTEM_OPTIONS, base_config, "BASE_DIR/config.conf")
 
 
-BASE_CONF = SavedConf(SYSTEM_OPTIONS, base_config, "BASE_DIR/config.conf")
-
-
 def derive_system(base: Path, out: Path, new: list) -> int:
     """Write ``out`` as ``base`` with the options ``new`` (every SYSTEM_OPTIONS group); options
     that change the network are refused."""
