@@ -162,6 +162,32 @@ def test_stage_needing_an_earlier_one_names_it(tmp_path, recipe):
     assert "corpus/mini/.done is missing: obtain the mini corpus first (./run.sh --stage 1 --stop-stage 1" in out.stderr
 
 
+def stage_1_copying(recipe: Path, corpus: Path, without: str = "") -> None:
+    """local/make_mini_corpus.py replaced by a copy of ``corpus`` (less its folder ``without``)."""
+    stub = recipe / "local" / "make_mini_corpus.py"
+    stub.write_text("#!/usr/bin/env python3\nimport shutil, sys\n"
+                    "out = sys.argv[sys.argv.index('--out') + 1]\n"
+                    f"shutil.copytree({str(corpus)!r}, out, ignore=shutil.ignore_patterns({without or 'none'!r}))\n")
+    stub.chmod(0o755)
+
+
+def test_a_fresh_run_obtains_the_corpus_before_it_checks_the_training_data(tmp_path, recipe):
+    # a newcomer's ./run.sh: nothing on disk yet, so what stage 1 obtains is checked after it
+    # (it was checked before stage 1 and refused, naming data/vox2_dev as not there)
+    fresh = tmp_path / "r"
+    shutil.copytree(recipe, fresh, symlinks=True, ignore=shutil.ignore_patterns("corpus", "data", "exp"))
+    stage_1_copying(fresh, tiny_corpus())
+    out = run(fresh, "--systems", "QA4", "--stop-stage", "3", "--nj", "1")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (fresh / "exp" / "QA4" / ".done.train").is_file()
+    # a corpus without the training speakers: stages 1-2 run, then stage 3 is refused, naming them
+    shutil.rmtree(fresh / "corpus"), shutil.rmtree(fresh / "data"), shutil.rmtree(fresh / "exp")
+    stage_1_copying(fresh, tiny_corpus(), without="voxceleb2")
+    out = run(fresh, "--systems", "QA4", "--stop-stage", "3", "--nj", "1")
+    assert out.returncode == 1 and (fresh / "data" / ".done").is_file() and not (fresh / "exp" / "QA4").exists()
+    assert "run.sh: QA4 needs training, on data that is not there:\n  data/vox2_dev (VoxCeleb2 dev" in out.stderr
+
+
 def test_a_stage_made_from_another_corpus_is_refused_not_skipped(tmp_path, recipe):
     # after the mini pipeline, data/ and exp/ hold the mini corpus's dirs and systems: stages
     # for VoxCeleb must not skip them as finished
