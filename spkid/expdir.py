@@ -39,11 +39,37 @@ from spkid.fileio import atomic_write
 COHORT = "cohort"
 
 
+class _Under:
+    """A file or folder of the experiment directory as an attribute of :class:`SystemDir`:
+    ``_Under("backend", "plda.npz")`` on ``SystemDir("exp/EA4")`` is ``exp/EA4/backend/plda.npz``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, system: SystemDir | None, owner: type) -> Path:
+        return self if system is None else system.root.joinpath(*self.parts)  # (the class: the descriptor)
+
+
 @dataclass(frozen=True)
 class SystemDir:
     """``exp/<SYS>`` (or a fusion's or the floor's directory): where each of its files lives."""
 
     root: Path
+
+    config = _Under("config.conf")
+    final = _Under("final.pt")
+    checkpoints = _Under("checkpoints")
+    interrupted = _Under("checkpoints", "interrupted.pt")
+    log = _Under("log")
+    # the scoring back-end, fitted once (spkid.eval.backend): the cohort's statistics (mean crop,
+    # speaker vectors, speaker means), the PLDA, the QMF, and its provenance.json
+    backend = _Under("backend")
+    backend_stats = _Under("backend", "cohort_stats.npz")
+    plda = _Under("backend", "plda.npz")
+    qmf = _Under("backend", "qmf.json")
+    # what the system was derived or initialised from (read with the methods below)
+    derived_from_record = _Under("derived_from")
+    initialised_from_record = _Under("initialised_from")
 
     def __init__(self, root: str | os.PathLike) -> None:
         object.__setattr__(self, "root", Path(root))
@@ -51,26 +77,6 @@ class SystemDir:
     @property
     def name(self) -> str:
         return self.root.name
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.conf"
-
-    @property
-    def final(self) -> Path:
-        return self.root / "final.pt"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def interrupted(self) -> Path:
-        return self.checkpoints / "interrupted.pt"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log"
 
     def step_log(self, step: str) -> Path:
         """``log/<step>.log``: what a step (extract.<set>, score.<set>, import_model, ...) printed."""
@@ -85,32 +91,6 @@ class SystemDir:
 
     def score_file(self, set_name: str, list_name: str) -> Path:
         return self.scores(set_name) / f"{list_name}.score"
-
-    # ------------------------------------------------ the scoring back-end, fitted once (spkid.eval.backend)
-
-    @property
-    def backend(self) -> Path:
-        """``backend/``: the fitted back-end's files and its provenance.json (what it was fitted from)."""
-        return self.root / "backend"
-
-    @property
-    def backend_stats(self) -> Path:
-        """The cohort's statistics: mean crop, speaker vectors, speaker means."""
-        return self.backend / "cohort_stats.npz"
-
-    @property
-    def plda(self) -> Path:
-        return self.backend / "plda.npz"
-
-    @property
-    def qmf(self) -> Path:
-        return self.backend / "qmf.json"
-
-    # ------------------------------------------------ what the system was derived or initialised from
-
-    @property
-    def derived_from_record(self) -> Path:
-        return self.root / "derived_from"
 
     def derived_from(self) -> SystemDir | None:
         """The system whose network this one shares (``steps/derive_system.py``), so that stage 4
@@ -128,10 +108,6 @@ class SystemDir:
             return
         with atomic_write(self.derived_from_record) as f:
             f.write(os.path.relpath(base.root, self.root) + "\n")
-
-    @property
-    def initialised_from_record(self) -> Path:
-        return self.root / "initialised_from"
 
     def initialised_from(self) -> str | None:
         """The ``--init-from`` path training started from (the results table names it)."""
