@@ -69,8 +69,10 @@ def _field_table(types: Sequence[type]) -> dict[str, tuple[type, dataclasses.Fie
     return table
 
 
-def convert_value(value: str, typ: type, f: dataclasses.Field, where: str) -> Any:
-    """Parse ``value`` as ``typ``; ``where`` names the file and line (or 'command line')."""
+def convert_value(value: str, typ: type, f: dataclasses.Field, where: str, check_choices: bool = True) -> Any:
+    """Parse ``value`` as ``typ``; ``where`` names the file and line (or 'command line').
+    ``check_choices=False``: a name is not looked up in its registry (which imports the modules
+    that register its entries, torch among them)."""
     name = option_name(f.name)
     if typ is bool:
         if value not in ("true", "false"):
@@ -94,7 +96,7 @@ def convert_value(value: str, typ: type, f: dataclasses.Field, where: str) -> An
         out = value
     else:
         raise TypeError(f"option {name}: unsupported type {typ}")
-    choices = f.metadata.get("choices")
+    choices = f.metadata.get("choices") if check_choices else None
     if choices is not None and out not in choices:
         raise ConfigError(f"{where}: {name}={value} is not one of: {', '.join(map(str, choices))}")
     least, above, most = (f.metadata.get(k) for k in ("min", "above", "max"))
@@ -318,6 +320,25 @@ def write_resolved(path: str | os.PathLike, *instances: Any, header: str = "") -
                 f.write(f"# {line}\n")
         for line in to_conf_lines(*instances):
             f.write(line + "\n")
+
+
+def read_values(path: str | os.PathLike, types: Sequence[type]) -> dict[str, str]:
+    """``--option`` -> value of every option of ``types`` as the conf at ``path`` sets it (else
+    its default), spelt as :func:`to_conf_lines` spells it: for comparing a conf with what a
+    record says it set. Each value is parsed as its type and range; names are not looked up in
+    their registries, nor are the options checked against each other (what a step does with
+    :func:`read_resolved`), so that a provenance check does not import torch."""
+    table = _field_table(types)
+    entries = _conf_entries(path, table)
+    out = {}
+    for name, (cls, f, typ) in table.items():
+        if name in entries:
+            value, where = entries[name]
+            out[name] = format_value(convert_value(value, typ, f, where, check_choices=False))
+        else:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            out[name] = format_value(default)
+    return out
 
 
 def read_resolved(path: str | os.PathLike, types: Sequence[type]) -> list:

@@ -187,11 +187,11 @@ def fingerprint_problem(entry: dict, folder: Path) -> str | None:
 
 
 def config_options(config: Path, names: Sequence[str]) -> dict[str, str]:
-    """The options ``names`` (``--num-eval-crops`` ...) as ``config`` resolves them."""
-    from spkid.config import read_resolved, to_conf_lines
+    """The options ``names`` (``--num-eval-crops`` ...) as ``config`` sets them."""
+    from spkid.config import read_values
     from spkid.options import SYSTEM_OPTIONS
 
-    lines = dict(line.split("=", 1) for line in to_conf_lines(*read_resolved(config, SYSTEM_OPTIONS)))
+    lines = read_values(config, SYSTEM_OPTIONS)
     return {n: lines.get(n, "") for n in names}
 
 

@@ -99,3 +99,29 @@ def test_a_record_is_data_malformed_or_naming_a_device_is_not_trusted(tmp_path):
     assert Record.load(tmp_path) is None
     (tmp_path / RECORD).write_bytes(b"\xff\xfe junk")
     assert Record.load(tmp_path) is None
+
+
+def test_a_record_checks_its_options_against_config_conf_without_importing_torch(tmp_path):
+    # run.sh asks utils/check_provenance.py before skipping each finished stage output: reading
+    # config.conf through the registries imported torch, about 2 s a call
+    import subprocess
+    import sys
+
+    from spkid.config import read_resolved, read_values, to_conf_lines, write_resolved
+    from spkid.expdir import Record
+    from spkid.options import SYSTEM_OPTIONS, EvalOptions, ModelOptions
+
+    config = tmp_path / "config.conf"
+    write_resolved(config, ModelOptions(trunk="ECAPA", pool_std_floor=1e-10), EvalOptions(num_eval_crops=5))
+    assert read_values(config, SYSTEM_OPTIONS) == dict(
+        line.split("=", 1) for line in to_conf_lines(*read_resolved(config, SYSTEM_OPTIONS)))
+    out = tmp_path / "scores"
+    out.mkdir()
+    (out / "a.score").write_text("x y 0.5\n")
+    Record.made_from(out, 5, "SCORE", {}, config, {"--num-eval-crops": "5", "--trunk": "ECAPA"}).write([out / "a.score"])
+    check = ("import sys; from spkid.expdir import Record; "
+             "print(Record.load(sys.argv[1]).problems(), 'torch' in sys.modules)")
+    run = lambda: subprocess.run([sys.executable, "-c", check, str(out)], capture_output=True, text=True, check=True).stdout
+    assert run() == "[] False\n"
+    config.write_text(config.read_text().replace("--num-eval-crops=5", "--num-eval-crops=10"))
+    assert run() == f"['{config} now sets --num-eval-crops=10 (made with 5)'] False\n"
