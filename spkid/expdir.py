@@ -2,6 +2,7 @@
 
     exp/<SYS>/config.conf                 the resolved options (stage 3; read by stages 4-6)
     exp/<SYS>/final.pt                    the trained network (stage 3)
+    exp/<SYS>/.done.train                 run.sh's stage 3 marker
     exp/<SYS>/checkpoints/epoch_*.pt      training checkpoints
     exp/<SYS>/checkpoints/interrupted.pt  the checkpoint of a training run stopped mid-epoch by SIGTERM
     exp/<SYS>/log/<step>.log              the steps' logs (train.log, extract.<set>.log, score.<set>.log)
@@ -58,6 +59,7 @@ class SystemDir:
 
     config = _Under("config.conf")
     final = _Under("final.pt")
+    trained_marker = _Under(".done.train")  # run.sh's stage 3 marker (written there, and by an import)
     checkpoints = _Under("checkpoints")
     interrupted = _Under("checkpoints", "interrupted.pt")
     log = _Under("log")

@@ -182,7 +182,7 @@ def write_system(imported: Imported, exp_dir: str | os.PathLike, source: str | o
         final["loss"] = {k: v.contiguous() for k, v in imported.head_state.items()}
     with atomic_write(layout.final, mode="wb", encoding=None) as f:
         torch.save(final, f)
-    with atomic_write(layout.root / ".done.train") as f:
+    with atomic_write(layout.trained_marker) as f:
         f.write("")
     return layout.root
 
