@@ -120,6 +120,10 @@ def _checked(obj: Any, where: dict[str, str]) -> Any:
     return obj
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
 def _unknown(name: str, where: str, table: dict) -> ConfigError:
     close = difflib.get_close_matches(name, list(table), n=1)
     hint = f"; did you mean {close[0]}?" if close else f"; known options: {' '.join(sorted(table))}"
@@ -209,14 +213,20 @@ def parse_options(types: Sequence[type], argv: Sequence[str], positional: Sequen
     entries = {**from_confs, **from_cli}
     if saved is not None:
         entries = {**_conf_entries(saved.path(positionals), full), **entries}
-    values: dict[type, dict[str, Any]] = {cls: {} for cls in {cls for cls, _, _ in full.values()}}
-    for name, (value, where) in entries.items():
-        cls, f, typ = full[name]
-        values[cls][f.name] = convert_value(value, typ, f, where)
-    wheres = {name: where for name, (_, where) in entries.items()}
-    groups = {cls: _checked(cls(**fields), wheres) for cls, fields in values.items()}
+    groups = _instances(entries, full)
     given = frozenset(full[name][1].name for name in {**from_confs, **from_cli})
     return Args(groups, positionals, given, tuple(replaced))
+
+
+def _instances(entries: dict[str, tuple[str, str]], table: dict) -> dict[type, Any]:
+    """One instance of each options class in ``table``, from ``entries`` (option -> (value,
+    where)) over the defaults, each value and each instance's cross-option ranges checked."""
+    values: dict[type, dict[str, Any]] = {cls: {} for cls, _, _ in table.values()}
+    for name, (value, where) in entries.items():
+        cls, f, typ = table[name]
+        values[cls][f.name] = convert_value(value, typ, f, where)
+    wheres = {name: where for name, (_, where) in entries.items()}
+    return {cls: _checked(cls(**fields), wheres) for cls, fields in values.items()}
 
 
 def _read_argv(argv: Sequence[str], table: dict, full: dict, saved: SavedConf | None):
@@ -288,7 +298,7 @@ def format_help(types: Sequence[type], positional: Sequence[str] = (), prog: str
     for cls in types:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = _default(f)
             kind = hints[f.name].__name__
             choices = f.metadata.get("choices")
             kind = "|".join(map(str, choices)) if choices else kind
@@ -336,8 +346,7 @@ def read_values(path: str | os.PathLike, types: Sequence[type]) -> dict[str, str
             value, where = entries[name]
             out[name] = format_value(convert_value(value, typ, f, where, check_choices=False))
         else:
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            out[name] = format_value(default)
+            out[name] = format_value(_default(f))
     return out
 
 
@@ -345,10 +354,5 @@ def read_resolved(path: str | os.PathLike, types: Sequence[type]) -> list:
     """Read back a conf written by :func:`write_resolved` (or any conf) into ``types``;
     an option that ``types`` do not define is an error, as everywhere else."""
     table = _field_table(types)
-    entries = _conf_entries(path, table)
-    values: dict[type, dict[str, Any]] = {cls: {} for cls in types}
-    for name, (value, where) in entries.items():
-        cls, f, typ = table[name]
-        values[cls][f.name] = convert_value(value, typ, f, where)
-    wheres = {name: where for name, (_, where) in entries.items()}
-    return [_checked(cls(**values[cls]), wheres) for cls in types]
+    groups = _instances(_conf_entries(path, table), table)
+    return [groups[cls] for cls in types]
