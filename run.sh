@@ -195,13 +195,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for sys in $all_systems; do
     for set in $sets; do
       require exp/$sys/embeddings/$set/.done 4 "extract $sys embeddings of data/$set"
-      marker=exp/$sys/scores/$set/.done
-      if [ -f $marker ] && ! $force; then
-        check_stamp $marker 5
-        provenance_agrees exp/$sys/scores/$set && continue
-        echo "stage 5: exp/$sys/scores/$set no longer matches what made it (above): scoring it again"
-      fi
-      score_systems="$score_systems $sys"
+      stage_done 5 exp/$sys/scores/$set/.done "scoring it again" || score_systems="$score_systems $sys"
     done
   done
   score_systems=$(echo $(printf '%s\n' $score_systems | uniq))

@@ -8,13 +8,9 @@ stage_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # terminal and to exp/log/stage<N>_<dir of MARKER, / as _>.log.
 run_stage() {
   local n=$1 marker=$2; shift 2
-  if [ -f "$marker" ] && [ "${force:-false}" != true ]; then
-    check_stamp "$marker" "$n"
-    if provenance_agrees "$(dirname "$marker")"; then
-      echo "stage $n: $marker exists, skipping (--force true redoes it)"
-      return 0
-    fi
-    echo "stage $n: $(dirname "$marker") no longer matches what made it (above): redoing it"
+  if stage_done "$n" "$marker" "redoing it"; then
+    echo "stage $n: $marker exists, skipping (--force true redoes it)"
+    return 0
   fi
   local dir log held
   dir=$(dirname "$marker")
@@ -81,6 +77,17 @@ check_stamp() {
       "(./run.sh --stage $2 --stop-stage $2 --force true with the same options)" >&2
     exit 1
   fi
+}
+
+# stage_done N MARKER REDO: whether stage N's output MARKER is there to keep: not --force, made
+# from this corpus (else run.sh stops), the record of its folder still agreeing with the disk
+# (else it says so, then REDO: what is done instead).
+stage_done() {
+  [ -f "$2" ] && [ "${force:-false}" != true ] || return 1
+  check_stamp "$2" "$1"
+  provenance_agrees "$(dirname "$2")" && return 0
+  echo "stage $1: $(dirname "$2") no longer matches what made it (above): $3"
+  return 1
 }
 
 # provenance_agrees DIR: whether DIR's provenance.json (if it has one) still agrees with the
