@@ -322,6 +322,12 @@ def to_conf_lines(*instances: Any) -> list[str]:
             for obj in instances for f in dataclasses.fields(obj)]
 
 
+def to_conf_values(*instances: Any) -> dict[str, str]:
+    """``--option`` -> value of every option of ``instances``, spelt as :func:`to_conf_lines`
+    spells it (what a provenance record keeps of the options, and what two runs compare)."""
+    return dict(line.split("=", 1) for line in to_conf_lines(*instances))
+
+
 def write_resolved(path: str | os.PathLike, *instances: Any, header: str = "") -> None:
     """Write every option of ``instances`` as a conf file that reproduces them (atomically)."""
     with atomic_write(path) as f:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spkid.config import to_conf_lines
+from spkid.config import to_conf_values
 from spkid.data import arks
 from spkid.data.datadir import Trials, read_table, read_trials, read_utt2dur
 from spkid.errors import SpkidError
@@ -67,11 +67,6 @@ def saved_files(system: SystemDir, evaluation: EvalOptions) -> list[Path]:
     return [system.backend_stats] + [system.plda] * (evaluation.score_type == "plda") + [system.qmf] * evaluation.qmf
 
 
-def used_options(evaluation: EvalOptions) -> dict[str, str]:
-    """The evaluation options as config.conf states them (``--name`` -> value), as a record keeps them."""
-    return dict(line.split("=", 1) for line in to_conf_lines(evaluation))
-
-
 def qmf_list(evaluation: EvalOptions, data_root: Path) -> tuple[str, Path, Path]:
     """(the set, the trial list, the set's utt2dur) ``--qmf-trials`` names under ``data_root``."""
     set_name, _, list_name = evaluation.qmf_trials.partition("/")
@@ -105,7 +100,7 @@ def fitting_record(system: SystemDir, evaluation: EvalOptions, cohort_dir: Path,
             else:
                 inputs[prefix + name] = emb_dir / name
     return Record.made_from(system.backend, 5, f"steps/score.sh {system.root} DATA_DIR", inputs, system.config,
-                            used_options(evaluation), checked)
+                            to_conf_values(evaluation), checked)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 
 from spkid.console import progress
-from spkid.config import option, to_conf_lines
+from spkid.config import option, to_conf_values
 from spkid.data.arks import set_problem
 from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
@@ -128,7 +128,7 @@ def set_making(exp_dir: Path, evaluation: EvalOptions, out_dir: Path, redo: str,
     """What a set's embeddings are made from: the trained weights, the data dir's lists and the
     crop options (spkid.expdir's provenance record). A set made otherwise is extracted again."""
     system = SystemDir(exp_dir)
-    used = dict(line.split("=", 1) for line in to_conf_lines(evaluation))
+    used = to_conf_values(evaluation)
     return Record.made_from(out_dir, 4, redo, {"final.pt": system.final, **data_files}, system.config,
                             {name: used[name] for name in options})
 

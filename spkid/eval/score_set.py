@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spkid.config import option
+from spkid.config import option, to_conf_values
 from spkid.data.datadir import DataDir, read_trials
 from spkid.errors import SpkidError
 from spkid.expdir import COHORT, RECORD, Record, SystemDir, check_current
@@ -54,7 +54,7 @@ def scoring_record(system: SystemDir, data_dir: Path, evaluation: EvalOptions, c
     (out_dir / RECORD).unlink(missing_ok=True)
     return Record.made_from(out_dir, 5, f"steps/score.sh {system.root} {data_dir}",
                             {f"trials/{name}": path for name, path in lists.items()}, system.config,
-                            backend.used_options(evaluation), checked)
+                            to_conf_values(evaluation), checked)
 
 
 def score_set(exp_dir: Path, data_dir: Path, opts: ScoreOptions, evaluation: EvalOptions) -> int:

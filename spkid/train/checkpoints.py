@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from spkid.config import read_resolved, to_conf_lines
+from spkid.config import read_resolved, to_conf_values
 from spkid.errors import SpkidError
 from spkid.expdir import SystemDir
 from spkid.fileio import atomic_paths, leftover_tmp_paths
@@ -200,7 +200,7 @@ def prune_checkpoints(exp_dir: Path, keep: int, newest: int) -> None:
 def config_differences(saved: Path, current: Sequence[Any]) -> list[str]:
     """Options whose value in ``current`` differs from the conf ``saved`` (written by an
     earlier run), except those in RESUMABLE_CHANGES; each as '--opt: saved -> current'."""
-    old = dict(line.split("=", 1) for line in to_conf_lines(*read_resolved(saved, [type(c) for c in current])))
-    new = dict(line.split("=", 1) for line in to_conf_lines(*current))
+    old = to_conf_values(*read_resolved(saved, [type(c) for c in current]))
+    new = to_conf_values(*current)
     skip = {"--" + name.replace("_", "-") for name in RESUMABLE_CHANGES}
     return [f"{k}: {old[k]} -> {new[k]}" for k in new if k not in skip and old.get(k) != new[k]]
