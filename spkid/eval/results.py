@@ -202,18 +202,17 @@ class RowSource:
     stage: int  # 5: a system (exp/<SYS>/scores/<set>/provenance.json); 6: a fusion or the floor (one record)
     redo: str   # what makes the score files again, with SET for the set's name
 
-    def scores(self, t: TrialList) -> tuple[Path, dict] | None:
-        """The row's score file of ``t`` and its fingerprint, checked against the record of the
-        stage that made it (a SpkidError naming the stale or missing file and the stage to re-run);
-        None when the row has no scores of ``t``."""
+    def scores(self, t: TrialList) -> tuple[Path, Record, str] | None:
+        """The row's score file of ``t``, the record of the stage that made it and the file's name
+        there, checked against that record (a SpkidError naming the stale or missing file and the
+        stage to re-run); None when the row has no scores of ``t``."""
         path = SystemDir(self.root).score_file(t.set, t.name)
         folder = path.parent if self.stage == 5 else self.root
         name = os.path.relpath(path, folder)
         record = Record.load(folder)
         if not path.is_file() and (record is None or name not in record.outputs):
             return None
-        record = check_current(folder, self.stage, self.redo.replace("SET", t.set), [name])
-        return path, record.outputs[name]
+        return path, check_current(folder, self.stage, self.redo.replace("SET", t.set), [name]), name
 
 
 def row_sources(data: Path, exp: Path, fusion_opts: FusionOptions, report_opts: ReportOptions, systems: list[str]) -> list[RowSource]:
@@ -249,10 +248,11 @@ def final_fingerprints(rows: list[RowSource], folder: Path) -> dict[str, dict]:
     return finals
 
 
-def write_table_record(out: Path, files: dict[str, tuple[Path, dict]], finals: dict[str, dict], redo: str) -> None:
-    """provenance.json beside the table: every score file and final.pt its figures came from."""
+def write_table_record(out: Path, files: dict[str, tuple[Record, str]], finals: dict[str, dict], redo: str) -> None:
+    """provenance.json beside the table: every score file (its record, its name there) and
+    final.pt its figures came from."""
     folder = out.parent
-    checked = {role: {**entry, "path": os.path.relpath(path, folder)} for role, (path, entry) in files.items()}
+    checked = {role: record.input_entry(name, folder) for role, (record, name) in files.items()}
     Record.made_from(folder, 6, redo, {}, checked={**checked, **finals}).write([out])
 
 
@@ -278,9 +278,10 @@ def write_results_table(data: Path, exp: Path, fusion_opts: FusionOptions, repor
             found = source.scores(t)
             if found is None:
                 continue
-            used[f"{source.row.name}:{t.set}/{t.name}.score"] = found
-            source.row.digests[f"{t.name}.score"] = found[1]["sha256"]
-            s = scores_for_trials(found[0], trials, str(t.path))
+            path, record, name = found
+            used[f"{source.row.name}:{t.set}/{t.name}.score"] = (record, name)
+            source.row.digests[f"{t.name}.score"] = record.outputs[name]["sha256"]
+            s = scores_for_trials(path, trials, str(t.path))
             m = metrics.compute_metrics(s, trials.labels, fusion_opts.p_target, fusion_opts.c_miss, fusion_opts.c_fa, fusion_opts.eer_method, str(t.path))
             curves.append(DetCurve.from_metrics(source.row.name, m))
             source.row.results[t.name] = replace(m, rates=None)  # the table keeps the figures, not every point
