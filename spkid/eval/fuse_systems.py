@@ -28,10 +28,9 @@ FUSIONS = {"F1": "eer", "F2": "mindcf"}
 
 
 def load_list_scores(exp: Path, systems: list[str], set_name: str, list_name: str, trials_path: Path):
-    """(trials, scores (systems x trials)) of one list; None when some system lacks that list."""
+    """(trials, scores (systems x trials)) of one list every system has scored (its records
+    checked: :func:`checked_score_records`)."""
     files = [SystemDir(exp / s).score_file(set_name, list_name) for s in systems]
-    if not all(f.is_file() for f in files):
-        return None
     trials = read_trials(trials_path)
     # one file at a time, each read once: a file's trial ids (a million strings on Vox1-E)
     # are dropped once its scores are in the list's order
