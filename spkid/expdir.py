@@ -80,6 +80,13 @@ class SystemDir:
     def name(self) -> str:
         return self.root.name
 
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch:04d}.pt"
+
+    def epoch_checkpoints(self) -> list[Path]:
+        """The epoch checkpoints there, oldest first."""
+        return sorted(self.checkpoints.glob("epoch_*.pt"))
+
     def step_log(self, step: str) -> Path:
         """``log/<step>.log``: what a step (extract.<set>, score.<set>, import_model, ...) printed."""
         return self.log / f"{step}.log"

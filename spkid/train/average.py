@@ -55,7 +55,7 @@ def kept_checkpoints(keep: int, average_last: int) -> int:
 def last_checkpoints(exp_dir: str | os.PathLike, n: int) -> list[Path]:
     """The checkpoints of the last ``n`` epochs in ``exp_dir/checkpoints``, oldest first; an
     error naming what is there when there are fewer, or a gap among them."""
-    found = sorted((int(m.group(1)), p) for p in SystemDir(exp_dir).checkpoints.glob("epoch_*.pt")
+    found = sorted((int(m.group(1)), p) for p in SystemDir(exp_dir).epoch_checkpoints()
                    if (m := EPOCH_FILE.search(p.name)))
     chosen = found[-n:] if n > 0 else []
     if n < 1 or len(chosen) < n or chosen[-1][0] - chosen[0][0] != n - 1:

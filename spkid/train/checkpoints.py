@@ -73,7 +73,7 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------- checkpoints
 
 def checkpoint_path(exp_dir: Path, epoch: int) -> Path:
-    return SystemDir(exp_dir).checkpoints / f"epoch_{epoch:04d}.pt"
+    return SystemDir(exp_dir).epoch_checkpoint(epoch)
 
 
 def newest_checkpoint(exp_dir: Path) -> Path | None:
@@ -81,7 +81,7 @@ def newest_checkpoint(exp_dir: Path) -> Path | None:
     mid-epoch by SIGTERM: ``epoch`` epochs and ``step`` steps of the next done; removed by the
     next epoch's checkpoint), else the newest epoch checkpoint."""
     layout = SystemDir(exp_dir)
-    epochs = sorted(layout.checkpoints.glob("epoch_*.pt"))
+    epochs = layout.epoch_checkpoints()
     return layout.interrupted if layout.interrupted.is_file() else epochs[-1] if epochs else None
 
 
@@ -120,7 +120,7 @@ def load_latest_checkpoint(exp_dir: Path, epochs: int | None = None) -> dict | N
     """The newest checkpoint that loads; unreadable (e.g. truncated) ones are skipped with a
     warning. interrupted.pt comes first when it is newer than every epoch checkpoint and stopped
     before the last of ``epochs`` (a run asked for fewer epochs ends at an epoch's end)."""
-    paths = sorted(SystemDir(exp_dir).checkpoints.glob("epoch_*.pt"), reverse=True)
+    paths = SystemDir(exp_dir).epoch_checkpoints()[::-1]
     done = int(paths[0].stem.split("_")[1]) if paths else 0
     for path in [SystemDir(exp_dir).interrupted, *paths]:
         if not path.is_file():
@@ -178,7 +178,7 @@ def load_init_weights(path: str | os.PathLike) -> dict:
         raise SpkidError(f"--init-from {path}: no 'model' in it; give a spkid final.pt (a voxceleb_trainer or "
                          f"wespeaker file goes through steps/import_model.py first)")
     if "loss" not in state:  # final.pt written before it held the head: the newest checkpoint's
-        newest = sorted(SystemDir(path.parent).checkpoints.glob("epoch_*.pt"))
+        newest = SystemDir(path.parent).epoch_checkpoints()
         if newest:
             state["loss"] = torch.load(newest[-1], map_location="cpu", weights_only=True).get("loss")
     state["path"] = str(path)
@@ -191,8 +191,7 @@ def prune_checkpoints(exp_dir: Path, keep: int, newest: int) -> None:
     them could delete the only good checkpoint."""
     if keep <= 0:
         return
-    done = sorted((p for p in SystemDir(exp_dir).checkpoints.glob("epoch_*.pt") if p <= checkpoint_path(exp_dir, newest)),
-                  reverse=True)
+    done = [p for p in SystemDir(exp_dir).epoch_checkpoints()[::-1] if p <= checkpoint_path(exp_dir, newest)]
     for path in done[keep:]:
         path.unlink(missing_ok=True)
 
