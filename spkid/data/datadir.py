@@ -21,7 +21,7 @@ from typing import Collection, Iterable, Iterator, Mapping
 import numpy as np
 
 from spkid.console import progress
-from spkid.data.audio import SAMPLE_RATE, audio_info
+from spkid.data.audio import SAMPLE_RATE, audio_info, is_pipe
 from spkid.data.segments import read_segments, segment_entry
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_write
@@ -149,18 +149,24 @@ def write_table(path: str | os.PathLike, table: Mapping[str, object]) -> None:
             f.write(f"{key} {value}\n")
 
 
+def refused_pipe(entry: str, allow_pipes: bool) -> str | None:
+    """What ``entry`` is (:func:`kaldi_pipe`) when spkid must not run or redirect it: anything
+    Kaldi would, except a ``cmd |`` the user allowed with ``allow_pipes``; None to open it."""
+    what = kaldi_pipe(entry)
+    return None if what is None or (allow_pipes and is_pipe(entry)) else what
+
+
 def read_wav_scp(path: str | os.PathLike, allow_pipes: bool = False) -> dict[str, str]:
     """utt -> audio file, or a shell command ending in '|' when ``allow_pipes`` (the user's
     --allow-pipes; the command runs in :mod:`spkid.data.audio`). Any other entry that Kaldi
     would execute or read from stdin (:func:`kaldi_pipe`) is an error naming the file and line."""
     path = Path(path)
     table = read_table(path)
-    refused = [(u, e, kaldi_pipe(e)) for u, e in table.items()
-               if kaldi_pipe(e) and not (allow_pipes and e.rstrip().endswith("|"))]
+    refused = [(u, e, what) for u, e in table.items() if (what := refused_pipe(e, allow_pipes))]
     if refused:
         utt, entry, what = refused[0]
         lineno = next(n for n, line in list_lines(path) if line.split(maxsplit=1)[0] == utt)
-        fix = ("give audio files ('<utt> <file>') instead" if not entry.rstrip().endswith("|") else
+        fix = ("give audio files ('<utt> <file>') instead" if not is_pipe(entry) else
                "pass --allow-pipes=true to steps/extract.sh (or steps/embed.py, steps/verify.py) if you trust it, "
                "or write the audio to files and list those")
         more = f" (and {len(refused) - 1} more such lines)" if len(refused) > 1 else ""

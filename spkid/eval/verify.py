@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spkid.config import option
-from spkid.data.datadir import Trials, kaldi_pipe, list_lines
+from spkid.data.datadir import Trials, list_lines, refused_pipe
 from spkid.data.inputs import Failures
 from spkid.device import pick_device
 from spkid.errors import SpkidError
@@ -67,7 +67,7 @@ def read_pairs(path: str, allow_pipes: bool = False) -> list[tuple[str, str]]:
             parts = parts[:2]
         if len(parts) != 2:
             raise SpkidError(f"{p}:{lineno}: expected 'a.wav b.wav', got '{line}'")
-        refused = [(e, kaldi_pipe(e)) for e in parts if kaldi_pipe(e) and not (allow_pipes and e.endswith("|"))]
+        refused = [(e, what) for e in parts if (what := refused_pipe(e, allow_pipes))]
         if refused:
             raise SpkidError(f"{p}:{lineno}: '{refused[0][0]}' is {refused[0][1]}, not a recording; spkid runs "
                              f"commands ('cmd|') only with --allow-pipes=true")
