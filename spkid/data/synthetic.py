@@ -73,10 +73,7 @@ def make_noise_set(root: Path, utts: int, seconds: float | tuple[float, float], 
         utt = f"id{i % speakers:05d}/s/{i:05d}"
         n = int(rng.integers(*(int(s * SAMPLE_RATE) for s in seconds))) if isinstance(seconds, tuple) \
             else int(seconds * SAMPLE_RATE)
-        path = root / "wav" / f"{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, (0.1 * rng.normal(size=n)).astype(np.float32), SAMPLE_RATE)
-        wav[utt], utt2spk[utt] = str(path), utt.split("/")[0]
+        wav[utt], utt2spk[utt] = _write(root / "wav" / f"{i}.wav", 0.1 * rng.normal(size=n)), utt.split("/")[0]
     d = DataDir(root / "data" / "set", wav, utt2spk, {}, None)
     d.write()
     return d
