@@ -198,6 +198,12 @@ def slurm_launcher(spec: JobSpec) -> list[str]:
     return ["srun", "--ntasks=1", "--nodes=1", f"--job-name={name}", "--quiet", *spec.options]
 
 
+def split_contiguous(items: Sequence, nj: int) -> list[Sequence]:
+    """``items`` in ``nj`` contiguous parts, in order, their sizes differing by at most one:
+    job k's list is part k - 1."""
+    return [items[k * len(items) // nj:(k + 1) * len(items) // nj] for k in range(nj)]
+
+
 def runs_here(cmd: str) -> bool:
     """Whether ``cmd`` is the local runner (or empty): a step may then do its jobs' work in its own
     process (threads), which spares a process start-up per job."""

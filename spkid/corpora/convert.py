@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 from spkid import console
 from spkid.errors import SpkidError
 from spkid.fileio import atomic_paths, atomic_write
-from spkid.jobs import run_jobs, runs_here
+from spkid.jobs import run_jobs, runs_here, split_contiguous
 from spkid.options import SAMPLE_RATE
 
 MAX_NAMED = 20
@@ -128,9 +128,9 @@ class ConvertJobs:
         split = self.work_dir / "split"
         shutil.rmtree(split, ignore_errors=True)  # lists of an earlier run: the files still to do differ
         split.mkdir(parents=True)
-        for k in range(nj):
-            with atomic_write(split / f"m4a.{k + 1}") as f:
-                f.writelines(f"{rel}\n" for rel in rels[k * len(rels) // nj:(k + 1) * len(rels) // nj])
+        for k, part in enumerate(split_contiguous(rels, nj), 1):
+            with atomic_write(split / f"m4a.{k}") as f:
+                f.writelines(f"{rel}\n" for rel in part)
         run_jobs(self.cmd, nj, self.work_dir / "log" / "convert.JOB.log",
                  [*self.job_command, f"--list={split}/m4a.JOB", f"--failures={split}/failed.JOB", str(src_root),
                   str(dst_root)], "m4a->wav conversion")

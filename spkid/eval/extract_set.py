@@ -32,7 +32,7 @@ from spkid.data.datadir import DataDir, read_scp, read_table, write_table
 from spkid.errors import SpkidError
 from spkid.expdir import COHORT, RECORD, Record, SystemDir
 from spkid.fileio import atomic_write, link_or_copy, writer_lock
-from spkid.jobs import LOCAL_RUNNER, run_jobs, runs_here
+from spkid.jobs import LOCAL_RUNNER, run_jobs, runs_here, split_contiguous
 from spkid.eval.backend import describe, needs_training_set
 from spkid.eval.extract import (ExtractError, cohort_subset, crop_samples, embed, load_system, merge_arks,
                                 write_embeddings, write_utterance_vectors)
@@ -223,8 +223,8 @@ def split_parts(split: Path, wav_scp: dict[str, str], nj: int, making: Record) -
             p.unlink()
         write_table(split / "fingerprint", making.summary())
     parts = []
-    for k in range(nj):
-        part = Part(k + 1, {u: wav_scp[u] for u in utts[k * len(utts) // nj:(k + 1) * len(utts) // nj]}, split)
+    for k, chunk in enumerate(split_contiguous(utts, nj), 1):
+        part = Part(k, {u: wav_scp[u] for u in chunk}, split)
         with atomic_write(split / f"wav.{part.job}") as f:
             f.writelines(f"{u} {w}\n" for u, w in part.items())
         parts.append(part)
