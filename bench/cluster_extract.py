@@ -24,30 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 
-from spkid.config import write_resolved
 from spkid.data.synthetic import make_noise_set
-from spkid.models import build_model
-from spkid.options import EvalOptions, LossOptions, ModelOptions, TrainOptions
+from spkid.options import EvalOptions, ModelOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from slurm_cluster import start_cluster  # noqa: E402  (the tests' cluster, started here the same way)
+from trained_system import make_experiment  # noqa: E402  (the tests' untrained system)
 
 
-def make_system(root: Path, channels: str) -> Path:
-    torch.manual_seed(0)
-    model_opts = ModelOptions(trunk="Q_SAP", channels=channels, n_mels=40, embed_dim=128)
-    exp = root / "exp" / "B"
-    write_resolved(exp / "config.conf", model_opts, LossOptions(), TrainOptions(),
-                   EvalOptions(eval_frames=200, num_eval_crops=10))
-    torch.save({"model": build_model(model_opts).state_dict(), "epoch": 1, "num_speakers": 2}, exp / "final.pt")
-    return exp
-
-
-def make_data(root: Path, utts: int, seconds: float) -> Path:
-    return make_noise_set(root, utts, seconds, speakers=4).path
 
 
 def extract(exp: Path, data: Path, nj: int, cmd: str, env: dict) -> float:
@@ -71,7 +57,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="spkid-bench-cluster-"))
     cluster = start_cluster()
     try:
-        exp, data = make_system(root, args.channels), make_data(root, args.utts, args.seconds)
+        exp = make_experiment(root / "exp" / "B", ModelOptions(trunk="Q_SAP", channels=args.channels, n_mels=40,
+                                                               embed_dim=128), EvalOptions(eval_frames=200, num_eval_crops=10))
+        data = make_noise_set(root, args.utts, args.seconds, speakers=4).path
         ark = exp / "embeddings" / "set" / "embeddings.ark"
         print(f"stage 4 of {args.utts} utterances of {args.seconds:g} s, Q/SAP channels {args.channels}, "
               f"ten crops, --nj {args.nj}; one node with {cluster.cpus} CPUs")
